@@ -1,0 +1,5 @@
+import sys
+
+from crmnet.cli import main
+
+sys.exit(main())
