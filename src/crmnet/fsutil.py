@@ -29,6 +29,12 @@ def _check_target(path: Path, overwrite: bool) -> None:
         raise CrmnetError(f"{path}: cannot write here (directory {parent} is not writable)")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _replace(tmp: Path, path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         # A directory cannot be renamed over a non-empty one: move the old one aside first so the
@@ -51,6 +57,7 @@ def atomic_file(path: str | os.PathLike, overwrite: bool = False, mode: str = "w
     _check_target(path, overwrite)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     tmp = Path(tmp_name)
+    os.chmod(fd, 0o666 & ~_umask())  # mkstemp creates 0600; the result should look like any other output
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
             yield fh
