@@ -1,0 +1,46 @@
+"""Subcommand ``download``: fetch the public data sets, verified and resumable (crmnet.download)."""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(subparsers) -> None:
+    from crmnet.download import SOURCES  # stdlib only: cheap enough for --help
+
+    p = subparsers.add_parser(
+        "download",
+        help="download the Zenodo training data, test sets, peer predictions, LegNet outputs or the authors' models",
+        description=(
+            "Fetch public data into DIR with the layout evaluate expects (DIR/vaishnav2022/test, "
+            "DIR/vaishnav2022/peer_predictions, DIR/legnet2023, DIR/zenodo<record>). Every file is checked "
+            "(Zenodo md5 from its records API, sha256 for pinned GitHub files), written as FILE.part and "
+            "renamed when verified; an interrupted download resumes; complete files are skipped. "
+            "Names: complex, defined (training data, ~3 GB and ~2 GB), test-sets, peer-predictions, legnet, "
+            "crmnet-authors (Keras models, imported as crmnet checkpoints)."
+        ),
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help=f"what to download: {', '.join(SOURCES)}")
+    p.add_argument("--out", metavar="DIR", help="data directory (default: ./data)", default="data")
+    p.add_argument("--list", action="store_true", help="list the downloads and exit")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a file whose checksum does not match (complete, matching files are always kept)")
+    p.add_argument("--zenodo-url", help="Zenodo base URL (default: $CRMNET_ZENODO_URL or https://zenodo.org)")
+    p.add_argument("--github-url", help="raw GitHub base URL (default: $CRMNET_GITHUB_RAW_URL or "
+                   "https://raw.githubusercontent.com)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run_download)
+
+
+def run_download(args) -> int:
+    from crmnet.download import SOURCES, download
+
+    if args.list or not args.names:
+        for name, source in SOURCES.items():
+            print(f"{name:17s} {source.description}")
+        if not args.list:
+            print("crmnet: error: name at least one download (or --list)", file=sys.stderr)
+        return 0 if args.list else 2
+    download(args.names, args.out, overwrite=args.overwrite, zenodo_url=args.zenodo_url, github_url=args.github_url,
+             progress=not args.quiet and sys.stderr.isatty(), log=print)
+    return 0
