@@ -1,0 +1,148 @@
+"""Self-describing checkpoints: everything needed to rebuild and use a model, and nothing pickled.
+
+A checkpoint is a ``torch.save``d dict of plain Python types and tensors, readable with
+``torch.load(weights_only=True)``::
+
+    format          "crmnet.checkpoint"
+    format_version  1
+    model           registry name (crmnet.models.MODELS)
+    model_config    the resolved config (dict): rebuilds the exact architecture
+    encoding        the input Encoding (dict): how sequences become the model's input
+    state_dict      parameters and saved buffers
+    provenance      where the weights came from (data, run, source file ...), a dict
+    metrics         evaluation results, a dict
+    extra           anything else the caller stores (plain types)
+
+``load_checkpoint(path)`` returns the model in eval mode with the payload minus ``state_dict`` as
+``model.checkpoint_meta``; a file that is not a crmnet checkpoint, an unknown model name or a
+state_dict that does not fit the config is an :class:`~crmnet.errors.InputError` naming the file.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from crmnet.errors import InputError
+from crmnet.fsutil import atomic_file
+
+FORMAT = "crmnet.checkpoint"
+FORMAT_VERSION = 1
+_REQUIRED = ("format", "format_version", "model", "model_config", "encoding", "state_dict")
+
+
+def registry_name(model: nn.Module) -> str:
+    """The registry name of ``model``: the one it was built under, else the first entry of its class.
+
+    Any entry of the same class rebuilds it exactly, because the checkpoint stores the full config.
+    """
+    from crmnet.models.registry import MODELS
+
+    name = getattr(model, "model_name", None)
+    if name in MODELS:
+        return name
+    for key, entry in MODELS.items():
+        if type(model) is entry.model_class:
+            return key
+    raise ValueError(
+        f"{type(model).__name__} is not a registered model class; cannot save it as a crmnet checkpoint"
+    )
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    *,
+    provenance: dict | None = None,
+    metrics: dict | None = None,
+    extra: dict | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Write ``model`` to ``path`` atomically; an existing file is refused unless ``overwrite``.
+
+    Tensors are saved on the CPU so the file loads anywhere.
+    """
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model": registry_name(model),
+        "model_config": model.config.to_dict(),
+        "encoding": model.encoding.to_dict(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "provenance": dict(provenance or {}),
+        "metrics": dict(metrics or {}),
+        "extra": dict(extra or {}),
+    }
+    with atomic_file(path, overwrite=overwrite, mode="wb") as fh:
+        torch.save(payload, fh)
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load and validate a checkpoint's payload (no model is built; ``state_dict`` not yet checked)."""
+    from crmnet.models.registry import MODELS
+
+    src = str(path)
+    if not os.path.isfile(src):
+        raise InputError(src, "checkpoint file not found")
+    try:
+        payload = torch.load(src, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on foreign files; all mean one thing here
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(src, f"not a crmnet checkpoint (torch.load failed: {first})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise InputError(src, f"not a crmnet checkpoint (no format {FORMAT!r} marker)")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise InputError(
+            src,
+            f"checkpoint format version {payload.get('format_version')!r} is not supported (this crmnet reads {FORMAT_VERSION})",
+        )
+    missing = [k for k in _REQUIRED if k not in payload]
+    if missing:
+        raise InputError(src, f"incomplete crmnet checkpoint: missing {', '.join(missing)}")
+    if payload["model"] not in MODELS:
+        raise InputError(src, f"unknown model {payload['model']!r}; known models: {', '.join(MODELS)}")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model saved at ``path``, in eval mode, with ``model.checkpoint_meta`` attached."""
+    from crmnet.encoding import Encoding
+    from crmnet.models.registry import model_from_config
+
+    src = str(path)
+    payload = read_checkpoint(path, map_location=map_location)
+    try:
+        model = model_from_config(payload["model"], payload["model_config"])
+    except (TypeError, ValueError) as exc:
+        raise InputError(src, f"invalid model_config for {payload['model']!r}: {exc}") from None
+    if Encoding.from_dict(payload["encoding"]) != model.encoding:
+        raise InputError(src, "the checkpoint's encoding does not match its model_config")
+    _check_state_dict(src, payload["model"], model.state_dict(), payload["state_dict"])
+    model.load_state_dict(payload["state_dict"])
+    model.to(map_location)
+    model.eval()
+    model.checkpoint_meta = {k: v for k, v in payload.items() if k != "state_dict"}
+    return model
+
+
+def _check_state_dict(src: str, name: str, own: dict, saved: dict) -> None:
+    """Raise an InputError naming what differs between the model's and the saved state_dict."""
+    missing = [k for k in own if k not in saved]
+    unexpected = [k for k in saved if k not in own]
+    shapes = [
+        f"{k} {tuple(saved[k].shape)} vs {tuple(own[k].shape)}"
+        for k in own
+        if k in saved and saved[k].shape != own[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} tensors missing (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected tensors (e.g. {unexpected[0]})")
+    if shapes:
+        problems.append(f"{len(shapes)} shape mismatches (e.g. {shapes[0]}, saved vs model)")
+    if problems:
+        raise InputError(src, f"state_dict does not match model {name!r}: {'; '.join(problems)}")

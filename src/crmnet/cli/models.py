@@ -1,0 +1,63 @@
+"""``crmnet models``: list the registered models with their sizes and costs."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "models",
+        help="list the registered models (parameters, buffers, FLOPs per sample)",
+        description="List every model crmnet can build, with trainable parameters, saved batch-norm "
+        "statistics, forward FLOPs per sample (a multiply-add counts 2; LSTMs are not counted) and a "
+        "description.",
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.set_defaults(func=_run)
+
+
+def model_table() -> list[dict]:
+    """One row per registered model: name, params, buffers, flops, input, description."""
+    import torch
+
+    from crmnet.models import MODELS, build_model, count_parameters, flops_per_sample
+
+    rows = []
+    for name, entry in MODELS.items():
+        # The meta device gives shapes without memory or initialisation cost, which is all counting needs.
+        with torch.device("meta"):
+            model = build_model(name)
+        params, buffers = count_parameters(model)
+        enc = model.encoding
+        rows.append(
+            {
+                "name": name,
+                "params": params,
+                "buffers": buffers,
+                "flops": flops_per_sample(model),
+                "input": f"{enc.n_channels}x{enc.length} {enc.channels}",
+                "description": entry.description,
+            }
+        )
+    return rows
+
+
+def format_table(rows: list[dict]) -> str:
+    lines = [f"{'name':<22} {'params':>12} {'buffers':>8} {'MFLOP/seq':>10} {'input':<12} description"]
+    for r in rows:
+        lines.append(
+            f"{r['name']:<22} {r['params']:>12,} {r['buffers']:>8,} {r['flops'] / 1e6:>10.1f} {r['input']:<12} {r['description']}"
+        )
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace) -> int:
+    rows = model_table()
+    if args.json:
+        import json
+
+        print(json.dumps(rows, indent=2))
+    else:
+        print(format_table(rows))
+    return 0
