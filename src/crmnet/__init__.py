@@ -10,15 +10,52 @@ import importlib
 
 __version__ = "0.1.0"
 
+# ``crmnet.predict`` must be the function, not the submodule of the same name (importing the submodule
+# would otherwise rebind the attribute), so it alone is imported eagerly; it needs only numpy at import.
+from crmnet.predict import predict  # noqa: E402
+
 # public name -> module that defines it
 _API = {
     "Encoding": "crmnet.encoding",
     "encode": "crmnet.encoding",
     "onehot": "crmnet.encoding",
     "InputError": "crmnet.errors",
+    "read_records": "crmnet.io",
+    "read_fasta": "crmnet.io",
+    "write_fasta": "crmnet.io",
+    "SequenceTable": "crmnet.io",
+    "prepare": "crmnet.store",
+    "open_store": "crmnet.store",
+    "Store": "crmnet.store",
+    "BatchLoader": "crmnet.loader",
+    "load_yeast_motifs": "crmnet.jaspar",
+    "Motif": "crmnet.jaspar",
+    "PAPER_MOTIFS": "crmnet.jaspar",
+    "SimulatorConfig": "crmnet.simulate",
+    "write_simulation": "crmnet.simulate",
+    "build_model": "crmnet.models.registry",
+    "list_models": "crmnet.models.registry",
+    "MODELS": "crmnet.models.registry",
+    "CRMnet": "crmnet.models.crmnet",
+    "CRMnetConfig": "crmnet.models.crmnet",
+    "count_parameters": "crmnet.models.blocks",
+    "flops_per_sample": "crmnet.models.blocks",
+    "read_checkpoint": "crmnet.checkpoint",
+    "load_checkpoint": "crmnet.checkpoint",
+    "save_checkpoint": "crmnet.checkpoint",
+    "compute_metrics": "crmnet.metrics",
+    "bootstrap_ci": "crmnet.metrics",
+    "compare_models": "crmnet.metrics",
+    "evaluate_model": "crmnet.evaluate",
+    "peer_table": "crmnet.evaluate",
+    "load_test_set": "crmnet.evaluate",
+    "TEST_SETS": "crmnet.evaluate",
+    "build_report": "crmnet.report",
+    "import_keras": "crmnet.keras_import",
+    "read_keras": "crmnet.keras_import",
 }
 
-__all__ = sorted(_API) + ["__version__"]
+__all__ = sorted([*_API, "predict", "__version__"])
 
 
 def __getattr__(name: str):

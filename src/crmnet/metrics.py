@@ -1,0 +1,209 @@
+"""Regression metrics for expression predictions, their bootstrap intervals, and model comparisons.
+
+Contract (docs/architecture.md, "Metrics JSON"): :func:`compute_metrics` returns exactly the keys
+``n, pearson_r, pearson_p, spearman_r, r2, pearson_r_squared, mse, mae``, all computed in float64:
+
+* ``r2`` is the coefficient of determination ``1 - SS_res / SS_tot`` of the predictions as they are;
+* ``pearson_r_squared`` is Pearson's r squared, which is what the CRMnet paper calls "R²";
+* ``pearson_p`` is the two-tailed p-value of Pearson's r (t test with n - 2 degrees of freedom, the same
+  value as :func:`scipy.stats.pearsonr`); it underflows to 0.0 for the correlations seen on the test sets.
+
+Everything is vectorised over bootstrap replicates, so 1,000 replicates of 5,000 points take well under a
+second. :func:`compare_models` tests whether two models' correlations with the same measurements differ,
+which must account for the two predictions being correlated with each other: a paired bootstrap of
+Δr = r_a − r_b (resampling sequences, both models together) and Steiger's (1980) Z test for dependent
+correlations sharing one variable.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+METRIC_KEYS = ("n", "pearson_r", "pearson_p", "spearman_r", "r2", "pearson_r_squared", "mse", "mae")
+# Metrics a bootstrap interval is computed for (n and the p-value have no useful interval).
+BOOTSTRAP_KEYS = ("pearson_r", "spearman_r", "r2", "pearson_r_squared", "mse", "mae")
+
+
+def _check_pair(y_true, y_pred, what: str = "predictions") -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    if y.ndim != 1 or p.ndim != 1:
+        raise ValueError(f"measured values and {what} must be 1-D, got shapes {y.shape} and {p.shape}")
+    if len(y) != len(p):
+        raise ValueError(f"{len(y)} measured values but {len(p)} {what}")
+    if len(y) < 3:
+        raise ValueError(f"need at least 3 pairs to compute metrics, got {len(y)}")
+    for name, arr in (("measured values", y), (what, p)):
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            raise ValueError(f"{int(bad.sum())} {name} are not finite (first at index {int(np.flatnonzero(bad)[0])})")
+    return y, p
+
+
+def _pearson(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Pearson r along the last axis. y, p: (..., n) → (...); NaN where either side is constant."""
+    yc = y - y.mean(axis=-1, keepdims=True)
+    pc = p - p.mean(axis=-1, keepdims=True)
+    denom = np.sqrt((yc * yc).sum(axis=-1) * (pc * pc).sum(axis=-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (yc * pc).sum(axis=-1) / denom
+    # Rounding can push |r| a hair past 1 for (anti)identical inputs.
+    return np.clip(r, -1.0, 1.0)
+
+
+def _rank(x: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share the mean rank) along the last axis, as Spearman's rho needs."""
+    from scipy.stats import rankdata
+
+    return rankdata(x, axis=-1, method="average")
+
+
+def pearson_pvalue(r: float, n: int) -> float:
+    """Two-tailed p-value of Pearson's r from n pairs (t = r √((n−2)/(1−r²)), n − 2 degrees of freedom)."""
+    from scipy.stats import t as t_dist
+
+    if not np.isfinite(r):
+        return float("nan")
+    if abs(r) >= 1.0:
+        return 0.0
+    t = abs(r) * math.sqrt((n - 2) / ((1.0 - r) * (1.0 + r)))
+    return float(2.0 * t_dist.sf(t, n - 2))
+
+
+def _metric_arrays(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+    """The metrics of BOOTSTRAP_KEYS along the last axis of y, p: (..., n)."""
+    r = _pearson(y, p)
+    resid = y - p
+    ss_res = (resid * resid).sum(axis=-1)
+    yc = y - y.mean(axis=-1, keepdims=True)
+    ss_tot = (yc * yc).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = 1.0 - ss_res / ss_tot
+    return {
+        "pearson_r": r,
+        "spearman_r": _pearson(_rank(y), _rank(p)),
+        "r2": np.where(ss_tot > 0, r2, np.nan),
+        "pearson_r_squared": r * r,
+        "mse": ss_res / y.shape[-1],
+        "mae": np.abs(resid).mean(axis=-1),
+    }
+
+
+def compute_metrics(y_true, y_pred) -> dict:
+    """All metrics of measured ``y_true`` (n,) against predictions ``y_pred`` (n,), keys :data:`METRIC_KEYS`.
+
+    Correlations are NaN when either side is constant. Raises ``ValueError`` on mismatched lengths, fewer
+    than 3 pairs or non-finite values.
+    """
+    y, p = _check_pair(y_true, y_pred)
+    vals = {k: float(v) for k, v in _metric_arrays(y, p).items()}
+    out = {"n": len(y), "pearson_r": vals["pearson_r"], "pearson_p": pearson_pvalue(vals["pearson_r"], len(y))}
+    out.update({k: vals[k] for k in ("spearman_r", "r2", "pearson_r_squared", "mse", "mae")})
+    return out
+
+
+def _boot_indices(n: int, n_boot: int, seed: int, chunk: int = 256):
+    """Yield (b, n) int index blocks of bootstrap resamples, drawn from one seeded generator."""
+    rng = np.random.default_rng(seed)
+    done = 0
+    while done < n_boot:
+        b = min(chunk, n_boot - done)
+        yield rng.integers(0, n, size=(b, n))
+        done += b
+
+
+def _interval(samples: np.ndarray, level: float) -> list[float]:
+    alpha = (1.0 - level) / 2.0
+    lo, hi = np.nanquantile(samples, [alpha, 1.0 - alpha])
+    return [float(lo), float(hi)]
+
+
+def _check_boot(n_boot: int, level: float) -> None:
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
+
+
+def bootstrap_ci(y_true, y_pred, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Seeded percentile bootstrap intervals (resampling pairs) for every metric in :data:`BOOTSTRAP_KEYS`.
+
+    Returns ``{"level", "n_boot", "seed", <metric>: [low, high], ...}``; the same seed gives the same
+    intervals.
+    """
+    _check_boot(n_boot, level)
+    y, p = _check_pair(y_true, y_pred)
+    samples: dict[str, list[np.ndarray]] = {k: [] for k in BOOTSTRAP_KEYS}
+    for idx in _boot_indices(len(y), n_boot, seed):
+        for k, v in _metric_arrays(y[idx], p[idx]).items():
+            samples[k].append(v)
+    out: dict = {"level": level, "n_boot": n_boot, "seed": seed}
+    out.update({k: _interval(np.concatenate(v), level) for k, v in samples.items()})
+    return out
+
+
+def steiger_z(r_ya: float, r_yb: float, r_ab: float, n: int) -> tuple[float, float]:
+    """Steiger's (1980, eq. 14-15) Z test of H0: ρ(y, a) = ρ(y, b) for two correlations sharing y.
+
+    Uses Fisher's z of each correlation and the pooled r̄ = (r_ya + r_yb) / 2 in the covariance term;
+    r_ab is the correlation of the two predictors with each other. Returns (Z, two-tailed p).
+    """
+    from scipy.stats import norm
+
+    if n < 4:
+        raise ValueError(f"Steiger's test needs at least 4 pairs, got {n}")
+    if max(abs(r_ya), abs(r_yb)) >= 1.0:
+        raise ValueError("Steiger's test needs correlations strictly between -1 and 1")
+    rbar = (r_ya + r_yb) / 2.0
+    rbar2 = rbar * rbar
+    psi = r_ab * (1.0 - 2.0 * rbar2) - 0.5 * rbar2 * (1.0 - 2.0 * rbar2 - r_ab * r_ab)
+    c = psi / (1.0 - rbar2) ** 2
+    diff = math.atanh(r_ya) - math.atanh(r_yb)
+    var = 2.0 - 2.0 * c
+    if var <= 1e-12:
+        # Identical predictors (r_ab = 1): the difference has no sampling variance; it is 0 or certain.
+        z = 0.0 if abs(diff) < 1e-12 else math.copysign(math.inf, diff)
+    else:
+        z = diff * math.sqrt(n - 3) / math.sqrt(var)
+    return z, float(2.0 * norm.sf(abs(z)))
+
+
+def compare_models(y, pred_a, pred_b, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+    """Is model a's Pearson r with ``y`` different from model b's on the same sequences?
+
+    y, pred_a, pred_b: (n,) aligned on the same sequences. Returns r_a, r_b, delta_r = r_a − r_b, r_ab,
+    a paired-bootstrap interval and two-sided p of Δr (both models resampled together, so their
+    dependence is kept), Steiger's Z and p, and Δmse = mse_a − mse_b with its paired-bootstrap interval.
+    """
+    _check_boot(n_boot, level)
+    y, a = _check_pair(y, pred_a, "predictions of model a")
+    _, b = _check_pair(y, pred_b, "predictions of model b")
+    n = len(y)
+    r_a, r_b, r_ab = (float(_pearson(u, v)) for u, v in ((y, a), (y, b), (a, b)))
+    deltas, dmse = [], []
+    for idx in _boot_indices(n, n_boot, seed):
+        yy = y[idx]
+        deltas.append(_pearson(yy, a[idx]) - _pearson(yy, b[idx]))
+        dmse.append(((yy - a[idx]) ** 2).mean(axis=-1) - ((yy - b[idx]) ** 2).mean(axis=-1))
+    d = np.concatenate(deltas)
+    # Two-sided bootstrap p: twice the smaller tail beyond 0, with the +1 correction so it is never 0.
+    tail = min(int((d <= 0).sum()), int((d >= 0).sum()))
+    z, p_z = steiger_z(r_a, r_b, r_ab, n)
+    return {
+        "n": n,
+        "r_a": r_a,
+        "r_b": r_b,
+        "r_ab": r_ab,
+        "delta_r": r_a - r_b,
+        "delta_r_ci": _interval(d, level),
+        "bootstrap_p": min(1.0, 2.0 * (tail + 1) / (len(d) + 1)),
+        "steiger_z": z,
+        "steiger_p": p_z,
+        "delta_mse": float(((y - a) ** 2).mean() - ((y - b) ** 2).mean()),
+        "delta_mse_ci": _interval(np.concatenate(dmse), level),
+        "level": level,
+        "n_boot": n_boot,
+        "seed": seed,
+    }

@@ -1,0 +1,341 @@
+"""``crmnet report``: gather evaluation outputs into figures 2–4 and a summary a person would read.
+
+Inputs are evaluation directories written by ``crmnet evaluate`` (``metrics.json`` and/or ``peers.json``,
+``predictions/<test>.tsv``, ``config.json``) or bare ``metrics.json`` files (one object per test set).
+A directory's own model (``metrics.json``) is a *run*; the rows of a ``peers.json`` are *peers*.
+
+The output directory (written atomically) holds ``report.md`` and ``report.html`` with the same content,
+and PNG + PDF figures:
+
+* ``fig2_<model>``: predicted vs measured density scatter per test set, for every run that kept its
+  predictions (for a peer table alone: its first model, the Vaishnav transformer, as the reference);
+* ``fig3_benchmark``: Pearson r and MSE, every model × test set;
+* ``fig4_ablation``: Pearson r of the runs side by side, Δr against the first run (with two runs or more).
+
+Differences between models are tested on the sequences both predicted (paired bootstrap of Δr and
+Steiger's Z, :func:`crmnet.metrics.compare_models`), recomputed here from the saved predictions so runs
+from separate evaluations are compared with each other and with the peers.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from crmnet.errors import InputError
+from crmnet.fsutil import atomic_path
+
+_TEST_ORDER = ("complex-native", "complex-random", "defined-native", "defined-random")
+
+
+@dataclass
+class ReportData:
+    """Everything a report shows. rows: model → test → metrics; predictions: test → model → (seqs, y, p)."""
+
+    rows: dict[str, dict[str, dict]] = field(default_factory=dict)
+    runs: list[str] = field(default_factory=list)
+    predictions: dict[str, dict[str, tuple[list[str], np.ndarray, np.ndarray]]] = field(default_factory=dict)
+    encodings: dict[str, str] = field(default_factory=dict)
+    notes: dict[str, dict[str, str]] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+
+    @property
+    def tests(self) -> list[str]:
+        seen = {t for row in self.rows.values() for t in row}
+        return [t for t in _TEST_ORDER if t in seen] + sorted(seen - set(_TEST_ORDER))
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"not valid JSON ({exc.msg})", line=exc.lineno) from None
+
+
+def _is_metrics(obj) -> bool:
+    """True for ``{test: {pearson_r, ...}}`` (one model), False for ``{model: {test: {...}}}``."""
+    return isinstance(obj, dict) and bool(obj) and all(isinstance(v, dict) and "pearson_r" in v for v in obj.values())
+
+
+def _unique(label: str, taken) -> str:
+    """``label``, or ``label (2)``, ``label (3)``... when another input already used it."""
+    k = 2
+    name = label
+    while name in taken:
+        name, k = f"{label} ({k})", k + 1
+    return name
+
+
+def _read_predictions(path: Path) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
+    from crmnet.evaluate import read_predictions_tsv
+
+    measured, preds = read_predictions_tsv(path)
+    with open(path, encoding="utf-8") as fh:
+        next(fh)
+        seqs = [line.split("\t", 2)[1] for line in fh if line.strip()]
+    return seqs, measured, preds
+
+
+def _add_dir(data: ReportData, path: Path) -> None:
+    config = _read_json(path / "config.json") if (path / "config.json").is_file() else {}
+    renamed: dict[str, str] = {}
+    found = False
+    if (path / "metrics.json").is_file():
+        metrics = _read_json(path / "metrics.json")
+        if not _is_metrics(metrics):
+            raise InputError(path / "metrics.json", "expected one object of metrics per test set")
+        primary = config.get("primary") or path.name
+        label = _unique(primary, data.rows)
+        renamed[primary] = label
+        data.rows[label] = metrics
+        data.runs.append(label)
+        found = True
+        for test, info in (config.get("models", {}).get(primary, {}).get("tests") or {}).items():
+            if "encoding_message" in info:
+                data.notes.setdefault(label, {})[test] = info["encoding_message"]
+        desc = config.get("models", {}).get(primary, {}).get("encoding_description")
+        if desc:
+            data.encodings[label] = desc
+    if (path / "peers.json").is_file():
+        for model, row in _read_json(path / "peers.json").items():
+            if model in renamed or model == config.get("primary"):
+                continue
+            if model in data.rows:  # the same peer from another input: keep the first
+                continue
+            data.rows[model] = row
+            renamed[model] = model
+            found = True
+    if not found:
+        raise InputError(path, "no metrics.json or peers.json here: not a `crmnet evaluate` output")
+    pred_dir = path / "predictions"
+    for tsv in sorted(pred_dir.glob("*.tsv")) if pred_dir.is_dir() else []:
+        seqs, y, preds = _read_predictions(tsv)
+        for model, p in preds.items():
+            if model in renamed and renamed[model] not in data.predictions.get(tsv.stem, {}):
+                data.predictions.setdefault(tsv.stem, {})[renamed[model]] = (seqs, y, p)
+
+
+def load_inputs(paths: list[str | os.PathLike]) -> ReportData:
+    """Read evaluation directories and metrics.json files into one :class:`ReportData`."""
+    if not paths:
+        raise InputError(None, "no inputs: give evaluation directories or metrics.json files")
+    data = ReportData()
+    for p in map(Path, paths):
+        data.sources.append(str(p))
+        if p.is_dir():
+            _add_dir(data, p)
+        elif p.is_file():
+            obj = _read_json(p)
+            if _is_metrics(obj):
+                label = _unique(p.parent.name or p.stem, data.rows)
+                data.rows[label] = obj
+                data.runs.append(label)
+            elif isinstance(obj, dict) and obj and all(_is_metrics(v) for v in obj.values()):
+                for model, row in obj.items():
+                    data.rows.setdefault(model, row)
+            else:
+                raise InputError(p, "not a metrics.json (test → metrics) or peers.json (model → test → metrics)")
+        else:
+            raise InputError(p, "no such file or directory")
+    return data
+
+
+def comparisons(data: ReportData, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Pairs of models with predictions on the same test set, aligned by sequence: every pair that
+    involves a run (each run against the peers and the other runs), or every pair when there are no runs."""
+    from crmnet.metrics import compare_models
+
+    out = []
+    for test in data.tests:
+        models = data.predictions.get(test, {})
+        names = list(models)
+        has_run = any(n in data.runs for n in names)
+        for i, a in enumerate(names):
+            for b in names[i + 1 :]:
+                if has_run and a not in data.runs and b not in data.runs:
+                    continue
+                sa, ya, pa = models[a]
+                sb, _, pb = models[b]
+                index = {s: k for k, s in enumerate(sb)}
+                rows = [(k, index[s]) for k, s in enumerate(sa) if s in index]
+                ia = np.array([r[0] for r in rows], dtype=np.int64)
+                ib = np.array([r[1] for r in rows], dtype=np.int64)
+                ok = np.isfinite(pa[ia]) & np.isfinite(pb[ib])
+                if ok.sum() < 4:
+                    continue
+                c = compare_models(ya[ia][ok], pa[ia][ok], pb[ib][ok], n_boot=n_boot, seed=seed)
+                out.append({"test": test, "model_a": a, "model_b": b, **c})
+    return out
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "model"
+
+
+def _fmt(v, digits: int = 4) -> str:
+    if v is None or (isinstance(v, float) and not np.isfinite(v)):
+        return "n/a"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return f"{v:.{digits}f}"
+
+
+def _fmt_p(p) -> str:
+    if p is None or not np.isfinite(p):
+        return "n/a"
+    return "< 1e-300" if p == 0 else f"{p:.2g}"
+
+
+def _with_ci(m: dict, key: str, digits: int = 4) -> str:
+    ci = (m.get("bootstrap") or {}).get(key)
+    text = _fmt(m.get(key), digits)
+    return f"{text} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]" if ci else text
+
+
+def _blocks(data: ReportData, figures: dict[str, str], comps: list[dict], title: str) -> list[tuple]:
+    """The report as blocks: ("h", level, text), ("p", text), ("table", header, rows), ("img", file, alt)."""
+    tests = data.tests
+    b: list[tuple] = [("h", 1, title)]
+    b.append(("p", "Inputs: " + ", ".join(f"`{s}`" for s in data.sources) + "."))
+    b.append(("p", ("Definitions: **r** is Pearson's correlation (two-tailed p); **r²** is r squared, which the "
+                   "CRMnet paper calls \"R²\"; **R²** here is the coefficient of determination "
+                   "1 − SS_res/SS_tot of the predictions as they are (lower than r² when predictions are "
+                   "biased or mis-scaled). Brackets: bootstrap 95 % intervals where computed.")))
+    b.append(("h", 2, "Benchmark: Pearson r; MSE (N)"))
+    b.append(("table", ["model", *tests],
+              [[model, *[f"{_fmt(row[t]['pearson_r'])}; {_fmt(row[t]['mse'], 3)} ({row[t]['n']:,})" if t in row
+                         else "—" for t in tests]] for model, row in data.rows.items()]))
+    if "fig3" in figures:
+        b.append(("img", figures["fig3"], "Figure 3: Pearson r and MSE, models × test sets"))
+    for test in tests:
+        have = [(model, row[test]) for model, row in data.rows.items() if test in row]
+        b.append(("h", 3, f"{test}: all metrics"))
+        b.append(("table", ["model", "N", "r", "p", "Spearman ρ", "r² (paper's R²)", "R² (1 − SS_res/SS_tot)",
+                            "MSE", "MAE"],
+                  [[model, _fmt(m["n"]), _with_ci(m, "pearson_r"), _fmt_p(m["pearson_p"]), _fmt(m["spearman_r"]),
+                    _fmt(m["pearson_r_squared"]), _fmt(m["r2"]), _with_ci(m, "mse"), _fmt(m["mae"])]
+                   for model, m in have]))
+    fig2 = [k for k in figures if k.startswith("fig2:")]
+    if fig2:
+        b.append(("h", 2, "Predicted vs measured (Figure 2)"))
+        for key in fig2:
+            b.append(("img", figures[key], f"Figure 2: {key[5:]}, predicted vs measured"))
+    if comps:
+        b.append(("h", 2, "Are the differences real? (paired tests on the same sequences)"))
+        n_boot = comps[0]["n_boot"]
+        b.append(("p", ("Δr = r_a − r_b on the sequences both models predicted; the interval and p come from a "
+                       f"paired bootstrap of {n_boot:,} replicates (both models resampled together; the smallest "
+                       f"p it can give is {2 / (n_boot + 1):.2g}), and Steiger's (1980) Z test accounts for the "
+                       "correlation between the two models' predictions.")))
+        b.append(("table", ["test", "model a", "model b", "N", "Δr [95 % CI]", "bootstrap p", "Steiger Z",
+                            "Steiger p", "ΔMSE"],
+                  [[c["test"], c["model_a"], c["model_b"], _fmt(c["n"]),
+                    f"{c['delta_r']:+.4f} [{c['delta_r_ci'][0]:+.4f}, {c['delta_r_ci'][1]:+.4f}]",
+                    _fmt_p(c["bootstrap_p"]), f"{c['steiger_z']:.2f}", _fmt_p(c["steiger_p"]),
+                    f"{c['delta_mse']:+.3f}"] for c in comps]))
+    if "fig4" in figures:
+        b.append(("h", 2, "Runs side by side (Figure 4)"))
+        b.append(("img", figures["fig4"], "Figure 4: Pearson r of each run; dashed line: the first run"))
+    elif len(data.runs) < 2:
+        b.append(("p", "Figure 4 (ablations) needs two or more runs; give several evaluation directories."))
+    if data.encodings or data.notes:
+        b.append(("h", 2, "Encoding conventions"))
+        b.append(("p", ("Each model was fed the raw test sequences in its own encoding. On complex-random, "
+                       "CRMnet's layout (112 nt, end-padded/truncated) differs from Vaishnav's (last 110 nt, "
+                       "left-padded) for every sequence that is not exactly 110 nt long.")))
+        b.append(("table", ["model", "encoding"], list(map(list, data.encodings.items()))))
+        b.append(("table", ["model", "test set", "what the encoding policy did"],
+                  [[model, test, note] for model, notes in data.notes.items() for test, note in notes.items()]))
+    return b
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def render_markdown(blocks: list[tuple]) -> str:
+    out = []
+    for kind, *rest in blocks:
+        if kind == "h":
+            out.append("#" * rest[0] + " " + rest[1])
+        elif kind == "p":
+            out.append(rest[0])
+        elif kind == "img":
+            out.append(f"![{rest[1]}]({rest[0]}.png)\n\n*{rest[1]}* ([PDF]({rest[0]}.pdf))")
+        elif kind == "table":
+            header, rows = rest
+            lines = ["| " + " | ".join(map(_md_cell, header)) + " |", "|" + "---|" * len(header)]
+            lines += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in rows]
+            out.append("\n".join(lines))
+    return "\n\n".join(out) + "\n"
+
+
+def _inline_html(text: str) -> str:
+    """Escape, then render the two inline marks the report uses: **bold** and `code`."""
+    text = html.escape(text)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+def render_html(blocks: list[tuple], title: str) -> str:
+    body = []
+    for kind, *rest in blocks:
+        if kind == "h":
+            body.append(f"<h{rest[0]}>{html.escape(rest[1])}</h{rest[0]}>")
+        elif kind == "p":
+            body.append(f"<p>{_inline_html(rest[0])}</p>")
+        elif kind == "img":
+            src, alt = html.escape(rest[0]), html.escape(rest[1])
+            body.append(f'<figure><img src="{src}.png" alt="{alt}"><figcaption>{alt} '
+                        f'(<a href="{src}.pdf">PDF</a>)</figcaption></figure>')
+        elif kind == "table":
+            header, rows = rest
+            head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+            trs = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{trs}</tbody></table>")
+    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto;line-height:1.4}"
+             "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
+             "td,th{border:1px solid #ccc;padding:0.25em 0.6em;text-align:left}th{background:#f3f3f3}"
+             "img{max-width:100%}figure{margin:1em 0}")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{html.escape(title)}"
+            f"</title><style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, *, title: str = "crmnet evaluation report",
+                 n_boot: int = 1000, seed: int = 0, overwrite: bool = False) -> Path:
+    """Write report.md, report.html and figures 2–4 (PNG + PDF) for ``paths`` into the directory ``out``."""
+    from crmnet.plot import ablation_bars, benchmark_bars, figure2, save_figure
+
+    data = load_inputs(paths)
+    comps = comparisons(data, n_boot=n_boot, seed=seed)
+    fig2_models = [r for r in data.runs if any(r in m for m in data.predictions.values())]
+    if not fig2_models:
+        fig2_models = [m for m in data.rows if any(m in p for p in data.predictions.values())][:1]
+    out = Path(out)
+    with atomic_path(out, overwrite=overwrite) as tmp:
+        tmp.mkdir()
+        figures: dict[str, str] = {}
+        for model in fig2_models:
+            panels = [(test, data.predictions[test][model][1], data.predictions[test][model][2])
+                      for test in data.tests if model in data.predictions.get(test, {})]
+            panels = [(t, y[np.isfinite(p)], p[np.isfinite(p)]) for t, y, p in panels]
+            stem = f"fig2_{_slug(model)}"
+            while stem in figures.values():
+                stem += "_"
+            save_figure(figure2(panels, suptitle=model), tmp / stem)
+            figures[f"fig2:{model}"] = stem
+        save_figure(benchmark_bars(data.rows, data.tests), tmp / "fig3_benchmark")
+        figures["fig3"] = "fig3_benchmark"
+        if len(data.runs) >= 2:
+            save_figure(ablation_bars({r: data.rows[r] for r in data.runs}, data.tests), tmp / "fig4_ablation")
+            figures["fig4"] = "fig4_ablation"
+        blocks = _blocks(data, figures, comps, title)
+        (tmp / "report.md").write_text(render_markdown(blocks), encoding="utf-8")
+        (tmp / "report.html").write_text(render_html(blocks, title), encoding="utf-8")
+    return out

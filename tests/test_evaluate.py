@@ -1,0 +1,234 @@
+"""Evaluation on the real test sets: data.md's reference table from the shared files, joins, outputs, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from crmnet.cli import main
+from crmnet.encoding import CRMNET, VAISHNAV, Encoding
+from crmnet.errors import InputError
+from crmnet.evaluate import (
+    TEST_SETS,
+    Evaluation,
+    evaluate_model,
+    evaluate_prediction_file,
+    load_test_set,
+    peer_table,
+    read_predictions_tsv,
+    resolve_test,
+    write_evaluation,
+)
+from crmnet.metrics import METRIC_KEYS, compute_metrics
+
+# data.md, "Reference numbers measured from these files": (Pearson r, MSE, N).
+REFERENCE = {
+    "Vaishnav transformer": {"complex-native": (0.9608, 1.327, 3733), "complex-random": (0.9776, 1.4252, 2954),
+                             "defined-native": (0.9499, 1.697, 3782), "defined-random": (0.9685, 0.952, 5289)},
+    "Vaishnav CNN": {"complex-native": (0.9480, 1.500, 3733), "complex-random": (0.9796, 1.167, 2954),
+                     "defined-native": (0.9309, 2.568, 3782), "defined-random": (0.9685, 1.413, 5289)},
+    "DeepSEA (adapted)": {"complex-native": (0.8998, 2.671, 3733), "complex-random": (0.9530, 2.194, 2954)},
+    "DanQ (adapted)": {"complex-native": (0.9162, 2.351, 3733), "complex-random": (0.9632, 1.642, 2954)},
+    "DeepATT (adapted)": {"complex-native": (0.9102, 2.262, 3733), "complex-random": (0.9582, 1.721, 2954)},
+    # data.md prints 1.731 for LegNet defined native: the MSE is 1.73047, i.e. 1.7305 rounded a second time.
+    "LegNet": {"complex-native": (0.9712, 1.248, 3733), "defined-native": (0.9638, 1.7305, 3782)},
+}
+
+
+def _decimals(x: float) -> int:
+    text = f"{x}"
+    return len(text.split(".")[1]) if "." in text else 0
+
+
+@pytest.fixture(scope="module")
+def peers(shared):
+    return peer_table(shared / "data", n_boot=0)
+
+
+def test_peer_table_reproduces_data_md(peers):
+    assert set(peers.metrics) == set(REFERENCE)
+    for model, row in REFERENCE.items():
+        assert set(peers.metrics[model]) == set(row), model
+        for test, (r, mse, n) in row.items():
+            m = peers.metrics[model][test]
+            assert m["n"] == n, (model, test)
+            assert round(m["pearson_r"], 4) == pytest.approx(r, abs=1e-12), (model, test, m["pearson_r"])
+            # MSE to the precision data.md gives (3 or 4 decimals), half a unit of the last digit.
+            assert abs(m["mse"] - mse) <= 0.5 * 10 ** -_decimals(mse) + 1e-12, (model, test, m["mse"])
+
+
+def test_paper_r_squared_versus_coefficient_of_determination(peers):
+    # data.md: the paper's "R²" is r² (0.9557 for the transformer on complex random); 1 − SS_res/SS_tot is 0.9149.
+    m = peers.metrics["Vaishnav transformer"]["complex-random"]
+    assert m["pearson_r_squared"] == pytest.approx(0.9557, abs=5e-5)
+    assert m["r2"] == pytest.approx(0.9149, abs=5e-5)
+
+
+def test_legnet_is_joined_by_sequence(peers):
+    info = peers.info["models"]["LegNet"]["tests"]
+    for test, n in (("complex-native", 3733), ("defined-native", 3782)):
+        assert info[test]["matched"] == n
+        assert info[test]["unmatched_prediction_rows"] == 196
+        assert info[test]["duplicate_prediction_rows"] == 0
+
+
+def test_test_sets_resolve_with_raw_sequences(vaishnav_dir):
+    root = vaishnav_dir.parent
+    sizes = {"complex-native": 3733, "complex-random": 2954, "defined-native": 3782, "defined-random": 5289}
+    for name, n in sizes.items():
+        t = load_test_set(name, root)
+        assert len(t) == n == len(t.measured) == len(t.keys)
+        assert t.sequence_column == TEST_SETS[name].sequence_column
+    rnd = load_test_set("complex-random", root)
+    lengths = np.array([len(s) for s in rnd.sequences])
+    assert lengths.min() < 110 < lengths.max() and "N" not in "".join(rnd.sequences)
+    # The join key is Vaishnav's layout, i.e. the N-padded column of Random_complex.csv.
+    with open(vaishnav_dir / "test" / "Random_complex.csv") as fh:
+        padded = [row["sequence"] for row in csv.DictReader(fh)]
+    assert rnd.keys == padded
+    # CRMnet's and Vaishnav's conventions differ for every raw sequence that is not 110 nt: ≈19 %.
+    assert (lengths != 110).sum() == 574
+
+
+def test_unknown_test_and_missing_data_are_clear(tmp_path):
+    with pytest.raises(InputError, match="unknown test set 'complex'"):
+        load_test_set("complex", tmp_path)
+    with pytest.raises(InputError, match="not found .*crmnet download"):
+        load_test_set("complex-native", tmp_path)
+    with pytest.raises(InputError, match="neither a test set"):
+        resolve_test("nope.csv", tmp_path)
+
+
+class GCModel(nn.Module):
+    """Hand-set model: prediction = fraction of G/C among the input positions. x: (B, C, L) → (B,)."""
+
+    def __init__(self, encoding: Encoding):
+        super().__init__()
+        self.encoding = encoding
+        w = torch.tensor([float(c in "CG") for c in encoding.channels])
+        self.w = nn.Parameter(w / encoding.length)
+
+    def forward(self, x):
+        return torch.einsum("bcl,c->b", x, self.w)
+
+
+@pytest.mark.parametrize("enc", [CRMNET, VAISHNAV], ids=["crmnet", "vaishnav"])
+def test_evaluate_model_feeds_raw_sequences_in_the_models_encoding(vaishnav_dir, enc):
+    test = load_test_set("complex-random", vaishnav_dir.parent)
+    ev = evaluate_model(GCModel(enc), [test], label="gc", n_boot=0)
+    kept = [s[: enc.length] if enc.truncate == "end" else s[-enc.length :] for s in test.sequences]
+    expected = np.array([(k.count("G") + k.count("C")) / enc.length for k in kept])
+    np.testing.assert_allclose(ev.predictions["gc"]["complex-random"], expected, rtol=1e-5)
+    # float32 predictions: compare with the metrics of the float32 values (Spearman's ties depend on it).
+    got = ev.predictions["gc"]["complex-random"]
+    assert ev.metrics["gc"]["complex-random"] == pytest.approx(compute_metrics(test.measured, got), rel=1e-12)
+    assert ev.metrics["gc"]["complex-random"]["pearson_r"] == pytest.approx(
+        compute_metrics(test.measured, expected)["pearson_r"], abs=1e-6)
+    info = ev.info["models"]["gc"]["tests"]["complex-random"]
+    lengths = np.array([len(s) for s in test.sequences])
+    assert info["truncated"] == (lengths > enc.length).sum()
+    assert info["padded"] == (lengths < enc.length).sum()
+    assert ev.info["models"]["gc"]["encoding"] == enc.to_dict()
+
+
+def test_prediction_file_needs_a_test_without_measurements(shared):
+    with pytest.raises(InputError, match="--test"):
+        evaluate_prediction_file(shared / "data" / "legnet2023" / "complex_Native.txt", None, label="x")
+
+
+def test_prediction_file_joined_to_the_wrong_test_is_refused(shared, vaishnav_dir):
+    wrong = load_test_set("defined-native", vaishnav_dir.parent)
+    with pytest.raises(InputError, match="measured values differ"):
+        evaluate_prediction_file(vaishnav_dir / "peer_predictions" / "Native_complex_tpu_model.csv", wrong,
+                                 label="tpu", n_boot=0)
+
+
+def test_written_outputs_round_trip(tmp_path, vaishnav_dir):
+    ev = Evaluation()
+    test = load_test_set("complex-native", vaishnav_dir.parent)
+    evaluate_prediction_file(vaishnav_dir / "peer_predictions" / "Native_complex_gpu_model.csv", test, ev,
+                             label="cnn", n_boot=50)
+    evaluate_prediction_file(vaishnav_dir / "peer_predictions" / "Native_complex_tpu_model.csv", test, ev,
+                             label="transformer", n_boot=50)
+    ev.compare(n_boot=50)
+    out = write_evaluation(ev, tmp_path / "run", {"command": "test"})
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert list(metrics) == ["complex-native"] and ev.primary == "cnn"
+    assert set(METRIC_KEYS) <= set(metrics["complex-native"])
+    assert metrics["complex-native"]["bootstrap"]["n_boot"] == 50
+    with open(out / "metrics.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert float(rows[0]["pearson_r"]) == pytest.approx(0.9480, abs=5e-5)
+    assert float(rows[0]["pearson_r_lo"]) < float(rows[0]["pearson_r"]) < float(rows[0]["pearson_r_hi"])
+    assert set(json.loads((out / "peers.json").read_text())) == {"cnn", "transformer"}
+    comp = json.loads((out / "comparisons.json").read_text())
+    assert len(comp) == 1 and comp[0]["delta_r"] == pytest.approx(0.9480 - 0.9608, abs=1e-4)
+    measured, preds = read_predictions_tsv(out / "predictions" / "complex-native.tsv")
+    np.testing.assert_allclose(measured, test.measured, rtol=1e-14)
+    assert compute_metrics(measured, preds["transformer"])["pearson_r"] == pytest.approx(0.9608, abs=5e-5)
+    with pytest.raises(FileExistsError):
+        write_evaluation(ev, tmp_path / "run", {})
+
+
+def test_cli_evaluate_predictions_and_peers(tmp_path, shared, capsys):
+    data = shared / "data"
+    legnet = data / "legnet2023" / "complex_Native.txt"
+    rc = main(["evaluate", "--predictions", str(legnet), "--test", "complex-native", "--data-dir", str(data),
+               "--out", str(tmp_path / "legnet"), "--bootstrap", "0", "--label", "LegNet"])
+    assert rc == 0
+    m = json.loads((tmp_path / "legnet" / "metrics.json").read_text())["complex-native"]
+    assert (round(m["pearson_r"], 4), m["n"]) == (0.9712, 3733)
+    config = json.loads((tmp_path / "legnet" / "config.json").read_text())
+    assert config["models"]["LegNet"]["tests"]["complex-native"]["unmatched_prediction_rows"] == 196
+    assert "3733 sequences matched, 196 prediction rows without a measurement" in capsys.readouterr().err
+
+    rc = main(["evaluate", "--peers", "--test", "complex-random", "--data-dir", str(data),
+               "--out", str(tmp_path / "peers"), "--bootstrap", "200"])
+    assert rc == 0
+    assert not (tmp_path / "peers" / "metrics.json").exists()
+    table = json.loads((tmp_path / "peers" / "peers.json").read_text())
+    assert round(table["Vaishnav transformer"]["complex-random"]["pearson_r"], 4) == 0.9776
+    comps = json.loads((tmp_path / "peers" / "comparisons.json").read_text())
+    assert len(comps) == 10  # 5 models on complex random, every pair
+    cnn_vs_deepsea = next(c for c in comps if {c["model_a"], c["model_b"]} == {"Vaishnav CNN", "DeepSEA (adapted)"})
+    assert cnn_vs_deepsea["steiger_p"] < 1e-10 and cnn_vs_deepsea["bootstrap_p"] < 0.01
+
+    assert main(["evaluate", "--peers", "--data-dir", str(data), "--out", str(tmp_path / "peers")]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["evaluate", "--out", str(tmp_path / "x")]) == 2
+    assert "nothing to score" in capsys.readouterr().err
+
+
+def test_cli_evaluate_checkpoint(tmp_path, vaishnav_dir):
+    checkpoint = pytest.importorskip("crmnet.checkpoint")
+    registry = pytest.importorskip("crmnet.models.registry")
+    torch.manual_seed(0)
+    model = registry.build_model("crmnet-tiny")
+    ckpt = tmp_path / "m.pt"
+    checkpoint.save_checkpoint(ckpt, model)
+    rc = main(["evaluate", "--checkpoint", str(ckpt), "--test", "complex-random", "--data-dir",
+               str(vaishnav_dir.parent), "--out", str(tmp_path / "run"), "--bootstrap", "0", "--batch-size", "512"])
+    assert rc == 0
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["complex-random"]["n"] == 2954
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["models"][config["primary"]]["encoding"] == model.encoding.to_dict()
+
+
+def test_user_test_file_and_prediction_tsv_join(tmp_path, capsys):
+    test_file = tmp_path / "mytest.csv"
+    test_file.write_text(",sequence,Measured Expression\n0,ACGTACGT,1.0\n1,GGGGCCCC,2.0\n2,TTTTAAAA,3.0\n"
+                         "3,ACACACAC,5.0\n")
+    preds = tmp_path / "preds.txt"  # sequence<TAB>prediction, other order, one unknown and lower case
+    preds.write_text("ttttaaaa\t2.5\nACGTACGT\t1.5\nGGGGCCCC\t1.5\nCCCCCCCC\t9.0\nACACACAC\t5.5\n")
+    rc = main(["evaluate", "--predictions", str(preds), "--test", str(test_file), "--out", str(tmp_path / "o"),
+               "--bootstrap", "0"])
+    assert rc == 0
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())["mytest"]
+    assert m == pytest.approx(compute_metrics([1.0, 2.0, 3.0, 5.0], [1.5, 1.5, 2.5, 5.5]))
+    assert "4 sequences matched, 1 prediction rows without a measurement" in capsys.readouterr().err
