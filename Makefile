@@ -18,8 +18,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(VENV)/bin/crmnet simulate --n 100000 --seed 0 --out $(DEMO_OUT)/simulated.txt --overwrite
-	$(VENV)/bin/crmnet prepare $(DEMO_OUT)/simulated.txt --out $(DEMO_OUT)/store --overwrite
+	$(VENV)/bin/crmnet quickstart --out $(DEMO_OUT) --overwrite
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
