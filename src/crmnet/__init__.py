@@ -51,6 +51,13 @@ _API = {
     "load_test_set": "crmnet.evaluate",
     "TEST_SETS": "crmnet.evaluate",
     "build_report": "crmnet.report",
+    "TrainConfig": "crmnet.train",
+    "TrainResult": "crmnet.train",
+    "fit": "crmnet.train",
+    "run_recipe": "crmnet.train",
+    "WarmupCosine": "crmnet.schedule",
+    "QuickstartConfig": "crmnet.quickstart",
+    "run_quickstart": "crmnet.quickstart",
     "import_keras": "crmnet.keras_import",
     "read_keras": "crmnet.keras_import",
 }
