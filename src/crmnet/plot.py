@@ -147,7 +147,10 @@ def benchmark_bars(table: dict[str, dict[str, dict]], tests: Sequence[str] | Non
         ax.set_ylabel(_LABELS.get(metric, metric))
         if metric in ("pearson_r", "spearman_r", "pearson_r_squared"):
             finite = [m[metric] for row in table.values() for m in row.values() if np.isfinite(m[metric])]
-            ax.set_ylim(max(0.0, min(finite) - 0.05) if finite else 0.0, 1.0)
+            low = min(finite) - 0.05 if finite else 0.0
+            ax.set_ylim(low, 1.0)  # zoomed to the data; negative correlations stay visible
+            if low < 0:
+                ax.axhline(0.0, color="black", lw=0.6)
         ax.grid(axis="y", lw=0.4, alpha=0.6)
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", fontsize=8, ncols=min(4, len(models)), frameon=False)
