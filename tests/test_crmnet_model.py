@@ -111,6 +111,9 @@ def test_keras_same_transposed_conv_by_definition():
             if 0 <= t < 14:
                 ref[:, t] += w[:, :, k].T @ x[0, :, i]
     torch.testing.assert_close(y[0], ref)
+    # The CPU path (a convolution over zero-stuffed input) and PyTorch's transposed convolution (used on
+    # GPUs) are the same arithmetic.
+    torch.testing.assert_close(y, torch.nn.ConvTranspose1d.forward(up, x)[..., :14])
 
 
 def test_transformer_pairs_are_summed(full):
