@@ -2,7 +2,17 @@ import numpy as np
 import pytest
 import torch
 
-from crmnet.encoding import CRMNET, VAISHNAV, Encoding, decode, encode, onehot, onehot_table, relayout, revcomp_onehot
+from crmnet.encoding import (
+    CRMNET,
+    VAISHNAV,
+    Encoding,
+    decode,
+    encode,
+    onehot,
+    onehot_table,
+    relayout,
+    revcomp_onehot,
+)
 from crmnet.errors import InputError
 
 
@@ -26,6 +36,8 @@ def test_invalid_character_names_source_and_line():
     with pytest.raises(InputError) as err:
         encode(["ACGT", "ACXT"], source="in.txt", first_line=10)
     assert err.value.line == 11 and "in.txt:11" in str(err.value) and "'X'" in str(err.value)
+    with pytest.raises(InputError, match="invalid character 'é' at position 3"):  # one byte per character
+        encode(["ACéT"])
 
 
 def test_invalid_character_checked_in_truncated_part():

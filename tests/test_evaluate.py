@@ -16,6 +16,7 @@ from crmnet.errors import InputError
 from crmnet.evaluate import (
     TEST_SETS,
     Evaluation,
+    LoadedTest,
     evaluate_model,
     evaluate_prediction_file,
     load_test_set,
@@ -173,6 +174,11 @@ def test_written_outputs_round_trip(tmp_path, vaishnav_dir):
     assert compute_metrics(measured, preds["transformer"])["pearson_r"] == pytest.approx(0.9608, abs=5e-5)
     with pytest.raises(FileExistsError):
         write_evaluation(ev, tmp_path / "run", {})
+    short = tmp_path / "short.tsv"
+    short.write_text("id\tsequence\tmeasured\tcnn\n1\tACGT\t1.5\n")
+    with pytest.raises(InputError, match="3 columns, expected 4") as exc:
+        read_predictions_tsv(short)
+    assert exc.value.line == 2
 
 
 def test_cli_evaluate_predictions_and_peers(tmp_path, shared, capsys):
@@ -232,3 +238,10 @@ def test_user_test_file_and_prediction_tsv_join(tmp_path, capsys):
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())["mytest"]
     assert m == pytest.approx(compute_metrics([1.0, 2.0, 3.0, 5.0], [1.5, 1.5, 2.5, 5.5]))
     assert "4 sequences matched, 1 prediction rows without a measurement" in capsys.readouterr().err
+
+
+def test_too_few_matched_rows_is_an_input_error(tmp_path):
+    seqs = ["ACGT", "TTTT"]
+    test = LoadedTest("tiny", tmp_path / "tiny.csv", seqs, seqs, np.array([1.0, 2.0]), [2, 3])
+    with pytest.raises(InputError, match="cannot score 'm'.*at least 3 pairs"):
+        Evaluation().add("m", test, np.array([1.0, 2.5]), n_boot=0, seed=0)

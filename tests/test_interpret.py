@@ -221,6 +221,8 @@ def test_cli_interpret_and_motifs(tmp_path):
     assert main(bad) == 2  # 40 maps for 60 sequences
     assert main(["interpret", "--checkpoint", str(ckpt), "--sequences", str(data), "--out", str(tmp_path / "y"),
                  "--motifs", "NOTAMOTIF"]) == 2
+    assert main(["interpret", "--checkpoint", str(ckpt), "--sequences", str(data), "--out", str(tmp_path / "y"),
+                 "--batch-size", "0"]) == 2  # a clear error, not a ValueError traceback
 
 
 def test_gradient_correction_centres_the_four_bases(rng):

@@ -88,6 +88,7 @@ def write(tmp_path, text: str | bytes, name="in.txt"):
         ("ACGT\t1\n\t1\n", 2, "empty sequence"),
         ("ACGT\t1\r\nAC-T\t1\r\n", 2, "invalid character '-' at position 3"),
         ("ACGT\t1\nACGT 1\n", 2, "expected 2 tab-separated columns"),
+        ("ACGT\t1\rACGT\t2\nACGT\t3\n", 1, "found 3"),  # a lone CR does not end a line
     ],
 )
 @pytest.mark.parametrize("reader", ["read_records", "TxtBlocks"])
@@ -140,6 +141,12 @@ def test_truncated_and_corrupt_gzip(tmp_path):
     bad = write(tmp_path, whole[:100] + bytes(200) + whole[300:], "bad.txt.gz")
     with pytest.raises(InputError, match="corrupt gzip"):
         read_records(bad)
+
+
+def test_gzip_zero_padding_longer_than_a_read_block_is_ignored(tmp_path):
+    # TxtBlocks reads gzip in raw blocks of 64 KiB here: the padding spans several of them.
+    padded = write(tmp_path, gzip.compress(b"ACGT\t1.5\nACGA\t2.5\n") + bytes(200_000), "pad.txt.gz")
+    assert sum(len(b.values) for b in TxtBlocks(padded, chunk_bytes=10_000)) == 2
 
 
 def test_chunked_fast_path_matches_exact_reader_and_lines(tmp_path, rng):

@@ -85,6 +85,9 @@ def test_meme_readable_by_memelite(tmp_path):
         ("MOTIF a\nletter-probability matrix: alength= 4 w= 1\n0.5 0.5 0.5 0\n", "summing to 1", 3),
         ("MOTIF a\nletter-probability matrix: alength= 4 w= 1\n0.5 x 0.5 0\n", "not numbers", 3),
         ("MOTIF a\nMOTIF b\n", "no 'letter-probability", 1),
+        ("MOTIF a\nletter-probability matrix: alength= 4 w= two\n", "must be numbers", 2),
+        ("MOTIF a\nletter-probability matrix: alength= 4 w= 1 nsites= -5\n0.25 0.25 0.25 0.25\n", "nsites", 2),
+        ("MOTIF a\nletter-probability matrix: alength= 4 w= 1\nnan 0.5 0.5 0\n", "summing to 1", 3),
     ],
 )
 def test_bad_meme_files(tmp_path, text, problem, line):

@@ -121,6 +121,8 @@ def test_index_split_and_bad_arguments(store):
     assert [b.index.tolist() for b in loader.iter_codes()] == [[5, 1], [9]]
     with pytest.raises(ValueError, match="row indices"):
         BatchLoader(store, np.array([N_ROWS]))
+    with pytest.raises(ValueError, match="boolean mask"):
+        BatchLoader(store, np.zeros(N_ROWS, dtype=bool))
     with pytest.raises(ValueError, match="rank"):
         BatchLoader(store, rank=2, world_size=2)
     with pytest.raises(ValueError, match="no full batch"):

@@ -144,6 +144,17 @@ def test_chunks_stream_in_order(tmp_path):
     assert chunks[1].lines[0] == 13  # record s4 starts on line 13
 
 
+def test_input_larger_than_one_read_chunk_streams_whole(tmp_path):
+    # Over 1 MiB: the reader hands over several line chunks, zero-copy views after the first.
+    path = tmp_path / "big.fa"
+    n = 40_000
+    path.write_text("".join(f">s{i}\n{'ACGT' * 5}\n" for i in range(n)))
+    assert path.stat().st_size > 1 << 20
+    chunks = list(iter_chunks(path, chunk_size=10_000))
+    assert [i for c in chunks for i in c.ids] == [f"s{i}" for i in range(n)]
+    assert chunks[-1].lines[-1] == 2 * n - 1
+
+
 @pytest.mark.parametrize(
     ("text", "fmt", "match"),
     [

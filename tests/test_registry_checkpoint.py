@@ -294,6 +294,10 @@ def test_load_errors_name_the_file_and_problem(tmp_path):
         load_checkpoint(variant("shape.pt", model_config=bigger))
     with pytest.raises(InputError, match="invalid model_config"):
         load_checkpoint(variant("config.pt", model_config={**payload["model_config"], "heads_": 3}))
+    with pytest.raises(InputError, match="invalid model_config"):
+        load_checkpoint(variant("config_list.pt", model_config=[]))
+    with pytest.raises(InputError, match="invalid encoding"):
+        load_checkpoint(variant("encoding.pt", encoding={**payload["encoding"], "pad": "middle"}))
     assert read_checkpoint(good)["model"] == "crmnet-tiny"
 
 

@@ -133,7 +133,8 @@ def test_refuses_existing_run_and_bad_settings(store, run, tmp_path):
     with pytest.raises(InputError, match="different configuration"):
         fit(tiny_config(store, max_epochs=7), run.run_dir, resume=True)
     for bad in ({"precision": "16"}, {"schedule": "cosine"}, {"batch_size": 0}, {"val_metric": "auc"},
-                {"store": ""}, {"model": ""}):
+                {"store": ""}, {"model": ""}, {"lr_peak": -1e-3}, {"warmup_epochs": -1}, {"huber_delta": 0},
+                {"weight_decay": -0.1}):
         with pytest.raises(ValueError):
             tiny_config(store).replace(**bad).__post_init__()
     with pytest.raises(ValueError, match="unknown keys"):

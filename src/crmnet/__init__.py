@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 # ``crmnet.predict`` must be the function, not the submodule of the same name (importing the submodule
 # would otherwise rebind the attribute), so it alone is imported eagerly; it needs only numpy at import.
-from crmnet.predict import predict  # noqa: E402
+from crmnet.predict import predict as predict
 
 # public name -> module that defines it
 _API = {
@@ -69,7 +69,7 @@ _API = {
     "read_keras": "crmnet.keras_import",
 }
 
-__all__ = sorted([*_API, "predict", "__version__"])
+__all__ = ["predict", "__version__", *_API]  # noqa: PLE0604 (the names are _API's string keys)
 
 
 def __getattr__(name: str):

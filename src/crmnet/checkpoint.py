@@ -116,9 +116,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     payload = read_checkpoint(path, map_location=map_location)
     try:
         model = model_from_config(payload["model"], payload["model_config"])
-    except (TypeError, ValueError) as exc:
+    except (AttributeError, TypeError, ValueError) as exc:  # AttributeError: model_config is not a dict
         raise InputError(src, f"invalid model_config for {payload['model']!r}: {exc}") from None
-    if Encoding.from_dict(payload["encoding"]) != model.encoding:
+    try:
+        encoding = Encoding.from_dict(payload["encoding"])
+    except (AttributeError, TypeError, ValueError) as exc:
+        raise InputError(src, f"invalid encoding: {exc}") from None
+    if encoding != model.encoding:
         raise InputError(src, "the checkpoint's encoding does not match its model_config")
     _check_state_dict(src, payload["model"], model.state_dict(), payload["state_dict"])
     model.load_state_dict(payload["state_dict"])

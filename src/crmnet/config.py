@@ -25,7 +25,7 @@ class Config:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls: type[T], d: dict[str, Any]) -> T:
+    def from_dict(cls: type[T], d: dict[str, Any]) -> T:  # noqa: PYI019 (typing.Self needs 3.11)
         fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         unknown = set(d) - set(fields)
         if unknown:
@@ -41,7 +41,7 @@ class Config:
             kwargs[name] = value
         return cls(**kwargs)
 
-    def replace(self: T, **overrides: Any) -> T:
+    def replace(self: T, **overrides: Any) -> T:  # noqa: PYI019 (typing.Self needs 3.11)
         fields = {f.name for f in dataclasses.fields(self)}  # type: ignore[arg-type]
         unknown = set(overrides) - fields
         if unknown:

@@ -19,7 +19,6 @@ Contract:
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import importlib
 import json
@@ -32,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from crmnet.errors import CrmnetError, OutputExistsError
+from crmnet.fsutil import file_digest
 
 ZENODO_URL = "https://zenodo.org"
 GITHUB_RAW_URL = "https://raw.githubusercontent.com"
@@ -232,14 +232,6 @@ def github_files(files: Iterable[GithubFile], out_dir: Path, github_url: str | N
                    f.size)
         for f in files
     ]
-
-
-def file_digest(path: Path, algorithm: str) -> str:
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as fh:
-        while block := fh.read(CHUNK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _transfer(remote: RemoteFile, part: Path, progress: bool) -> None:

@@ -202,7 +202,9 @@ def encode(
 
     Returns (codes (n, enc.length) uint8, number of characters mapped to N).
     """
-    raw = [s.encode("ascii", "replace") if isinstance(s, str) else bytes(s) for s in seqs]
+    # One byte per character, so error positions match the text; latin-1 keeps the offending character
+    # itself in the message (only characters beyond U+00FF become '?').
+    raw = [s.encode("latin-1", "replace") if isinstance(s, str) else bytes(s) for s in seqs]
     lengths = np.fromiter((len(s) for s in raw), dtype=np.int64, count=len(raw))
     starts = np.concatenate(([0], np.cumsum(lengths)[:-1])) if len(raw) else np.zeros(0, np.int64)
     data = np.frombuffer(b"".join(raw), dtype=np.uint8)

@@ -245,8 +245,12 @@ class Evaluation:
         have = np.isfinite(predicted)
         if not have.any():
             raise InputError(test.source, f"no predictions of {model!r} match the sequences of this test set")
+        try:
+            metrics = score(test.measured[have], predicted[have], n_boot, seed)
+        except ValueError as exc:  # fewer than 3 matched rows, or non-finite values
+            raise InputError(test.source, f"cannot score {model!r}: {exc}") from None
         self.predictions.setdefault(model, {})[test.name] = predicted
-        self.metrics.setdefault(model, {})[test.name] = score(test.measured[have], predicted[have], n_boot, seed)
+        self.metrics.setdefault(model, {})[test.name] = metrics
 
     def compare(self, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> None:
         """Compare every pair of models on each test set, on the sequences both predicted."""
@@ -258,8 +262,11 @@ class Evaluation:
                 for b in have[i + 1 :]:
                     pa, pb = self.predictions[a][name], self.predictions[b][name]
                     both = np.isfinite(pa) & np.isfinite(pb)
-                    c = compare_models(test.measured[both], pa[both], pb[both], n_boot=max(n_boot, 1),
-                                       seed=seed, level=level)
+                    try:
+                        c = compare_models(test.measured[both], pa[both], pb[both], n_boot=max(n_boot, 1),
+                                           seed=seed, level=level)
+                    except ValueError as exc:  # too few shared rows, or a perfect correlation
+                        raise InputError(test.source, f"cannot compare {a!r} with {b!r}: {exc}") from None
                     self.comparisons.append({"test": name, "model_a": a, "model_b": b, **c})
 
 
@@ -450,8 +457,18 @@ def read_predictions_tsv(path: str | os.PathLike) -> tuple[np.ndarray, dict[str,
         if header[:3] != ["id", "sequence", "measured"] or len(header) < 4:
             raise InputError(path, "not a crmnet predictions table (expected id, sequence, measured, models...)",
                              line=1)
-        rows = [line.rstrip("\n").split("\t") for line in fh if line.strip()]
+        rows = []
+        for lineno, line in enumerate(fh, start=2):
+            if not line.strip():
+                continue
+            row = line.rstrip("\n").split("\t")
+            if len(row) != len(header):  # zip(*rows) below would silently drop columns
+                raise InputError(path, f"{len(row)} columns, expected {len(header)}", line=lineno)
+            rows.append(row)
     cols = list(zip(*rows)) if rows else [()] * len(header)
-    measured = np.array(cols[2], dtype=np.float64)
-    preds = {m: np.array([float(v) if v else np.nan for v in cols[3 + k]]) for k, m in enumerate(header[3:])}
+    try:
+        measured = np.array(cols[2], dtype=np.float64)
+        preds = {m: np.array([float(v) if v else np.nan for v in cols[3 + k]]) for k, m in enumerate(header[3:])}
+    except ValueError as exc:
+        raise InputError(path, f"not a number: {exc}") from None
     return measured, preds

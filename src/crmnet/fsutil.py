@@ -8,6 +8,7 @@ the temporary removed).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -96,3 +97,12 @@ def write_text_atomic(path: str | os.PathLike, text: str, overwrite: bool = True
     """Write ``text`` to ``path`` atomically (overwrites by default: used for small result files)."""
     with atomic_file(path, overwrite=overwrite) as fh:
         fh.write(text)
+
+
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file's bytes (any ``hashlib`` algorithm), read in 8 MiB blocks."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as fh:
+        while block := fh.read(8 << 20):
+            digest.update(block)
+    return digest.hexdigest()

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from crmnet.config import Config
-from crmnet.encoding import Encoding, encode
+from crmnet.encoding import Encoding, encode, onehot, onehot_table
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_file
 
@@ -120,16 +121,16 @@ class Attributions:
                     onehot=z["onehot"].astype(np.float32), hypothetical=z["hypothetical"], lengths=z["lengths"],
                     mask=z["mask"], method=str(z["method"]), meta=json.loads(str(z["meta"])),
                 )
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
             raise InputError(path, f"not a crmnet attributions file ({exc})") from None
 
 
 def sequence_onehot(sequences: list[str], width: int | None = None, source: str | None = None) -> np.ndarray:
     """(n, 4, W) float32 ACGT one-hot of the sequences as given, left-aligned, ``N`` and padding all zero."""
     width = width or max(len(s) for s in sequences)
-    codes, _ = encode(sequences, Encoding(length=width, channels="ACGT"), source=source)
-    eye = np.concatenate([np.eye(4, dtype=np.float32), np.zeros((1, 4), np.float32)])
-    return eye[codes].transpose(0, 2, 1).copy()
+    enc = Encoding(length=width, channels="ACGT")  # unknown_fill 0: N and padding are all-zero columns
+    codes, _ = encode(sequences, enc, source=source)
+    return onehot_table(enc)[codes].transpose(0, 2, 1).copy()
 
 
 def model_positions(lengths: np.ndarray, enc: Encoding, width: int) -> tuple[np.ndarray, np.ndarray]:
@@ -165,8 +166,6 @@ def gradients(model, codes: np.ndarray, batch_size: int = 1024):
     codes: (n, L) uint8 in the model's layout. Returns (n, C, L) float32 in the model's channel order.
     """
     import torch
-
-    from crmnet.encoding import onehot
 
     model.eval()
     device = next(model.parameters()).device
@@ -215,8 +214,7 @@ def ism(model, codes: np.ndarray, batch_size: int = 1024, span: tuple[int, int] 
     import torch
     from tangermeme.saturation_mutagenesis import saturation_mutagenesis
 
-    eye = torch.cat([torch.eye(4), torch.zeros(1, 4)])
-    x = eye[torch.as_tensor(codes).long()].transpose(1, 2).contiguous()
+    x = onehot(torch.as_tensor(codes), Encoding(length=codes.shape[1], channels="ACGT"))  # N: all-zero column
     device = next(model.parameters()).device
     start, end = span or (0, codes.shape[1])
     attr = saturation_mutagenesis(

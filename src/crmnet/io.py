@@ -195,6 +195,10 @@ class ByteStream:
                     yield raw
                     continue
                 while raw:
+                    if not in_member and not raw.strip(b"\0"):
+                        # A gzip file may hold several members back to back (e.g. made by ``cat``); zero
+                        # bytes after the last one are padding some tools write (it may span raw blocks).
+                        break
                     in_member = True
                     try:
                         out = inflater.decompress(raw)
@@ -204,14 +208,10 @@ class ByteStream:
                         self.lines_done += out.count(b"\n")
                         yield out
                     raw = b""
-                    if inflater.eof:
-                        # A gzip file may hold several members back to back (e.g. made by ``cat``);
-                        # zero bytes after the last one are padding some tools write.
+                    if inflater.eof:  # the member ended: what follows is another member or padding
                         in_member = False
                         raw = inflater.unused_data
                         inflater = zlib.decompressobj(wbits=31)
-                        if not raw.strip(b"\0"):
-                            raw = b""
             if hashing is not None:
                 hashing.result()
         if in_member:
@@ -227,8 +227,7 @@ class ByteStream:
 class LineChunk:
     """Whole lines of a file: ``data`` ends with a newline; its first line is ``first_line`` (1-based).
 
-    ``n_lines`` is counted lazily; a consumer that already knows it (a parser that found no blank
-    line) sets it, which spares a pass over the chunk.
+    ``n_lines`` (newlines in ``data``) is counted once, when first asked for.
     """
 
     data: bytes | memoryview
@@ -240,10 +239,6 @@ class LineChunk:
         if self._n_lines is None:
             self._n_lines = int(np.count_nonzero(np.frombuffer(self.data, dtype=np.uint8) == 10))
         return self._n_lines
-
-    @n_lines.setter
-    def n_lines(self, n: int) -> None:
-        self._n_lines = n
 
 
 def iter_line_chunks(stream: ByteStream, chunk_bytes: int = CHUNK_BYTES) -> Iterator[LineChunk]:
@@ -375,13 +370,13 @@ class _ArrowTxt:
                         for skip in (False, True)}
 
     def parse_lines(self, chunk: LineChunk):
-        """(table, strict) or None: first without blank lines (then rows are lines and need no
-        counting); a chunk that has some is parsed again skipping them (strict False)."""
+        """(table, strict) or None: first without blank lines (strict: row i is line ``first_line + i``);
+        a chunk that has some is parsed again skipping them (strict False)."""
         for skip_blank in (False, True):
             table = self.parse(chunk.data, skip_blank)
             if table is not None:
-                if not skip_blank:
-                    chunk.n_lines = table.num_rows
+                if not skip_blank and table.num_rows != chunk.n_lines:
+                    return None  # arrow also ends a line at a lone CR: the exact parser decides
                 return table, not skip_blank
         return None
 
@@ -511,10 +506,13 @@ def detect_format(path: str | os.PathLike) -> str:
     )
 
 
-def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(1-based line number, text without its line end) for every line of a plain or gzip file."""
-    stream = ByteStream(path)
-    for chunk in iter_line_chunks(stream):
+def _text_lines(
+    path: Path, on_raw: Callable[[int], None] | None = None, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text without its line end) for every line of a plain or gzip file, read
+    ``chunk_bytes`` at a time; ``on_raw(n)`` gets the stored bytes read (progress bars)."""
+    stream = ByteStream(path, block_bytes=min(8 << 20, chunk_bytes), on_raw=on_raw)
+    for chunk in iter_line_chunks(stream, chunk_bytes):
         for i, raw in enumerate(bytes(chunk.data).split(b"\n")[:-1]):
             yield chunk.first_line + i, raw.rstrip(b"\r").decode("latin-1")
 

@@ -224,10 +224,15 @@ def read_meme(path: str | os.PathLike) -> list[Motif]:
         header = _MATRIX.match(lines[j].strip()) if j < len(lines) else None
         if header is None:
             raise InputError(path, f"motif {matrix_id} has no 'letter-probability matrix:' line", line=i + 1)
-        width = _field(header.group("rest"), "w")
-        nsites = _field(header.group("rest"), "nsites") or 100.0
-        if width is None or width < 1 or width != int(width):
+        try:
+            width = _field(header.group("rest"), "w")
+            nsites = _field(header.group("rest"), "nsites") or 100.0
+        except ValueError:
+            raise InputError(path, f"motif {matrix_id}: 'w=' and 'nsites=' must be numbers", line=j + 1) from None
+        if width is None or not np.isfinite(width) or width < 1 or width != int(width):
             raise InputError(path, f"motif {matrix_id}: missing or bad 'w=' width", line=j + 1)
+        if not np.isfinite(nsites) or nsites < 0:
+            raise InputError(path, f"motif {matrix_id}: bad 'nsites=' {nsites:g}", line=j + 1)
         rows = []
         for k in range(j + 1, j + 1 + int(width)):
             if k >= len(lines):
@@ -236,7 +241,7 @@ def read_meme(path: str | os.PathLike) -> list[Motif]:
                 values = [float(v) for v in lines[k].split()]
             except ValueError:
                 raise InputError(path, f"motif {matrix_id}: matrix row is not numbers: {lines[k]!r}", line=k + 1) from None
-            if len(values) != 4 or min(values) < 0 or abs(sum(values) - 1) > 0.02:
+            if len(values) != 4 or not np.isfinite(values).all() or min(values) < 0 or abs(sum(values) - 1) > 0.02:
                 raise InputError(
                     path, f"motif {matrix_id}: a matrix row needs 4 non-negative frequencies summing to 1, "
                     f"got {lines[k].strip()!r}", line=k + 1,

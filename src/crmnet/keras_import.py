@@ -31,7 +31,6 @@ checkpoint records the ``[N, A, C, G, T]`` input order in its config and the imp
 
 from __future__ import annotations
 
-import hashlib
 import re
 import tempfile
 import zipfile
@@ -728,18 +727,11 @@ class _Builder:
 # Import
 
 
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def convert(keras: KerasModel):
     """A read Keras model → (CRMnet module in eval mode with the weights loaded, provenance dict)."""
     import torch
 
+    from crmnet.fsutil import file_digest
     from crmnet.models.registry import build_model
 
     builder = _Builder(keras)
@@ -774,7 +766,7 @@ def convert(keras: KerasModel):
         "imported_from": str(keras.source.resolve()),
         "source_format": keras.format,
         "source_sha256": {
-            str(p.relative_to(keras.source) if p != keras.source else p.name): sha256_file(p)
+            str(p.relative_to(keras.source) if p != keras.source else p.name): file_digest(p, "sha256")
             for p in keras.files
         },
         "keras_to_torch": builder.layer_map,

@@ -71,6 +71,8 @@ class BatchLoader:
         if isinstance(split, str):
             rows = self.store.indices(split)
         else:
+            if np.asarray(split).dtype == bool:  # would silently become rows 0 and 1
+                raise ValueError("split must be 'train', 'val', 'all' or row indices, not a boolean mask")
             rows = np.asarray(split, dtype=np.int64).ravel()
             if len(rows) and (rows.min() < 0 or rows.max() >= len(self.store)):
                 raise ValueError(f"row indices must lie in [0, {len(self.store)})")
@@ -91,7 +93,6 @@ class BatchLoader:
         self.prefetch = prefetch
         self.epoch = 0
         self._delivered = 0
-        self._table_device = None
 
     # ----- order -------------------------------------------------------------------------------------
     def _shard_size(self) -> int:

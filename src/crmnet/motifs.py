@@ -43,10 +43,10 @@ from pathlib import Path
 import numpy as np
 
 from crmnet.config import Config
+from crmnet.encoding import COMPLEMENT
 from crmnet.fsutil import atomic_file
+from crmnet.interpret import LEFT_FLANK, RIGHT_FLANK
 from crmnet.jaspar import BASES, Motif
-
-COMPLEMENT = np.array([3, 2, 1, 0])
 
 
 # --------------------------------------------------------------------------------------------- tables
@@ -277,7 +277,7 @@ class DiscoveryConfig(Config):
     max_shift: int = 2
     max_motifs: int = 10
     mhg_gaps: tuple[int, ...] = (0,)
-    flanks: tuple[int, int] = (17, 13)
+    flanks: tuple[int, int] = (LEFT_FLANK, RIGHT_FLANK)
 
     def __post_init__(self) -> None:
         if not 3 <= self.k <= 12:

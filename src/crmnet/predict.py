@@ -34,6 +34,7 @@ import numpy as np
 from crmnet.encoding import Encoding, InvalidPolicy, encode
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_file
+from crmnet.io import _text_lines
 
 FORMATS = ("auto", "fasta", "tsv", "csv")
 SEQUENCE_COLUMNS = ("sequence", "seq", "seq110")
@@ -63,12 +64,11 @@ class EncodingStats:
         """One paragraph saying how many sequences the policy changed, and how."""
         body = enc.body_length
         kept = "first" if enc.truncate == "end" else "last"
-        pad_side = "end" if enc.pad == "end" else "start"
         parts = [f"{self.n:,} sequences encoded for a {body}-nt model input"]
         if self.truncated:
             parts.append(f"{self.truncated:,} longer than {body} nt were truncated (the {kept} {body} nt kept)")
         if self.padded:
-            parts.append(f"{self.padded:,} shorter than {body} nt were padded with N at the {pad_side}")
+            parts.append(f"{self.padded:,} shorter than {body} nt were padded with N at the {enc.pad}")
         if self.lowercase:
             parts.append(f"{self.lowercase:,} contained lower-case bases (read as upper case)")
         if self.mapped_to_n:
@@ -145,16 +145,6 @@ class Chunk:
     ids: list[str] = field(default_factory=list)
     sequences: list[str] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
-
-
-def _text_lines(path: Path, on_raw=None) -> Iterator[tuple[int, str]]:
-    """(1-based line number, text) of a plain or gzip file, streamed through :class:`crmnet.io.ByteStream`;
-    ``on_raw(n)`` gets the stored bytes read (for the progress bar)."""
-    from crmnet.io import ByteStream, iter_line_chunks
-
-    for chunk in iter_line_chunks(ByteStream(path, block_bytes=1 << 20, on_raw=on_raw), chunk_bytes=1 << 20):
-        for i, raw in enumerate(chunk.data.split(b"\n")[:-1]):
-            yield chunk.first_line + i, raw.rstrip(b"\r").decode("latin-1")
 
 
 def _detect(first: str) -> str:
@@ -244,9 +234,10 @@ def iter_chunks(path: str | os.PathLike, fmt: str = "auto", chunk_size: int = 65
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
     path = Path(path)
-    lines = _text_lines(path, on_raw)
+    # 1 MiB chunks: never more than that of the input in memory, and a smooth progress bar.
+    lines = _text_lines(path, on_raw, chunk_bytes=1 << 20)
     # Peek at the first non-blank line to detect the format, then put it back in front of the stream.
-    head = [(n, t) for n, t in _until_nonblank(lines)]
+    head = list(_until_nonblank(lines))
     if not head or not head[-1][1].strip():
         raise InputError(path, "the input is empty: no sequences to predict")
     if fmt == "auto":

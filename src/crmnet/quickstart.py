@@ -156,8 +156,7 @@ def run_quickstart(config: QuickstartConfig, out: str | os.PathLike, *, overwrit
 
 
 def _figures(out: Path, measured, pred, result) -> None:
-    from crmnet.plot import figure2
-    from crmnet.train import learning_curve_figure, save_png
+    from crmnet.plot import figure2, learning_curve_figure, save_png
 
     save_png(figure2([("held-out simulated test set", measured, pred)]), out / "scatter.png")
     if result.history:

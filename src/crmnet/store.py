@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import os
 import struct
@@ -54,7 +53,7 @@ import numpy as np
 
 from crmnet.encoding import CRMNET, Encoding, InvalidPolicy, decode
 from crmnet.errors import InputError
-from crmnet.fsutil import atomic_path
+from crmnet.fsutil import atomic_path, file_digest
 from crmnet.io import CHUNK_BYTES, FORMATS, EncodedBlock, TxtBlocks, detect_format, read_records
 
 FORMAT = "crmnet.store"
@@ -337,14 +336,6 @@ def prepare(
     return open_store(out)
 
 
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(8 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 @dataclass
 class _Streamed:
     """What streaming the inputs produced besides the array files."""
@@ -404,7 +395,7 @@ def _stream_inputs(tmp: Path, sources: list[_Source], names: list[str], enc: Enc
                 record = {"sha256": stream.sha256, "bytes": stream.bytes, "blank_lines": stream.blank_lines}
             else:
                 mapped += table.mapped
-                record = {"sha256": _file_sha256(src.path), "bytes": src.path.stat().st_size,
+                record = {"sha256": file_digest(src.path), "bytes": src.path.stat().st_size,
                           "blank_lines": table.blank_lines, "sequence_column": table.sequence_column}
             records.append({"path": str(src.path.resolve()), "format": src.fmt, "medium": names[src.medium],
                             "rows": codes.rows - first_row, "first_row": first_row, **record})

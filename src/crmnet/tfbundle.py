@@ -381,7 +381,10 @@ class TensorBundle:
         table = read_table(self.index_path)
         if not table or table[0][0] != b"":
             raise InputError(self.index_path, "tensor-bundle header (the empty key) is missing")
-        header = parse_proto(table[0][1])
+        try:
+            header = parse_proto(table[0][1])
+        except ValueError as exc:
+            raise InputError(self.index_path, f"tensor-bundle header is malformed ({exc})") from None
         self.num_shards = int(_first(header, 1, 1))
         if int(_first(header, 2, 0)) != 0:
             raise InputError(self.index_path, "big-endian tensor bundles are not supported")
@@ -501,7 +504,10 @@ class TensorBundle:
 
     def object_graph(self) -> list[TrackableNode]:
         """The ``TrackableObjectGraph``: node 0 is the root object (the Keras model)."""
-        (raw,) = self.read_string(OBJECT_GRAPH_KEY)
+        strings = self.read_string(OBJECT_GRAPH_KEY)
+        if len(strings) != 1:
+            raise InputError(self.index_path, f"{OBJECT_GRAPH_KEY} holds {len(strings)} strings, expected 1")
+        (raw,) = strings
         nodes = []
         try:
             for node_bytes in parse_proto(raw).get(1, []):
@@ -517,6 +523,11 @@ class TensorBundle:
                 nodes.append(node)
         except ValueError as exc:
             raise InputError(self.shard_path(0), f"object graph is malformed ({exc})") from None
+        dangling = [c for node in nodes for c in node.children.values() if c >= len(nodes)]
+        if dangling:  # callers index the list with these ids
+            raise InputError(
+                self.shard_path(0), f"object graph is malformed (child node {dangling[0]} of {len(nodes)})"
+            )
         return nodes
 
 

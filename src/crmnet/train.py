@@ -57,6 +57,11 @@ VAL_METRICS = {"r2": "max", "pearson_r": "max", "mse": "min"}  # metric → bett
 LOSSES = ("auto", "huber", "mse")
 OPTIMIZERS = ("adam", "adamw")
 ACCELERATORS = ("auto", "cpu", "cuda")
+# TrainConfig fields with a fixed set of values (checked by TrainConfig, offered by the CLI)
+CHOICES = {
+    "val_metric": tuple(VAL_METRICS), "schedule": SCHEDULES, "lr_granularity": ("step", "epoch"),
+    "loss": LOSSES, "optimizer": OPTIMIZERS, "precision": PRECISIONS, "accelerator": ACCELERATORS,
+}
 STATE_FORMAT = "crmnet-train-state"
 STATE_VERSION = 1
 
@@ -121,11 +126,7 @@ class TrainConfig(Config):
     progress: bool = True
 
     def __post_init__(self) -> None:
-        choices = {
-            "val_metric": tuple(VAL_METRICS), "schedule": SCHEDULES, "lr_granularity": ("step", "epoch"),
-            "loss": LOSSES, "optimizer": OPTIMIZERS, "precision": PRECISIONS, "accelerator": ACCELERATORS,
-        }
-        for name, allowed in choices.items():
+        for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {list(allowed)}, not {getattr(self, name)!r}")
         positive = ("batch_size", "max_epochs", "devices", "num_nodes", "log_every_n_steps",
@@ -139,10 +140,23 @@ class TrainConfig(Config):
             raise ValueError(f"max_steps must be >= 1 or None, not {self.max_steps}")
         if self.patience < 1:
             raise ValueError(f"patience must be >= 1, not {self.patience}")
+        if self.huber_delta <= 0:
+            raise ValueError(f"huber_delta must be > 0, not {self.huber_delta}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, not {self.weight_decay}")
+        self._lr_schedule(1)  # checks warmup_epochs and the learning rates here, not after the model is built
         if not self.store:
             raise ValueError("store: the prepared store directory to train on is required")
         if not self.model and not self.init:
             raise ValueError("model: a registry name is required unless init names a checkpoint")
+
+    def _lr_schedule(self, world_size: int) -> WarmupCosine:
+        """The learning-rate schedule of this config for ``world_size`` data-parallel processes."""
+        return WarmupCosine(
+            kind=self.schedule, warmup_epochs=self.warmup_epochs, total_epochs=self.max_epochs,
+            lr_start=self.lr_start, lr_peak=self.lr_peak, lr_end=self.lr_end, world_size=world_size,
+            granularity=self.lr_granularity,
+        )
 
 
 @dataclass
@@ -624,10 +638,7 @@ def _train(cfg: TrainConfig, out: Path, dist: _Dist, device, *, resume: bool, on
     model.train()
     optimizer = _optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.precision == "16-mixed")
-    schedule = WarmupCosine(
-        kind=cfg.schedule, warmup_epochs=cfg.warmup_epochs, total_epochs=cfg.max_epochs, lr_start=cfg.lr_start,
-        lr_peak=cfg.lr_peak, lr_end=cfg.lr_end, world_size=dist.world_size, granularity=cfg.lr_granularity,
-    )
+    schedule = cfg._lr_schedule(dist.world_size)
     common = {"encoding": model.encoding, "rank": dist.rank, "world_size": dist.world_size, "device": device}
     try:
         train_loader = BatchLoader(store, "train", cfg.batch_size, shuffle=True, seed=cfg.seed, drop_last=True,
@@ -792,7 +803,7 @@ def _train(cfg: TrainConfig, out: Path, dist: _Dist, device, *, resume: bool, on
     except KeyboardInterrupt:
         if dist.main:
             print(f"\ncrmnet: training interrupted at step {step}; the run is saved: continue it with "
-                  f"`crmnet train --resume {out}`", file=sys.stderr)
+                  f"`crmnet train --resume --out {out}`", file=sys.stderr)
         raise
     finally:
         if bar is not None:
@@ -867,58 +878,28 @@ def _final_outputs(model, cfg: TrainConfig, out: Path, store, dist: _Dist, devic
     metrics = {"validation": compute_metrics(np.concatenate(ys), np.concatenate(ps))}
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if history:
+        from crmnet.plot import learning_curve_figure, save_png
+
         save_png(learning_curve_figure(history, cfg.val_metric), out / "learning_curve.png")
     if dist.world_size > 1:
         tdist.barrier()
     return metrics
 
 
-def learning_curve_figure(history: list[dict], val_metric: str = "r2"):
-    """Learning curve (train/validation loss and the validation metric per epoch) as a ``Figure``.
-
-    Built on :class:`matplotlib.figure.Figure` directly, like :mod:`crmnet.plot`: no pyplot state.
-    """
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    epochs = [row["epoch"] + 1 for row in history]
-    fig = Figure(figsize=(9, 3.5), layout="constrained")
-    ax1, ax2 = fig.subplots(1, 2)
-    ax1.plot(epochs, [row["train_loss"] for row in history], marker="o", label="train")
-    ax1.plot(epochs, [row["val_loss"] for row in history], marker="o", label="validation")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("loss")
-    ax1.legend()
-    ax2.plot(epochs, [row[f"val_{val_metric}"] for row in history], marker="o", color="C2")
-    best = [row["epoch"] + 1 for row in history if row["best"]]
-    if best:
-        ax2.axvline(best[-1], color="grey", linestyle="--", label=f"best (epoch {best[-1]})")
-        ax2.legend()
-    ax2.set_xlabel("epoch")
-    for ax in (ax1, ax2):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax2.set_ylabel({"r2": "validation R² (1 − SS_res/SS_tot)", "pearson_r": "validation Pearson r",
-                    "mse": "validation MSE"}[val_metric])
-    return fig
-
-
-def save_png(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Write ``fig`` as a PNG at ``path`` atomically (replacing an older one)."""
-    path = Path(path)
-    with atomic_file(path, overwrite=True, mode="wb") as fh:
-        fig.savefig(fh, format="png", dpi=dpi)
-    return path
-
-
 def load_config_file(path: str | os.PathLike) -> dict:
     """Read a JSON training config or recipe (``{"stages": [...]}``) with errors naming the file."""
     path = Path(path)
     try:
-        return json.loads(path.read_text())
+        obj = json.loads(path.read_text())
     except FileNotFoundError:
         raise InputError(path, "config file not found") from None
     except json.JSONDecodeError as exc:
         raise InputError(path, f"invalid JSON: {exc.msg}", line=exc.lineno) from None
+    except OSError as exc:  # a directory, no permission
+        raise InputError(path, f"cannot read the config file ({exc.strerror})") from None
+    if not isinstance(obj, dict):
+        raise InputError(path, "expected a JSON object (TrainConfig fields or a recipe)")
+    return obj
 
 
 def run_recipe(recipe: dict, out: str | os.PathLike, *, resume: bool = False, overwrite: bool = False,
@@ -936,6 +917,8 @@ def run_recipe(recipe: dict, out: str | os.PathLike, *, resume: bool = False, ov
         raise InputError(source, "a recipe needs a non-empty list 'stages'")
     results: dict[str, TrainResult] = {}
     for i, stage in enumerate(stages):
+        if not isinstance(stage, dict):
+            raise InputError(source, f"stage {i + 1}: expected an object with 'name' and 'config'")
         unknown = set(stage) - {"name", "init_from", "config"}
         if unknown or "name" not in stage:
             raise InputError(source, f"stage {i + 1}: needs 'name' and 'config' (unknown keys {sorted(unknown)})")

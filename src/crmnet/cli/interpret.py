@@ -137,11 +137,14 @@ def run_interpret(args) -> int:
     _check_out(args)
     motifs = _known_motifs(args)
     sequences, measured, ids, truth = _read(args, need_measured=False)
-    config = AttributionConfig(
-        method=args.method, batch_size=args.batch_size, drop_below_mean=not args.keep_below_mean,
-        min_value=None if args.min_value < 0 else args.min_value, zero_flanks=not args.keep_flanks,
-        ism_variable_only=not args.ism_all_positions, gradient_correction=args.gradient_correction,
-    )
+    try:
+        config = AttributionConfig(
+            method=args.method, batch_size=args.batch_size, drop_below_mean=not args.keep_below_mean,
+            min_value=None if args.min_value < 0 else args.min_value, zero_flanks=not args.keep_flanks,
+            ism_variable_only=not args.ism_all_positions, gradient_correction=args.gradient_correction,
+        )
+    except ValueError as exc:  # e.g. --batch-size 0
+        raise InputError("arguments", str(exc)) from None
     model = load_checkpoint(args.checkpoint, map_location=args.device)
     attr = attribute(model, sequences, config, source=args.sequences)
     attr.meta.update({"checkpoint": str(args.checkpoint), "sequences": str(args.sequences)})

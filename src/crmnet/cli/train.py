@@ -67,11 +67,7 @@ def _parse_set(text: str) -> tuple[str, object]:
 def register(subparsers) -> None:
     from dataclasses import MISSING, fields
 
-    from crmnet.schedule import SCHEDULES
-    from crmnet.train import ACCELERATORS, LOSSES, OPTIMIZERS, PRECISIONS, VAL_METRICS, TrainConfig
-
-    choices = {"val_metric": tuple(VAL_METRICS), "schedule": SCHEDULES, "lr_granularity": ("step", "epoch"),
-               "loss": LOSSES, "optimizer": OPTIMIZERS, "precision": PRECISIONS, "accelerator": ACCELERATORS}
+    from crmnet.train import CHOICES, TrainConfig
 
     p = subparsers.add_parser(
         "train",
@@ -98,7 +94,7 @@ def register(subparsers) -> None:
             p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                            help=f"{text} (default {default})")
         else:
-            p.add_argument(flag, dest=f.name, type=kind, default=None, choices=choices.get(f.name), help=text)
+            p.add_argument(flag, dest=f.name, type=kind, default=None, choices=CHOICES.get(f.name), help=text)
     p.set_defaults(func=_train)
 
     q = subparsers.add_parser(

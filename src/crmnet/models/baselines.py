@@ -329,6 +329,10 @@ class DeepATT(RegressionLoss, nn.Module):
         self.attn = MultiHeadSelfAttention(width, cfg.heads, width // cfg.heads)
         self.attn_drop = nn.Dropout(cfg.dropout)
         steps = (cfg.length - cfg.width + 1) // cfg.pool
+        if steps < 1:
+            raise ValueError(
+                f"DeepATTConfig: length {cfg.length} is too short for width {cfg.width} and pool {cfg.pool}"
+            )
         self.head = dense_stack(steps * width, cfg.dense_units)
         keras_init(self)
 
