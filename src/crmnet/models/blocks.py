@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -46,14 +47,8 @@ class ModelConfig(Config):
 
     @property
     def encoding(self) -> Encoding:
-        return Encoding(
-            length=self.length,
-            pad=self.pad,
-            truncate=self.truncate,
-            channels=self.channels,
-            unknown_fill=self.unknown_fill,
-            prefix=self.prefix,
-        )
+        # The fields above are Encoding's, kept flat so that build_model(name, length=...) overrides them.
+        return Encoding(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Encoding)})
 
 
 def keras_same_padding(length: int, kernel_size: int, stride: int) -> tuple[int, int]:
