@@ -1,6 +1,6 @@
 """Interpretation benchmark and ground-truth validation (issue 6).
 
-1. Simulates a training set and a 3,733-sequence test set (crmnet.simulate), trains a small model
+1. Simulates a training set and a 3,733-sequence test set (crmnet.data.simulate), trains a small model
    (``crmnet-tiny`` by default) with a plain Adam loop and saves it as a checkpoint.
 2. Speed: saliency (median of ``--repeats``) and ISM (one run) on the 3,733 sequences, sequences per second.
 3. Ground truth: ``crmnet interpret`` (saliency and ISM) on the simulated test set — attribution on planted
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def train(model, codes: np.ndarray, y: np.ndarray, epochs: int, batch: int, lr: float, seed: int) -> None:
     """Plain Adam on the Huber loss; codes (n, L) already in the model's layout."""
-    from crmnet.encoding import onehot
+    from crmnet.data.encoding import onehot
 
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -53,7 +53,7 @@ def train(model, codes: np.ndarray, y: np.ndarray, epochs: int, batch: int, lr: 
 
 
 def predict(model, codes: np.ndarray) -> np.ndarray:
-    from crmnet.encoding import onehot
+    from crmnet.data.encoding import onehot
 
     with torch.no_grad():
         return np.concatenate([model(onehot(torch.as_tensor(codes[s : s + 512]), model.encoding)).numpy()
@@ -84,11 +84,11 @@ def main() -> None:
     ap.add_argument("--modisco-runs", type=int, default=10)
     a = ap.parse_args()
 
-    from crmnet.checkpoint import save_checkpoint
-    from crmnet.encoding import encode
-    from crmnet.interpret import AttributionConfig, attribute
+    from crmnet.models.checkpoint import save_checkpoint
+    from crmnet.data.encoding import encode
+    from crmnet.interpret.attribution import AttributionConfig, attribute
     from crmnet.models.registry import build_model
-    from crmnet.simulate import simulate, write_simulation
+    from crmnet.data.simulate import simulate, write_simulation
 
     torch.manual_seed(0)
     a.out.mkdir(parents=True, exist_ok=True)

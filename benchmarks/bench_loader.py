@@ -36,9 +36,9 @@ def main() -> None:
 
     import torch
 
-    from crmnet.encoding import CRMNET, VAISHNAV
-    from crmnet.loader import BatchLoader
-    from crmnet.store import open_store, prepare
+    from crmnet.data.encoding import CRMNET, VAISHNAV
+    from crmnet.data.loader import BatchLoader
+    from crmnet.data.store import open_store, prepare
 
     torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="crmnet-bench-loader-"))

@@ -55,7 +55,7 @@ def _median_rate(step, batch: int, warmup: int, repeats: int, device: torch.devi
 
 
 def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> dict:
-    from crmnet.encoding import onehot
+    from crmnet.data.encoding import onehot
     from crmnet.models import build_model, count_parameters, flops_per_sample
 
     torch.manual_seed(0)

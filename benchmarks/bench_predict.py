@@ -1,7 +1,7 @@
 """Prediction throughput: the library call and the streaming file → TSV path of ``crmnet predict``.
 
-For each model and batch size: sequences per second of :func:`crmnet.predict.predict` on in-memory
-strings (encoding + one-hot + forward), and of :func:`crmnet.predict.predict_file` on a FASTA file
+For each model and batch size: sequences per second of :func:`crmnet.evaluation.predict.predict` on in-memory
+strings (encoding + one-hot + forward), and of :func:`crmnet.evaluation.predict.predict_file` on a FASTA file
 (reading, encoding, forward, writing the TSV), median over repeats after one warm-up; the projected
 time for 1 M sequences; peak memory. Weights are random (speed does not depend on them).
 
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from crmnet.models.registry import build_model
-    from crmnet.predict import predict, predict_file
+    from crmnet.evaluation.predict import predict, predict_file
 
     if args.threads:
         torch.set_num_threads(args.threads)

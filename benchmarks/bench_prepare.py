@@ -31,7 +31,7 @@ COMPLEX_LINES = 31_349_363
 
 CHILD = """
 import json, resource, sys, time
-from crmnet.store import prepare
+from crmnet.data.store import prepare
 t, c = time.perf_counter(), time.process_time()
 store = prepare([sys.argv[1]], sys.argv[2], overwrite=True)
 seconds, cpu = time.perf_counter() - t, time.process_time() - c

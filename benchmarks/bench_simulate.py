@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crmnet.simulate import simulate, write_simulation
+from crmnet.data.simulate import simulate, write_simulation
 
 ROOT = Path(__file__).resolve().parents[1]
 TEST_SETS = {

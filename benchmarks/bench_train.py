@@ -3,7 +3,7 @@
 For each batch size and precision: seconds per optimiser step (median over the timed steps, warm-up and
 compilation excluded), samples/s, the time of one epoch of 30.4 M samples (the complex-medium training
 set), the projected 20-epoch time and peak memory. Each configuration is timed twice: with a batch
-already on the device ("synthetic"), and fed by the real :class:`crmnet.loader.BatchLoader` from a
+already on the device ("synthetic"), and fed by the real :class:`crmnet.data.loader.BatchLoader` from a
 store (the loader must keep up at the step rate); the loader alone is timed too.
 
     python benchmarks/bench_train.py --model crmnet-small --batch-sizes 64,256 --precisions 32,bf16-mixed
@@ -46,7 +46,7 @@ def _peak_mib(device) -> float:
 
 def _toy_store(tmp: Path, rows: int, seed: int = 0) -> Path:
     """A store of random 110-nt sequences (speed does not depend on the values)."""
-    from crmnet.store import prepare
+    from crmnet.data.store import prepare
 
     rng = np.random.default_rng(seed)
     letters = np.frombuffer(b"ACGT", dtype=np.uint8)[rng.integers(0, 4, size=(rows, 110))]
@@ -93,9 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args(argv)
 
-    from crmnet.loader import BatchLoader
+    from crmnet.data.loader import BatchLoader
     from crmnet.models.registry import build_model
-    from crmnet.train import loss_module, optimizer_step
+    from crmnet.training.train import loss_module, optimizer_step
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             codes = torch.randint(0, 4, (batch, model.encoding.length), device=device)
-            from crmnet.encoding import onehot
+            from crmnet.data.encoding import onehot
 
             x = onehot(codes, model.encoding)
             y = torch.rand(batch, device=device) * 17

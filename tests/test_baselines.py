@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from crmnet.encoding import VAISHNAV, encode, onehot, revcomp_onehot
+from crmnet.data.encoding import VAISHNAV, encode, onehot, revcomp_onehot
 from crmnet.models import build_model, count_parameters
 from crmnet.models.baselines import LEGNET_PREFIX
 

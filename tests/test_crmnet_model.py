@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from crmnet.encoding import CRMNET, encode, onehot
+from crmnet.data.encoding import CRMNET, encode, onehot
 from crmnet.models import CRMnet, CRMnetConfig, build_model, count_parameters
 from crmnet.models.blocks import SameConv1d, SameConvTranspose1d, keras_same_padding
 from crmnet.models.crmnet import position_gains

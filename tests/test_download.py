@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from crmnet import download as dl
+from crmnet.data import download as dl
 from crmnet.cli import main
 from crmnet.errors import OutputExistsError
 
@@ -225,9 +225,9 @@ def test_authors_models_call_the_import_hook(server, tmp_path, monkeypatch):
         (out_dir / "model.pt").write_bytes(b"ckpt")
         return [out_dir / "model.pt"]
 
-    fake = types.ModuleType("crmnet.keras_import")
+    fake = types.ModuleType("crmnet.zoo.keras")
     fake.import_downloaded = import_downloaded
-    monkeypatch.setitem(__import__("sys").modules, "crmnet.keras_import", fake)
+    monkeypatch.setitem(__import__("sys").modules, "crmnet.zoo.keras", fake)
     paths = _get(server, ["crmnet-authors"], tmp_path)
     assert calls == [(tmp_path / "zenodo7375243", tmp_path / "crmnet_authors", False)]
     assert paths == [tmp_path / "zenodo7375243" / "crmnet_model.zip", tmp_path / "crmnet_authors" / "model.pt"]

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from crmnet.encoding import (
+from crmnet.data.encoding import (
     CRMNET,
     VAISHNAV,
     Encoding,

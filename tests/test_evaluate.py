@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from crmnet.cli import main
-from crmnet.encoding import CRMNET, VAISHNAV, Encoding
+from crmnet.data.encoding import CRMNET, VAISHNAV, Encoding
 from crmnet.errors import InputError
-from crmnet.evaluate import (
+from crmnet.evaluation.evaluate import (
     TEST_SETS,
     Evaluation,
     LoadedTest,
@@ -25,7 +25,7 @@ from crmnet.evaluate import (
     resolve_test,
     write_evaluation,
 )
-from crmnet.metrics import METRIC_KEYS, compute_metrics
+from crmnet.evaluation.metrics import METRIC_KEYS, compute_metrics
 
 # data.md, "Reference numbers measured from these files": (Pearson r, MSE, N).
 REFERENCE = {
@@ -211,7 +211,7 @@ def test_cli_evaluate_predictions_and_peers(tmp_path, shared, capsys):
 
 
 def test_cli_evaluate_checkpoint(tmp_path, vaishnav_dir):
-    checkpoint = pytest.importorskip("crmnet.checkpoint")
+    checkpoint = pytest.importorskip("crmnet.models.checkpoint")
     registry = pytest.importorskip("crmnet.models.registry")
     torch.manual_seed(0)
     model = registry.build_model("crmnet-tiny")

@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from crmnet.encoding import CRMNET, Encoding
-from crmnet.interpret import (
+from crmnet.data.encoding import CRMNET, Encoding
+from crmnet.interpret.attribution import (
     AttributionConfig,
     Attributions,
     attribute,
@@ -20,9 +20,9 @@ from crmnet.interpret import (
     planted_site_mask,
     sequence_onehot,
     site_saliency_ratio,
-    variable_region,
 )
-from crmnet.jaspar import load_yeast_motifs
+from crmnet.data.construct import variable_region
+from crmnet.data.jaspar import load_yeast_motifs
 
 LEFT, RIGHT = "TGCATTTTTTTCACATC", "GGTTACGGCTGTT"
 
@@ -170,7 +170,7 @@ def test_figure5_end_to_end(tmp_path):
     model = PwmModel(names, [2.0, 3.0, 2.0])
     attr = attribute(model, seqs)
     with torch.no_grad():
-        from crmnet.encoding import encode, onehot
+        from crmnet.data.encoding import encode, onehot
 
         measured = model(onehot(torch.as_tensor(encode(seqs)[0]))).numpy()
     out = tmp_path / "fig5"
@@ -188,7 +188,7 @@ def test_figure5_end_to_end(tmp_path):
 
 
 def test_cli_interpret_and_motifs(tmp_path):
-    from crmnet.checkpoint import save_checkpoint
+    from crmnet.models.checkpoint import save_checkpoint
     from crmnet.cli import main
     from crmnet.models.registry import build_model
 
@@ -196,7 +196,7 @@ def test_cli_interpret_and_motifs(tmp_path):
     seqs, truth = planted(60, names, seed=4)
     model = PwmModel(names, [2.0, 3.0])
     with torch.no_grad():
-        from crmnet.encoding import encode, onehot
+        from crmnet.data.encoding import encode, onehot
 
         measured = model(onehot(torch.as_tensor(encode(seqs)[0]))).numpy()
     data = tmp_path / "sim.txt"

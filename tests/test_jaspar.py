@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from crmnet.errors import InputError
-from crmnet.jaspar import PAPER_MOTIFS, PSEUDOCOUNT, Motif, load_yeast_motifs, read_meme, write_meme
+from crmnet.data.jaspar import PAPER_MOTIFS, PSEUDOCOUNT, Motif, load_yeast_motifs, read_meme, write_meme
 
 
 def test_paper_motifs_are_the_yeast_matrices():

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-from crmnet import tfbundle
+from crmnet.zoo import tfbundle
 from crmnet.errors import InputError
-from crmnet.keras_import import convert, find_keras_models, import_downloaded, read_keras
+from crmnet.zoo.keras import convert, find_keras_models, import_downloaded, read_keras
 from crmnet.models.blocks import count_parameters
 
 TOLERANCE = 1e-4
@@ -222,7 +222,7 @@ def test_savedmodel_parity_12_heads(full_import, fixtures_dir):
 
 @pytest.mark.slow
 def test_hdf5_parity_2_heads_through_the_cli_and_checkpoint(h5_checkpoint, fixtures_dir):
-    from crmnet.checkpoint import load_checkpoint
+    from crmnet.models.checkpoint import load_checkpoint
 
     path, printed = h5_checkpoint
     assert "2 heads x 256" in printed

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from crmnet.encoding import VAISHNAV, Encoding, encode, onehot
-from crmnet.loader import BatchLoader
-from crmnet.store import prepare
+from crmnet.data.encoding import VAISHNAV, Encoding, encode, onehot
+from crmnet.data.loader import BatchLoader
+from crmnet.data.store import prepare
 
 N_ROWS = 2500
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.stats as st
 
-from crmnet.metrics import METRIC_KEYS, bootstrap_ci, compare_models, compute_metrics, steiger_z
+from crmnet.evaluation.metrics import METRIC_KEYS, bootstrap_ci, compare_models, compute_metrics, steiger_z
 
 
 def test_golden_values_by_hand():

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from scipy.stats import hypergeom
 
-from crmnet.encoding import Encoding, encode
-from crmnet.interpret import sequence_onehot, variable_region
-from crmnet.jaspar import load_yeast_motifs
-from crmnet.motifs import (
+from crmnet.data.encoding import Encoding, encode
+from crmnet.data.construct import variable_region
+from crmnet.interpret.attribution import sequence_onehot
+from crmnet.data.jaspar import load_yeast_motifs
+from crmnet.interpret.motifs import (
     DiscoveryConfig,
     Hits,
     bh_adjust,

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from crmnet.encoding import Encoding, encode
+from crmnet.data.encoding import Encoding, encode
 from crmnet.errors import InputError, OutputExistsError
-from crmnet.predict import EncodingStats, iter_chunks, predict, predict_file
+from crmnet.evaluation.predict import EncodingStats, iter_chunks, predict, predict_file
 
 ENC = Encoding(length=12, pad="end", truncate="end", channels="NACGT")
 
@@ -197,7 +197,7 @@ def test_existing_output_is_refused_unless_overwrite(tmp_path):
 
 
 def test_cli_predict_round_trips_a_checkpoint(tmp_path, capsys):
-    from crmnet.checkpoint import load_checkpoint, save_checkpoint
+    from crmnet.models.checkpoint import load_checkpoint, save_checkpoint
     from crmnet.cli import main
     from crmnet.models.registry import build_model
 

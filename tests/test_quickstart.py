@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from crmnet.errors import OutputExistsError
-from crmnet.quickstart import TEST_SET, QuickstartConfig, run_quickstart
+from crmnet.workflows.quickstart import TEST_SET, QuickstartConfig, run_quickstart
 
 KEYS = {"n", "pearson_r", "pearson_p", "spearman_r", "r2", "pearson_r_squared", "mse", "mae"}
 

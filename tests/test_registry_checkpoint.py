@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from crmnet.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
-from crmnet.encoding import onehot
+from crmnet.models.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
+from crmnet.data.encoding import onehot
 from crmnet.errors import InputError, OutputExistsError
 from crmnet.models import MODELS, build_model, list_models
 

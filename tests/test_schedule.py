@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from crmnet.schedule import WarmupCosine
+from crmnet.training.schedule import WarmupCosine
 
 
 def test_paper_schedule_by_epoch():

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 
 from crmnet.cli import main
-from crmnet.encoding import decode
+from crmnet.data.encoding import decode
 from crmnet.errors import InputError, OutputExistsError
-from crmnet.jaspar import load_yeast_motifs
-from crmnet.simulate import (
-    LEFT_FLANK,
-    RIGHT_FLANK,
+from crmnet.data.jaspar import load_yeast_motifs
+from crmnet.data.construct import LEFT_FLANK, RIGHT_FLANK
+from crmnet.data.simulate import (
     SimulatorConfig,
     format_training_lines,
     simulate,

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from crmnet.cli import main
-from crmnet.encoding import VAISHNAV, Encoding, encode
+from crmnet.data.encoding import VAISHNAV, Encoding, encode
 from crmnet.errors import CrmnetError, InputError, OutputExistsError
-from crmnet.io import read_records
-from crmnet.store import open_store, prepare
+from crmnet.data.readers import read_records
+from crmnet.data.store import open_store, prepare
 
 LEFT, RIGHT = "TGCATTTTTTTCACATC", "GGTTACGGCTGTT"
 
@@ -57,7 +57,7 @@ def test_manifest_split_and_size(small, tmp_path):
     path, seqs, values = small
     store = prepare([path], tmp_path / "store", val_fraction=0.1, seed=3)
     m = store.manifest
-    assert (m["format"], m["format_version"], m["n_rows"], m["n_train"], m["n_val"]) == ("crmnet.store", 1, 3000,
+    assert (m["format"], m["format_version"], m["n_rows"], m["n_train"], m["n_val"]) == ("crmnet.data.store", 1, 3000,
                                                                                            2700, 300)
     assert Encoding.from_dict(m["encoding"]) == Encoding() and m["split"]["seed"] == 3
     assert int(store.split.sum()) == 300 and len(store.indices("train")) == 2700
@@ -216,7 +216,7 @@ def test_cli_prepare(small, tmp_path, capsys):
 @pytest.mark.parametrize("block_rows", [1, 7, 1 << 20])
 @pytest.mark.parametrize("collide", [False, True])
 def test_duplicate_detection_is_exact_in_any_block_size(tmp_path, rng, block_rows, collide):
-    from crmnet.store import _duplicate_groups, _fingerprints
+    from crmnet.data.store import _duplicate_groups, _fingerprints
 
     pool, _ = encode(["".join(rng.choice(list("ACGT"), size=20)) for _ in range(40)], Encoding(length=24))
     pick = rng.integers(0, 40, size=300)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from crmnet.errors import InputError, OutputExistsError
-from crmnet.train import TrainConfig, fit, loss_module, run_recipe
+from crmnet.training.train import TrainConfig, fit, loss_module, run_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "crmnet-tiny"
@@ -35,7 +35,7 @@ def write_toy_txt(path: Path, n: int, seed: int) -> Path:
 
 
 def make_store(tmp: Path, n: int = 600, seed: int = 0, name: str = "store") -> Path:
-    from crmnet.store import prepare
+    from crmnet.data.store import prepare
 
     txt = write_toy_txt(tmp / f"{name}.txt", n, seed)
     prepare([txt], tmp / name, val_fraction=0.2, seed=seed)
@@ -93,7 +93,7 @@ def test_training_learns(run):
 
 
 def test_checkpoints_are_weights_only_and_restore_best(run):
-    from crmnet.checkpoint import load_checkpoint
+    from crmnet.models.checkpoint import load_checkpoint
 
     for name in ("best.ckpt", "last.ckpt", "state.pt"):
         torch.load(run.run_dir / name, weights_only=True)

@@ -11,7 +11,7 @@ atomically, :func:`save_png` a PNG only.
 * :func:`learning_curve_figure`: a training run's loss and validation metric per epoch.
 
 ``table`` arguments are ``{row label: {test name: metrics dict}}`` with the keys of
-:func:`crmnet.metrics.compute_metrics` (and optionally ``"bootstrap"`` intervals).
+:func:`crmnet.evaluation.metrics.compute_metrics` (and optionally ``"bootstrap"`` intervals).
 """
 
 from __future__ import annotations
@@ -56,12 +56,12 @@ def metrics_text(m: dict) -> str:
 def density_scatter(ax, y_true, y_pred, metrics: dict | None = None, title: str | None = None, gridsize: int = 60):
     """Draw predicted (y) vs measured (x) as a hexbin density with the identity line on ``ax``.
 
-    y_true, y_pred: (n,). ``metrics`` defaults to :func:`crmnet.metrics.compute_metrics` of the pair.
+    y_true, y_pred: (n,). ``metrics`` defaults to :func:`crmnet.evaluation.metrics.compute_metrics` of the pair.
     Returns the hexbin collection (for a colour bar).
     """
     from matplotlib.colors import LogNorm
 
-    from crmnet.metrics import compute_metrics
+    from crmnet.evaluation.metrics import compute_metrics
 
     y = np.asarray(y_true, dtype=np.float64)
     p = np.asarray(y_pred, dtype=np.float64)
@@ -231,7 +231,7 @@ def learning_curve_figure(history: list[dict], val_metric: str = "r2"):
     """Learning curve (train/validation loss and the validation metric per epoch) as a ``Figure``.
 
     history: one dict per epoch with ``epoch`` (0-based), ``train_loss``, ``val_loss``,
-    ``val_<val_metric>`` and ``best`` (as in :attr:`crmnet.train.TrainResult.history`).
+    ``val_<val_metric>`` and ``best`` (as in :attr:`crmnet.training.train.TrainResult.history`).
     """
     from matplotlib.ticker import MaxNLocator
 

@@ -12,7 +12,7 @@ import importlib
 import pkgutil
 import sys
 
-from crmnet import __version__
+from crmnet.version import __version__
 from crmnet.errors import CrmnetError
 
 

@@ -1,4 +1,4 @@
-"""Subcommand ``download``: fetch the public data sets, verified and resumable (crmnet.download)."""
+"""Subcommand ``download``: fetch the public data sets, verified and resumable (crmnet.data.download)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 
 
 def register(subparsers) -> None:
-    from crmnet.download import SOURCES  # stdlib only: cheap enough for --help
+    from crmnet.data.download import SOURCES  # stdlib only: cheap enough for --help
 
     p = subparsers.add_parser(
         "download",
@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 
 
 def run_download(args) -> int:
-    from crmnet.download import SOURCES, download
+    from crmnet.data.download import SOURCES, download
 
     if args.list or not args.names:
         for name, source in SOURCES.items():

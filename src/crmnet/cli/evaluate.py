@@ -1,4 +1,4 @@
-"""Subcommands ``evaluate``, ``predict`` and ``report``: thin calls into crmnet.evaluate/predict/report."""
+"""Subcommands ``evaluate``, ``predict`` and ``report``: thin calls into crmnet.evaluation.evaluate/predict/report."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def _check_positive(name: str, value: int) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from crmnet import evaluate as E
+    from crmnet.evaluation import evaluate as E
 
     if not (args.checkpoint or args.predictions or args.peers):
         raise InputError(None, "nothing to score: give --checkpoint, --predictions or --peers")
@@ -118,7 +118,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     config = {"command": "evaluate", "data_dir": str(E.data_dir(args.data_dir).resolve()),
               "bootstrap": args.bootstrap, "seed": args.seed}
     if args.checkpoint:
-        from crmnet.checkpoint import load_checkpoint
+        from crmnet.models.checkpoint import load_checkpoint
 
         model = load_checkpoint(args.checkpoint)
         names = args.test or list(E.TEST_SETS)
@@ -166,8 +166,8 @@ def _print_summary(ev, out: Path) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from crmnet.checkpoint import load_checkpoint
-    from crmnet.predict import predict_file
+    from crmnet.models.checkpoint import load_checkpoint
+    from crmnet.evaluation.predict import predict_file
 
     _check_positive("--batch-size", args.batch_size)
     _check_positive("--chunk-size", args.chunk_size)
@@ -181,7 +181,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from crmnet.report import build_report
+    from crmnet.evaluation.report import build_report
 
     if args.bootstrap < 1:
         raise InputError(None, f"--bootstrap must be at least 1, got {args.bootstrap}")

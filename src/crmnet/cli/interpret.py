@@ -82,7 +82,7 @@ def _add_motif_arguments(p) -> None:
 
 
 def _known_motifs(args):
-    from crmnet.jaspar import DEFAULT_RELEASE, PAPER_MOTIFS, load_yeast_motifs, read_meme
+    from crmnet.data.jaspar import DEFAULT_RELEASE, PAPER_MOTIFS, load_yeast_motifs, read_meme
 
     if args.meme and args.motifs:
         raise InputError("--meme", "give either --motifs or --meme, not both")
@@ -92,7 +92,7 @@ def _known_motifs(args):
 
 
 def _read(args, need_measured: bool):
-    from crmnet.io import read_records
+    from crmnet.data.readers import read_records
 
     table = read_records(args.sequences)
     n = len(table.sequences)
@@ -107,7 +107,7 @@ def _read(args, need_measured: bool):
     truth = None
     truth_file = Path(args.truth) if args.truth else Path(f"{args.sequences}.truth.json")
     if args.truth or truth_file.exists():
-        from crmnet.interpret import read_truth
+        from crmnet.interpret.attribution import read_truth
 
         # A truth describes the whole file; with --limit only its first sequences are used.
         truth = read_truth(truth_file, len(table.sequences))
@@ -131,8 +131,8 @@ def _check_out(args) -> None:
 
 
 def run_interpret(args) -> int:
-    from crmnet.checkpoint import load_checkpoint
-    from crmnet.interpret import AttributionConfig, attribute, figure5
+    from crmnet.models.checkpoint import load_checkpoint
+    from crmnet.interpret.attribution import AttributionConfig, attribute, figure5
 
     _check_out(args)
     motifs = _known_motifs(args)
@@ -165,9 +165,9 @@ def run_interpret(args) -> int:
 
 
 def run_motifs(args) -> int:
-    from crmnet.interpret import Attributions
-    from crmnet.jaspar import DEFAULT_RELEASE, load_yeast_motifs
-    from crmnet.motifs import DiscoveryConfig, discover
+    from crmnet.interpret.attribution import Attributions
+    from crmnet.data.jaspar import DEFAULT_RELEASE, load_yeast_motifs
+    from crmnet.interpret.motifs import DiscoveryConfig, discover
 
     _check_out(args)
     try:
@@ -198,7 +198,7 @@ def _matching_attributions(attr, sequences: list[str], path: str):
     """The attribution maps of ``sequences`` (the first ones of ``attr``), checked base by base."""
     import numpy as np
 
-    from crmnet.interpret import Attributions, sequence_onehot
+    from crmnet.interpret.attribution import Attributions, sequence_onehot
 
     n = len(sequences)
     if len(attr) < n:

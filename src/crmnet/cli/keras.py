@@ -29,7 +29,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from crmnet.keras_import import import_keras
+    from crmnet.zoo.keras import import_keras
 
     result = import_keras(args.path, args.out, overwrite=args.overwrite, verify=args.verify)
     provenance = result.provenance

@@ -42,9 +42,9 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    from crmnet.encoding import Encoding
+    from crmnet.data.encoding import Encoding
     from crmnet.errors import CrmnetError
-    from crmnet.store import prepare
+    from crmnet.data.store import prepare
 
     try:
         enc = Encoding(length=args.length, pad=args.pad, truncate=args.truncate)

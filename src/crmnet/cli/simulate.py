@@ -1,4 +1,4 @@
-"""Subcommand ``simulate``: a ground-truth data set so the whole pipeline runs offline (crmnet.simulate)."""
+"""Subcommand ``simulate``: a ground-truth data set so the whole pipeline runs offline (crmnet.data.simulate)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def register(subparsers) -> None:
 
 
 def _load_config(args):
-    from crmnet.simulate import SimulatorConfig
+    from crmnet.data.simulate import SimulatorConfig
 
     fields = {}
     if args.config:
@@ -53,7 +53,7 @@ def _load_config(args):
 
 def run_simulate(args) -> int:
     from crmnet.errors import OutputExistsError
-    from crmnet.simulate import simulate, truth_path, write_simulation
+    from crmnet.data.simulate import simulate, truth_path, write_simulation
 
     if args.n < 1:
         raise InputError("--n", f"the number of sequences must be positive, not {args.n}")

@@ -1,6 +1,6 @@
 """``crmnet train`` (one run or a multi-stage recipe, resumable) and ``crmnet quickstart``.
 
-Every :class:`crmnet.train.TrainConfig` field is a flag of ``crmnet train`` (``max_epochs`` →
+Every :class:`crmnet.training.train.TrainConfig` field is a flag of ``crmnet train`` (``max_epochs`` →
 ``--max-epochs``); model-config overrides are ``--set KEY=VALUE`` (VALUE parsed as JSON when it can be).
 ``--config FILE`` reads a JSON TrainConfig (flags given on the command line win) or a recipe
 (``{"stages": [...]}``, e.g. ``configs/paper_transfer.json``: pre-train on both media, then fine-tune
@@ -67,7 +67,7 @@ def _parse_set(text: str) -> tuple[str, object]:
 def register(subparsers) -> None:
     from dataclasses import MISSING, fields
 
-    from crmnet.train import CHOICES, TrainConfig
+    from crmnet.training.train import CHOICES, TrainConfig
 
     p = subparsers.add_parser(
         "train",
@@ -130,7 +130,7 @@ def _train(args) -> int:
     from dataclasses import fields
 
     from crmnet.errors import InputError
-    from crmnet.train import TrainConfig, fit, load_config_file, run_recipe
+    from crmnet.training.train import TrainConfig, fit, load_config_file, run_recipe
 
     names = [f.name for f in fields(TrainConfig) if f.name != "overrides"]
     given = _given(args, names)
@@ -166,7 +166,7 @@ def _print_result(name: str, result) -> None:
 
 
 def _quickstart(args) -> int:
-    from crmnet.quickstart import QuickstartConfig, run_quickstart
+    from crmnet.workflows.quickstart import QuickstartConfig, run_quickstart
 
     settings = {"n": args.n, "n_test": args.n_test, "max_epochs": args.epochs, "batch_size": args.batch_size,
                 "max_steps": args.max_steps, "model": args.model, "threads": args.threads}

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crmnet.encoding import revcomp_onehot
+from crmnet.data.encoding import revcomp_onehot
 from crmnet.models.blocks import ModelConfig, MultiHeadSelfAttention, SameConv1d, SqueezeExcite, keras_init
 
 LOSSES = ("mse", "huber")

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crmnet.config import Config
-from crmnet.encoding import Encoding
+from crmnet.data.encoding import Encoding
 
 
 @dataclass

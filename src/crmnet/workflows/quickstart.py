@@ -74,7 +74,7 @@ class QuickstartConfig(Config):
             raise ValueError(f"val_fraction must be in (0, 1), not {self.val_fraction}")
 
     def train_config(self, store: str | os.PathLike):
-        from crmnet.train import TrainConfig
+        from crmnet.training.train import TrainConfig
 
         return TrainConfig(
             model=self.model, overrides=dict(self.overrides), store=str(store), batch_size=self.batch_size,
@@ -104,11 +104,11 @@ def run_quickstart(config: QuickstartConfig, out: str | os.PathLike, *, overwrit
     """
     import torch
 
-    from crmnet.metrics import compute_metrics
-    from crmnet.predict import predict
-    from crmnet.simulate import simulate, write_simulation
-    from crmnet.store import prepare
-    from crmnet.train import fit
+    from crmnet.evaluation.metrics import compute_metrics
+    from crmnet.evaluation.predict import predict
+    from crmnet.data.simulate import simulate, write_simulation
+    from crmnet.data.store import prepare
+    from crmnet.training.train import fit
 
     out = Path(out)
     if out.exists():

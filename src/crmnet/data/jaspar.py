@@ -253,3 +253,10 @@ def read_meme(path: str | os.PathLike) -> list[Motif]:
     if not motifs:
         raise InputError(path, "no MOTIF entries found (not a MEME motif file?)")
     return motifs
+
+
+def information_content(pwm: np.ndarray) -> np.ndarray:
+    """(4, w) probabilities → letter heights in bits (probability × column information content)."""
+    pwm = np.asarray(pwm, dtype=np.float64)
+    ic = 2.0 + (pwm * np.log2(np.clip(pwm, 1e-12, None))).sum(axis=0)
+    return pwm * ic[None, :]

@@ -1,14 +1,14 @@
 """Predictions: sequences (or codes) in, one expression value per sequence out.
 
 * :func:`predict` — the library call: ``predict(model, sequences, batch_size=1024, device=None)`` encodes
-  each batch in the model's own :class:`~crmnet.encoding.Encoding` (``model.encoding``), one-hots it on
+  each batch in the model's own :class:`~crmnet.data.encoding.Encoding` (``model.encoding``), one-hots it on
   the device and runs the model in eval mode. Every sequence is encoded and predicted independently, so
   results do not depend on the batch size (up to float rounding in the convolutions).
 * :func:`predict_file` — the streaming path behind ``crmnet predict``: reads FASTA, TSV or CSV in chunks
   (:func:`iter_chunks`), never holding more than one chunk in memory, shows a progress bar over the input's
   bytes, and writes ``id<TAB>sequence<TAB>prediction`` atomically.
 
-Encoding policy (the contract of :mod:`crmnet.encoding`, reported in :class:`EncodingStats`): lower case
+Encoding policy (the contract of :mod:`crmnet.data.encoding`, reported in :class:`EncodingStats`): lower case
 is accepted as upper case; a sequence longer than the model's input is truncated at the model's
 truncation side (CRMnet keeps the first 112 nt, Vaishnav's models keep the last 110) and a shorter one is
 padded with N; any other character is an error naming the file and line, unless ``invalid="N"`` maps it
@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from crmnet.encoding import Encoding, InvalidPolicy, encode
+from crmnet.data.encoding import Encoding, InvalidPolicy, encode
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_file
-from crmnet.io import _text_lines
+from crmnet.data.readers import _text_lines
 
 FORMATS = ("auto", "fasta", "tsv", "csv")
 SEQUENCE_COLUMNS = ("sequence", "seq", "seq110")
@@ -107,7 +107,7 @@ def predict(
     """
     import torch
 
-    from crmnet.encoding import onehot
+    from crmnet.data.encoding import onehot
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")

@@ -13,7 +13,7 @@ and PNG + PDF figures:
 * ``fig4_ablation``: Pearson r of the runs side by side, Δr against the first run (with two runs or more).
 
 Differences between models are tested on the sequences both predicted (paired bootstrap of Δr and
-Steiger's Z, :func:`crmnet.metrics.compare_models`), recomputed here from the saved predictions so runs
+Steiger's Z, :func:`crmnet.evaluation.metrics.compare_models`), recomputed here from the saved predictions so runs
 from separate evaluations are compared with each other and with the peers.
 """
 
@@ -73,7 +73,7 @@ def _unique(label: str, taken) -> str:
 
 
 def _read_predictions(path: Path) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
-    from crmnet.evaluate import read_predictions_tsv
+    from crmnet.evaluation.evaluate import read_predictions_tsv
 
     measured, preds = read_predictions_tsv(path)
     with open(path, encoding="utf-8") as fh:
@@ -149,7 +149,7 @@ def load_inputs(paths: list[str | os.PathLike]) -> ReportData:
 def comparisons(data: ReportData, n_boot: int = 1000, seed: int = 0) -> list[dict]:
     """Pairs of models with predictions on the same test set, aligned by sequence: every pair that
     involves a run (each run against the peers and the other runs), or every pair when there are no runs."""
-    from crmnet.metrics import compare_models
+    from crmnet.evaluation.metrics import compare_models
 
     out = []
     for test in data.tests:

@@ -24,10 +24,10 @@ it (Vaishnav's 110-nt layout: ``seq110`` for complex-random) or by the raw seque
 **Peers** (:data:`PEERS`): the Vaishnav transformer (``*_tpu_model.csv``), Vaishnav CNN (``*_gpu_model``),
 DeepSEA/DanQ/DeepATT adaptations and LegNet (``legnet2023/*_Native.txt``, joined by sequence; its 196
 extra rows have no measurement and are reported as unmatched). :func:`peer_table` scores each, and
-compares every pair of models on the sequences both predicted (:func:`crmnet.metrics.compare_models`).
+compares every pair of models on the sequences both predicted (:func:`crmnet.evaluation.metrics.compare_models`).
 
 **Outputs** (:func:`write_evaluation`, one directory, written atomically): ``metrics.json`` (one object
-per test set: the metric keys of :mod:`crmnet.metrics`, ``bootstrap`` intervals when computed) and
+per test set: the metric keys of :mod:`crmnet.evaluation.metrics`, ``bootstrap`` intervals when computed) and
 ``metrics.csv`` for the evaluated model; ``peers.json``/``peers.csv`` (model → test set → metrics) and
 ``comparisons.json``/``.csv`` when more than one model is scored; ``predictions/<test>.tsv`` (id,
 sequence, measured, one column per model); ``config.json`` (settings, sources, join counts, encodings).
@@ -46,14 +46,14 @@ import numpy as np
 
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_path
-from crmnet.metrics import BOOTSTRAP_KEYS, METRIC_KEYS, bootstrap_ci, compare_models, compute_metrics
+from crmnet.evaluation.metrics import BOOTSTRAP_KEYS, METRIC_KEYS, bootstrap_ci, compare_models, compute_metrics
 
 
 @dataclass(frozen=True)
 class TestSetSpec:
     """A registered test set: its file under the data directory and the column of raw sequences.
 
-    sequence_column: the raw sequences a model encodes (as :func:`crmnet.io.read_records` picks it);
+    sequence_column: the raw sequences a model encodes (as :func:`crmnet.data.readers.read_records` picks it);
     medium: ``complex`` (YPD) or ``defined`` (SC-Ura).
     """
 
@@ -128,8 +128,8 @@ class LoadedTest:
 def _loaded(name: str, path: Path, description: str) -> LoadedTest:
     """Read a test file; the join key of each row is its sequence in Vaishnav's 110-nt layout (last 110 nt,
     left-padded with N), which is how the published prediction files spell the sequences."""
-    from crmnet.encoding import VAISHNAV, decode, encode
-    from crmnet.io import read_records
+    from crmnet.data.encoding import VAISHNAV, decode, encode
+    from crmnet.data.readers import read_records
 
     table = read_records(path, value="measured")
     if table.measured is None:
@@ -217,7 +217,7 @@ def join_predictions(test: LoadedTest, sequences, predicted, measured=None) -> J
 
 
 def score(y, pred, n_boot: int = 0, seed: int = 0) -> dict:
-    """:func:`~crmnet.metrics.compute_metrics` plus ``bootstrap`` intervals when ``n_boot`` > 0."""
+    """:func:`~crmnet.evaluation.metrics.compute_metrics` plus ``bootstrap`` intervals when ``n_boot`` > 0."""
     m = compute_metrics(y, pred)
     if n_boot > 0:
         m["bootstrap"] = bootstrap_ci(y, pred, n_boot=n_boot, seed=seed)
@@ -295,7 +295,7 @@ def evaluate_model(model, tests: list[LoadedTest], evaluation: Evaluation | None
                    batch_size: int = 1024, device=None, invalid: str = "error", n_boot: int = 1000,
                    seed: int = 0) -> Evaluation:
     """Predict every test set with ``model`` (raw sequences, the model's own encoding) and score it."""
-    from crmnet.predict import EncodingStats, predict_at_lines
+    from crmnet.evaluation.predict import EncodingStats, predict_at_lines
 
     ev = evaluation or Evaluation()
     ev.primary = label
@@ -315,9 +315,9 @@ def evaluate_model(model, tests: list[LoadedTest], evaluation: Evaluation | None
 
 
 def read_prediction_file(path: str | os.PathLike):
-    """A prediction file as a :class:`crmnet.io.SequenceTable` with predictions: a CSV with a 'Predicted
+    """A prediction file as a :class:`crmnet.data.readers.SequenceTable` with predictions: a CSV with a 'Predicted
     Expression' column (the published peer files) or a headerless sequence<TAB>prediction file (LegNet)."""
-    from crmnet.io import read_records
+    from crmnet.data.readers import read_records
 
     table = read_records(path, value="predicted")
     if table.predicted is None:

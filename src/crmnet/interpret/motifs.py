@@ -3,7 +3,7 @@ the minimum-hypergeometric (mHG) test, TF-MoDISco, TOMTOM matching and ground-tr
 
 Contract:
 
-* Sequences are ``(n, 4, W)`` ACGT one-hot in sequence coordinates (:func:`crmnet.interpret.sequence_onehot`),
+* Sequences are ``(n, 4, W)`` ACGT one-hot in sequence coordinates (:func:`crmnet.interpret.attribution.sequence_onehot`),
   integer codes ``(n, W)`` where k-mers are counted. ``region`` ``(n, W)`` bool limits every count to the
   80-nt variable region by default: the constant flanks are the same in every sequence and carry no
   information about expression.
@@ -43,10 +43,10 @@ from pathlib import Path
 import numpy as np
 
 from crmnet.config import Config
-from crmnet.encoding import COMPLEMENT
+from crmnet.data.encoding import COMPLEMENT
 from crmnet.fsutil import atomic_file
-from crmnet.interpret import LEFT_FLANK, RIGHT_FLANK
-from crmnet.jaspar import BASES, Motif
+from crmnet.data.construct import FLANKS
+from crmnet.data.jaspar import BASES, Motif
 
 
 # --------------------------------------------------------------------------------------------- tables
@@ -277,7 +277,7 @@ class DiscoveryConfig(Config):
     max_shift: int = 2
     max_motifs: int = 10
     mhg_gaps: tuple[int, ...] = (0,)
-    flanks: tuple[int, int] = (LEFT_FLANK, RIGHT_FLANK)
+    flanks: tuple[int, int] = FLANKS
 
     def __post_init__(self) -> None:
         if not 3 <= self.k <= 12:
@@ -652,7 +652,7 @@ def motif_logos_figure(motifs: list[Motif], labels: list[str]):
     from matplotlib.figure import Figure
     from tangermeme.plot import plot_logo
 
-    from crmnet.interpret import information_content
+    from crmnet.data.jaspar import information_content
 
     n = max(len(motifs), 1)
     width = max((m.width for m in motifs), default=6)
@@ -687,10 +687,10 @@ def discover(
     With a simulation ``truth``, precision and recall of each method against the planted motifs.
     Returns the summary dict.
     """
-    from crmnet.encoding import Encoding, encode
+    from crmnet.data.encoding import Encoding, encode
     from crmnet.fsutil import atomic_path, write_text_atomic
-    from crmnet.interpret import variable_region
-    from crmnet.jaspar import load_yeast_motifs, write_meme
+    from crmnet.data.construct import variable_region
+    from crmnet.data.jaspar import load_yeast_motifs, write_meme
     from crmnet.plot import save_figure
 
     config = config or DiscoveryConfig()

@@ -1,6 +1,6 @@
 """The store: a compact, memory-mapped directory that training reads from, and ``prepare`` that makes it.
 
-Layout (format ``crmnet.store``, version 1), ``n`` rows, ``W = encoding.length``::
+Layout (format ``crmnet.data.store``, version 1), ``n`` rows, ``W = encoding.length``::
 
     codes.npy     (n, W) uint8    codes A=0 C=1 G=2 T=3 N=4, laid out by the store's Encoding
     lengths.npy   (n,)   uint8    true sequence lengths (uint16 if any exceeds 255), for ``relayout``
@@ -14,7 +14,7 @@ Layout (format ``crmnet.store``, version 1), ``n`` rows, ``W = encoding.length``
 That is ``W + 7`` bytes per row (119 at W = 112). Every array is a plain ``.npy`` file, so
 ``np.load(path, mmap_mode="r")`` reads it without crmnet.
 
-``prepare`` streams its inputs: each chunk is parsed and encoded (:class:`crmnet.io.TxtBlocks`) and its
+``prepare`` streams its inputs: each chunk is parsed and encoded (:class:`crmnet.data.readers.TxtBlocks`) and its
 rows are appended to the arrays' files, whose ``.npy`` headers are written once the row count is known.
 Memory is the chunks in flight (a few hundred MB) while streaming, and about 12 bytes per row
 afterwards (64-bit row fingerprints sorted for duplicate detection, lengths, media): ~0.4 GB for the
@@ -51,12 +51,12 @@ from typing import Literal
 
 import numpy as np
 
-from crmnet.encoding import CRMNET, Encoding, InvalidPolicy, decode
+from crmnet.data.encoding import CRMNET, Encoding, InvalidPolicy, decode
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_path, file_digest
-from crmnet.io import CHUNK_BYTES, FORMATS, EncodedBlock, TxtBlocks, detect_format, read_records
+from crmnet.data.readers import CHUNK_BYTES, FORMATS, EncodedBlock, TxtBlocks, detect_format, read_records
 
-FORMAT = "crmnet.store"
+FORMAT = "crmnet.data.store"
 FORMAT_VERSION = 1
 SPLITS = {"train": 0, "val": 1}
 DUPLICATE_POLICIES = ("keep", "first", "mean", "error")
@@ -473,7 +473,7 @@ def _write_store(tmp, sources, names, enc, val_fraction, seed, invalid, duplicat
     split[np.random.default_rng([seed, 0]).choice(n, size=n_val, replace=False)] = 1
     np.save(tmp / "split.npy", split)
 
-    from crmnet import __version__
+    from crmnet.version import __version__
 
     return {
         "format": FORMAT,

@@ -3,7 +3,7 @@
 Contract:
 
 * **Input.** A model with ``.encoding`` and ``forward(x: (B, C, L)) -> (B,)`` and a list of DNA strings.
-  The strings are laid out as the model wants (:func:`crmnet.encoding.encode` with ``model.encoding``), so
+  The strings are laid out as the model wants (:func:`crmnet.data.encoding.encode` with ``model.encoding``), so
   padding side, length, prefix and channel order are the model's business, not the caller's.
 * **Output.** :class:`Attributions` in *sequence coordinates*: position ``j`` is base ``j`` of the string
   as given (``0 <= j < length``), channels ``A, C, G, T``, whatever the model's layout. Positions the model
@@ -33,13 +33,13 @@ from pathlib import Path
 import numpy as np
 
 from crmnet.config import Config
-from crmnet.encoding import Encoding, encode, onehot, onehot_table
+from crmnet.data.construct import FLANKS, variable_region
+from crmnet.data.jaspar import information_content
+from crmnet.data.encoding import Encoding, encode, onehot, onehot_table
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_file
 
 BASES = "ACGT"
-LEFT_FLANK = 17  # TGCATTTTTTTCACATC, constant in every Vaishnav construct
-RIGHT_FLANK = 13  # GGTTACGGCTGTT
 METHODS = ("saliency", "ism")
 
 
@@ -62,7 +62,7 @@ class AttributionConfig(Config):
     drop_below_mean: bool = True
     min_value: float | None = 0.1
     zero_flanks: bool = True
-    flanks: tuple[int, int] = (LEFT_FLANK, RIGHT_FLANK)
+    flanks: tuple[int, int] = FLANKS
     ism_variable_only: bool = True
     gradient_correction: bool = False
 
@@ -257,13 +257,6 @@ def attribute(model, sequences: list[str], config: AttributionConfig | None = No
     return Attributions(x, hyp, lengths, mask, config.method, {"encoding": enc.to_dict()})
 
 
-def variable_region(lengths: np.ndarray, width: int, flanks: tuple[int, int] = (LEFT_FLANK, RIGHT_FLANK)) -> np.ndarray:
-    """(n, width) bool: positions between the left and right constant flanks of each sequence."""
-    j = np.arange(width)[None, :]
-    lengths = np.asarray(lengths)[:, None]
-    return (j >= flanks[0]) & (j < lengths - flanks[1])
-
-
 def display_filter(attr: Attributions, config: AttributionConfig | None = None) -> np.ndarray:
     """(n, W) per-position attributions after the paper's display rules (``config`` says which apply).
 
@@ -324,18 +317,11 @@ def ground_truth_saliency(values: np.ndarray, truth: dict, region: np.ndarray) -
     return out
 
 
-def information_content(pwm: np.ndarray) -> np.ndarray:
-    """(4, w) probabilities → letter heights in bits (probability × column information content)."""
-    pwm = np.asarray(pwm, dtype=np.float64)
-    ic = 2.0 + (pwm * np.log2(np.clip(pwm, 1e-12, None))).sum(axis=0)
-    return pwm * ic[None, :]
-
-
 def logo_figure(values: np.ndarray, motif, offset: int, strand: int, title: str, first_position: int = 0):
     """Figure 5A–E panel: a sequence's attribution logo above the matched JASPAR motif, aligned.
 
     values: (4, w) attributions of the shown window (observed bases only); the motif (a
-    :class:`crmnet.jaspar.Motif`) is drawn as information content starting at column ``offset`` of the
+    :class:`crmnet.data.jaspar.Motif`) is drawn as information content starting at column ``offset`` of the
     window, reverse-complemented when the hit is on the ``-`` strand. ``first_position`` labels the x axis
     in sequence coordinates.
     """
@@ -366,7 +352,7 @@ def logo_figure(values: np.ndarray, motif, offset: int, strand: int, title: str,
 
 
 def read_truth(path: str | os.PathLike, n: int) -> dict:
-    """A simulation's ``FILE.truth.json`` (:func:`crmnet.simulate.write_simulation`), checked against ``n``."""
+    """A simulation's ``FILE.truth.json`` (:func:`crmnet.data.simulate.write_simulation`), checked against ``n``."""
     try:
         truth = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
@@ -424,7 +410,7 @@ def figure5(
     simulation ``truth``, the planted-site attribution ratio is reported too. Returns the summary dict.
     """
     from crmnet.fsutil import atomic_path, write_text_atomic
-    from crmnet.motifs import enrichment_figure, expression_enrichment, saliency_enrichment, scan, write_tsv
+    from crmnet.interpret.motifs import enrichment_figure, expression_enrichment, saliency_enrichment, scan, write_tsv
     from crmnet.plot import save_figure
 
     config = config or AttributionConfig()

@@ -3,7 +3,7 @@
 A checkpoint is a ``torch.save``d dict of plain Python types and tensors, readable with
 ``torch.load(weights_only=True)``::
 
-    format          "crmnet.checkpoint"
+    format          "crmnet.models.checkpoint"
     format_version  1
     model           registry name (crmnet.models.MODELS)
     model_config    the resolved config (dict): rebuilds the exact architecture
@@ -29,7 +29,7 @@ from torch import nn
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_file
 
-FORMAT = "crmnet.checkpoint"
+FORMAT = "crmnet.models.checkpoint"
 FORMAT_VERSION = 1
 _REQUIRED = ("format", "format_version", "model", "model_config", "encoding", "state_dict")
 
@@ -109,7 +109,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
     """Rebuild the model saved at ``path``, in eval mode, with ``model.checkpoint_meta`` attached."""
-    from crmnet.encoding import Encoding
+    from crmnet.data.encoding import Encoding
     from crmnet.models.registry import model_from_config
 
     src = str(path)

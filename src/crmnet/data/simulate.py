@@ -6,7 +6,7 @@ interpretation method can be scored against the planted truth.
 **Sequences.** Each sequence is 110 nt: the real left flank ``TGCATTTTTTTCACATC`` (17 nt), an 80-nt
 variable region of uniform random bases, the real right flank ``GGTTACGGCTGTT`` (13 nt), exactly as in
 Vaishnav et al.'s training files. Into the variable region, instances of each configured S. cerevisiae
-JASPAR motif (:mod:`crmnet.jaspar`, taxon 4932) are planted with probability ``plant_prob[m]`` per sequence:
+JASPAR motif (:mod:`crmnet.data.jaspar`, taxon 4932) are planted with probability ``plant_prob[m]`` per sequence:
 bases drawn from the motif's frequency matrix, uniform start, either strand with equal probability (a later
 plant may overwrite an earlier one; the truth reports the score each planted site really has).
 
@@ -51,13 +51,11 @@ from pathlib import Path
 import numpy as np
 
 from crmnet.config import Config
-from crmnet.encoding import ALPHABET, COMPLEMENT, Encoding, decode, encode
+from crmnet.data.construct import LEFT_FLANK, RIGHT_FLANK, VARIABLE_LENGTH
+from crmnet.data.encoding import ALPHABET, COMPLEMENT, Encoding, decode, encode
 from crmnet.errors import OutputExistsError
 from crmnet.fsutil import atomic_file
 
-LEFT_FLANK = "TGCATTTTTTTCACATC"
-RIGHT_FLANK = "GGTTACGGCTGTT"
-VARIABLE_LENGTH = 80
 TRUTH_FORMAT = "crmnet-simulation-truth"
 TRUTH_VERSION = 1
 LN2 = math.log(2.0)
@@ -148,7 +146,7 @@ class _MotifModel:
 
 
 def _prepare_motifs(config: SimulatorConfig) -> list[_MotifModel]:
-    from crmnet.jaspar import load_yeast_motifs
+    from crmnet.data.jaspar import load_yeast_motifs
 
     prepared = []
     for motif in load_yeast_motifs(config.motifs, release=config.release):

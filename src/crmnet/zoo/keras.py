@@ -2,7 +2,7 @@
 
 Sources: a TensorFlow SavedModel directory (what the authors' ``model.save(path)`` wrote; Zenodo record
 7375243), a classic Keras-2 HDF5 weights file (``model.save_weights('x.h5')``) or a full-model HDF5
-file (``model.save('x.h5')``). SavedModel variables are read with :mod:`crmnet.tfbundle`, HDF5 with h5py.
+file (``model.save('x.h5')``). SavedModel variables are read with :mod:`crmnet.zoo.tfbundle`, HDF5 with h5py.
 
 How weights are matched (never by checkpoint indices, which differ between TF versions):
 
@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from crmnet.errors import CrmnetError, InputError, OutputExistsError
-from crmnet.tfbundle import (
+from crmnet.zoo.tfbundle import (
     OBJECT_GRAPH_KEY,
     is_savedmodel,
     read_keras_metadata,
@@ -789,7 +789,7 @@ def import_keras(
     path: str | Path, out: str | Path, overwrite: bool = False, verify: bool = True
 ) -> ImportResult:
     """Import a SavedModel directory or HDF5 file and write a crmnet checkpoint at ``out``."""
-    from crmnet.checkpoint import save_checkpoint
+    from crmnet.models.checkpoint import save_checkpoint
 
     if Path(out).exists() and not overwrite:  # refuse before a minute of reading and converting
         raise OutputExistsError(out)

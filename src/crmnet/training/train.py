@@ -10,7 +10,7 @@ Contract:
   ``learning_curve.png`` and ``metrics.json`` (``{"validation": {n, pearson_r, ..., mae}}`` for the
   restored best weights).
 * Loss: Huber (δ = 1) on ``forward`` unless the model brings its own ``compute_loss`` (LegNet's KL
-  soft-label loss). Optimiser: Adam. Learning rate: :class:`crmnet.schedule.WarmupCosine` (paper or
+  soft-label loss). Optimiser: Adam. Learning rate: :class:`crmnet.training.schedule.WarmupCosine` (paper or
   code variant), scaled by the number of data-parallel processes D; the global batch is
   ``batch_size · D``.
 * Early stopping on the validation metric (R² = 1 − SS_res/SS_tot by default), patience 10, at most 50
@@ -23,7 +23,7 @@ Contract:
 * Devices: CPU or CUDA; fp32, bf16-mixed or fp16-mixed (autocast; fp16 with a grad scaler). Several
   processes train with DistributedDataParallel: launched by ``torchrun`` or SLURM ``srun`` (one process
   per device, read from the environment), or spawned here when ``devices > 1`` on one node. The
-  :class:`crmnet.loader.BatchLoader` shards the data itself (no DistributedSampler).
+  :class:`crmnet.data.loader.BatchLoader` shards the data itself (no DistributedSampler).
 
 The loop is written here rather than delegated to Lightning because exact mid-epoch resumption needs
 control of the loader position and every RNG, which Lightning does not restore.
@@ -50,7 +50,7 @@ from typing import Any
 from crmnet.config import Config
 from crmnet.errors import CrmnetError, InputError, OutputExistsError
 from crmnet.fsutil import atomic_file, write_text_atomic
-from crmnet.schedule import SCHEDULES, WarmupCosine
+from crmnet.training.schedule import SCHEDULES, WarmupCosine
 
 PRECISIONS = ("32", "bf16-mixed", "16-mixed")
 VAL_METRICS = {"r2": "max", "pearson_r": "max", "mse": "min"}  # metric → better direction
@@ -79,7 +79,7 @@ class TrainConfig(Config):
     store: prepared store directory (train split: 0, validation split: 1).
     batch_size: per process; the global batch is ``batch_size · D``.
     max_steps: stop after this many optimiser steps in total (smoke runs); None = no limit.
-    schedule / warmup_epochs / lr_*: see :class:`crmnet.schedule.WarmupCosine`; ``lr_granularity`` is
+    schedule / warmup_epochs / lr_*: see :class:`crmnet.training.schedule.WarmupCosine`; ``lr_granularity`` is
         ``"step"`` (rate updated every step) or ``"epoch"`` (Keras-style, once per epoch).
     loss: ``"auto"`` = the model's ``compute_loss`` when it has one, else Huber; or force huber/mse.
     precision: ``"32"``, ``"bf16-mixed"``, ``"16-mixed"``.
@@ -266,7 +266,7 @@ def _spawn(config: TrainConfig, out: Path, *, resume: bool) -> TrainResult:
     port = _free_port()
     mp.start_processes(_spawned_worker, args=(config.to_dict(), str(out), resume, port), nprocs=config.devices,
                        start_method="spawn", join=True)
-    from crmnet.checkpoint import load_checkpoint
+    from crmnet.models.checkpoint import load_checkpoint
 
     state = _load_state(out / "state.pt")
     model = load_checkpoint(out / "best.ckpt") if (out / "best.ckpt").exists() else None
@@ -420,7 +420,7 @@ def _build_model(cfg: TrainConfig):
 
     if cfg.init is None:
         return build_model(cfg.model, **cfg.overrides)
-    from crmnet.checkpoint import load_checkpoint
+    from crmnet.models.checkpoint import load_checkpoint
 
     init = Path(cfg.init)
     if not init.exists():
@@ -619,8 +619,8 @@ def _run(cfg: TrainConfig, out: Path, dist: _Dist, *, resume: bool, on_batch: Ca
 def _train(cfg: TrainConfig, out: Path, dist: _Dist, device, *, resume: bool, on_batch: Callable | None) -> TrainResult:
     import torch
 
-    from crmnet.loader import BatchLoader
-    from crmnet.store import open_store
+    from crmnet.data.loader import BatchLoader
+    from crmnet.data.store import open_store
 
     distributed = dist.world_size > 1
     if distributed:
@@ -673,7 +673,7 @@ def _train(cfg: TrainConfig, out: Path, dist: _Dist, device, *, resume: bool, on
             train_loader.load_state_dict(mine["loader"])
         _set_rng_state(mine["rng"], device)
         if early["best_epoch"] is not None:
-            from crmnet.checkpoint import read_checkpoint
+            from crmnet.models.checkpoint import read_checkpoint
 
             best_weights = read_checkpoint(out / "best.ckpt")["state_dict"]
     else:
@@ -848,7 +848,7 @@ def _provenance(cfg: TrainConfig, store, epoch: int, step: int) -> dict:
 
 
 def _save_checkpoint(path: Path, model, cfg: TrainConfig, store, val: dict, epoch: int, step: int) -> None:
-    from crmnet.checkpoint import save_checkpoint
+    from crmnet.models.checkpoint import save_checkpoint
 
     save_checkpoint(path, model, provenance=_provenance(cfg, store, epoch, step),
                     metrics={"validation": {k.removeprefix("val_"): v for k, v in val.items()}}, overwrite=True)
@@ -859,8 +859,8 @@ def _final_outputs(model, cfg: TrainConfig, out: Path, store, dist: _Dist, devic
     import numpy as np
     import torch
 
-    from crmnet.loader import BatchLoader
-    from crmnet.metrics import compute_metrics
+    from crmnet.data.loader import BatchLoader
+    from crmnet.evaluation.metrics import compute_metrics
 
     if dist.world_size > 1:
         import torch.distributed as tdist
@@ -946,7 +946,7 @@ def run_recipe(recipe: dict, out: str | os.PathLike, *, resume: bool = False, ov
 
 
 def _completed_result(run_dir: Path) -> TrainResult:
-    from crmnet.checkpoint import load_checkpoint
+    from crmnet.models.checkpoint import load_checkpoint
 
     state = _load_state(run_dir / "state.pt")
     return TrainResult(

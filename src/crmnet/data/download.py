@@ -160,7 +160,7 @@ SOURCES: dict[str, Source] = {
                                github=_PEERS),
     "legnet": Source(f"LegNet predictions on the native test sets ({LEGNET_REPO} @ {LEGNET_COMMIT})", github=_LEGNET),
     "crmnet-authors": Source("the CRMnet authors' trained Keras models (Zenodo 7375243), imported as checkpoints",
-                             zenodo_record="7375243", hook="crmnet.keras_import:import_downloaded",
+                             zenodo_record="7375243", hook="crmnet.zoo.keras:import_downloaded",
                              hook_out="crmnet_authors"),
 }
 

@@ -1,6 +1,6 @@
 """Batch-level sampling from a store: whole batches are gathered from the memory-mapped arrays with one
 fancy index each (no per-sample Python work), moved to the device as uint8 codes, and re-laid out and
-one-hot encoded there in the model's :class:`~crmnet.encoding.Encoding`.
+one-hot encoded there in the model's :class:`~crmnet.data.encoding.Encoding`.
 
 Order. Each epoch is a permutation of the chosen rows drawn from ``numpy.random.default_rng([seed,
 epoch])`` (the identity when ``shuffle=False``), so it is reproducible from the seed and different every
@@ -27,9 +27,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from crmnet.encoding import Encoding, onehot, relayout
-from crmnet.io import background
-from crmnet.store import Store, open_store
+from crmnet.data.encoding import Encoding, onehot, relayout
+from crmnet.data.readers import background
+from crmnet.data.store import Store, open_store
 
 
 class CodeBatch(NamedTuple):
@@ -45,7 +45,7 @@ class CodeBatch(NamedTuple):
 class BatchLoader:
     """Iterate ``(x, y)``: x (B, C, L) float32 one-hot in ``encoding`` on ``device``, y (B,) float32.
 
-    store: a :class:`~crmnet.store.Store` or its path. split: ``"train"``, ``"val"``, ``"all"`` or an
+    store: a :class:`~crmnet.data.store.Store` or its path. split: ``"train"``, ``"val"``, ``"all"`` or an
     array of row indices. encoding: the model's Encoding (default: the store's). prefetch: batches
     gathered ahead by a background thread (0: none).
     """

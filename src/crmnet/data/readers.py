@@ -22,7 +22,7 @@ store's ``duplicates`` policy decides what training does with them).
 
 :class:`TxtBlocks` is the fast path used by ``crmnet prepare``: it streams a txt file in large chunks,
 parses each with pyarrow's CSV reader and encodes the sequences straight from arrow's byte buffer with
-:func:`crmnet.encoding.encode_spans`, so no Python object is made per row. When a chunk fails the fast
+:func:`crmnet.data.encoding.encode_spans`, so no Python object is made per row. When a chunk fails the fast
 parse, it is parsed again line by line, which finds the exact line and problem.
 """
 
@@ -43,7 +43,7 @@ from typing import Literal
 
 import numpy as np
 
-from crmnet.encoding import CRMNET, Encoding, InvalidPolicy, encode_spans, invalid_positions
+from crmnet.data.encoding import CRMNET, Encoding, InvalidPolicy, encode_spans, invalid_positions
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_file
 

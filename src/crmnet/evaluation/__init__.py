@@ -1,0 +1,1 @@
+"""Evaluation stage: prediction, metrics, test sets and peer tables, reports."""

@@ -1,0 +1,1 @@
+"""Interpretation stage: attributions (saliency, ISM), known-motif scanning, enrichment, de novo motifs."""

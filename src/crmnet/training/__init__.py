@@ -1,0 +1,1 @@
+"""Training stage: configs, the loop, exact resume, distributed launch, schedules and losses."""

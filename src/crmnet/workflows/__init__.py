@@ -1,0 +1,1 @@
+"""End-to-end workflows built from every stage (the offline quickstart)."""
