@@ -84,11 +84,11 @@ def main() -> None:
     ap.add_argument("--modisco-runs", type=int, default=10)
     a = ap.parse_args()
 
-    from crmnet.models.checkpoint import save_checkpoint
     from crmnet.data.encoding import encode
-    from crmnet.interpret.attribution import AttributionConfig, attribute
-    from crmnet.models.registry import build_model
     from crmnet.data.simulate import simulate, write_simulation
+    from crmnet.interpret.attribution import AttributionConfig, attribute
+    from crmnet.models.checkpoint import save_checkpoint
+    from crmnet.models.registry import build_model
 
     torch.manual_seed(0)
     a.out.mkdir(parents=True, exist_ok=True)

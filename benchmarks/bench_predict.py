@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     args = parser.parse_args(argv)
 
-    from crmnet.models.registry import build_model
     from crmnet.evaluation.predict import predict, predict_file
+    from crmnet.models.registry import build_model
 
     if args.threads:
         torch.set_num_threads(args.threads)

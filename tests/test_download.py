@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from crmnet.data import download as dl
 from crmnet.cli import main
+from crmnet.data import download as dl
 from crmnet.errors import OutputExistsError
 
 GLU = "complex_media_training_data_Glu.txt"

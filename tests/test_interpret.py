@@ -9,7 +9,9 @@ import pytest
 import torch
 from torch import nn
 
+from crmnet.data.construct import variable_region
 from crmnet.data.encoding import CRMNET, Encoding
+from crmnet.data.jaspar import load_yeast_motifs
 from crmnet.interpret.attribution import (
     AttributionConfig,
     Attributions,
@@ -21,8 +23,6 @@ from crmnet.interpret.attribution import (
     sequence_onehot,
     site_saliency_ratio,
 )
-from crmnet.data.construct import variable_region
-from crmnet.data.jaspar import load_yeast_motifs
 
 LEFT, RIGHT = "TGCATTTTTTTCACATC", "GGTTACGGCTGTT"
 
@@ -188,8 +188,8 @@ def test_figure5_end_to_end(tmp_path):
 
 
 def test_cli_interpret_and_motifs(tmp_path):
-    from crmnet.models.checkpoint import save_checkpoint
     from crmnet.cli import main
+    from crmnet.models.checkpoint import save_checkpoint
     from crmnet.models.registry import build_model
 
     names = ["REB1", "RAP1"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crmnet.errors import InputError
 from crmnet.data.jaspar import PAPER_MOTIFS, PSEUDOCOUNT, Motif, load_yeast_motifs, read_meme, write_meme
+from crmnet.errors import InputError
 
 
 def test_paper_motifs_are_the_yeast_matrices():

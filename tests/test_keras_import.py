@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import torch
 
-from crmnet.zoo import tfbundle
 from crmnet.errors import InputError
-from crmnet.zoo.keras import convert, find_keras_models, import_downloaded, read_keras
 from crmnet.models.blocks import count_parameters
+from crmnet.zoo import tfbundle
+from crmnet.zoo.keras import convert, find_keras_models, import_downloaded, read_keras
 
 TOLERANCE = 1e-4
 

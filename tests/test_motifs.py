@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from scipy.stats import hypergeom
 
-from crmnet.data.encoding import Encoding, encode
 from crmnet.data.construct import variable_region
-from crmnet.interpret.attribution import sequence_onehot
+from crmnet.data.encoding import Encoding, encode
 from crmnet.data.jaspar import load_yeast_motifs
+from crmnet.interpret.attribution import sequence_onehot
 from crmnet.interpret.motifs import (
     DiscoveryConfig,
     Hits,

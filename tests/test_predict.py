@@ -197,8 +197,8 @@ def test_existing_output_is_refused_unless_overwrite(tmp_path):
 
 
 def test_cli_predict_round_trips_a_checkpoint(tmp_path, capsys):
-    from crmnet.models.checkpoint import load_checkpoint, save_checkpoint
     from crmnet.cli import main
+    from crmnet.models.checkpoint import load_checkpoint, save_checkpoint
     from crmnet.models.registry import build_model
 
     torch.manual_seed(0)

@@ -8,10 +8,10 @@ import json
 import pytest
 import torch
 
-from crmnet.models.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
 from crmnet.data.encoding import onehot
 from crmnet.errors import InputError, OutputExistsError
 from crmnet.models import MODELS, build_model, list_models
+from crmnet.models.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
 
 
 @pytest.fixture(autouse=True, scope="module")

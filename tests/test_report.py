@@ -9,8 +9,8 @@ from crmnet.cli import main
 from crmnet.errors import InputError, OutputExistsError
 from crmnet.evaluation.evaluate import Evaluation, evaluate_prediction_file, load_test_set, write_evaluation
 from crmnet.evaluation.metrics import compute_metrics
-from crmnet.plot import ablation_bars, benchmark_bars, figure2, metrics_text, save_figure
 from crmnet.evaluation.report import build_report, load_inputs
+from crmnet.plot import ablation_bars, benchmark_bars, figure2, metrics_text, save_figure
 
 
 def _assert_image(path, min_bytes=5_000):

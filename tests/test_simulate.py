@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from crmnet.cli import main
-from crmnet.data.encoding import decode
-from crmnet.errors import InputError, OutputExistsError
-from crmnet.data.jaspar import load_yeast_motifs
 from crmnet.data.construct import LEFT_FLANK, RIGHT_FLANK
+from crmnet.data.encoding import decode
+from crmnet.data.jaspar import load_yeast_motifs
 from crmnet.data.simulate import (
     SimulatorConfig,
     format_training_lines,
@@ -21,6 +20,7 @@ from crmnet.data.simulate import (
     truth_path,
     write_simulation,
 )
+from crmnet.errors import InputError, OutputExistsError
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import pytest
 
 from crmnet.cli import main
 from crmnet.data.encoding import VAISHNAV, Encoding, encode
-from crmnet.errors import CrmnetError, InputError, OutputExistsError
 from crmnet.data.readers import read_records
 from crmnet.data.store import open_store, prepare
+from crmnet.errors import CrmnetError, InputError, OutputExistsError
 
 LEFT, RIGHT = "TGCATTTTTTTCACATC", "GGTTACGGCTGTT"
 

@@ -12,8 +12,8 @@ import importlib
 import pkgutil
 import sys
 
-from crmnet.version import __version__
 from crmnet.errors import CrmnetError
+from crmnet.version import __version__
 
 
 def build_parser() -> argparse.ArgumentParser:

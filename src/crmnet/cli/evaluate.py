@@ -166,8 +166,8 @@ def _print_summary(ev, out: Path) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from crmnet.models.checkpoint import load_checkpoint
     from crmnet.evaluation.predict import predict_file
+    from crmnet.models.checkpoint import load_checkpoint
 
     _check_positive("--batch-size", args.batch_size)
     _check_positive("--chunk-size", args.chunk_size)

@@ -131,8 +131,8 @@ def _check_out(args) -> None:
 
 
 def run_interpret(args) -> int:
-    from crmnet.models.checkpoint import load_checkpoint
     from crmnet.interpret.attribution import AttributionConfig, attribute, figure5
+    from crmnet.models.checkpoint import load_checkpoint
 
     _check_out(args)
     motifs = _known_motifs(args)
@@ -165,8 +165,8 @@ def run_interpret(args) -> int:
 
 
 def run_motifs(args) -> int:
-    from crmnet.interpret.attribution import Attributions
     from crmnet.data.jaspar import DEFAULT_RELEASE, load_yeast_motifs
+    from crmnet.interpret.attribution import Attributions
     from crmnet.interpret.motifs import DiscoveryConfig, discover
 
     _check_out(args)

@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from crmnet.data.encoding import Encoding
-    from crmnet.errors import CrmnetError
     from crmnet.data.store import prepare
+    from crmnet.errors import CrmnetError
 
     try:
         enc = Encoding(length=args.length, pad=args.pad, truncate=args.truncate)

@@ -52,8 +52,8 @@ def _load_config(args):
 
 
 def run_simulate(args) -> int:
-    from crmnet.errors import OutputExistsError
     from crmnet.data.simulate import simulate, truth_path, write_simulation
+    from crmnet.errors import OutputExistsError
 
     if args.n < 1:
         raise InputError("--n", f"the number of sequences must be positive, not {args.n}")

@@ -52,9 +52,9 @@ from typing import Literal
 import numpy as np
 
 from crmnet.data.encoding import CRMNET, Encoding, InvalidPolicy, decode
+from crmnet.data.readers import CHUNK_BYTES, FORMATS, EncodedBlock, TxtBlocks, detect_format, read_records
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_path, file_digest
-from crmnet.data.readers import CHUNK_BYTES, FORMATS, EncodedBlock, TxtBlocks, detect_format, read_records
 
 FORMAT = "crmnet.data.store"
 FORMAT_VERSION = 1

@@ -45,8 +45,14 @@ from pathlib import Path
 import numpy as np
 
 from crmnet.errors import InputError
+from crmnet.evaluation.metrics import (
+    BOOTSTRAP_KEYS,
+    METRIC_KEYS,
+    bootstrap_ci,
+    compare_models,
+    compute_metrics,
+)
 from crmnet.fsutil import atomic_path
-from crmnet.evaluation.metrics import BOOTSTRAP_KEYS, METRIC_KEYS, bootstrap_ci, compare_models, compute_metrics
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from crmnet.data.encoding import Encoding, InvalidPolicy, encode
+from crmnet.data.readers import _text_lines
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_file
-from crmnet.data.readers import _text_lines
 
 FORMATS = ("auto", "fasta", "tsv", "csv")
 SEQUENCE_COLUMNS = ("sequence", "seq", "seq110")

@@ -34,8 +34,8 @@ import numpy as np
 
 from crmnet.config import Config
 from crmnet.data.construct import FLANKS, variable_region
-from crmnet.data.jaspar import information_content
 from crmnet.data.encoding import Encoding, encode, onehot, onehot_table
+from crmnet.data.jaspar import information_content
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_file
 
@@ -410,7 +410,13 @@ def figure5(
     simulation ``truth``, the planted-site attribution ratio is reported too. Returns the summary dict.
     """
     from crmnet.fsutil import atomic_path, write_text_atomic
-    from crmnet.interpret.motifs import enrichment_figure, expression_enrichment, saliency_enrichment, scan, write_tsv
+    from crmnet.interpret.motifs import (
+        enrichment_figure,
+        expression_enrichment,
+        saliency_enrichment,
+        scan,
+        write_tsv,
+    )
     from crmnet.plot import save_figure
 
     config = config or AttributionConfig()

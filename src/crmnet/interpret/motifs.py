@@ -43,10 +43,10 @@ from pathlib import Path
 import numpy as np
 
 from crmnet.config import Config
-from crmnet.data.encoding import COMPLEMENT
-from crmnet.fsutil import atomic_file
 from crmnet.data.construct import FLANKS
+from crmnet.data.encoding import COMPLEMENT
 from crmnet.data.jaspar import BASES, Motif
+from crmnet.fsutil import atomic_file
 
 
 # --------------------------------------------------------------------------------------------- tables
@@ -687,10 +687,10 @@ def discover(
     With a simulation ``truth``, precision and recall of each method against the planted motifs.
     Returns the summary dict.
     """
-    from crmnet.data.encoding import Encoding, encode
-    from crmnet.fsutil import atomic_path, write_text_atomic
     from crmnet.data.construct import variable_region
+    from crmnet.data.encoding import Encoding, encode
     from crmnet.data.jaspar import load_yeast_motifs, write_meme
+    from crmnet.fsutil import atomic_path, write_text_atomic
     from crmnet.plot import save_figure
 
     config = config or DiscoveryConfig()

@@ -104,10 +104,10 @@ def run_quickstart(config: QuickstartConfig, out: str | os.PathLike, *, overwrit
     """
     import torch
 
-    from crmnet.evaluation.metrics import compute_metrics
-    from crmnet.evaluation.predict import predict
     from crmnet.data.simulate import simulate, write_simulation
     from crmnet.data.store import prepare
+    from crmnet.evaluation.metrics import compute_metrics
+    from crmnet.evaluation.predict import predict
     from crmnet.training.train import fit
 
     out = Path(out)

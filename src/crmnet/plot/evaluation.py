@@ -1,45 +1,12 @@
-"""Figures (matplotlib only here): data in, ``Figure`` out; no pyplot state, no display, no ``show()``.
-
-Figures are built on :class:`matplotlib.figure.Figure` directly, so they render headless (Agg for PNG,
-the PDF backend for PDF) and never touch a global figure manager. :func:`save_figure` writes PNG and PDF
-atomically, :func:`save_png` a PNG only.
-
-* Figure 2 — :func:`density_scatter` / :func:`figure2`: predicted vs measured as a 2-D density (hexbin,
-  log counts), annotated with Pearson r and its p, both kinds of R² (clearly named) and MSE.
-* Figure 3 — :func:`benchmark_bars`: models × test sets, Pearson r and MSE, with bootstrap intervals.
-* Figure 4 — :func:`ablation_bars`: several runs (ablations) per test set, Δr against the first run.
-* :func:`learning_curve_figure`: a training run's loss and validation metric per epoch.
-
-``table`` arguments are ``{row label: {test name: metrics dict}}`` with the keys of
-:func:`crmnet.evaluation.metrics.compute_metrics` (and optionally ``"bootstrap"`` intervals).
-"""
+"""Evaluation figures: Figure 2 (density scatter), Figure 3 (benchmark bars), Figure 4 (ablation bars)."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from crmnet.fsutil import atomic_file
-
-FORMATS = ("png", "pdf")
-
-
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), layout="constrained")
-
-
-def format_p(p: float) -> str:
-    """A p-value as text; one that underflowed to 0 in float64 is shown as a bound, not as 0."""
-    if not np.isfinite(p):
-        return "p = n/a"
-    if p == 0.0:
-        return "p < 1e-300"
-    return f"p = {p:.2g}"
+from crmnet.plot.common import _figure, _palette, format_p
 
 
 def metrics_text(m: dict) -> str:
@@ -207,58 +174,3 @@ _LABELS = {
     "mse": "MSE",
     "mae": "MAE",
 }
-
-
-def _palette(k: int) -> list:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10" if k <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(k)]
-
-
-def save_figure(fig, stem: str | os.PathLike, overwrite: bool = False, dpi: int = 150) -> list[Path]:
-    """Write ``fig`` as ``stem.png`` and ``stem.pdf`` (each atomically); returns the paths."""
-    paths = []
-    for fmt in FORMATS:
-        path = Path(f"{stem}.{fmt}")
-        with atomic_file(path, overwrite=overwrite, mode="wb") as fh:
-            fig.savefig(fh, format=fmt, dpi=dpi)
-        paths.append(path)
-    return paths
-
-
-def learning_curve_figure(history: list[dict], val_metric: str = "r2"):
-    """Learning curve (train/validation loss and the validation metric per epoch) as a ``Figure``.
-
-    history: one dict per epoch with ``epoch`` (0-based), ``train_loss``, ``val_loss``,
-    ``val_<val_metric>`` and ``best`` (as in :attr:`crmnet.training.train.TrainResult.history`).
-    """
-    from matplotlib.ticker import MaxNLocator
-
-    epochs = [row["epoch"] + 1 for row in history]
-    fig = _figure(9, 3.5)
-    ax1, ax2 = fig.subplots(1, 2)
-    ax1.plot(epochs, [row["train_loss"] for row in history], marker="o", label="train")
-    ax1.plot(epochs, [row["val_loss"] for row in history], marker="o", label="validation")
-    ax1.set_xlabel("epoch")
-    ax1.set_ylabel("loss")
-    ax1.legend()
-    ax2.plot(epochs, [row[f"val_{val_metric}"] for row in history], marker="o", color="C2")
-    best = [row["epoch"] + 1 for row in history if row["best"]]
-    if best:
-        ax2.axvline(best[-1], color="grey", linestyle="--", label=f"best (epoch {best[-1]})")
-        ax2.legend()
-    ax2.set_xlabel("epoch")
-    for ax in (ax1, ax2):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax2.set_ylabel({"r2": "validation R² (1 − SS_res/SS_tot)", "pearson_r": "validation Pearson r",
-                    "mse": "validation MSE"}[val_metric])
-    return fig
-
-
-def save_png(fig, path: str | os.PathLike, dpi: int = 120) -> Path:
-    """Write ``fig`` as a PNG at ``path`` atomically (replacing an older one)."""
-    path = Path(path)
-    with atomic_file(path, overwrite=True, mode="wb") as fh:
-        fig.savefig(fh, format="png", dpi=dpi)
-    return path
