@@ -197,7 +197,7 @@ def test_detect_format_and_override(tmp_path, vaishnav_dir):
     fa = write(tmp_path, "\n>s1 first\nACGT\nAC\n>s2\nGG\n", "x.fa")
     assert detect_format(fa) == "fasta"
     with pytest.raises(InputError, match="cannot tell the format"):
-        read_records(write(tmp_path, "ACGT\n", "one.txt"))
+        read_records(write(tmp_path, "hello world\n", "one.txt"))
     with pytest.raises(InputError, match="expected 2 tab-separated"):
         read_records(fa, "txt")
 
@@ -209,7 +209,7 @@ def test_csv_bad_inputs(tmp_path):
         (head + "0,ACGT,1\n1,ACGT,\n", 3, "missing 'Measured Expression' value"),
         (head + "0,ACGT,nan\n", 2, "NaN"),
         (head + "0,ACGT,1\n1,ACZT,2\n", 3, "invalid character 'Z'"),
-        (",seq,Measured Expression\n0,ACGT,1\n", 1, "no sequence column"),
+        (",dna,Measured Expression\n0,ACGT,1\n", 1, "no sequence column"),
         (head, 1, "no records"),
     ]
     for text, line, words in cases:

@@ -10,6 +10,8 @@ from crmnet.errors import InputError
 
 
 def register(subparsers) -> None:
+    from crmnet.data.readers import FORMATS
+
     ev = subparsers.add_parser(
         "evaluate",
         help="score a checkpoint, prediction files or the published peers on the test sets",
@@ -55,8 +57,9 @@ def register(subparsers) -> None:
     pr.add_argument("input", metavar="INPUT", help="FASTA, TSV or CSV file of sequences")
     pr.add_argument("--checkpoint", required=True, metavar="CKPT", help="a crmnet checkpoint (.pt)")
     pr.add_argument("--out", required=True, metavar="FILE", help="output TSV (refused if it exists)")
-    pr.add_argument("--format", choices=("auto", "fasta", "tsv", "csv"), default="auto",
-                    help="input format (default: detected from the first line)")
+    pr.add_argument("--format", choices=FORMATS, default="auto",
+                    help="input format (default: detected from the first line; txt: headerless tab-separated, "
+                         "tsv/csv: with a header)")
     pr.add_argument("--batch-size", type=int, default=1024, help="batch size (default 1024; results do not depend on it)")
     pr.add_argument("--chunk-size", type=int, default=65536, help="records read per chunk (default 65536)")
     pr.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
