@@ -231,3 +231,18 @@ def catalogued(sha256: str) -> GithubFile | None:
             if f.algorithm == "sha256" and f.digest == sha256:
                 return f
     return None
+
+
+def check_measurements(path: str | os.PathLike, sha256: str, option: str = "--role predicted") -> None:
+    """Refuse a catalogued prediction file read as measurements (its values are a model's, not the assay's).
+
+    A headerless ``sequence<TAB>value`` file does not say what its values are; LegNet's published
+    prediction TSVs look exactly like Vaishnav's training files. ``option`` names how to proceed anyway.
+    """
+    from crmnet.errors import InputError
+
+    known = catalogued(sha256)
+    if known is not None and known.role == "predicted":
+        raise InputError(path, f"this is {known.repo}'s published predictions ({known.dest} @ {known.commit[:7]}), "
+                               f"not measured expression; use it as --predictions, or pass {option} to use "
+                               "predictions as targets on purpose")
