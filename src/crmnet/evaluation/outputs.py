@@ -8,7 +8,6 @@ metric keys of :mod:`crmnet.evaluation.metrics`, ``bootstrap`` intervals when co
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -20,6 +19,7 @@ from crmnet.errors import InputError
 from crmnet.evaluation.evaluate import Evaluation, LoadedTest
 from crmnet.evaluation.metrics import BOOTSTRAP_KEYS, METRIC_KEYS
 from crmnet.fsutil import atomic_path
+from crmnet.tables import render
 
 
 def _flat(metrics: dict) -> dict:
@@ -34,13 +34,11 @@ def _flat(metrics: dict) -> dict:
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
+    """Rows of dicts as CSV; the columns are the union of the keys, in order of appearance."""
     fields: list[str] = []
     for r in rows:
         fields.extend(k for k in r if k not in fields)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    path.write_text(render(fields, [[r.get(k, "") for k in fields] for r in rows], style="csv"), encoding="utf-8")
 
 
 def _json_safe(obj):
@@ -92,11 +90,9 @@ def write_evaluation(ev: Evaluation, out: str | os.PathLike, config: dict, overw
 
 def _write_predictions(path: Path, test: LoadedTest, models: list[str], preds: list[np.ndarray]) -> None:
     """id (1-based input line), sequence, measured, then one column per model (empty: no prediction)."""
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write("\t".join(["id", "sequence", "measured", *models]) + "\n")
-        for i, (line, seq, y) in enumerate(zip(test.lines, test.sequences, test.measured)):
-            vals = ["" if not np.isfinite(p[i]) else f"{p[i]:.9g}" for p in preds]
-            fh.write("\t".join([str(line), seq, f"{y:.15g}", *vals]) + "\n")
+    rows = [[line, seq, f"{y:.15g}", *["" if not np.isfinite(p[i]) else f"{p[i]:.9g}" for p in preds]]
+            for i, (line, seq, y) in enumerate(zip(test.lines, test.sequences, test.measured))]
+    path.write_text(render(["id", "sequence", "measured", *models], rows, style="tsv"), encoding="utf-8")
 
 
 def read_predictions_tsv(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, np.ndarray]]:
