@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from crmnet.data.encoding import CODE_N, VAISHNAV, Encoding, encode_spans
-from crmnet.data.readers import TxtBlocks, detect_format, read_fasta, read_records, write_fasta
+from crmnet.data.readers import detect_format, read_fasta, read_records, write_fasta
+from crmnet.data.txtblocks import TxtBlocks
 from crmnet.errors import InputError
 
 SHARED_FILES = [  # path under shared/data, rows, format, sequence column, measured?, predicted?

@@ -9,8 +9,12 @@ from crmnet.errors import InputError
 
 
 def register(subparsers) -> None:
-    from crmnet.data.readers import FORMATS
+    _register_evaluate(subparsers)
+    _register_predict(subparsers)
+    _register_report(subparsers)
 
+
+def _register_evaluate(subparsers) -> None:
     ev = subparsers.add_parser(
         "evaluate",
         help="score a checkpoint, prediction files or the published peers on the test sets",
@@ -60,6 +64,10 @@ def register(subparsers) -> None:
     ev.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     ev.set_defaults(func=run_evaluate)
 
+
+def _register_predict(subparsers) -> None:
+    from crmnet.data.readers import FORMATS
+
     pr = subparsers.add_parser(
         "predict",
         help="predict expression for sequences in a FASTA, TSV or CSV file",
@@ -85,6 +93,8 @@ def register(subparsers) -> None:
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     pr.set_defaults(func=run_predict)
 
+
+def _register_report(subparsers) -> None:
     rp = subparsers.add_parser(
         "report",
         help="figures 2-4 and a Markdown/HTML summary from evaluation outputs",

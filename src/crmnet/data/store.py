@@ -14,7 +14,7 @@ Layout (format ``crmnet.data.store``, version 1), ``n`` rows, ``W = encoding.len
 That is ``W + 7`` bytes per row (119 at W = 112). Every array is a plain ``.npy`` file, so
 ``np.load(path, mmap_mode="r")`` reads it without crmnet.
 
-``prepare`` streams its inputs: each chunk is parsed and encoded (:class:`crmnet.data.readers.TxtBlocks`) and its
+``prepare`` streams its inputs: each chunk is parsed and encoded (:class:`crmnet.data.txtblocks.TxtBlocks`) and its
 rows are appended to the arrays' files, whose ``.npy`` headers are written once the row count is known.
 Memory is the chunks in flight (a few hundred MB) while streaming, and about 12 bytes per row
 afterwards (64-bit row fingerprints sorted for duplicate detection, lengths, media): ~0.4 GB for the
@@ -54,7 +54,8 @@ import numpy as np
 from crmnet.config import Config
 from crmnet.data.catalogue import check_measurements
 from crmnet.data.encoding import CRMNET, Encoding, InvalidPolicy, decode
-from crmnet.data.readers import CHUNK_BYTES, EncodedBlock, TxtBlocks, detect_format, read_records
+from crmnet.data.readers import CHUNK_BYTES, detect_format, read_records
+from crmnet.data.txtblocks import EncodedBlock, TxtBlocks
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_path, file_digest
 
