@@ -151,17 +151,23 @@ def _peer_source(origin: str, medium: str, tag: str) -> str:
     return f"{origin}_test_{tag}_model" + ("_defined_media" if medium == "defined" else "") + ".csv"
 
 
-PEERS: dict[str, dict[str, str]] = {}  # model label → {test name → file under the data directory}
-_PEER_FILES: list[GithubFile] = []
-for _label, (_tag, _media) in _VAISHNAV_PEERS.items():
-    for _name, _test in TEST_SETS.items():
-        if _test.medium not in _media:
-            continue
-        _origin = _name.split("-")[1].capitalize()
-        _dest = f"{_origin}_{_test.medium}_{_tag}_model.csv"
-        PEERS.setdefault(_label, {})[_name] = f"vaishnav2022/peer_predictions/{_dest}"
-        _PEER_FILES.append(_vaishnav(f"results_summary/{_peer_source(_origin, _test.medium, _tag)}",
-                                     f"peer_predictions/{_dest}", *_PEER_SHA256[_dest], role="predicted"))
+def _vaishnav_peers() -> tuple[dict[str, dict[str, str]], tuple[GithubFile, ...]]:
+    """Model label → {test name → file under the data directory}, and the pinned files themselves."""
+    peers: dict[str, dict[str, str]] = {}
+    files = []
+    for label, (tag, media) in _VAISHNAV_PEERS.items():
+        for name, test in TEST_SETS.items():
+            if test.medium not in media:
+                continue
+            origin = name.split("-")[1].capitalize()
+            dest = f"{origin}_{test.medium}_{tag}_model.csv"
+            peers.setdefault(label, {})[name] = f"vaishnav2022/peer_predictions/{dest}"
+            files.append(_vaishnav(f"results_summary/{_peer_source(origin, test.medium, tag)}",
+                                   f"peer_predictions/{dest}", *_PEER_SHA256[dest], role="predicted"))
+    return peers, tuple(files)
+
+
+PEERS, _PEER_FILES = _vaishnav_peers()
 _LEGNET_FILES = tuple(
     GithubFile(LEGNET_REPO, LEGNET_COMMIT, f"data/output/{medium}_Native.txt", f"legnet2023/{medium}_Native.txt",
                "sha256", sha, size, "predicted")
@@ -202,7 +208,7 @@ SOURCES: dict[str, Source] = {
                       zenodo_record="4436477", zenodo_keys=("defined_media_training_data_SC_Ura.txt",)),
     "test-sets": Source(f"Vaishnav et al. test sets ({VAISHNAV_REPO} @ {VAISHNAV_COMMIT[:7]})", github=_TEST_FILES),
     "peer-predictions": Source(f"published peer predictions on the test sets ({VAISHNAV_REPO} @ "
-                               f"{VAISHNAV_COMMIT[:7]})", github=tuple(_PEER_FILES)),
+                               f"{VAISHNAV_COMMIT[:7]})", github=_PEER_FILES),
     "legnet": Source(f"LegNet predictions on the native test sets ({LEGNET_REPO} @ {LEGNET_COMMIT[:7]})",
                      github=_LEGNET_FILES),
     "crmnet-authors": Source("the CRMnet authors' trained Keras models (Zenodo 7375243), imported as checkpoints",

@@ -186,6 +186,12 @@ def _fmt(v, digits: int = 4) -> str:
     return f"{v:.{digits}f}"
 
 
+def _coverage(m: dict) -> str:
+    """Share of the test set's rows that were scored (older metrics files do not say: n/a)."""
+    cov = m.get("coverage")
+    return "n/a" if not cov else f"{cov['fraction']:.1%} of {cov['test_rows']:,}"
+
+
 def _with_ci(m: dict, key: str, digits: int = 4) -> str:
     ci = (m.get("bootstrap") or {}).get(key)
     text = _fmt(m.get(key), digits)
@@ -200,7 +206,8 @@ def _blocks(data: ReportData, figures: dict[str, str], comps: list[dict], title:
     b.append(("p", ("Definitions: **r** is Pearson's correlation (two-tailed p); **r²** is r squared, which the "
                    "CRMnet paper calls \"R²\"; **R²** here is the coefficient of determination "
                    "1 − SS_res/SS_tot of the predictions as they are (lower than r² when predictions are "
-                   "biased or mis-scaled). Brackets: bootstrap 95 % intervals where computed.")))
+                   "biased or mis-scaled). Brackets: bootstrap 95 % intervals where computed. **coverage**: "
+                   "the share of the test set's rows scored (every row, repeated sequences included).")))
     b.append(("h", 2, "Benchmark: Pearson r; MSE (N)"))
     b.append(("table", ["model", *tests],
               [[model, *[f"{_fmt(row[t]['pearson_r'])}; {_fmt(row[t]['mse'], 3)} ({row[t]['n']:,})" if t in row
@@ -210,9 +217,9 @@ def _blocks(data: ReportData, figures: dict[str, str], comps: list[dict], title:
     for test in tests:
         have = [(model, row[test]) for model, row in data.rows.items() if test in row]
         b.append(("h", 3, f"{test}: all metrics"))
-        b.append(("table", ["model", "N", "r", "p", "Spearman ρ", "r² (paper's R²)", "R² (1 − SS_res/SS_tot)",
-                            "MSE", "MAE"],
-                  [[model, _fmt(m["n"]), _with_ci(m, "pearson_r"), format_p(m["pearson_p"], None),
+        b.append(("table", ["model", "N", "coverage", "r", "p", "Spearman ρ", "r² (paper's R²)",
+                            "R² (1 − SS_res/SS_tot)", "MSE", "MAE"],
+                  [[model, _fmt(m["n"]), _coverage(m), _with_ci(m, "pearson_r"), format_p(m["pearson_p"], None),
                     _fmt(m["spearman_r"]),
                     _fmt(m["pearson_r_squared"]), _fmt(m["r2"]), _with_ci(m, "mse"), _fmt(m["mae"])]
                    for model, m in have]))
