@@ -318,3 +318,10 @@ def test_released_deepatt_imports_for_real(server, tmp_path, shared, monkeypatch
     paths = _get(server, ["deepatt-complex"], tmp_path)
     model = load_checkpoint(paths[-1])
     assert sum(p.numel() for p in model.parameters()) == 84_273
+
+
+def test_download_list_names_the_released_models(capsys):
+    assert main(["download", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("deepatt-complex", "legnet-complex", "vaishnav-transformer-defined", "crmnet-authors", "test-sets"):
+        assert f"\n{name} " in "\n" + out

@@ -237,3 +237,31 @@ def test_fasta_round_trip_and_errors(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         read_records(tmp_path / "nope.txt")
+
+
+def test_one_stack_reads_every_layout_and_named_columns(tmp_path):
+    from crmnet.data.readers import Columns, iter_records
+
+    cases = {  # text → (format, ids, sequences, measured, predicted)
+        "ACGT\nGGCC\n": ("txt", None, ["ACGT", "GGCC"], None, None),
+        "r1\tACGT\nr2\tGG\n": ("txt", ["r1", "r2"], ["ACGT", "GG"], None, None),
+        "name\tseq\tMeasured Expression\nx\tAC\t1.5\n": ("tsv", ["x"], ["AC"], [1.5], None),
+        "sequence\nACGT\n": ("tsv", None, ["ACGT"], None, None),
+        ",sequence,Predicted Expression\n7,AC,2.0\n": ("csv", ["7"], ["AC"], None, [2.0]),
+    }
+    for text, (fmt, ids, seqs, measured, predicted) in cases.items():
+        table = read_records(write(tmp_path, text, "t.in"))
+        assert (table.format, table.ids, table.sequences) == (fmt, ids, seqs), text
+        assert (None if table.measured is None else table.measured.tolist()) == measured, text
+        assert (None if table.predicted is None else table.predicted.tolist()) == predicted, text
+    named = write(tmp_path, "seq110\tmeanEL\tedvPred\nACGT\t1.0\t1.25\nGG\t2.0\t2.5\n", "v.tsv")
+    table = read_records(named, columns=Columns(measured="meanEL", predicted="edvPred"))
+    assert table.measured.tolist() == [1.0, 2.0] and table.predicted.tolist() == [1.25, 2.5]
+    with pytest.raises(InputError, match=r"v.tsv:1: no measured column 'EL'"):
+        read_records(named, columns=Columns(measured="EL"))
+    with pytest.raises(InputError, match="no header line"):
+        read_records(write(tmp_path, "ACGT\t1\n"), columns=Columns(measured="x"))
+    # Streaming: chunks of records with their true lines, blank lines counted.
+    chunks = list(iter_records(write(tmp_path, "sequence\nA\n\nC\nG\n", "s.tsv"), chunk_size=2))
+    assert [c.sequences for c in chunks] == [["A", "C"], ["G"]] and chunks[0].lines.tolist() == [2, 4]
+    assert sum(c.blank_lines for c in chunks) == 1
