@@ -19,13 +19,13 @@ from crmnet.evaluation.evaluate import (
     LoadedTest,
     evaluate_model,
     evaluate_prediction_file,
+    load_test_file,
     load_test_set,
     peer_table,
-    read_predictions_tsv,
     resolve_test,
-    write_evaluation,
 )
 from crmnet.evaluation.metrics import METRIC_KEYS, compute_metrics
+from crmnet.evaluation.outputs import read_predictions_tsv, write_evaluation
 
 # data.md, "Reference numbers measured from these files": (Pearson r, MSE, N).
 REFERENCE = {
@@ -236,7 +236,10 @@ def test_user_test_file_and_prediction_tsv_join(tmp_path, capsys):
                "--bootstrap", "0"])
     assert rc == 0
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())["mytest"]
+    coverage, duplicates = m.pop("coverage"), m.pop("duplicates")
     assert m == pytest.approx(compute_metrics([1.0, 2.0, 3.0, 5.0], [1.5, 1.5, 2.5, 5.5]))
+    assert coverage == {"test_rows": 4, "scored_rows": 4, "fraction": 1.0, "partial_allowed": False}
+    assert duplicates["prediction_rows_repeating_a_sequence"] == 0 and "every test row" in duplicates["policy"]
     assert "4 sequences matched, 1 prediction rows without a measurement" in capsys.readouterr().err
 
 
@@ -245,3 +248,86 @@ def test_too_few_matched_rows_is_an_input_error(tmp_path):
     test = LoadedTest("tiny", tmp_path / "tiny.csv", seqs, seqs, np.array([1.0, 2.0]), [2, 3])
     with pytest.raises(InputError, match="cannot score 'm'.*at least 3 pairs"):
         Evaluation().add("m", test, np.array([1.0, 2.5]), n_boot=0, seed=0)
+
+
+def test_several_prediction_files_keep_their_own_label_and_row(tmp_path, vaishnav_dir, capsys):
+    peers = vaishnav_dir / "peer_predictions"
+    files = [str(peers / "Native_complex_tpu_model.csv"), str(peers / "Native_complex_DeepAtt_model.csv")]
+    args = ["evaluate", "--predictions", *files, "--test", "complex-native", "--data-dir", str(vaishnav_dir.parent),
+            "--bootstrap", "0"]
+    assert main([*args, "--out", str(tmp_path / "two")]) == 0
+    table = json.loads((tmp_path / "two" / "peers.json").read_text())
+    assert round(table["Native_complex_tpu_model"]["complex-native"]["pearson_r"], 4) == 0.9608
+    assert round(table["Native_complex_DeepAtt_model"]["complex-native"]["pearson_r"], 4) == 0.9102
+    assert json.loads((tmp_path / "two" / "config.json").read_text())["primary"] == "Native_complex_tpu_model"
+    out = capsys.readouterr().out
+    assert "R² (coefficient of determination)" in out and "pearson_r_squared (r²)" in out
+    # One label for two files on one test set would overwrite one with the other: refused, nothing written.
+    assert main([*args, "--label", "same", "--out", str(tmp_path / "one")]) == 2
+    assert "'same' is already scored on 'complex-native'" in capsys.readouterr().err
+    assert not (tmp_path / "one").exists()
+    assert main([*args, "--label", "a", "b", "c", "--out", str(tmp_path / "three")]) == 2
+
+
+def _write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_duplicate_policy_is_the_same_joined_or_alone(tmp_path):
+    # The test repeats ACGTACGT (two measurements): both rows are scored, with the one prediction of the sequence.
+    test = _write(tmp_path / "t.csv", ",sequence,Measured Expression\n0,ACGTACGT,1.0\n1,GGGGCCCC,2.0\n"
+                                      "2,ACGTACGT,1.4\n3,TTTTAAAA,3.0\n4,ACACACAC,5.0\n")
+    preds = _write(tmp_path / "p.txt", "ACGTACGT\t1.5\nGGGGCCCC\t1.5\nTTTTAAAA\t2.5\nACACACAC\t5.5\nacgtacgt\t1.5\n")
+    assert main(["evaluate", "--predictions", preds, "--test", test, "--out", str(tmp_path / "j"),
+                 "--bootstrap", "0"]) == 0
+    m = json.loads((tmp_path / "j" / "metrics.json").read_text())["t"]
+    assert m["n"] == 5 and m["coverage"]["scored_rows"] == 5
+    assert m["duplicates"]["test_rows_repeating_a_sequence"] == 1
+    assert m["duplicates"]["prediction_rows_repeating_a_sequence"] == 1
+    assert m["pearson_r"] == pytest.approx(compute_metrics([1.0, 2.0, 1.4, 3.0, 5.0], [1.5, 1.5, 1.5, 2.5, 5.5])[
+        "pearson_r"])
+    # Scored alone, the same rows (with their own predictions) give the same n.
+    alone = _write(tmp_path / "alone.csv", "sequence,Measured Expression,Predicted Expression\nACGTACGT,1.0,1.5\n"
+                                           "GGGGCCCC,2.0,1.5\nACGTACGT,1.4,1.5\nTTTTAAAA,3.0,2.5\nACACACAC,5.0,5.5\n")
+    assert main(["evaluate", "--predictions", alone, "--out", str(tmp_path / "a"), "--bootstrap", "0"]) == 0
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["alone"]["n"] == 5
+    # One sequence, two different predictions: ambiguous, an error naming the line.
+    clash = _write(tmp_path / "clash.txt", "ACGTACGT\t1.5\nGGGGCCCC\t1.5\nACGTACGT\t9.0\n")
+    with pytest.raises(InputError, match=r"clash.txt:3: sequence repeated with a different prediction.*line 1"):
+        evaluate_prediction_file(clash, load_test_file(test), label="x", n_boot=0)
+
+
+def test_partial_coverage_is_an_error_unless_allowed(tmp_path, vaishnav_dir, capsys):
+    rows = (vaishnav_dir / "peer_predictions" / "Random_complex_tpu_model.csv").read_text().splitlines()
+    part = _write(tmp_path / "part.csv", "\n".join(rows[:1001]) + "\n")  # 1,000 of 2,954 rows
+    args = ["evaluate", "--predictions", part, "--test", "complex-random", "--data-dir", str(vaishnav_dir.parent),
+            "--bootstrap", "0"]
+    assert main([*args, "--out", str(tmp_path / "no")]) == 2
+    assert "cover 1,000 of the 2,954 rows of test set 'complex-random' (33.9%); pass --allow-partial" in \
+        capsys.readouterr().err
+    assert main([*args, "--allow-partial", "--out", str(tmp_path / "yes")]) == 0
+    m = json.loads((tmp_path / "yes" / "metrics.json").read_text())["complex-random"]
+    assert m["n"] == 1000 and m["coverage"] == {"test_rows": 2954, "scored_rows": 1000,
+                                                "fraction": pytest.approx(1000 / 2954), "partial_allowed": True}
+
+
+def test_named_columns_read_any_table(tmp_path, capsys):
+    # Vaishnav et al.'s full tables name measurements meanEL and their model's predictions edvPred.
+    tsv = _write(tmp_path / "vaishnav.tsv", "seq110\texpt\tmeanEL\tedvPred\nACGTACGT\tx\t1.0\t1.1\n"
+                                            "GGGGCCCC\tx\t2.0\t2.4\nTTTTAAAA\tx\t3.0\t2.7\nACACACAC\tx\t5.0\t4.0\n")
+    base = ["evaluate", "--predictions", tsv, "--bootstrap", "0"]
+    assert main([*base, "--out", str(tmp_path / "no")]) == 2
+    assert "no predicted values" in capsys.readouterr().err
+    assert main([*base, "--measured-column", "meanEL", "--predicted-column", "edvPred", "--out",
+                 str(tmp_path / "o")]) == 0
+    m = json.loads((tmp_path / "o" / "metrics.json").read_text())["vaishnav"]
+    assert m["pearson_r"] == pytest.approx(compute_metrics([1, 2, 3, 5], [1.1, 2.4, 2.7, 4.0])["pearson_r"])
+    assert main([*base, "--predicted-column", "nope", "--out", str(tmp_path / "x")]) == 2
+    assert "vaishnav.tsv:1: no predicted column 'nope'" in capsys.readouterr().err
+
+
+def test_published_predictions_are_refused_as_a_test_set(tmp_path, shared, capsys):
+    legnet = str(shared / "data" / "legnet2023" / "complex_Native.txt")
+    assert main(["evaluate", "--predictions", legnet, "--test", legnet, "--out", str(tmp_path / "o")]) == 2
+    assert "published predictions (legnet2023/complex_Native.txt" in capsys.readouterr().err

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from crmnet.data.encoding import CODE_N, VAISHNAV, Encoding, encode_spans
-from crmnet.data.readers import TxtBlocks, detect_format, read_fasta, read_records, write_fasta
+from crmnet.data.readers import detect_format, read_fasta, read_records, write_fasta
+from crmnet.data.txtblocks import TxtBlocks
 from crmnet.errors import InputError
 
 SHARED_FILES = [  # path under shared/data, rows, format, sequence column, measured?, predicted?
@@ -197,7 +198,7 @@ def test_detect_format_and_override(tmp_path, vaishnav_dir):
     fa = write(tmp_path, "\n>s1 first\nACGT\nAC\n>s2\nGG\n", "x.fa")
     assert detect_format(fa) == "fasta"
     with pytest.raises(InputError, match="cannot tell the format"):
-        read_records(write(tmp_path, "ACGT\n", "one.txt"))
+        read_records(write(tmp_path, "hello world\n", "one.txt"))
     with pytest.raises(InputError, match="expected 2 tab-separated"):
         read_records(fa, "txt")
 
@@ -209,7 +210,7 @@ def test_csv_bad_inputs(tmp_path):
         (head + "0,ACGT,1\n1,ACGT,\n", 3, "missing 'Measured Expression' value"),
         (head + "0,ACGT,nan\n", 2, "NaN"),
         (head + "0,ACGT,1\n1,ACZT,2\n", 3, "invalid character 'Z'"),
-        (",seq,Measured Expression\n0,ACGT,1\n", 1, "no sequence column"),
+        (",dna,Measured Expression\n0,ACGT,1\n", 1, "no sequence column"),
         (head, 1, "no records"),
     ]
     for text, line, words in cases:
@@ -236,3 +237,31 @@ def test_fasta_round_trip_and_errors(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         read_records(tmp_path / "nope.txt")
+
+
+def test_one_stack_reads_every_layout_and_named_columns(tmp_path):
+    from crmnet.data.readers import Columns, iter_records
+
+    cases = {  # text → (format, ids, sequences, measured, predicted)
+        "ACGT\nGGCC\n": ("txt", None, ["ACGT", "GGCC"], None, None),
+        "r1\tACGT\nr2\tGG\n": ("txt", ["r1", "r2"], ["ACGT", "GG"], None, None),
+        "name\tseq\tMeasured Expression\nx\tAC\t1.5\n": ("tsv", ["x"], ["AC"], [1.5], None),
+        "sequence\nACGT\n": ("tsv", None, ["ACGT"], None, None),
+        ",sequence,Predicted Expression\n7,AC,2.0\n": ("csv", ["7"], ["AC"], None, [2.0]),
+    }
+    for text, (fmt, ids, seqs, measured, predicted) in cases.items():
+        table = read_records(write(tmp_path, text, "t.in"))
+        assert (table.format, table.ids, table.sequences) == (fmt, ids, seqs), text
+        assert (None if table.measured is None else table.measured.tolist()) == measured, text
+        assert (None if table.predicted is None else table.predicted.tolist()) == predicted, text
+    named = write(tmp_path, "seq110\tmeanEL\tedvPred\nACGT\t1.0\t1.25\nGG\t2.0\t2.5\n", "v.tsv")
+    table = read_records(named, columns=Columns(measured="meanEL", predicted="edvPred"))
+    assert table.measured.tolist() == [1.0, 2.0] and table.predicted.tolist() == [1.25, 2.5]
+    with pytest.raises(InputError, match=r"v.tsv:1: no measured column 'EL'"):
+        read_records(named, columns=Columns(measured="EL"))
+    with pytest.raises(InputError, match="no header line"):
+        read_records(write(tmp_path, "ACGT\t1\n"), columns=Columns(measured="x"))
+    # Streaming: chunks of records with their true lines, blank lines counted.
+    chunks = list(iter_records(write(tmp_path, "sequence\nA\n\nC\nG\n", "s.tsv"), chunk_size=2))
+    assert [c.sequences for c in chunks] == [["A", "C"], ["G"]] and chunks[0].lines.tolist() == [2, 4]
+    assert sum(c.blank_lines for c in chunks) == 1

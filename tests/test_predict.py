@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from crmnet.data.encoding import Encoding, encode
+from crmnet.data.readers import iter_records
 from crmnet.errors import InputError, OutputExistsError
-from crmnet.evaluation.predict import EncodingStats, iter_chunks, predict, predict_file
+from crmnet.evaluation.predict import EncodingStats, predict, predict_file
 
 ENC = Encoding(length=12, pad="end", truncate="end", channels="NACGT")
 
@@ -138,7 +139,7 @@ def test_tables_with_and_without_header_and_gzip(tmp_path):
 def test_chunks_stream_in_order(tmp_path):
     path = tmp_path / "many.fa"
     path.write_text("".join(f">s{i}\nACGT\nA\n" for i in range(10)))
-    chunks = list(iter_chunks(path, chunk_size=4))
+    chunks = list(iter_records(path, chunk_size=4))
     assert [len(c.ids) for c in chunks] == [4, 4, 2]
     assert [i for c in chunks for i in c.ids] == [f"s{i}" for i in range(10)]
     assert chunks[1].lines[0] == 13  # record s4 starts on line 13
@@ -150,7 +151,7 @@ def test_input_larger_than_one_read_chunk_streams_whole(tmp_path):
     n = 40_000
     path.write_text("".join(f">s{i}\n{'ACGT' * 5}\n" for i in range(n)))
     assert path.stat().st_size > 1 << 20
-    chunks = list(iter_chunks(path, chunk_size=10_000))
+    chunks = list(iter_records(path, chunk_size=10_000))
     assert [i for c in chunks for i in c.ids] == [f"s{i}" for i in range(n)]
     assert chunks[-1].lines[-1] == 2 * n - 1
 

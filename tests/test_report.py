@@ -7,8 +7,9 @@ import pytest
 
 from crmnet.cli import main
 from crmnet.errors import InputError, OutputExistsError
-from crmnet.evaluation.evaluate import Evaluation, evaluate_prediction_file, load_test_set, write_evaluation
+from crmnet.evaluation.evaluate import Evaluation, evaluate_prediction_file, load_test_set
 from crmnet.evaluation.metrics import compute_metrics
+from crmnet.evaluation.outputs import write_evaluation
 from crmnet.evaluation.report import build_report, load_inputs
 from crmnet.plot import ablation_bars, benchmark_bars, figure2, metrics_text, save_figure
 
@@ -77,6 +78,7 @@ def test_report_from_runs_and_peers(tmp_path, vaishnav_dir):
     # The transformer's reference numbers (data.md) appear in the benchmark table.
     assert "| transformer-run | 0.9608; 1.327 (3,733) | 0.9776; 1.425 (2,954) |" in md
     assert "r² (paper's R²)" in md and "R² (1 − SS_res/SS_tot)" in md
+    assert "| transformer-run | 2,954 | 100.0% of 2,954 | 0.9776 [" in md  # coverage from metrics.json
     # The bare metrics.json of run B joins as its own row, named after its directory.
     assert "| danq-run (2) |" in md
     # Paired tests between the runs: transformer beats DanQ on complex random (data.md: 0.9776 vs 0.9632).

@@ -236,3 +236,13 @@ def test_duplicate_detection_is_exact_in_any_block_size(tmp_path, rng, block_row
         else:
             seen[key] = row
     assert dup.tolist() == want_dup and first.tolist() == want_first
+
+
+def test_published_predictions_are_refused_as_training_targets(tmp_path, shared, capsys):
+    legnet = shared / "data" / "legnet2023" / "complex_Native.txt"
+    assert main(["prepare", str(legnet), "--out", str(tmp_path / "s"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "published predictions (legnet2023/complex_Native.txt @ 63773bb)" in err and "--role predicted" in err
+    assert not (tmp_path / "s").exists() and list(tmp_path.iterdir()) == []
+    assert main(["prepare", str(legnet), "--out", str(tmp_path / "s"), "--quiet", "--role", "predicted"]) == 0
+    assert "predictions" in json.loads((tmp_path / "s" / "manifest.json").read_text())["target"]

@@ -100,9 +100,30 @@ def write_text_atomic(path: str | os.PathLike, text: str, overwrite: bool = True
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
-    """Hex digest of a file's bytes (any ``hashlib`` algorithm), read in 8 MiB blocks."""
-    digest = hashlib.new(algorithm)
+    """Hex digest of a file's bytes, read in 8 MiB blocks.
+
+    algorithm: any ``hashlib`` name, or ``"git-blob"``: the id git gives the file's content,
+    ``sha1(b"blob <size>\\0" + content)`` (what GitHub shows for a file at a commit).
+    """
+    if algorithm == "git-blob":
+        digest = hashlib.sha1(usedforsecurity=False)
+        digest.update(b"blob %d\0" % os.path.getsize(path))
+    else:
+        digest = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         while block := fh.read(8 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def refuse_existing(*paths: str | os.PathLike | None, overwrite: bool = False) -> None:
+    """Raise OutputExistsError for the first of ``paths`` that exists, unless ``overwrite``.
+
+    Commands call it before their work starts, so minutes of work are not lost to an output that the
+    atomic writer would refuse at the end.
+    """
+    if overwrite:
+        return
+    for path in paths:
+        if path is not None and Path(path).exists():
+            raise OutputExistsError(path)

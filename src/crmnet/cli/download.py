@@ -1,4 +1,4 @@
-"""Subcommand ``download``: fetch the public data sets, verified and resumable (crmnet.data.download)."""
+"""Subcommand ``download``: fetch public data and released models, verified and resumable (crmnet.data.download)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,19 @@ import sys
 
 
 def register(subparsers) -> None:
-    from crmnet.data.download import SOURCES  # stdlib only: cheap enough for --help
+    from crmnet.data.catalogue import SOURCES  # stdlib only: cheap enough for --help
 
     p = subparsers.add_parser(
         "download",
-        help="download the Zenodo training data, test sets, peer predictions, LegNet outputs or the authors' models",
+        help="download the training data, test sets, peer predictions, or released models (imported as checkpoints)",
         description=(
             "Fetch public data into DIR with the layout evaluate expects (DIR/vaishnav2022/test, "
-            "DIR/vaishnav2022/peer_predictions, DIR/legnet2023, DIR/zenodo<record>). Every file is checked "
-            "(Zenodo md5 from its records API, sha256 for pinned GitHub files), written as FILE.part and "
-            "renamed when verified; an interrupted download resumes; complete files are skipped. "
-            "Names: complex, defined (training data, ~3 GB and ~2 GB), test-sets, peer-predictions, legnet, "
-            "crmnet-authors (Keras models, imported as crmnet checkpoints)."
+            "DIR/vaishnav2022/peer_predictions, DIR/legnet2023, DIR/models, DIR/zenodo<record>). Every file is "
+            "checked (Zenodo md5 from its records API; sha256 or git blob id for GitHub files pinned to a full "
+            "commit hash), written as FILE.part and renamed when verified; an interrupted download resumes; "
+            "complete files are skipped. Names: complex, defined (training data, ~3 GB and ~2 GB), test-sets, "
+            "peer-predictions, legnet, crmnet-authors, and the released models of `crmnet zoo` "
+            "(deepatt-complex, legnet-complex, ...), each imported once verified as DIR/checkpoints/NAME.pt."
         ),
     )
     p.add_argument("names", nargs="*", metavar="NAME", help=f"what to download: {', '.join(SOURCES)}")
@@ -33,11 +34,12 @@ def register(subparsers) -> None:
 
 
 def run_download(args) -> int:
-    from crmnet.data.download import SOURCES, download
+    from crmnet.data.catalogue import SOURCES
+    from crmnet.data.download import download
 
     if args.list or not args.names:
         for name, source in SOURCES.items():
-            print(f"{name:17s} {source.description}")
+            print(f"{name:29s} {source.description}")
         if not args.list:
             print("crmnet: error: name at least one download (or --list)", file=sys.stderr)
         return 0 if args.list else 2

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from crmnet.errors import InputError
 
 
 def register(subparsers) -> None:
+    _register_evaluate(subparsers)
+    _register_predict(subparsers)
+    _register_report(subparsers)
+
+
+def _register_evaluate(subparsers) -> None:
     ev = subparsers.add_parser(
         "evaluate",
         help="score a checkpoint, prediction files or the published peers on the test sets",
@@ -17,8 +22,12 @@ def register(subparsers) -> None:
             "Score a model on the Vaishnav et al. test sets (complex-native, complex-random, defined-native, "
             "defined-random, resolved under --data-dir) or on test files. --checkpoint predicts the raw "
             "sequences in the model's own encoding; --predictions scores existing predictions (joined by "
-            "sequence to --test when given); --peers adds the published peer models and tests every pair. "
-            "Writes DIR/metrics.json, metrics.csv, predictions/, config.json (+ peers.*, comparisons.*)."
+            "sequence to --test when given; each file is its own model unless one --label names them all); "
+            "--peers adds the published peer models and tests every pair. Every test row is scored, repeated "
+            "sequences included; a prediction file must cover its test set (or --allow-partial). "
+            "Writes DIR/metrics.json (with coverage and duplicate counts), metrics.csv, predictions/, "
+            "config.json (+ peers.*, comparisons.*). Console: r2 is R², the coefficient of determination "
+            "1 - SS_res/SS_tot; pearson_r_squared is r² (what the CRMnet paper calls R²)."
         ),
     )
     src = ev.add_argument_group("what to score (at least one)")
@@ -31,7 +40,20 @@ def register(subparsers) -> None:
                     "with --checkpoint/--peers; with --predictions one per file, to join measured values by sequence)")
     ev.add_argument("--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
     ev.add_argument("--data-dir", metavar="DIR", help="data directory (default: $CRMNET_DATA_DIR, else ./data)")
-    ev.add_argument("--label", help="name of the scored model in tables (default: from the checkpoint or file)")
+    ev.add_argument("--label", nargs="+", metavar="LABEL",
+                    help="name of the scored model in tables: one per --predictions file, or one for all when the "
+                         "files are one model's predictions on different test sets (default: the checkpoint's "
+                         "model, or each file's name); a model scored twice on one test set is refused")
+    ev.add_argument("--allow-partial", action="store_true",
+                    help="score predictions that cover only part of a test set on the rows they cover (default: an "
+                         "error); the coverage is always in metrics.json")
+    cols = ev.add_argument_group("columns of CSV/TSV files with a header (--predictions and --test files)")
+    cols.add_argument("--sequence-column", metavar="NAME", help="sequence column (default: sequence, seq, 0 or "
+                      "seq110)")
+    cols.add_argument("--measured-column", metavar="NAME", help="measured expression column (default: 'Measured "
+                      "Expression'; e.g. meanEL in Vaishnav et al.'s full tables)")
+    cols.add_argument("--predicted-column", metavar="NAME", help="prediction column (default: 'Predicted "
+                      "Expression'; e.g. edvPred)")
     ev.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                     help="bootstrap replicates for 95%% intervals and paired tests (0: no intervals; default 1000)")
     ev.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -41,6 +63,10 @@ def register(subparsers) -> None:
                     help="characters outside ACGTN: an error (default) or mapped to N")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     ev.set_defaults(func=run_evaluate)
+
+
+def _register_predict(subparsers) -> None:
+    from crmnet.data.readers import FORMATS
 
     pr = subparsers.add_parser(
         "predict",
@@ -55,8 +81,9 @@ def register(subparsers) -> None:
     pr.add_argument("input", metavar="INPUT", help="FASTA, TSV or CSV file of sequences")
     pr.add_argument("--checkpoint", required=True, metavar="CKPT", help="a crmnet checkpoint (.pt)")
     pr.add_argument("--out", required=True, metavar="FILE", help="output TSV (refused if it exists)")
-    pr.add_argument("--format", choices=("auto", "fasta", "tsv", "csv"), default="auto",
-                    help="input format (default: detected from the first line)")
+    pr.add_argument("--format", choices=FORMATS, default="auto",
+                    help="input format (default: detected from the first line; txt: headerless tab-separated, "
+                         "tsv/csv: with a header)")
     pr.add_argument("--batch-size", type=int, default=1024, help="batch size (default 1024; results do not depend on it)")
     pr.add_argument("--chunk-size", type=int, default=65536, help="records read per chunk (default 65536)")
     pr.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
@@ -66,6 +93,8 @@ def register(subparsers) -> None:
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     pr.set_defaults(func=run_predict)
 
+
+def _register_report(subparsers) -> None:
     rp = subparsers.add_parser(
         "report",
         help="figures 2-4 and a Markdown/HTML summary from evaluation outputs",
@@ -99,62 +128,25 @@ def _check_positive(name: str, value: int) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from crmnet.evaluation import evaluate as E
+    from crmnet.data.readers import Columns
+    from crmnet.evaluation.evaluate import EvaluateConfig, run_evaluation, summary_rows
+    from crmnet.evaluation.outputs import write_evaluation
+    from crmnet.fsutil import refuse_existing
+    from crmnet.tables import render
 
-    if not (args.checkpoint or args.predictions or args.peers):
-        raise InputError(None, "nothing to score: give --checkpoint, --predictions or --peers")
-    if args.predictions and args.checkpoint:
-        raise InputError(None, "give either --checkpoint or --predictions, not both (use two evaluations and "
-                               "`crmnet report` to compare them)")
-    if args.bootstrap < 0:
-        raise InputError(None, f"--bootstrap must be 0 or more, got {args.bootstrap}")
-    _check_positive("--batch-size", args.batch_size)
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        from crmnet.errors import OutputExistsError
-
-        raise OutputExistsError(out)
-    ev = E.Evaluation()
-    config = {"command": "evaluate", "data_dir": str(E.data_dir(args.data_dir).resolve()),
-              "bootstrap": args.bootstrap, "seed": args.seed}
-    if args.checkpoint:
-        from crmnet.models.checkpoint import load_checkpoint
-
-        model = load_checkpoint(args.checkpoint)
-        names = args.test or list(E.TEST_SETS)
-        tests = [E.resolve_test(t, args.data_dir) for t in names]
-        label = args.label or f"{model.checkpoint_meta.get('model', 'model')} ({Path(args.checkpoint).stem})"
-        E.evaluate_model(model, tests, ev, label=label, batch_size=args.batch_size,
-                         device=_default_device(args.device), invalid=args.invalid, n_boot=args.bootstrap,
-                         seed=args.seed)
-        config.update(checkpoint=str(Path(args.checkpoint).resolve()), batch_size=args.batch_size)
-    if args.predictions:
-        if args.test and len(args.test) not in (1, len(args.predictions)):
-            raise InputError(None, f"{len(args.predictions)} prediction files but {len(args.test)} --test names: "
-                                   "give one test per file, or one for all")
-        label = args.label or Path(args.predictions[0]).stem
-        for i, path in enumerate(args.predictions):
-            test = None
-            if args.test:
-                test = E.resolve_test(args.test[i if len(args.test) > 1 else 0], args.data_dir)
-            E.evaluate_prediction_file(path, test, ev, label=label, n_boot=args.bootstrap, seed=args.seed)
-        config.update(predictions=[str(Path(p).resolve()) for p in args.predictions])
-    if args.peers:
-        names = [t for t in (args.test or E.TEST_SETS) if t in E.TEST_SETS]
-        E.peer_table(args.data_dir, names, ev, n_boot=args.bootstrap, seed=args.seed)
-    if len(ev.predictions) > 1:
-        ev.compare(n_boot=args.bootstrap, seed=args.seed)
-    config["tests"] = list(ev.tests)
-    E.write_evaluation(ev, out, config, overwrite=args.overwrite)
-    _print_summary(ev, out)
-    return 0
-
-
-def _print_summary(ev, out: Path) -> None:
-    for model, row in ev.metrics.items():
-        for test, m in row.items():
-            print(f"{model:32s} {test:16s} n={m['n']:6d}  r={m['pearson_r']:.4f}  r2={m['r2']:.4f}  "
-                  f"mse={m['mse']:.4f}")
+    cfg = EvaluateConfig(
+        checkpoint=args.checkpoint, predictions=tuple(args.predictions or ()), labels=tuple(args.label or ()),
+        peers=args.peers, tests=tuple(args.test or ()), data_dir=args.data_dir, bootstrap=args.bootstrap,
+        seed=args.seed, batch_size=args.batch_size, device=_default_device(args.device) if args.checkpoint else None,
+        invalid=args.invalid, allow_partial=args.allow_partial,
+        columns=Columns(sequence=args.sequence_column, measured=args.measured_column,
+                        predicted=args.predicted_column),
+    )
+    cfg.check()
+    refuse_existing(args.out, overwrite=args.overwrite)  # before the work, not after it
+    ev, config = run_evaluation(cfg)
+    write_evaluation(ev, args.out, config, overwrite=args.overwrite)
+    print(render(*summary_rows(ev), style="text"), end="")
     for model, info in ev.info.get("models", {}).items():
         for test, t in info.get("tests", {}).items():
             if "matched" in t:
@@ -162,7 +154,8 @@ def _print_summary(ev, out: Path) -> None:
                       "prediction rows without a measurement", file=sys.stderr)
             if "encoding_message" in t:
                 print(f"{model}: {test}: {t['encoding_message']}", file=sys.stderr)
-    print(f"wrote {out}")
+    print(f"wrote {args.out}")
+    return 0
 
 
 def run_predict(args: argparse.Namespace) -> int:

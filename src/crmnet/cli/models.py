@@ -44,12 +44,12 @@ def model_table() -> list[dict]:
 
 
 def format_table(rows: list[dict]) -> str:
-    lines = [f"{'name':<22} {'params':>12} {'buffers':>8} {'MFLOP/seq':>10} {'input':<12} description"]
-    for r in rows:
-        lines.append(
-            f"{r['name']:<22} {r['params']:>12,} {r['buffers']:>8,} {r['flops'] / 1e6:>10.1f} {r['input']:<12} {r['description']}"
-        )
-    return "\n".join(lines)
+    """The rows of :func:`model_table` as aligned console columns."""
+    from crmnet.tables import render
+
+    return render(["name", "params", "buffers", "MFLOP/seq", "input", "description"],
+                  [[r["name"], f"{r['params']:,}", f"{r['buffers']:,}", f"{r['flops'] / 1e6:.1f}", r["input"],
+                    r["description"]] for r in rows], style="text").rstrip("\n")
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -32,6 +32,10 @@ def register(subparsers) -> None:
     p.add_argument("--duplicates", default="keep", choices=("keep", "first", "mean", "error"),
                    help="rows repeating a sequence of the same medium: keep all and count them (default), keep "
                         "the first, keep the first with the group's mean target, or refuse")
+    p.add_argument("--role", default="measured", choices=("measured", "predicted"),
+                   help="what the second column of a headerless txt file is: measured expression (default; a file "
+                        "the data catalogue lists as published predictions, e.g. LegNet's, is refused) or a model's "
+                        "predictions, to train on them on purpose (recorded in the manifest)")
     p.add_argument("--balance", action="store_true",
                    help="subsample (seeded) every medium to the size of the smallest")
     p.add_argument("--overwrite", action="store_true", help="replace an existing STORE")
@@ -43,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from crmnet.data.encoding import Encoding
-    from crmnet.data.store import prepare
+    from crmnet.data.store import PrepareConfig, prepare
     from crmnet.errors import CrmnetError
 
     try:
@@ -52,11 +56,10 @@ def run(args: argparse.Namespace) -> int:
         raise CrmnetError(str(exc)) from None
     start = time.perf_counter()
     try:
-        store = prepare(
-            args.inputs, args.out, fmt=args.format, media=args.medium, encoding=enc, val_fraction=args.val_fraction,
-            seed=args.seed, invalid=args.invalid, duplicates=args.duplicates, balance=args.balance,
-            overwrite=args.overwrite, progress=not args.quiet,
-        )
+        cfg = PrepareConfig(fmt=args.format, media=tuple(args.medium or ()), encoding=enc,
+                            val_fraction=args.val_fraction, seed=args.seed, invalid=args.invalid,
+                            duplicates=args.duplicates, balance=args.balance, role=args.role, progress=not args.quiet)
+        store = prepare(args.inputs, args.out, cfg, overwrite=args.overwrite)
     except ValueError as exc:
         if isinstance(exc, CrmnetError):
             raise

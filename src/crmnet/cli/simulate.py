@@ -53,14 +53,12 @@ def _load_config(args):
 
 def run_simulate(args) -> int:
     from crmnet.data.simulate import simulate, truth_path, write_simulation
-    from crmnet.errors import OutputExistsError
+    from crmnet.fsutil import refuse_existing
 
     if args.n < 1:
         raise InputError("--n", f"the number of sequences must be positive, not {args.n}")
     config = _load_config(args)
-    for path in (Path(args.out), truth_path(args.out)):
-        if path.exists() and not args.overwrite:
-            raise OutputExistsError(path)  # before minutes of work, not after
+    refuse_existing(args.out, truth_path(args.out), overwrite=args.overwrite)  # before minutes of work, not after
     data = simulate(args.n, args.seed, config)
     out, truth = write_simulation(data, args.out, overwrite=args.overwrite)
     s = data.truth["summary"]

@@ -2,13 +2,13 @@
 
 Contract:
 
-* :data:`SOURCES` names what can be fetched (``crmnet download NAME --out DIR``). Zenodo files are listed by
-  the records API (``GET {zenodo}/api/records/<id>``: ``files[].key``, ``size``, ``checksum`` ``"md5:…"``,
-  ``links.self``) and verified against its md5. GitHub files are pinned to a commit and verified against
-  sha256 sums embedded here (GitHub serves no checksums; the sums are those of the copies in ``../shared``).
-* Layout under ``DIR`` mirrors the shared data directory, so ``evaluate`` finds test sets by name:
-  ``vaishnav2022/test/…``, ``vaishnav2022/peer_predictions/…``, ``legnet2023/…``; Zenodo records go to
-  ``zenodo<record>/<key>``.
+* What can be fetched (``crmnet download NAME --out DIR``), from where, verified how and laid out where is
+  the data catalogue, :data:`crmnet.data.catalogue.SOURCES`. Zenodo files are listed by the records API
+  (``GET {zenodo}/api/records/<id>``: ``files[].key``, ``size``, ``checksum`` ``"md5:…"``, ``links.self``)
+  and verified against its md5. GitHub files are pinned to a full commit hash and verified against the
+  sha256 or the git blob id the catalogue holds for them (GitHub serves no checksums).
+* A released model (``Source.checkpoint``) is imported once verified, with
+  ``crmnet.zoo.importer.import_model``, into ``DIR/checkpoints/<name>.pt``: one command, a ready checkpoint.
 * A file is downloaded to ``NAME.part`` and renamed only after its checksum matched, so nothing unverified
   ever carries the final name. An interrupted transfer is resumed with an HTTP ``Range`` request (on the
   next attempt or the next run); a checksum mismatch deletes the part and fails; a complete, verified file
@@ -30,14 +30,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from crmnet.data.catalogue import SOURCES, GithubFile, checkpoint_path
 from crmnet.errors import CrmnetError, OutputExistsError
 from crmnet.fsutil import file_digest
 
+__all__ = ["SOURCES", "DownloadError", "GithubFile", "HTTPStatusError", "RemoteFile", "download", "fetch",
+           "github_files", "parse_zenodo_record", "zenodo_files"]
+
 ZENODO_URL = "https://zenodo.org"
 GITHUB_RAW_URL = "https://raw.githubusercontent.com"
-VAISHNAV_REPO, VAISHNAV_COMMIT = "1edv/evolution", "bf4a419"
-LEGNET_REPO, LEGNET_COMMIT = "autosome-ru/LegNet", "63773bb"
 CHUNK = 1 << 20
+IMPORTER = "crmnet.zoo.importer:import_model"
 
 
 class DownloadError(CrmnetError):
@@ -49,120 +52,14 @@ class HTTPStatusError(DownloadError):
 
 
 @dataclass(frozen=True)
-class GithubFile:
-    """A file pinned to a commit: ``{github}/{repo}/{commit}/{path}`` → ``DIR/{dest}``, verified by sha256."""
-
-    repo: str
-    commit: str
-    path: str
-    dest: str
-    sha256: str
-    size: int
-
-
-@dataclass(frozen=True)
-class Source:
-    """Something ``crmnet download`` can fetch.
-
-    zenodo_record: a Zenodo record id whose files are listed by the records API; zenodo_keys: the file keys
-    to take from it (empty: all). github: pinned GitHub files. hook: ``"module:function"`` called after the
-    download as ``function(download_dir, out_dir, overwrite) -> list[Path]`` (imported only then).
-    """
-
-    description: str
-    zenodo_record: str | None = None
-    zenodo_keys: tuple[str, ...] = ()
-    github: tuple[GithubFile, ...] = ()
-    hook: str | None = None
-    hook_out: str | None = None
-
-
-@dataclass(frozen=True)
 class RemoteFile:
-    """One file to fetch: where from, where to, and how to check it (``algorithm`` is md5 or sha256)."""
+    """One file to fetch: where from, where to, and how to check it (``algorithm``: md5, sha256, git-blob)."""
 
     url: str
     dest: Path
     algorithm: str
     digest: str
     size: int | None
-
-
-def _vaishnav(path: str, dest: str, sha256: str, size: int) -> GithubFile:
-    return GithubFile(VAISHNAV_REPO, VAISHNAV_COMMIT, f"manuscript_code/model/{path}", f"vaishnav2022/{dest}", sha256,
-                      size)
-
-
-_TEST_SETS = (
-    _vaishnav("reproduce_test_data_performance/Native_complex.csv", "test/Native_complex.csv",
-              "59d81b20739815108de4ecf095f78a96042685ee14ed32b95d3ae37242f569b0", 562658),
-    _vaishnav("reproduce_test_data_performance/Random_complex.csv", "test/Random_complex.csv",
-              "d14fd0c396b1ff3687ad956f9163b1ae344c340fc5b9af79e99f2da818cae305", 446804),
-    _vaishnav("results_summary/HQ_testdata.csv", "test/Random_complex_raw.csv",
-              "a926d66254dc9d9c9e6a08e93bf74d3d2de7195579e7c54835ebe6680290540d", 721597),
-    _vaishnav("results_summary/Random_testdata_complex_media.txt", "test/HQ_testdata_complex.txt",
-              "094961bd5f207958306d663123f3150a201566bba9f8eb0b2924dd5e3bd693d6", 427196),
-    _vaishnav("reproduce_test_data_performance/Native_defined.csv", "test/Native_defined.csv",
-              "87722d2accaa1a0543b2258e56bd37c71d4832bd24a8c5231df836bcb2417643", 564919),
-    _vaishnav("reproduce_test_data_performance/Random_defined.csv", "test/Random_defined.csv",
-              "f76404dc7dd50a0dfc24a08cd6c509d8ddcc15c67dcea4340be4c96673dbc6f8", 1932203),
-)
-
-_PEERS = tuple(
-    _vaishnav(f"results_summary/{src}", f"peer_predictions/{dest}", sha, size)
-    for src, dest, sha, size in (
-        ("Native_test_tpu_model.csv", "Native_complex_tpu_model.csv",
-         "8bf354fca3c8db3e291a37735e4c4ee22f372a207d724993f72812a11f482aed", 562886),
-        ("Native_test_gpu_model.csv", "Native_complex_gpu_model.csv",
-         "8df07be722d4311de89f4477a5a360fe7571fce7935b0055e84b23662e4f37d4", 562720),
-        ("Native_test_DeepSEA_model.csv", "Native_complex_DeepSEA_model.csv",
-         "2dfe214c34dbd20e47a835b240d5b3070a1956db128d3cdbd640502a05b78273", 562397),
-        ("Native_test_DanQ_model.csv", "Native_complex_DanQ_model.csv",
-         "bce30c144d72ed985b8a22510591ffd5da55329846067b46eb45e2a6bb1ceb80", 562453),
-        ("Native_test_DeepAtt_model.csv", "Native_complex_DeepAtt_model.csv",
-         "ef65efe4203720cf7026af3483ae1cd549e82dfc40604b453238666ee5e655d0", 562481),
-        ("Random_test_tpu_model.csv", "Random_complex_tpu_model.csv",
-         "58b73a0f27ee3dffa528cb6adc20adb7a69a63f3ffebc833221ed8ee87ebc65f", 446997),
-        ("Random_test_gpu_model.csv", "Random_complex_gpu_model.csv",
-         "7280a7dc48611d111c9d65a79447ac900663a6f4bea9dc58b8b414881f5d030b", 446922),
-        ("Random_test_DeepSEA_model.csv", "Random_complex_DeepSEA_model.csv",
-         "9a91be563a4bd5014a6f831c265781db0558b20be7883fb200ab903098d3bbe0", 446728),
-        ("Random_test_DanQ_model.csv", "Random_complex_DanQ_model.csv",
-         "7ac4dbbcc426bfcd8fdc3df94bd33a7c181b5e9bf6fce635310820d03a98cc48", 446837),
-        ("Random_test_DeepAtt_model.csv", "Random_complex_DeepAtt_model.csv",
-         "695c78fb2a05081a77899776e47814b2f06b0ebac7c069526382bffee3cb4974", 446843),
-        ("Native_test_tpu_model_defined_media.csv", "Native_defined_tpu_model.csv",
-         "1c985dd57d9ff61e0a66272c0ecaf89d42659608b9c84e4b8abb3649a840241c", 570396),
-        ("Native_test_gpu_model_defined_media.csv", "Native_defined_gpu_model.csv",
-         "ff061f472723b45537a5681b1a26ffb0fd69b717a01bad60780c62e88db34fcd", 570098),
-        ("Random_test_tpu_model_defined_media.csv", "Random_defined_tpu_model.csv",
-         "48ef0b0dbac16eeff5e38328b39d81f7af6b912d313a9983a0ee50d67d4b715d", 800763),
-        ("Random_test_gpu_model_defined_media.csv", "Random_defined_gpu_model.csv",
-         "deabdb4c17e26fd8e675903f3e281d078091a42d9721cf71578ec70a2be3d764", 800422),
-    )
-)
-
-_LEGNET = tuple(
-    GithubFile(LEGNET_REPO, LEGNET_COMMIT, f"data/output/{name}", f"legnet2023/{name}", sha, size)
-    for name, sha, size in (
-        ("complex_Native.txt", "92ab1bef5bd36463dd8d4cf31f1f0362ad746f81b51b27138505799a5fb3fc1c", 508123),
-        ("defined_Native.txt", "9b2ce39126b28af319b1336132aa2a52000c0ce820af9bef8df042fd4a02b419", 514697),
-    )
-)
-
-SOURCES: dict[str, Source] = {
-    "complex": Source("Vaishnav et al. complex-medium (YPD) training data, ~31 M rows (Zenodo 4436477)",
-                      zenodo_record="4436477", zenodo_keys=("complex_media_training_data_Glu.txt",)),
-    "defined": Source("Vaishnav et al. defined-medium (SC-Ura) training data, ~21 M rows (Zenodo 4436477)",
-                      zenodo_record="4436477", zenodo_keys=("defined_media_training_data_SC_Ura.txt",)),
-    "test-sets": Source(f"Vaishnav et al. test sets ({VAISHNAV_REPO} @ {VAISHNAV_COMMIT})", github=_TEST_SETS),
-    "peer-predictions": Source(f"published peer predictions on the test sets ({VAISHNAV_REPO} @ {VAISHNAV_COMMIT})",
-                               github=_PEERS),
-    "legnet": Source(f"LegNet predictions on the native test sets ({LEGNET_REPO} @ {LEGNET_COMMIT})", github=_LEGNET),
-    "crmnet-authors": Source("the CRMnet authors' trained Keras models (Zenodo 7375243), imported as checkpoints",
-                             zenodo_record="7375243", hook="crmnet.zoo.keras:import_downloaded",
-                             hook_out="crmnet_authors"),
-}
 
 
 def _base(explicit: str | None, env: str, default: str) -> str:
@@ -226,9 +123,10 @@ def zenodo_files(record_id: str, keys: Iterable[str], dest_dir: Path, zenodo_url
 
 
 def github_files(files: Iterable[GithubFile], out_dir: Path, github_url: str | None = None) -> list[RemoteFile]:
+    """Pinned GitHub files as :class:`RemoteFile` s under ``out_dir`` (base URL: argument, env, or GitHub)."""
     base = _base(github_url, "CRMNET_GITHUB_RAW_URL", GITHUB_RAW_URL)
     return [
-        RemoteFile(f"{base}/{f.repo}/{f.commit}/{urllib.parse.quote(f.path)}", out_dir / f.dest, "sha256", f.sha256,
+        RemoteFile(f"{base}/{f.repo}/{f.commit}/{urllib.parse.quote(f.path)}", out_dir / f.dest, f.algorithm, f.digest,
                    f.size)
         for f in files
     ]
@@ -314,7 +212,8 @@ def fetch(remote: RemoteFile, overwrite: bool = False, retries: int = 3, progres
     return "downloaded"
 
 
-def _call_hook(spec: str, download_dir: Path, out_dir: Path, overwrite: bool) -> list[Path]:
+def _hook(spec: str, download_dir: Path) -> Callable:
+    """The function named ``"module:function"``, imported now (it may live in a later stage)."""
     module_name, _, func_name = spec.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -326,7 +225,15 @@ def _call_hook(spec: str, download_dir: Path, out_dir: Path, overwrite: bool) ->
     func: Callable | None = getattr(module, func_name, None)
     if func is None:
         raise DownloadError(f"downloaded to {download_dir}, but {module_name} has no {func_name}() to import it")
-    return list(func(download_dir, out_dir, overwrite))
+    return func
+
+
+def _import_checkpoint(name: str, model_file: Path, out: Path, overwrite: bool) -> Path:
+    """Import a verified released model file as ``out/checkpoints/<name>.pt`` (skipped when it exists)."""
+    ckpt = checkpoint_path(name, out)
+    if ckpt.exists() and not overwrite:
+        return ckpt
+    return Path(_hook(IMPORTER, model_file)(model_file, ckpt, overwrite=overwrite, verify=True, name=name))
 
 
 def download(
@@ -358,8 +265,13 @@ def download(
             if log:
                 log(f"{name}: {status} {remote.dest}")
             done.append(remote.dest)
+        if source.checkpoint:
+            ckpt = _import_checkpoint(name, remotes[0].dest, out, overwrite)
+            if log:
+                log(f"{name}: checkpoint {ckpt}")
+            done.append(ckpt)
         if source.hook:
-            made = _call_hook(source.hook, download_dir, out / (source.hook_out or name), overwrite)
+            made = list(_hook(source.hook, download_dir)(download_dir, out / (source.hook_out or name), overwrite))
             if log:
                 log(f"{name}: imported {len(made)} file(s) into {out / (source.hook_out or name)}")
             done.extend(made)

@@ -1,15 +1,20 @@
-"""Readers for every real input format, and FASTA output.
+"""Readers for every real input format (one stack: training, prediction and evaluation all read here).
 
-Formats (``fmt``; ``"auto"`` detects from the first non-blank line, gzip from the magic bytes):
+Formats (:data:`FORMATS`; ``"auto"`` detects from the first non-blank line, gzip from the magic bytes):
 
-* ``txt``: headerless ``sequence<TAB>value`` lines, plain or gzip: Vaishnav et al.'s training files and
-  ``HQ_testdata_complex.txt`` (value = measured expression) and LegNet's prediction TSVs (value =
-  prediction; say ``value="predicted"``).
-* ``csv``: the pandas CSVs of the Vaishnav test sets. An unnamed first header field is the index column
-  (kept as ``ids``). The sequence column is ``sequence``, else ``0`` (the raw sequence of
-  ``Random_complex_raw.csv``), else ``seq110`` (``Random_defined.csv``); ``SequenceTable.sequence_column``
-  says which was used. ``Measured Expression`` / ``Predicted Expression`` are read when present.
-* ``fasta``: ``>id`` headers (the id is the first word) and sequence lines, for prediction input.
+* ``txt``: headerless tab-separated lines. The first record fixes the layout: ``sequence<TAB>value``
+  (Vaishnav et al.'s training files, ``HQ_testdata_complex.txt``; LegNet's prediction TSVs, where the
+  value is a prediction: say ``value="predicted"``), ``id<TAB>sequence`` (the second field is DNA and the
+  first is not a number), or a bare ``sequence`` per line.
+* ``tsv`` / ``csv``: tab- or comma-separated with a header line. The sequence column is
+  :attr:`Columns.sequence` when named, else the first of :data:`SEQUENCE_COLUMNS` present (exact name,
+  then ignoring case); ``Measured Expression`` / ``Predicted Expression`` (or the named columns, e.g.
+  Vaishnav's ``meanEL`` / ``edvPred``) are read when present; the id is an ``id``/``name``/``identifier``
+  column or an unnamed first column (a pandas index). ``SequenceTable.sequence_column`` says which was used.
+* ``fasta``: ``>id`` headers (the id is the first word) and sequence lines.
+
+:func:`iter_records` streams any format in chunks of records (what ``crmnet predict`` uses, never holding
+more than one chunk); :func:`read_records` reads a whole file and checks the alphabet.
 
 Policies, the same for every format: line ends may be LF or CRLF; **blank lines are skipped** (a
 trailing blank line is common and harmless) but still counted, so every error and ``lines`` entry
@@ -20,41 +25,62 @@ or non-numeric value, an empty sequence, a wrong number of columns, an empty fil
 corrupt gzip stream are errors naming file and line. Duplicate sequences are kept (they are data; the
 store's ``duplicates`` policy decides what training does with them).
 
-:class:`TxtBlocks` is the fast path used by ``crmnet prepare``: it streams a txt file in large chunks,
-parses each with pyarrow's CSV reader and encodes the sequences straight from arrow's byte buffer with
-:func:`crmnet.data.encoding.encode_spans`, so no Python object is made per row. When a chunk fails the fast
-parse, it is parsed again line by line, which finds the exact line and problem.
+The fast path of ``crmnet prepare`` for large txt files (arrow parsing, encoding straight from its
+buffers) is :class:`crmnet.data.txtblocks.TxtBlocks`; it falls back to :func:`parse_txt_line` here.
 """
 
 from __future__ import annotations
 
-import hashlib
+import csv
+import itertools
 import math
 import os
-import queue
 import re
-import threading
-import zlib
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from crmnet.config import Config
 from crmnet.data.encoding import CRMNET, Encoding, InvalidPolicy, encode_spans, invalid_positions
+from crmnet.data.streams import (
+    CHUNK_BYTES,
+    background,
+    check_file,
+    text_lines,
+)
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_file
 
-Format = Literal["auto", "txt", "csv", "fasta"]
-FORMATS = ("auto", "txt", "csv", "fasta")
-GZIP_MAGIC = b"\x1f\x8b"
-CHUNK_BYTES = 16 << 20
-SEQUENCE_COLUMNS = ("sequence", "0", "seq110")  # in order of preference
+__all__ = [
+    "CHUNK_BYTES", "FORMATS", "Columns", "SequenceTable", "background", "check_alphabet", "detect_format",
+    "iter_records", "join_sequences", "parse_txt_line", "parse_value", "read_fasta", "read_records", "write_fasta",
+]
+
+Format = Literal["auto", "txt", "tsv", "csv", "fasta"]
+FORMATS = ("auto", "txt", "tsv", "csv", "fasta")
+DELIMITERS = {"txt": "\t", "tsv": "\t", "csv": ","}
+SEQUENCE_COLUMNS = ("sequence", "seq", "0", "seq110")  # in order of preference
+ID_COLUMNS = ("id", "name", "identifier")
 MEASURED_COLUMN = "Measured Expression"
 PREDICTED_COLUMN = "Predicted Expression"
 _NOT_BASE = re.compile(r"[^ACGTNacgtn]")
+_DNA = frozenset("ACGTNacgtn")
+
+
+@dataclass(frozen=True)
+class Columns(Config):
+    """Header columns of a tsv/csv file: which holds the sequence, measured and predicted values, the id.
+
+    None: the defaults (see the module docstring). A named column that the header lacks is an error.
+    """
+
+    sequence: str | None = None
+    measured: str | None = None
+    predicted: str | None = None
+    id: str | None = None
 
 
 @dataclass
@@ -88,12 +114,12 @@ class SequenceTable:
 
     def encode(self, enc: Encoding = CRMNET) -> np.ndarray:
         """(n, enc.length) uint8 codes of the sequences (already checked when read)."""
-        data, starts, lengths = _join(self.sequences)
+        data, starts, lengths = join_sequences(self.sequences)
         codes, _ = encode_spans(data, starts, lengths, enc, invalid="N", source=self.source, lines=self.lines)
         return codes
 
 
-def _join(seqs: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def join_sequences(seqs: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Sequences → one byte buffer (nbytes,) uint8 and (n,) int64 starts, lengths."""
     lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
     starts = np.zeros(len(seqs), dtype=np.int64)
@@ -111,7 +137,7 @@ def check_alphabet(
     """
     if invalid not in ("error", "N"):
         raise ValueError(f"invalid policy must be 'error' or 'N', not {invalid!r}")
-    data, starts, _ = _join(seqs)
+    data, starts, _ = join_sequences(seqs)
     bad = invalid_positions(data.tobytes())
     if not len(bad):
         return seqs, 0
@@ -147,492 +173,262 @@ def parse_value(text: str | bytes, what: str, source: str, line: int) -> float:
     return value
 
 
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise InputError(path, "no such file")
-    if path.is_dir():
-        raise InputError(path, "is a directory, not a file")
+def _looks_like_dna(text: str) -> bool:
+    return bool(text) and set(text) <= _DNA
 
 
-def is_gzip(path: str | os.PathLike) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(2) == GZIP_MAGIC
+def _find_column(names: list[str], wanted: Sequence[str]) -> int | None:
+    """Index of the first of ``wanted`` in ``names`` (exact name first, then ignoring case and spaces)."""
+    for exact in (True, False):
+        folded = names if exact else [n.strip().lower() for n in names]
+        for w in wanted:
+            key = w if exact else w.strip().lower()
+            if key in folded:
+                return folded.index(key)
+    return None
 
 
-class ByteStream:
-    """Decompressed bytes of a plain or gzip file in raw blocks, hashing the bytes as stored on disk.
-
-    After iteration: ``sha256`` (hex digest of the file as stored), ``bytes_read`` (stored bytes).
-    ``on_raw(n)`` is called with the number of stored bytes after each block (progress bars).
-    """
-
-    def __init__(self, path: str | os.PathLike, block_bytes: int = 8 << 20, on_raw: Callable[[int], None] | None = None):
-        self.path = Path(path)
-        _check_file(self.path)
-        self.block_bytes = block_bytes
-        self.on_raw = on_raw
-        self.sha256 = ""
-        self.bytes_read = 0
-        self.lines_done = 0  # complete lines decompressed so far (gzip), for error messages
-
-    def __iter__(self) -> Iterator[bytes]:
-        digest = hashlib.sha256()
-        inflater = zlib.decompressobj(wbits=31) if is_gzip(self.path) else None
-        in_member = False  # inside a gzip member whose end has not been seen yet
-        hashing = None
-        # gzip inflates about 4x: smaller raw blocks keep each decompressed block near block_bytes
-        size = self.block_bytes if inflater is None else max(self.block_bytes // 4, 1 << 16)
-        # hashlib releases the GIL: the checksum of one block is computed while the next is parsed.
-        with open(self.path, "rb") as fh, ThreadPoolExecutor(max_workers=1) as pool:
-            while raw := fh.read(size):
-                if hashing is not None:
-                    hashing.result()
-                hashing = pool.submit(digest.update, raw)
-                self.bytes_read += len(raw)
-                if self.on_raw:
-                    self.on_raw(len(raw))
-                if inflater is None:
-                    yield raw
-                    continue
-                while raw:
-                    if not in_member and not raw.strip(b"\0"):
-                        # A gzip file may hold several members back to back (e.g. made by ``cat``); zero
-                        # bytes after the last one are padding some tools write (it may span raw blocks).
-                        break
-                    in_member = True
-                    try:
-                        out = inflater.decompress(raw)
-                    except zlib.error as exc:
-                        raise InputError(self.path, f"corrupt gzip data ({exc})", line=self.lines_done + 1) from None
-                    if out:
-                        self.lines_done += out.count(b"\n")
-                        yield out
-                    raw = b""
-                    if inflater.eof:  # the member ended: what follows is another member or padding
-                        in_member = False
-                        raw = inflater.unused_data
-                        inflater = zlib.decompressobj(wbits=31)
-            if hashing is not None:
-                hashing.result()
-        if in_member:
-            raise InputError(
-                self.path,
-                f"gzip stream is truncated after {self.lines_done} complete lines (incomplete download?)",
-                line=self.lines_done + 1,
-            )
-        self.sha256 = digest.hexdigest()
-
-
-@dataclass
-class LineChunk:
-    """Whole lines of a file: ``data`` ends with a newline; its first line is ``first_line`` (1-based).
-
-    ``n_lines`` (newlines in ``data``) is counted once, when first asked for.
-    """
-
-    data: bytes | memoryview
-    first_line: int
-    _n_lines: int | None = None
-
-    @property
-    def n_lines(self) -> int:
-        if self._n_lines is None:
-            self._n_lines = int(np.count_nonzero(np.frombuffer(self.data, dtype=np.uint8) == 10))
-        return self._n_lines
-
-
-def iter_line_chunks(stream: ByteStream, chunk_bytes: int = CHUNK_BYTES) -> Iterator[LineChunk]:
-    """Cut a byte stream into chunks of whole lines of about ``chunk_bytes`` (a last line without a
-    newline is given one). Chunk data is a zero-copy view where possible."""
-    carry = b""
-    first_line = 1
-    pending: list[bytes] = []
-    size = 0
-    for block in stream:
-        pending.append(block)
-        size += len(block)
-        if size < chunk_bytes:
-            continue
-        buf = b"".join([carry, *pending])
-        pending, size = [], 0
-        cut = buf.rfind(b"\n") + 1
-        if not cut:  # one line longer than a chunk: keep reading
-            carry = buf
-            continue
-        carry = buf[cut:]
-        chunk = LineChunk(memoryview(buf)[:cut], first_line)
-        yield chunk
-        first_line += chunk.n_lines
-    buf = b"".join([carry, *pending])
-    if buf:
-        if not buf.endswith(b"\n"):
-            buf += b"\n"
-        yield LineChunk(buf, first_line)
-
-
-def parse_txt_lines(chunk: LineChunk, source: str) -> tuple[list[str], list[float], list[int], int]:
-    """The exact, line-by-line txt parser: (sequences, values, lines, blank lines) of one chunk.
-
-    Raises InputError naming the line of the first problem (alphabet not checked here).
-    """
-    seqs: list[str] = []
-    values: list[float] = []
-    lines: list[int] = []
-    blank = 0
-    for i, raw in enumerate(bytes(chunk.data).split(b"\n")[:-1]):
-        line = chunk.first_line + i
-        if raw.endswith(b"\r"):
-            raw = raw[:-1]
-        if not raw:
-            blank += 1
-            continue
-        fields = raw.split(b"\t")
-        if len(fields) != 2:
-            raise InputError(
-                source, f"expected 2 tab-separated columns (sequence, value), found {len(fields)}", line=line
-            )
-        seq, value = fields
-        if not seq:
-            raise InputError(source, "empty sequence", line=line)
-        values.append(parse_value(value, "value", source, line))
-        seqs.append(seq.decode("latin-1"))
-        lines.append(line)
-    return seqs, values, lines, blank
-
-
-def background(items: Iterator, depth: int = 2) -> Iterator:
-    """Run the iterator ``items`` in a background thread, at most ``depth`` items ahead.
-
-    Worth it when the producer's work releases the GIL (file reads, arrow parsing, numpy gathers).
-    An exception in the producer is raised in the consumer; closing the consumer stops the producer.
-    """
-    buffer: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def offer(item) -> bool:
-        while not stop.is_set():
-            try:
-                buffer.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not offer(item):
-                    return
-            offer(done)
-        except Exception as exc:  # noqa: BLE001 (any error is handed to the consumer and raised there)
-            offer(exc)
-
-    worker = threading.Thread(target=produce, name="crmnet-prefetch", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = buffer.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        worker.join()
-
-
-@dataclass
-class EncodedBlock:
-    """Encoded rows of one chunk. codes: (n, W) uint8; lengths, lines: (n,) int64; values: (n,) float64."""
-
-    codes: np.ndarray
-    lengths: np.ndarray
-    values: np.ndarray
-    lines: np.ndarray
-    mapped: int
-
-
-class _ArrowTxt:
-    """pyarrow's CSV reader set up for ``sequence<TAB>value`` lines (no quoting, no header)."""
-
-    def __init__(self, chunk_bytes: int):
-        import pyarrow as pa
-        import pyarrow.csv as pcsv
-
-        self.pa, self.pcsv = pa, pcsv
-        self.read = pcsv.ReadOptions(column_names=["sequence", "value"], block_size=chunk_bytes + (1 << 20),
-                                     use_threads=False)
-        self.convert = pcsv.ConvertOptions(column_types={"sequence": pa.string(), "value": pa.float64()},
-                                           null_values=[], strings_can_be_null=False)
-        self.options = {skip: pcsv.ParseOptions(delimiter="\t", quote_char=False, ignore_empty_lines=skip)
-                        for skip in (False, True)}
-
-    def parse_lines(self, chunk: LineChunk):
-        """(table, strict) or None: first without blank lines (strict: row i is line ``first_line + i``);
-        a chunk that has some is parsed again skipping them (strict False)."""
-        for skip_blank in (False, True):
-            table = self.parse(chunk.data, skip_blank)
-            if table is not None:
-                if not skip_blank and table.num_rows != chunk.n_lines:
-                    return None  # arrow also ends a line at a lone CR: the exact parser decides
-                return table, not skip_blank
-        return None
-
-    def parse(self, data: bytes | memoryview, skip_blank: bool):
-        """An arrow Table (sequence: string, value: float64), or None when arrow rejects the chunk."""
-        try:
-            return self.pcsv.read_csv(self.pa.py_buffer(data), self.read, self.options[skip_blank], self.convert)
-        except self.pa.ArrowInvalid:
-            return None
-
-
-@dataclass
-class TxtBlocks:
-    """Stream a txt file as :class:`EncodedBlock` s (the fast path of ``prepare``).
-
-    After iteration: ``rows``, ``blank_lines``, ``mapped``, ``sha256``, ``bytes`` (stored size).
-    """
-
-    path: str | os.PathLike
-    enc: Encoding = CRMNET
-    invalid: InvalidPolicy = "error"
-    chunk_bytes: int = CHUNK_BYTES
-    on_raw: Callable[[int], None] | None = None
-    rows: int = field(default=0, init=False)
-    blank_lines: int = field(default=0, init=False)
-    mapped: int = field(default=0, init=False)
-    sha256: str = field(default="", init=False)
-    bytes: int = field(default=0, init=False)
-
-    def __iter__(self) -> Iterator[EncodedBlock]:
-        arrow = _ArrowTxt(self.chunk_bytes)
-        source = str(self.path)
-        stream = ByteStream(self.path, block_bytes=self.chunk_bytes, on_raw=self.on_raw)
-        # Reading and arrow's parse (which release the GIL) run a chunk ahead of the encoding.
-        parsed = ((chunk, arrow.parse_lines(chunk)) for chunk in iter_line_chunks(stream, self.chunk_bytes))
-        for chunk, table in background(parsed, 2):
-            block = None if table is None else self._fast(chunk, *table, source)
-            if block is None:
-                block = self._slow(chunk, source)
-            self.rows += len(block.values)
-            self.mapped += block.mapped
-            if len(block.values):
-                yield block
-        self.sha256, self.bytes = stream.sha256, stream.bytes_read
-        if self.rows == 0:
-            raise InputError(source, "empty file: no records")
-
-    def _fast(self, chunk: LineChunk, table, strict: bool, source: str) -> EncodedBlock | None:
-        """Encode straight from arrow's buffers; None when the chunk needs the exact parser."""
-        n = table.num_rows
-        values = table.column("value").to_numpy()
-        if not np.isfinite(values).all():
-            return None
-        if strict:
-            lines = np.arange(chunk.first_line, chunk.first_line + n, dtype=np.int64)
-            blank = 0
-        else:
-            lines = _nonblank_lines(chunk)
-            if len(lines) != n:  # arrow split lines differently (e.g. a lone CR): let the exact parser decide
-                return None
-            blank = chunk.n_lines - n
-        parts, lengths, mapped, at = [], [], 0, 0
-        for arr in table.column("sequence").chunks:
-            offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32)[arr.offset : arr.offset + len(arr) + 1]
-            starts = offsets[:-1].astype(np.int64)
-            lens = np.diff(offsets).astype(np.int64)
-            if (lens == 0).any():
-                return None
-            data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)
-            codes, m = encode_spans(data, starts, lens, self.enc, invalid=self.invalid, source=source,
-                                    lines=lines[at : at + len(arr)])
-            parts.append(codes)
-            lengths.append(lens)
-            mapped += m
-            at += len(arr)
-        self.blank_lines += blank
-        return EncodedBlock(
-            np.concatenate(parts) if len(parts) != 1 else parts[0],
-            np.concatenate(lengths) if lengths else np.zeros(0, np.int64),
-            values,
-            lines,
-            mapped,
-        )
-
-    def _slow(self, chunk: LineChunk, source: str) -> EncodedBlock:
-        seqs, values, lines, blank = parse_txt_lines(chunk, source)
-        self.blank_lines += blank
-        data, starts, lengths = _join(seqs)
-        line_arr = np.asarray(lines, dtype=np.int64)
-        codes, mapped = encode_spans(data, starts, lengths, self.enc, invalid=self.invalid, source=source,
-                                     lines=line_arr)
-        return EncodedBlock(codes, lengths, np.asarray(values, dtype=np.float64), line_arr, mapped)
-
-
-def _nonblank_lines(chunk: LineChunk) -> np.ndarray:
-    """(k,) int64 1-based numbers of the non-blank lines of a chunk (blank: empty or a lone CR)."""
-    buf = np.frombuffer(chunk.data, dtype=np.uint8)
-    ends = np.flatnonzero(buf == 10)
-    starts = np.concatenate(([0], ends[:-1] + 1))
-    size = ends - starts
-    crlf = size > 0
-    crlf[crlf] = buf[ends[crlf] - 1] == 13
-    return chunk.first_line + np.flatnonzero(size - crlf > 0).astype(np.int64)
-
-
-def detect_format(path: str | os.PathLike) -> str:
-    """``"txt"``, ``"csv"`` or ``"fasta"`` from the first non-blank line (gzip is looked through)."""
-    path = Path(path)
-    stream = ByteStream(path, block_bytes=1 << 16)
-    head = b""
-    for block in stream:
-        head += block
-        if head.strip() and b"\n" in head.lstrip():
-            break
-    first = next((ln for ln in head.splitlines() if ln.strip()), b"")
-    if not first:
-        raise InputError(path, "empty file: no records")
-    if first.startswith(b">"):
+def _sniff(first: str, columns: Columns | None = None) -> str | None:
+    """The format a first non-blank line implies, or None when it cannot tell."""
+    if first.startswith(">"):
         return "fasta"
-    if b"\t" in first:
-        return "txt"
-    if b"," in first:
+    named = (columns.sequence,) if columns and columns.sequence else SEQUENCE_COLUMNS
+    if "\t" in first:
+        fields = first.split("\t")
+        if any(_looks_like_dna(f.strip()) for f in fields[:2]) or _find_column(fields, named) is None:
+            return "txt"  # data, not a header (the txt parser names what is wrong with it)
+        return "tsv"
+    if "," in first:
         return "csv"
-    raise InputError(
-        path, "cannot tell the format from the first line (no tab, comma or '>'); pass the format explicitly",
-        line=head.splitlines().index(first) + 1,
-    )
+    if _looks_like_dna(first.strip()):
+        return "txt"
+    return "tsv" if _find_column([first], named) is not None else None
 
 
-def _text_lines(
-    path: Path, on_raw: Callable[[int], None] | None = None, chunk_bytes: int = CHUNK_BYTES
-) -> Iterator[tuple[int, str]]:
-    """(1-based line number, text without its line end) for every line of a plain or gzip file, read
-    ``chunk_bytes`` at a time; ``on_raw(n)`` gets the stored bytes read (progress bars)."""
-    stream = ByteStream(path, block_bytes=min(8 << 20, chunk_bytes), on_raw=on_raw)
-    for chunk in iter_line_chunks(stream, chunk_bytes):
-        for i, raw in enumerate(bytes(chunk.data).split(b"\n")[:-1]):
-            yield chunk.first_line + i, raw.rstrip(b"\r").decode("latin-1")
+def detect_format(path: str | os.PathLike, columns: Columns | None = None) -> str:
+    """``"txt"``, ``"tsv"``, ``"csv"`` or ``"fasta"`` from the first non-blank line (gzip is looked through).
+
+    A line with a tab is ``txt`` when its first or second field is DNA, else a ``tsv`` header; a line
+    without tab or comma is a bare ``txt`` sequence, or a one-column ``tsv`` header naming a sequence column.
+    """
+    path = Path(path)
+    for number, text in text_lines(path, chunk_bytes=1 << 16):
+        if text.strip():
+            fmt = _sniff(text, columns)
+            if fmt is None:
+                raise InputError(path, "cannot tell the format from the first line (no tab, comma or '>', and "
+                                 "not a DNA sequence); pass the format explicitly", line=number)
+            return fmt
+    raise InputError(path, "empty file: no records")
 
 
-def _read_txt(path: Path, value: str) -> SequenceTable:
-    seqs: list[str] = []
-    values: list[float] = []
-    lines: list[int] = []
-    blank = 0
-    for chunk in iter_line_chunks(ByteStream(path)):
-        s, v, ln, b = parse_txt_lines(chunk, str(path))
-        seqs += s
-        values += v
-        lines += ln
-        blank += b
-    arr = np.asarray(values, dtype=np.float64)
-    return SequenceTable(
-        seqs,
-        arr if value == "measured" else None,
-        arr if value == "predicted" else None,
-        None,
-        np.asarray(lines, dtype=np.int64),
-        str(path),
-        "txt",
-        blank_lines=blank,
-    )
+@dataclass
+class _Row:
+    seq: str
+    line: int
+    ident: str | None = None
+    measured: float | None = None
+    predicted: float | None = None
 
 
-def _read_csv(path: Path, value: str) -> SequenceTable:
-    import csv
+class _NonBlank:
+    """The numbered non-blank lines of a file; ``blank`` counts the blank ones seen so far."""
 
-    source = str(path)
-    rows = _text_lines(path)
-    header_line, header = next(((n, t) for n, t in rows if t.strip()), (0, ""))
-    if not header:
-        raise InputError(path, "empty file: no records")
-    names = next(csv.reader([header]))
-    seq_col = next((c for c in SEQUENCE_COLUMNS if c in names), None)
-    if seq_col is None:
-        raise InputError(
-            path, f"no sequence column: expected one of {', '.join(SEQUENCE_COLUMNS)}; found {names}", line=header_line
-        )
-    has_index = names[0] == ""
-    want = {"seq": names.index(seq_col)}
-    for key, col in (("measured", MEASURED_COLUMN), ("predicted", PREDICTED_COLUMN)):
-        if col in names:
-            want[key] = names.index(col)
-    seqs: list[str] = []
-    ids: list[str] = []
-    lines: list[int] = []
-    vals: dict[str, list[float]] = {k: [] for k in want if k != "seq"}
-    blank = 0
-    for line, text in rows:
-        if not text:
-            blank += 1
-            continue
-        row = next(csv.reader([text]))
-        if len(row) != len(names):
-            raise InputError(source, f"expected {len(names)} comma-separated columns (as in the header), "
-                             f"found {len(row)}", line=line)
-        seq = row[want["seq"]]
+    def __init__(self, path: Path, on_raw, chunk_bytes: int):
+        self.lines = text_lines(path, on_raw, chunk_bytes)
+        self.blank = 0
+
+    def __iter__(self) -> Iterator[tuple[int, str]]:
+        for number, text in self.lines:
+            if text.strip():
+                yield number, text
+            else:
+                self.blank += 1
+
+
+_TXT_LAYOUTS = {1: ("sequence",), 2: ("sequence", "value")}
+
+
+def _txt_layout(fields: list[str], source: str, line: int) -> tuple[str, ...]:
+    """The layout of a headerless file from its first record: (sequence), (sequence, value), (id, sequence)."""
+    if len(fields) == 2 and not _is_number(fields[1]) and _looks_like_dna(fields[1]) and not _looks_like_dna(fields[0]):
+        return ("id", "sequence")
+    if len(fields) == 1 and not _looks_like_dna(fields[0]):
+        return _TXT_LAYOUTS[2]  # the error below names the expected layout
+    return _TXT_LAYOUTS.get(len(fields), _TXT_LAYOUTS[2])
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _txt_row(fields: list[str], layout: tuple[str, ...], value: str, source: str, line: int) -> _Row:
+    if len(fields) != len(layout):
+        raise InputError(source, f"expected {len(layout)} tab-separated columns ({', '.join(layout)}), "
+                         f"found {len(fields)}", line=line)
+    rec = dict(zip(layout, fields))
+    if not rec["sequence"]:
+        raise InputError(source, "empty sequence", line=line)
+    row = _Row(rec["sequence"], line, rec.get("id"))
+    if "value" in rec:
+        setattr(row, value, parse_value(rec["value"], "value", source, line))
+    return row
+
+
+def parse_txt_line(text: str, source: str, line: int) -> tuple[str, float]:
+    """One ``sequence<TAB>value`` line (no line end) → (sequence, value); InputError naming ``line`` otherwise."""
+    row = _txt_row(text.split("\t"), _TXT_LAYOUTS[2], "measured", source, line)
+    return row.seq, row.measured
+
+
+def _txt_rows(lines: _NonBlank, source: str, value: str, columns: Columns | None) -> Iterator[_Row]:
+    if columns is not None and any(getattr(columns, k) for k in ("sequence", "measured", "predicted", "id")):
+        raise InputError(source, "the file has no header line, so columns cannot be named (a txt file is "
+                                 "sequence<TAB>value)")
+    layout = None
+    for number, text in lines:
+        fields = text.split("\t")
+        layout = layout or _txt_layout(fields, source, number)
+        yield _txt_row(fields, layout, value, source, number)
+
+
+def _header_rows(lines: _NonBlank, source: str, delimiter: str, columns: Columns | None) -> Iterator[_Row]:
+    columns = columns or Columns()
+    kind = "comma" if delimiter == "," else "tab"
+    rows = iter(lines)
+    first = next(rows, None)
+    if first is None:
+        return
+    header_line, header = first
+    names = next(csv.reader([header], delimiter=delimiter))
+    where: dict[str, int | None] = {}
+    for key, default in (("sequence", SEQUENCE_COLUMNS), ("measured", (MEASURED_COLUMN,)),
+                         ("predicted", (PREDICTED_COLUMN,)), ("id", ID_COLUMNS)):
+        named = getattr(columns, key)
+        where[key] = _find_column(names, (named,) if named else default)
+        if named and where[key] is None:
+            raise InputError(source, f"no {key} column {named!r}; the header has {names}", line=header_line)
+    if where["sequence"] is None:
+        raise InputError(source, f"no sequence column: expected one of {', '.join(SEQUENCE_COLUMNS)}; found "
+                                 f"{names}", line=header_line)
+    if where["id"] is None and names[0] == "" and where["sequence"] != 0:
+        where["id"] = 0  # pandas' unnamed index column
+    yield _Row(names[where["sequence"]], header_line)  # the header itself, as a marker (see iter_records)
+    for number, text in rows:
+        fields = next(csv.reader([text], delimiter=delimiter))
+        if len(fields) != len(names):
+            raise InputError(source, f"expected {len(names)} {kind}-separated columns (as in the header), found "
+                                     f"{len(fields)}", line=number)
+        seq = fields[where["sequence"]].strip()
         if not seq:
-            raise InputError(source, f"empty sequence in column {seq_col!r}", line=line)
-        seqs.append(seq)
-        lines.append(line)
-        if has_index:
-            ids.append(row[0])
-        for key, values in vals.items():
-            col = MEASURED_COLUMN if key == "measured" else PREDICTED_COLUMN
-            values.append(parse_value(row[want[key]], f"{col!r} value", source, line))
-    if not seqs:
-        raise InputError(path, "no records after the header", line=header_line)
-    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in vals.items()}
-    return SequenceTable(
-        seqs,
-        arrays.get("measured"),
-        arrays.get("predicted"),
-        ids if has_index else None,
-        np.asarray(lines, dtype=np.int64),
-        source,
-        "csv",
-        sequence_column=seq_col,
-        blank_lines=blank,
-    )
+            raise InputError(source, f"empty sequence in column {names[where['sequence']]!r}", line=number)
+        row = _Row(seq, number, None if where["id"] is None else fields[where["id"]].strip())
+        for key in ("measured", "predicted"):
+            if where[key] is not None:
+                setattr(row, key, parse_value(fields[where[key]], f"{names[where[key]]!r} value", source, number))
+        yield row
 
 
-def _read_fasta(path: Path, value: str) -> SequenceTable:
-    source = str(path)
-    ids: list[str] = []
-    lines: list[int] = []
-    parts: list[list[str]] = []
-    blank = 0
-    for line, text in _text_lines(path):
+def _fasta_rows(lines: _NonBlank, source: str) -> Iterator[_Row]:
+    row: _Row | None = None
+    parts: list[str] = []
+    for number, text in lines:
         text = text.strip()
-        if not text:
-            blank += 1
-        elif text.startswith(">"):
-            if parts and not parts[-1]:
-                raise InputError(source, f"record {ids[-1]!r} has no sequence", line=lines[-1])
+        if text.startswith(">"):
+            if row is not None:
+                yield _fasta_done(row, parts, source)
             words = text[1:].split()
             if not words:
-                raise InputError(source, "empty FASTA header (no id after '>')", line=line)
-            ids.append(words[0])
-            lines.append(line)
-            parts.append([])
-        elif not parts:
-            raise InputError(source, "sequence line before the first '>' header: not FASTA?", line=line)
+                raise InputError(source, "empty FASTA header (no identifier after '>')", line=number)
+            row, parts = _Row("", number, words[0]), []
+        elif row is None:
+            raise InputError(source, "sequence text before the first FASTA header ('>'): not FASTA?", line=number)
         else:
-            parts[-1].append(text)
-    if not ids:
-        raise InputError(path, "empty file: no records")
-    if not parts[-1]:
-        raise InputError(source, f"record {ids[-1]!r} has no sequence", line=lines[-1])
-    return SequenceTable(
-        ["".join(p) for p in parts], None, None, ids, np.asarray(lines, dtype=np.int64), source, "fasta",
-        blank_lines=blank,
-    )
+            parts.append(text)
+    if row is not None:
+        yield _fasta_done(row, parts, source)
 
 
-_READERS = {"txt": _read_txt, "csv": _read_csv, "fasta": _read_fasta}
+def _fasta_done(row: _Row, parts: list[str], source: str) -> _Row:
+    if not parts:
+        raise InputError(source, f"FASTA record {row.ident!r} has no sequence", line=row.line)
+    row.seq = "".join(parts)
+    return row
+
+
+def _table(rows: list[_Row], source: str, fmt: str, column: str | None, blank: int) -> SequenceTable:
+    def values(key: str) -> np.ndarray | None:
+        if not rows or getattr(rows[0], key) is None:
+            return None
+        return np.fromiter((getattr(r, key) for r in rows), dtype=np.float64, count=len(rows))
+
+    ids = [r.ident for r in rows] if rows and rows[0].ident is not None else None
+    return SequenceTable([r.seq for r in rows], values("measured"), values("predicted"), ids,
+                         np.fromiter((r.line for r in rows), dtype=np.int64, count=len(rows)), source, fmt,
+                         sequence_column=column, blank_lines=blank)
+
+
+def iter_records(
+    path: str | os.PathLike,
+    fmt: Format = "auto",
+    *,
+    value: Literal["measured", "predicted"] = "measured",
+    columns: Columns | None = None,
+    chunk_size: int = 65536,
+    on_raw: Callable[[int], None] | None = None,
+    chunk_bytes: int = 1 << 20,
+) -> Iterator[SequenceTable]:
+    """Stream the records of any format as :class:`SequenceTable` chunks of up to ``chunk_size`` records.
+
+    Parameters
+    ----------
+    path : a plain or gzip file.
+    fmt : one of :data:`FORMATS`.
+    value : what the value column of a headerless txt file holds.
+    columns : header columns to use (tsv/csv), see :class:`Columns`.
+    chunk_size : records per chunk; ``chunk_bytes``: bytes of the file read at a time.
+    on_raw : called with the stored bytes read (progress bars).
+
+    Returns
+    -------
+    Iterator of SequenceTable, each with ``lines`` (k,) int64 and values (k,) float64 or None. The
+    alphabet is not checked here (:func:`read_records` and the encoders do it); ``blank_lines`` of a
+    chunk counts the blank lines before its last record.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    if value not in ("measured", "predicted"):
+        raise ValueError(f"value must be 'measured' or 'predicted', not {value!r}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    path = Path(path)
+    check_file(path)
+    source = str(path)
+    if fmt == "auto":
+        fmt = detect_format(path, columns)
+    lines = _NonBlank(path, on_raw, chunk_bytes)
+    column = header_line = None
+    if fmt == "fasta":
+        rows = _fasta_rows(lines, source)
+    elif fmt == "txt":
+        rows = _txt_rows(lines, source, value, columns)
+    else:
+        rows = _header_rows(lines, source, DELIMITERS[fmt], columns)
+        marker = next(rows, None)  # the header: its line, and the name of the sequence column
+        column, header_line = (None, None) if marker is None else (marker.seq, marker.line)
+    seen_blank = 0
+    empty = True
+    for batch in iter(lambda: list(itertools.islice(rows, chunk_size)), []):
+        empty = False
+        yield _table(batch, source, fmt, column, lines.blank - seen_blank)
+        seen_blank = lines.blank
+    if empty:
+        raise InputError(source, "empty file: no records" if column is None else "no records after the header",
+                         line=header_line)
 
 
 def read_records(
@@ -641,23 +437,16 @@ def read_records(
     *,
     value: Literal["measured", "predicted"] = "measured",
     invalid: InvalidPolicy = "error",
+    columns: Columns | None = None,
 ) -> SequenceTable:
-    """Read every record of a txt, csv or FASTA file (plain or gzip) into memory.
+    """Read every record of a file (any of :data:`FORMATS`, plain or gzip) and check the alphabet.
 
-    value: what the second column of a txt file is ("measured" for training and HQ test files,
-    "predicted" for LegNet's prediction TSVs). invalid: "error" or "N" (see the module docstring).
+    value: what the value column of a headerless txt file is ("measured" for training and HQ test
+    files, "predicted" for LegNet's prediction TSVs). invalid: "error" or "N" (see the module docstring).
+    columns: header columns to use (tsv/csv). Returns the whole file as one :class:`SequenceTable`.
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
-    if value not in ("measured", "predicted"):
-        raise ValueError(f"value must be 'measured' or 'predicted', not {value!r}")
-    path = Path(path)
-    _check_file(path)
-    if fmt == "auto":
-        fmt = detect_format(path)
-    table = _READERS[fmt](path, value)
-    if not len(table):
-        raise InputError(path, "empty file: no records")
+    chunks = list(iter_records(path, fmt, value=value, columns=columns, chunk_size=1 << 30, chunk_bytes=CHUNK_BYTES))
+    table = chunks[0]
     table.sequences, table.mapped = check_alphabet(table.sequences, table.lines, table.source, invalid)
     return table
 

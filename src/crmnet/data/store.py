@@ -14,7 +14,7 @@ Layout (format ``crmnet.data.store``, version 1), ``n`` rows, ``W = encoding.len
 That is ``W + 7`` bytes per row (119 at W = 112). Every array is a plain ``.npy`` file, so
 ``np.load(path, mmap_mode="r")`` reads it without crmnet.
 
-``prepare`` streams its inputs: each chunk is parsed and encoded (:class:`crmnet.data.readers.TxtBlocks`) and its
+``prepare`` streams its inputs: each chunk is parsed and encoded (:class:`crmnet.data.txtblocks.TxtBlocks`) and its
 rows are appended to the arrays' files, whose ``.npy`` headers are written once the row count is known.
 Memory is the chunks in flight (a few hundred MB) while streaming, and about 12 bytes per row
 afterwards (64-bit row fingerprints sorted for duplicate detection, lengths, media): ~0.4 GB for the
@@ -51,8 +51,11 @@ from typing import Literal
 
 import numpy as np
 
+from crmnet.config import Config
+from crmnet.data.catalogue import check_measurements
 from crmnet.data.encoding import CRMNET, Encoding, InvalidPolicy, decode
-from crmnet.data.readers import CHUNK_BYTES, FORMATS, EncodedBlock, TxtBlocks, detect_format, read_records
+from crmnet.data.readers import CHUNK_BYTES, detect_format, read_records
+from crmnet.data.txtblocks import EncodedBlock, TxtBlocks
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_path, file_digest
 
@@ -279,59 +282,83 @@ class _Source:
     medium: int
 
 
+@dataclass
+class PrepareConfig(Config):
+    """How ``prepare`` turns inputs into a store (see the module docstring for each policy).
+
+    fmt: input format (auto, txt, csv). media: one medium name per input, or one for all. encoding: the
+    stored layout. val_fraction, seed: the split (seed also of ``balance``). invalid: "error" or "N".
+    duplicates: keep, first, mean or error. balance: subsample every medium to the smallest. role: what the
+    value column of a headerless txt file holds: ``measured`` (default; a file the data catalogue lists as
+    published *predictions* is refused) or ``predicted`` (training on a model's predictions on purpose,
+    recorded in the manifest). progress: a progress bar. chunk_bytes: bytes parsed per chunk.
+    """
+
+    fmt: str = "auto"
+    media: tuple[str, ...] = (DEFAULT_MEDIUM,)
+    encoding: Encoding = CRMNET
+    val_fraction: float = 0.01
+    seed: int = 0
+    invalid: InvalidPolicy = "error"
+    duplicates: Literal["keep", "first", "mean", "error"] = "keep"
+    balance: bool = False
+    role: Literal["measured", "predicted"] = "measured"
+    progress: bool = False
+    chunk_bytes: int = CHUNK_BYTES
+
+    def __post_init__(self) -> None:
+        self.media = tuple(self.media or (DEFAULT_MEDIUM,))
+        if self.fmt not in ("auto", "txt", "csv"):
+            raise ValueError(f"format must be one of auto, txt, csv, not {self.fmt!r}")
+        if self.duplicates not in DUPLICATE_POLICIES:
+            raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, not {self.duplicates!r}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), not {self.val_fraction}")
+        if self.role not in ("measured", "predicted"):
+            raise ValueError(f"role must be 'measured' or 'predicted', not {self.role!r}")
+        if len(set(self.media)) > 255:
+            raise ValueError("at most 255 media")
+        if self.balance and len(set(self.media)) < 2:
+            raise ValueError("balance needs at least two media (give --medium per input)")
+
+
 def prepare(
     inputs: list[str | os.PathLike],
     out: str | os.PathLike,
+    config: PrepareConfig | None = None,
     *,
-    fmt: str = "auto",
-    media: list[str] | None = None,
-    encoding: Encoding = CRMNET,
-    val_fraction: float = 0.01,
-    seed: int = 0,
-    invalid: InvalidPolicy = "error",
-    duplicates: Literal["keep", "first", "mean", "error"] = "keep",
-    balance: bool = False,
     overwrite: bool = False,
-    progress: bool = False,
-    chunk_bytes: int = CHUNK_BYTES,
+    **settings,
 ) -> Store:
     """Convert txt/csv inputs (plain or gzip) into a store at ``out``; returns it opened.
 
-    media: one name per input, or one for all (default ``"default"``). See the module docstring for
-    the split, media, balance and duplicate policies. Raises InputError (bad input, naming file and
-    line) or OutputExistsError (``out`` exists and not ``overwrite``); nothing is left at ``out`` or
-    beside it on failure.
+    config: the settings (:class:`PrepareConfig`); keyword ``settings`` override its fields (e.g.
+    ``prepare(paths, out, media=["complex", "defined"], seed=1)``). Raises InputError (bad input, naming
+    file and line), OutputExistsError (``out`` exists and not ``overwrite``) or ValueError (a bad
+    setting); nothing is left at ``out`` or beside it on failure.
     """
+    if "media" in settings and settings["media"] is not None:
+        settings["media"] = tuple(settings["media"])
+    cfg = (config or PrepareConfig()).replace(**settings) if settings else (config or PrepareConfig())
     if not inputs:
         raise ValueError("prepare needs at least one input")
-    if fmt not in FORMATS or fmt == "fasta":
-        raise ValueError(f"format must be one of auto, txt, csv, not {fmt!r}")
-    if duplicates not in DUPLICATE_POLICIES:
-        raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, not {duplicates!r}")
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), not {val_fraction}")
-    media = list(media or [DEFAULT_MEDIUM])
-    if len(media) not in (1, len(inputs)):
-        raise ValueError(f"give one medium per input ({len(inputs)}) or one for all, not {len(media)}")
-    per_input = media * len(inputs) if len(media) == 1 else media
+    if len(cfg.media) not in (1, len(inputs)):
+        raise ValueError(f"give one medium per input ({len(inputs)}) or one for all, not {len(cfg.media)}")
+    per_input = list(cfg.media) * len(inputs) if len(cfg.media) == 1 else list(cfg.media)
     names = list(dict.fromkeys(per_input))
-    if len(names) > 255:
-        raise ValueError("at most 255 media")
-    if balance and len(names) < 2:
-        raise ValueError("balance needs at least two media (give --medium per input)")
     sources = []
     for path, name in zip(inputs, per_input):
         path = Path(path)
         if not path.is_file():
             raise InputError(path, "no such file" if not path.exists() else "not a file")
-        kind = detect_format(path) if fmt == "auto" else fmt
-        if kind == "fasta":
-            raise InputError(path, "FASTA has no expression values; prepare needs txt or csv input")
+        kind = detect_format(path) if cfg.fmt == "auto" else cfg.fmt
+        if kind not in ("txt", "csv"):
+            raise InputError(path, f"{kind} input: prepare needs sequence<TAB>value txt or a csv with a "
+                                   "'Measured Expression' column")
         sources.append(_Source(path, kind, names.index(name)))
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.mkdir()
-        manifest = _write_store(tmp, sources, names, encoding, val_fraction, seed, invalid, duplicates, balance,
-                                progress, chunk_bytes)
+        manifest = _write_store(tmp, sources, names, cfg)
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return open_store(out)
 
@@ -347,11 +374,11 @@ class _Streamed:
     lines: np.ndarray | None  # source line of every row, kept only for duplicates="error"
 
 
-def _stream_inputs(tmp: Path, sources: list[_Source], names: list[str], enc: Encoding, invalid: InvalidPolicy,
-                   keep_lines: bool, progress: bool, chunk_bytes: int) -> _Streamed:
+def _stream_inputs(tmp: Path, sources: list[_Source], names: list[str], cfg: PrepareConfig) -> _Streamed:
     """Append every input's rows to codes/targets/medium .npy files (+ 16-bit lengths and fingerprints)."""
     from tqdm import tqdm
 
+    enc, invalid, keep_lines = cfg.encoding, cfg.invalid, cfg.duplicates == "error"
     codes = _Appender(tmp / "codes.npy", np.uint8, (enc.length,))
     lengths = _Appender(tmp / ".lengths16.npy", np.uint16)
     targets = _Appender(tmp / "targets.npy", np.float32)
@@ -361,7 +388,7 @@ def _stream_inputs(tmp: Path, sources: list[_Source], names: list[str], enc: Enc
     mapped = truncated = 0
     records = []
     total = sum(s.path.stat().st_size for s in sources)
-    bar = tqdm(total=total, unit="B", unit_scale=True, desc="prepare", file=sys.stderr, disable=not progress,
+    bar = tqdm(total=total, unit="B", unit_scale=True, desc="prepare", file=sys.stderr, disable=not cfg.progress,
                mininterval=0.5)
     with bar, contextlib.ExitStack() as closing:
         for arr in (codes, lengths, targets, medium, hashes):
@@ -369,7 +396,7 @@ def _stream_inputs(tmp: Path, sources: list[_Source], names: list[str], enc: Enc
         for src in sources:
             first_row = codes.rows
             if src.fmt == "txt":
-                stream = TxtBlocks(src.path, enc, invalid, chunk_bytes, on_raw=bar.update)
+                stream = TxtBlocks(src.path, enc, invalid, cfg.chunk_bytes, on_raw=bar.update)
                 blocks: Iterator[EncodedBlock] = iter(stream)
             else:
                 table = read_records(src.path, "csv", invalid=invalid)
@@ -391,6 +418,8 @@ def _stream_inputs(tmp: Path, sources: list[_Source], names: list[str], enc: Enc
                     lines.append(block.lines)
                 truncated += int(np.count_nonzero(block.lengths > enc.body_length))
             if src.fmt == "txt":
+                if cfg.role == "measured":
+                    check_measurements(src.path, stream.sha256, "--role predicted")
                 mapped += stream.mapped
                 record = {"sha256": stream.sha256, "bytes": stream.bytes, "blank_lines": stream.blank_lines}
             else:
@@ -439,9 +468,10 @@ def _balance(keep: np.ndarray, medium: np.ndarray, n_media: int, seed: int) -> i
     return dropped
 
 
-def _write_store(tmp, sources, names, enc, val_fraction, seed, invalid, duplicates, balance, progress,
-                 chunk_bytes) -> dict:
-    streamed = _stream_inputs(tmp, sources, names, enc, invalid, duplicates == "error", progress, chunk_bytes)
+def _write_store(tmp: Path, sources: list[_Source], names: list[str], cfg: PrepareConfig) -> dict:
+    """Stream ``sources`` into the arrays under ``tmp``, apply the policies of ``cfg``; returns the manifest."""
+    enc, seed, duplicates = cfg.encoding, cfg.seed, cfg.duplicates
+    streamed = _stream_inputs(tmp, sources, names, cfg)
     records = streamed.records
     lens = np.load(tmp / ".lengths16.npy")
     med = np.load(tmp / "medium.npy")
@@ -454,7 +484,7 @@ def _write_store(tmp, sources, names, enc, val_fraction, seed, invalid, duplicat
         keep[dup_rows] = False
         if duplicates == "mean":
             _average_targets(tmp / "targets.npy", dup_rows, first_rows)
-    balance_removed = _balance(keep, med, len(names), seed) if balance else 0
+    balance_removed = _balance(keep, med, len(names), seed) if cfg.balance else 0
     if not keep.all():
         kept = np.flatnonzero(keep)
         for name in ("codes", "targets", "medium"):
@@ -466,9 +496,9 @@ def _write_store(tmp, sources, names, enc, val_fraction, seed, invalid, duplicat
     n = len(lens)
     np.save(tmp / "lengths.npy", lens.astype(np.uint8) if lens.max() <= 255 else lens)
     (tmp / ".lengths16.npy").unlink()
-    n_val = round(n * val_fraction)
+    n_val = round(n * cfg.val_fraction)
     if n_val >= n:
-        raise ValueError(f"val_fraction {val_fraction} leaves no training rows out of {n}")
+        raise ValueError(f"val_fraction {cfg.val_fraction} leaves no training rows out of {n}")
     split = np.zeros(n, dtype=np.uint8)
     split[np.random.default_rng([seed, 0]).choice(n, size=n_val, replace=False)] = 1
     np.save(tmp / "split.npy", split)
@@ -484,15 +514,15 @@ def _write_store(tmp, sources, names, enc, val_fraction, seed, invalid, duplicat
         "media": names,
         "media_rows": np.bincount(med, minlength=len(names)).tolist(),
         "encoding": enc.to_dict(),
-        "target": "measured expression",
+        "target": "measured expression" if cfg.role == "measured" else "a model's predictions (role 'predicted')",
         "sources": records,
-        "split": {"seed": seed, "val_fraction": val_fraction, "method": "exact random choice of "
+        "split": {"seed": seed, "val_fraction": cfg.val_fraction, "method": "exact random choice of "
                   "round(n * val_fraction) rows, numpy default_rng([seed, 0])"},
         "duplicates": {"policy": duplicates, "definition": "same medium, length and stored codes",
                        "duplicate_rows": len(dup_rows),
                        "rows_removed": len(dup_rows) if duplicates in ("first", "mean") else 0},
-        "balance": {"enabled": balance, "seed": [seed, 1], "rows_removed": balance_removed},
-        "invalid": {"policy": invalid, "characters_mapped_to_N": streamed.mapped},
+        "balance": {"enabled": cfg.balance, "seed": [seed, 1], "rows_removed": balance_removed},
+        "invalid": {"policy": cfg.invalid, "characters_mapped_to_N": streamed.mapped},
         "truncated_rows": streamed.truncated,
         "rows_read": streamed.rows,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

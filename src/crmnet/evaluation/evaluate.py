@@ -1,6 +1,6 @@
 """Scoring on the real test sets: a checkpoint, external prediction files, and the peer comparison.
 
-**Test sets** (:data:`TEST_SETS`) are resolved by name under a data directory laid out as by
+**Test sets** (:data:`crmnet.data.catalogue.TEST_SETS`) are resolved by name under a data directory laid out as by
 ``crmnet download`` (``DIR/vaishnav2022/test/...``, ``DIR/legnet2023/...``); the directory is the
 argument, else ``$CRMNET_DATA_DIR``, else ``./data``:
 
@@ -21,12 +21,12 @@ back the first bases of the 34 sequences longer than 110 nt; the raw file keeps 
 long (574 of 2,954, 19.4 %: 540 shorter, 34 longer, of which 14 are longer than 112 and lose their end). Published predictions are joined to a test set by the sequence as they spell
 it (Vaishnav's 110-nt layout: ``seq110`` for complex-random) or by the raw sequence.
 
-**Peers** (:data:`PEERS`): the Vaishnav transformer (``*_tpu_model.csv``), Vaishnav CNN (``*_gpu_model``),
+**Peers** (:data:`crmnet.data.catalogue.PEERS`): the Vaishnav transformer (``*_tpu_model.csv``), Vaishnav CNN (``*_gpu_model``),
 DeepSEA/DanQ/DeepATT adaptations and LegNet (``legnet2023/*_Native.txt``, joined by sequence; its 196
 extra rows have no measurement and are reported as unmatched). :func:`peer_table` scores each, and
 compares every pair of models on the sequences both predicted (:func:`crmnet.evaluation.metrics.compare_models`).
 
-**Outputs** (:func:`write_evaluation`, one directory, written atomically): ``metrics.json`` (one object
+**Outputs** (:func:`crmnet.evaluation.outputs.write_evaluation`, one directory, written atomically): ``metrics.json`` (one object
 per test set: the metric keys of :mod:`crmnet.evaluation.metrics`, ``bootstrap`` intervals when computed) and
 ``metrics.csv`` for the evaluated model; ``peers.json``/``peers.csv`` (model → test set → metrics) and
 ``comparisons.json``/``.csv`` when more than one model is scored; ``predictions/<test>.tsv`` (id,
@@ -35,83 +35,26 @@ sequence, measured, one column per model); ``config.json`` (settings, sources, j
 
 from __future__ import annotations
 
-import csv
-import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from crmnet.config import Config
+from crmnet.data.catalogue import PEERS, TEST_SETS, data_dir
+from crmnet.data.readers import Columns
 from crmnet.errors import InputError
-from crmnet.evaluation.metrics import (
-    BOOTSTRAP_KEYS,
-    METRIC_KEYS,
-    bootstrap_ci,
-    compare_models,
-    compute_metrics,
+from crmnet.evaluation.metrics import bootstrap_ci, compare_models, compute_metrics
+
+DUPLICATE_POLICY = (
+    "every test row is scored, repeated sequences included (each is its own measurement); predictions are "
+    "looked up by sequence (ignoring case: the test's 110-nt join key, else its raw sequence), so repeated test "
+    "sequences share one prediction; a sequence repeated in a prediction file must repeat its prediction "
+    "(within 1e-6) and counts once, a different prediction for it is an error; a file scored on its own "
+    "measured values is itself the test set, so every row of it is scored"
 )
-from crmnet.fsutil import atomic_path
-
-
-@dataclass(frozen=True)
-class TestSetSpec:
-    """A registered test set: its file under the data directory and the column of raw sequences.
-
-    sequence_column: the raw sequences a model encodes (as :func:`crmnet.data.readers.read_records` picks it);
-    medium: ``complex`` (YPD) or ``defined`` (SC-Ura).
-    """
-
-    name: str
-    path: str
-    sequence_column: str
-    medium: str
-    description: str
-
-
-TEST_SETS: dict[str, TestSetSpec] = {
-    t.name: t
-    for t in (
-        TestSetSpec("complex-native", "vaishnav2022/test/Native_complex.csv", "sequence", "complex",
-                "native yeast promoter fragments, complex medium"),
-        TestSetSpec("complex-random", "vaishnav2022/test/Random_complex_raw.csv", "0", "complex",
-                "high-quality random promoters, complex medium (raw variable-length sequences)"),
-        TestSetSpec("defined-native", "vaishnav2022/test/Native_defined.csv", "sequence", "defined",
-                "native yeast promoter fragments, defined medium"),
-        TestSetSpec("defined-random", "vaishnav2022/test/Random_defined.csv", "seq110", "defined",
-                "random promoters, defined medium"),
-    )
-}
-
-_PEER_FILE = "vaishnav2022/peer_predictions/{origin}_{medium}_{tag}_model.csv"
-_VAISHNAV_PEERS = {
-    "Vaishnav transformer": "tpu",
-    "Vaishnav CNN": "gpu",
-    "DeepSEA (adapted)": "DeepSEA",
-    "DanQ (adapted)": "DanQ",
-    "DeepATT (adapted)": "DeepAtt",
-}
-
-
-def _peer_files() -> dict[str, dict[str, str]]:
-    """Model label → {test name → file under the data directory} (existence is checked at use)."""
-    peers: dict[str, dict[str, str]] = {}
-    for label, tag in _VAISHNAV_PEERS.items():
-        peers[label] = {
-            name: _PEER_FILE.format(origin=name.split("-")[1].capitalize(), medium=t.medium, tag=tag)
-            for name, t in TEST_SETS.items()
-        }
-    peers["LegNet"] = {f"{m}-native": f"legnet2023/{m}_Native.txt" for m in ("complex", "defined")}
-    return peers
-
-
-PEERS: dict[str, dict[str, str]] = _peer_files()
-
-
-def data_dir(path: str | os.PathLike | None = None) -> Path:
-    """The data directory: ``path``, else ``$CRMNET_DATA_DIR``, else ``./data``."""
-    return Path(path or os.environ.get("CRMNET_DATA_DIR") or "data")
+REPEAT_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -131,23 +74,27 @@ class LoadedTest:
         return len(self.sequences)
 
 
-def _loaded(name: str, path: Path, description: str) -> LoadedTest:
+def _loaded(name: str, path: Path, description: str, columns: Columns | None = None) -> LoadedTest:
     """Read a test file; the join key of each row is its sequence in Vaishnav's 110-nt layout (last 110 nt,
     left-padded with N), which is how the published prediction files spell the sequences."""
+    from crmnet.data.catalogue import check_measurements
     from crmnet.data.encoding import VAISHNAV, decode, encode
     from crmnet.data.readers import read_records
+    from crmnet.fsutil import file_digest
 
-    table = read_records(path, value="measured")
+    table = read_records(path, value="measured", columns=columns)
     if table.measured is None:
-        raise InputError(path, "no measured values: a test set needs a 'Measured Expression' column "
-                               "(or the sequence<TAB>measured format)")
+        raise InputError(path, "no measured values: a test set needs a 'Measured Expression' column (or name one "
+                               "with --measured-column), or the sequence<TAB>measured format")
+    if table.format == "txt":
+        check_measurements(path, file_digest(path), "it as --predictions")
     keys = decode(encode(table.sequences, VAISHNAV, source=str(path))[0])
     return LoadedTest(name, path, table.sequences, keys, np.asarray(table.measured, np.float64),
                       [int(x) for x in table.lines], description, table.sequence_column)
 
 
 def load_test_set(name: str, directory: str | os.PathLike | None = None) -> LoadedTest:
-    """Load a registered test set by name from the data directory (see :func:`data_dir`)."""
+    """Load a registered test set by name from the data directory (see :func:`crmnet.data.catalogue.data_dir`)."""
     if name not in TEST_SETS:
         raise InputError(None, f"unknown test set {name!r}; known: {', '.join(TEST_SETS)} (or give a file)")
     spec = TEST_SETS[name]
@@ -161,18 +108,19 @@ def load_test_set(name: str, directory: str | os.PathLike | None = None) -> Load
     return test
 
 
-def load_test_file(path: str | os.PathLike) -> LoadedTest:
-    """A user's test file (CSV with 'Measured Expression', or sequence<TAB>measured) as a test set."""
+def load_test_file(path: str | os.PathLike, columns: Columns | None = None) -> LoadedTest:
+    """A user's test file (a header naming sequence and measured columns, or sequence<TAB>measured)."""
     path = Path(path)
-    return _loaded(path.stem, path, str(path))
+    return _loaded(path.stem, path, str(path), columns)
 
 
-def resolve_test(name_or_file: str, directory: str | os.PathLike | None = None) -> LoadedTest:
+def resolve_test(name_or_file: str, directory: str | os.PathLike | None = None,
+                 columns: Columns | None = None) -> LoadedTest:
     """A registered test-set name, or else a path to a file with sequences and measured values."""
     if name_or_file in TEST_SETS:
         return load_test_set(name_or_file, directory)
     if Path(name_or_file).is_file():
-        return load_test_file(name_or_file)
+        return load_test_file(name_or_file, columns)
     raise InputError(name_or_file, f"neither a test set ({', '.join(TEST_SETS)}) nor an existing file")
 
 
@@ -192,34 +140,50 @@ class Joined:
                 "measured_max_abs_diff": self.measured_max_abs_diff}
 
 
-def join_predictions(test: LoadedTest, sequences, predicted, measured=None) -> Joined:
-    """Align predictions to ``test`` by sequence (join key first, then the raw sequence; case-insensitive).
-
-    A prediction row whose sequence is in neither column is counted as unmatched; a repeated sequence
-    keeps its first prediction. ``measured``, when the prediction file has its own, is compared with the
-    test set's (largest absolute difference reported).
-    """
-    index: dict[str, int] = {}
+def _sequence_index(test: LoadedTest) -> dict[str, list[int]]:
+    """Upper-case sequence → every test row spelled so (join key first, then the raw sequence)."""
+    index: dict[str, list[int]] = {}
     for column in (test.keys, test.sequences):
         for i, s in enumerate(column):
-            index.setdefault(s.upper(), i)
+            rows = index.setdefault(s.upper(), [])
+            if i not in rows:
+                rows.append(i)
+    return index
+
+
+def join_predictions(test: LoadedTest, sequences, predicted, measured=None, *, source=None, lines=None) -> Joined:
+    """Align predictions to ``test`` by sequence under :data:`DUPLICATE_POLICY`.
+
+    sequences, predicted (m,) [, measured (m,)]: the prediction file's rows (``lines``: their input lines,
+    for errors naming ``source``). Returns predictions (n_test,) with NaN for test rows without one. A
+    prediction row whose sequence is in no test row is counted as unmatched; ``measured``, when the file
+    has its own, is compared with the test set's (largest absolute difference reported).
+    """
+    index = _sequence_index(test)
     out = np.full(len(test), np.nan)
-    filled = np.zeros(len(test), dtype=bool)
+    first: dict[int, int] = {}  # test row → prediction row that filled it
     unmatched = duplicates = 0
     diff = 0.0
     predicted = np.asarray(predicted, dtype=np.float64)
     for j, s in enumerate(sequences):
-        i = index.get(s.upper())
-        if i is None:
+        rows = index.get(s.upper())
+        if rows is None:
             unmatched += 1
-        elif filled[i]:
+            continue
+        if rows[0] in first:
+            k = first[rows[0]]
+            if abs(predicted[j] - predicted[k]) > REPEAT_TOLERANCE:
+                where = f" (first at line {lines[k]})" if lines is not None else ""
+                raise InputError(source, f"sequence repeated with a different prediction: {predicted[j]:.7g} vs "
+                                 f"{predicted[k]:.7g}{where}; one sequence, one prediction",
+                                 line=None if lines is None else int(lines[j]))
             duplicates += 1
-        else:
-            out[i] = predicted[j]
-            filled[i] = True
-            if measured is not None:
-                diff = max(diff, abs(float(measured[j]) - float(test.measured[i])))
-    return Joined(out, int(filled.sum()), unmatched, duplicates, None if measured is None else diff)
+            continue
+        out[rows] = predicted[j]
+        first.update((i, j) for i in rows)
+        if measured is not None:
+            diff = max(diff, min(abs(float(measured[j]) - float(test.measured[i])) for i in rows))
+    return Joined(out, int(np.isfinite(out).sum()), unmatched, duplicates, None if measured is None else diff)
 
 
 def score(y, pred, n_boot: int = 0, seed: int = 0) -> dict:
@@ -235,7 +199,8 @@ class Evaluation:
     """Several models scored on several test sets, aligned row by row for comparisons.
 
     predictions[model][test]: (n_test,) predictions with NaN where the model has none; primary: the
-    model whose metrics go to metrics.json (None for a peer table alone).
+    model whose metrics go to metrics.json (None for a peer table alone); coverage[model][test]: rows
+    scored and duplicate counts (see :meth:`add`).
     """
 
     tests: dict[str, LoadedTest] = field(default_factory=dict)
@@ -244,19 +209,45 @@ class Evaluation:
     comparisons: list[dict] = field(default_factory=list)
     info: dict = field(default_factory=dict)
     primary: str | None = None
+    coverage: dict[str, dict[str, dict]] = field(default_factory=dict)
 
-    def add(self, model: str, test: LoadedTest, predicted: np.ndarray, n_boot: int, seed: int) -> None:
-        """Score ``predicted`` (aligned to ``test``) on the rows that have a prediction."""
+    def add(self, model: str, test: LoadedTest, predicted: np.ndarray, n_boot: int, seed: int, *,
+            allow_partial: bool = False, source=None, repeated: int = 0) -> None:
+        """Score ``predicted`` (n_test,) aligned to ``test`` on the rows that have a prediction.
+
+        A model is scored once per test set (a second score would overwrite the first: refused). Test rows
+        without a prediction are an error naming ``source`` unless ``allow_partial``; the coverage and the
+        duplicate counts go into :attr:`coverage` (and metrics.json). repeated: prediction rows that repeated
+        a sequence (:data:`DUPLICATE_POLICY`).
+        """
+        if test.name in self.metrics.get(model, {}):
+            raise InputError(source or test.source, f"{model!r} is already scored on {test.name!r}: give each "
+                                                    "prediction file its own --label")
         self.tests.setdefault(test.name, test)
         have = np.isfinite(predicted)
         if not have.any():
-            raise InputError(test.source, f"no predictions of {model!r} match the sequences of this test set")
+            raise InputError(source or test.source, f"no predictions of {model!r} match the sequences of test set "
+                                                    f"{test.name!r}")
+        n, k = len(test), int(have.sum())
+        if k < n and not allow_partial:
+            raise InputError(source or test.source, f"predictions of {model!r} cover {k:,} of the {n:,} rows of test "
+                             f"set {test.name!r} ({k / n:.1%}); pass --allow-partial to score the covered rows only")
         try:
             metrics = score(test.measured[have], predicted[have], n_boot, seed)
         except ValueError as exc:  # fewer than 3 matched rows, or non-finite values
             raise InputError(test.source, f"cannot score {model!r}: {exc}") from None
+        repeats = len(test.keys) - len({s.upper() for s in test.keys})
+        self.coverage.setdefault(model, {})[test.name] = {
+            "coverage": {"test_rows": n, "scored_rows": k, "fraction": k / n, "partial_allowed": allow_partial},
+            "duplicates": {"policy": DUPLICATE_POLICY, "test_rows_repeating_a_sequence": repeats,
+                           "prediction_rows_repeating_a_sequence": repeated},
+        }
         self.predictions.setdefault(model, {})[test.name] = predicted
         self.metrics.setdefault(model, {})[test.name] = metrics
+
+    def reported(self, model: str) -> dict[str, dict]:
+        """``model``'s metrics per test set with its coverage and duplicate counts (metrics.json)."""
+        return {t: {**m, **self.coverage.get(model, {}).get(t, {})} for t, m in self.metrics[model].items()}
 
     def compare(self, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> None:
         """Compare every pair of models on each test set, on the sequences both predicted."""
@@ -320,43 +311,48 @@ def evaluate_model(model, tests: list[LoadedTest], evaluation: Evaluation | None
     return ev
 
 
-def read_prediction_file(path: str | os.PathLike):
-    """A prediction file as a :class:`crmnet.data.readers.SequenceTable` with predictions: a CSV with a 'Predicted
-    Expression' column (the published peer files) or a headerless sequence<TAB>prediction file (LegNet)."""
+def read_prediction_file(path: str | os.PathLike, columns: Columns | None = None):
+    """A prediction file as a :class:`crmnet.data.readers.SequenceTable` with predictions: a header naming a
+    prediction column ('Predicted Expression', the published peer files, or ``columns.predicted``) or a
+    headerless sequence<TAB>prediction file (LegNet)."""
     from crmnet.data.readers import read_records
 
-    table = read_records(path, value="predicted")
+    table = read_records(path, value="predicted", columns=columns)
     if table.predicted is None:
-        raise InputError(path, "no predicted values found (expected a 'Predicted Expression' column or a "
-                               "sequence<TAB>prediction file)")
+        raise InputError(path, "no predicted values found (expected a 'Predicted Expression' column, one named "
+                               "with --predicted-column, or a sequence<TAB>prediction file)")
     return table
 
 
 def evaluate_prediction_file(path: str | os.PathLike, test: LoadedTest | None, evaluation: Evaluation | None = None,
-                             *, label: str, n_boot: int = 1000, seed: int = 0, primary: bool = True) -> Evaluation:
+                             *, label: str, n_boot: int = 1000, seed: int = 0, primary: bool = True,
+                             columns: Columns | None = None, allow_partial: bool = False) -> Evaluation:
     """Score a prediction file: joined by sequence to ``test``, or on its own measured values.
 
-    primary: the file's model is the evaluated one (metrics.json), unless another already is.
+    primary: the file's model is the evaluated one (metrics.json), unless another already is. See
+    :data:`DUPLICATE_POLICY` and :meth:`Evaluation.add` for repeated sequences and partial coverage.
     """
     ev = evaluation or Evaluation()
     if primary:
         ev.primary = ev.primary or label
-    table = read_prediction_file(path)
+    table = read_prediction_file(path, columns)
     info = ev.info.setdefault("models", {}).setdefault(label, {"model": label, "tests": {}})
     if test is None:
         if table.measured is None:
-            raise InputError(path, "no measured values in this file: name the test set to join it to (--test)")
+            raise InputError(path, "no measured values in this file: name the test set to join it to (--test), or "
+                                   "its measured column (--measured-column)")
         seqs = list(table.sequences)
         test = LoadedTest(Path(path).stem, Path(path), seqs, seqs, np.asarray(table.measured, np.float64),
                           [int(x) for x in table.lines], str(path), table.sequence_column)
-        ev.add(label, test, np.asarray(table.predicted, np.float64), n_boot, seed)
+        ev.add(label, test, np.asarray(table.predicted, np.float64), n_boot, seed, source=path)
         info["tests"][test.name] = {"source": str(path), "n": len(seqs), "joined_to": None}
         return ev
-    joined = join_predictions(test, table.sequences, table.predicted, table.measured)
+    joined = join_predictions(test, table.sequences, table.predicted, table.measured, source=path, lines=table.lines)
     if joined.measured_max_abs_diff is not None and joined.measured_max_abs_diff > 1e-6:
         raise InputError(path, f"its measured values differ from test set {test.name!r} ({test.source}) by up "
                                f"to {joined.measured_max_abs_diff:.3g}: is it the right test set?")
-    ev.add(label, test, joined.predicted, n_boot, seed)
+    ev.add(label, test, joined.predicted, n_boot, seed, allow_partial=allow_partial, source=path,
+           repeated=joined.duplicates)
     info["tests"][test.name] = {"source": str(path), "joined_to": str(test.source), **joined.info()}
     return ev
 
@@ -380,101 +376,111 @@ def peer_table(directory: str | os.PathLike | None = None, tests: list[str] | No
     return ev
 
 
-def _flat(metrics: dict) -> dict:
-    row = {k: metrics[k] for k in METRIC_KEYS}
-    boot = metrics.get("bootstrap")
-    if boot:
-        for k in BOOTSTRAP_KEYS:
-            row[f"{k}_lo"], row[f"{k}_hi"] = boot[k]
-    return row
+@dataclass
+class EvaluateConfig(Config):
+    """What ``crmnet evaluate`` scores and how (one field per command-line option).
+
+    predictions: prediction files, each its own model: ``labels`` has one label per file (default: the
+    file names), or one label for all when the files cover different test sets (one model's files).
+    tests: test-set names or files (default: all four with a checkpoint or peers; with predictions one
+    per file, or one for all). columns: header columns of user files (:class:`crmnet.data.readers.Columns`).
+    """
+
+    checkpoint: str | None = None
+    predictions: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    peers: bool = False
+    tests: tuple[str, ...] = ()
+    data_dir: str | None = None
+    bootstrap: int = 1000
+    seed: int = 0
+    batch_size: int = 1024
+    device: str | None = None
+    invalid: str = "error"
+    allow_partial: bool = False
+    columns: Columns = field(default_factory=Columns)
+
+    def check(self) -> None:
+        """Raise InputError for options that cannot work together (before any work starts)."""
+        if not (self.checkpoint or self.predictions or self.peers):
+            raise InputError(None, "nothing to score: give --checkpoint, --predictions or --peers")
+        if self.predictions and self.checkpoint:
+            raise InputError(None, "give either --checkpoint or --predictions, not both (use two evaluations and "
+                                   "`crmnet report` to compare them)")
+        if self.bootstrap < 0:
+            raise InputError(None, f"--bootstrap must be 0 or more, got {self.bootstrap}")
+        if self.batch_size < 1:
+            raise InputError(None, f"--batch-size must be at least 1, got {self.batch_size}")
+        n = len(self.predictions)
+        if self.predictions and self.tests and len(self.tests) not in (1, n):
+            raise InputError(None, f"{n} prediction files but {len(self.tests)} --test names: give one test per "
+                                   "file, or one for all")
+        if len(self.labels) > 1 and len(self.labels) != n:
+            raise InputError(None, f"{len(self.labels)} --label values for {n} prediction files: give one per file, "
+                                   "or one")
+
+    def file_labels(self) -> list[str]:
+        """The label of each prediction file: its own, the shared one, or a unique name from its file."""
+        if len(self.labels) == len(self.predictions):
+            return list(self.labels)
+        if self.labels:
+            return [self.labels[0]] * len(self.predictions)
+        labels: list[str] = []
+        for path in self.predictions:
+            stem, k = Path(path).stem, 2
+            label = stem
+            while label in labels:
+                label, k = f"{stem} ({k})", k + 1
+            labels.append(label)
+        return labels
 
 
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    fields: list[str] = []
-    for r in rows:
-        fields.extend(k for k in r if k not in fields)
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+def run_evaluation(cfg: EvaluateConfig) -> tuple[Evaluation, dict]:
+    """Score what ``cfg`` names; returns the evaluation and the settings for config.json.
+
+    Each prediction file keeps its own label (a label scored twice on one test set is refused, never
+    overwritten); the first file's model is the primary one (metrics.json), the others go to peers.json.
+    """
+    cfg.check()
+    ev = Evaluation()
+    config = {"command": "evaluate", "data_dir": str(data_dir(cfg.data_dir).resolve()), "bootstrap": cfg.bootstrap,
+              "seed": cfg.seed, "duplicate_policy": DUPLICATE_POLICY, "allow_partial": cfg.allow_partial}
+    if cfg.checkpoint:
+        from crmnet.models.checkpoint import load_checkpoint
+
+        model = load_checkpoint(cfg.checkpoint)
+        tests = [resolve_test(t, cfg.data_dir, cfg.columns) for t in cfg.tests or TEST_SETS]
+        label = cfg.labels[0] if cfg.labels else f"{model.checkpoint_meta.get('model', 'model')} " \
+                                                 f"({Path(cfg.checkpoint).stem})"
+        evaluate_model(model, tests, ev, label=label, batch_size=cfg.batch_size, device=cfg.device,
+                       invalid=cfg.invalid, n_boot=cfg.bootstrap, seed=cfg.seed)
+        config.update(checkpoint=str(Path(cfg.checkpoint).resolve()), batch_size=cfg.batch_size)
+    for i, (path, label) in enumerate(zip(cfg.predictions, cfg.file_labels())):
+        test = None
+        if cfg.tests:
+            test = resolve_test(cfg.tests[i if len(cfg.tests) > 1 else 0], cfg.data_dir, cfg.columns)
+        evaluate_prediction_file(path, test, ev, label=label, n_boot=cfg.bootstrap, seed=cfg.seed,
+                                 columns=cfg.columns, allow_partial=cfg.allow_partial)
+    if cfg.predictions:
+        config.update(predictions=[str(Path(p).resolve()) for p in cfg.predictions], labels=cfg.file_labels())
+    if cfg.peers:
+        names = [t for t in (cfg.tests or TEST_SETS) if t in TEST_SETS]
+        peer_table(cfg.data_dir, names, ev, n_boot=cfg.bootstrap, seed=cfg.seed)
+    if len(ev.predictions) > 1:
+        ev.compare(n_boot=cfg.bootstrap, seed=cfg.seed)
+    config["tests"] = list(ev.tests)
+    return ev, config
 
 
-def _json_safe(obj):
-    """NaN/inf → None, so the files are strict JSON."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    return obj
+def summary_rows(ev: Evaluation) -> tuple[list[str], list[list]]:
+    """The console table of an evaluation: header and one row per model and test set."""
+    header = ["model", "test", "n", "coverage", "pearson_r", "pearson_r_squared (r²)",
+              "R² (coefficient of determination)", "mse"]
+    rows = []
+    for model in ev.metrics:
+        for test, m in ev.reported(model).items():
+            cov = m.get("coverage", {}).get("fraction", 1.0)
+            rows.append([model, test, f"{m['n']:,}", f"{cov:.1%}", f"{m['pearson_r']:.4f}",
+                         f"{m['pearson_r_squared']:.4f}", f"{m['r2']:.4f}", f"{m['mse']:.4f}"])
+    return header, rows
 
-
-def _dump(path: Path, obj) -> None:
-    path.write_text(json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n", encoding="utf-8")
-
-
-def _comparison_row(c: dict) -> dict:
-    row = {k: v for k, v in c.items() if not k.endswith("_ci")}
-    for k in ("delta_r", "delta_mse"):
-        row[f"{k}_lo"], row[f"{k}_hi"] = c[f"{k}_ci"]
-    return row
-
-
-def write_evaluation(ev: Evaluation, out: str | os.PathLike, config: dict, overwrite: bool = False) -> Path:
-    """Write the evaluation directory (see the module docstring); nothing appears until it is complete."""
-    out = Path(out)
-    with atomic_path(out, overwrite=overwrite) as tmp:
-        tmp.mkdir()
-        if ev.primary is not None:
-            primary = ev.metrics[ev.primary]
-            _dump(tmp / "metrics.json", primary)
-            _write_csv(tmp / "metrics.csv", [{"test": t, **_flat(m)} for t, m in primary.items()])
-        if len(ev.metrics) > 1 or ev.primary is None:
-            _dump(tmp / "peers.json", ev.metrics)
-            _write_csv(tmp / "peers.csv", [{"model": mod, "test": t, **_flat(m)}
-                                           for mod, row in ev.metrics.items() for t, m in row.items()])
-        if ev.comparisons:
-            _dump(tmp / "comparisons.json", ev.comparisons)
-            _write_csv(tmp / "comparisons.csv", [_comparison_row(c) for c in ev.comparisons])
-        (tmp / "predictions").mkdir()
-        for name, test in ev.tests.items():
-            models = [m for m in ev.predictions if name in ev.predictions[m]]
-            _write_predictions(tmp / "predictions" / f"{name}.tsv", test, models,
-                               [ev.predictions[m][name] for m in models])
-        _dump(tmp / "config.json", {**config, "primary": ev.primary, **ev.info})
-    return out
-
-
-def _write_predictions(path: Path, test: LoadedTest, models: list[str], preds: list[np.ndarray]) -> None:
-    """id (1-based input line), sequence, measured, then one column per model (empty: no prediction)."""
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write("\t".join(["id", "sequence", "measured", *models]) + "\n")
-        for i, (line, seq, y) in enumerate(zip(test.lines, test.sequences, test.measured)):
-            vals = ["" if not np.isfinite(p[i]) else f"{p[i]:.9g}" for p in preds]
-            fh.write("\t".join([str(line), seq, f"{y:.15g}", *vals]) + "\n")
-
-
-def read_predictions_tsv(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Read a ``predictions/<test>.tsv`` back: measured (n,), {model: predictions (n,) with NaN}."""
-    path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        header = fh.readline().rstrip("\n").split("\t")
-        if header[:3] != ["id", "sequence", "measured"] or len(header) < 4:
-            raise InputError(path, "not a crmnet predictions table (expected id, sequence, measured, models...)",
-                             line=1)
-        rows = []
-        for lineno, line in enumerate(fh, start=2):
-            if not line.strip():
-                continue
-            row = line.rstrip("\n").split("\t")
-            if len(row) != len(header):  # zip(*rows) below would silently drop columns
-                raise InputError(path, f"{len(row)} columns, expected {len(header)}", line=lineno)
-            rows.append(row)
-    cols = list(zip(*rows)) if rows else [()] * len(header)
-    try:
-        measured = np.array(cols[2], dtype=np.float64)
-        preds = {m: np.array([float(v) if v else np.nan for v in cols[3 + k]]) for k, m in enumerate(header[3:])}
-    except ValueError as exc:
-        raise InputError(path, f"not a number: {exc}") from None
-    return measured, preds

@@ -4,8 +4,9 @@
   each batch in the model's own :class:`~crmnet.data.encoding.Encoding` (``model.encoding``), one-hots it on
   the device and runs the model in eval mode. Every sequence is encoded and predicted independently, so
   results do not depend on the batch size (up to float rounding in the convolutions).
-* :func:`predict_file` — the streaming path behind ``crmnet predict``: reads FASTA, TSV or CSV in chunks
-  (:func:`iter_chunks`), never holding more than one chunk in memory, shows a progress bar over the input's
+* :func:`predict_file` — the streaming path behind ``crmnet predict``: reads any format of
+  :mod:`crmnet.data.readers` in chunks (:func:`crmnet.data.readers.iter_records`), never holding more than
+  one chunk in memory, shows a progress bar over the input's
   bytes, and writes ``id<TAB>sequence<TAB>prediction`` atomically.
 
 Encoding policy (the contract of :mod:`crmnet.data.encoding`, reported in :class:`EncodingStats`): lower case
@@ -16,30 +17,23 @@ to N (counted). ``predict_file`` reports these counts in one message. Errors nam
 line (for a FASTA record, its header line, with the position inside the sequence). Input may be gzip.
 
 Identifiers: a FASTA record's identifier is its header up to the first whitespace; a TSV/CSV with a header
-uses its ``id``/``name`` column (or a pandas index, the unnamed first column); otherwise a record is
-identified by its 1-based line number in the input.
+uses its ``id``/``name`` column (or a pandas index, the unnamed first column), a headerless file an
+``id<TAB>sequence`` first field; otherwise a record is identified by its 1-based line number in the input.
 """
 
 from __future__ import annotations
 
-import csv
-import itertools
 import os
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from crmnet.data.encoding import Encoding, InvalidPolicy, encode
-from crmnet.data.readers import _text_lines
+from crmnet.data.readers import Format, iter_records
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_file
-
-FORMATS = ("auto", "fasta", "tsv", "csv")
-SEQUENCE_COLUMNS = ("sequence", "seq", "seq110")
-ID_COLUMNS = ("id", "name", "identifier")
-_DNA = frozenset("ACGTNacgtn")
 
 
 @dataclass
@@ -138,134 +132,6 @@ def predict(
     return out
 
 
-@dataclass
-class Chunk:
-    """A block of input records: identifiers, sequences and their 1-based input lines."""
-
-    ids: list[str] = field(default_factory=list)
-    sequences: list[str] = field(default_factory=list)
-    lines: list[int] = field(default_factory=list)
-
-
-def _detect(first: str) -> str:
-    """Format of a file from its first non-blank line: ``>`` FASTA, a tab TSV, a comma CSV, else a bare
-    one-column list of sequences (read as TSV)."""
-    if first.startswith(">"):
-        return "fasta"
-    return "csv" if "," in first and "\t" not in first else "tsv"
-
-
-def _looks_like_dna(text: str) -> bool:
-    return bool(text) and set(text) <= _DNA
-
-
-def _fasta_records(path, lines) -> Iterator[tuple[str, str, int]]:
-    header = None
-    parts: list[str] = []
-    for number, line in lines:
-        if line.startswith(">"):
-            if header is not None:
-                yield _fasta_record(path, header, parts)
-            token = line[1:].split(maxsplit=1)
-            if not token:
-                raise InputError(path, "FASTA header without an identifier", line=number)
-            header = (token[0], number)
-            parts = []
-        elif line.strip():
-            if header is None:
-                raise InputError(path, "sequence text before the first FASTA header ('>')", line=number)
-            parts.append(line.strip())
-    if header is not None:
-        yield _fasta_record(path, header, parts)
-
-
-def _fasta_record(path, header: tuple[str, int], parts: list[str]) -> tuple[str, str, int]:
-    ident, line = header
-    if not parts:
-        raise InputError(path, f"FASTA record {ident!r} has no sequence", line=line)
-    return ident, "".join(parts), line
-
-
-def _table_records(path, lines, delimiter: str) -> Iterator[tuple[str, str, int]]:
-    seq_col = id_col = None
-    for number, line in lines:
-        if not line.strip():
-            continue
-        fields = next(csv.reader([line], delimiter=delimiter))
-        names = [f.strip().lower() for f in fields]
-        seq_col = next((names.index(c) for c in SEQUENCE_COLUMNS if c in names), None)
-        if seq_col is not None:  # a header line
-            id_col = next((names.index(c) for c in ID_COLUMNS if c in names), None)
-            if id_col is None and names[0] == "" and seq_col != 0:
-                id_col = 0  # pandas' unnamed index column
-            break
-        # No header: the sequence is the first field that looks like DNA; a field before it is the id.
-        seq_col = next((i for i, f in enumerate(fields[:2]) if _looks_like_dna(f.strip())), None)
-        if seq_col is None:
-            raise InputError(
-                path,
-                f"no sequence column: expected a header naming one of {', '.join(SEQUENCE_COLUMNS)}, "
-                "or a DNA sequence in the first or second field",
-                line=number,
-            )
-        id_col = 0 if seq_col == 1 else None
-        yield _table_record(path, fields, seq_col, id_col, number)
-        break
-    for number, line in lines:
-        if line.strip():
-            yield _table_record(path, next(csv.reader([line], delimiter=delimiter)), seq_col, id_col, number)
-
-
-def _table_record(path, fields: list[str], seq_col: int, id_col: int | None, line: int) -> tuple[str, str, int]:
-    need = max(seq_col, id_col or 0) + 1
-    if len(fields) < need:
-        raise InputError(path, f"expected at least {need} fields, found {len(fields)}", line=line)
-    seq = fields[seq_col].strip()
-    if not seq:
-        raise InputError(path, "empty sequence", line=line)
-    return (fields[id_col].strip() if id_col is not None else str(line)), seq, line
-
-
-def iter_chunks(path: str | os.PathLike, fmt: str = "auto", chunk_size: int = 65536, on_raw=None) -> Iterator[Chunk]:
-    """Stream the records of a FASTA, TSV or CSV file (plain or gzip) as :class:`Chunk` s of up to
-    ``chunk_size`` records; ``on_raw(n)`` is called with the stored bytes read (progress)."""
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
-    path = Path(path)
-    # 1 MiB chunks: never more than that of the input in memory, and a smooth progress bar.
-    lines = _text_lines(path, on_raw, chunk_bytes=1 << 20)
-    # Peek at the first non-blank line to detect the format, then put it back in front of the stream.
-    head = list(_until_nonblank(lines))
-    if not head or not head[-1][1].strip():
-        raise InputError(path, "the input is empty: no sequences to predict")
-    if fmt == "auto":
-        fmt = _detect(head[-1][1])
-    stream = itertools.chain(head, lines)
-    if fmt == "fasta":
-        records = _fasta_records(path, stream)
-    else:
-        records = _table_records(path, stream, "\t" if fmt == "tsv" else ",")
-    chunk = Chunk()
-    for ident, seq, line in records:
-        chunk.ids.append(ident)
-        chunk.sequences.append(seq)
-        chunk.lines.append(line)
-        if len(chunk.ids) >= chunk_size:
-            yield chunk
-            chunk = Chunk()
-    if chunk.ids:
-        yield chunk
-
-
-def _until_nonblank(lines) -> Iterator[tuple[int, str]]:
-    for number, text in lines:
-        yield number, text
-        if text.strip():
-            return
-
-
 def predict_at_lines(model, sequences: Sequence[str], lines: Sequence[int], *, batch_size: int = 1024,
                      device=None, invalid: InvalidPolicy = "error", source: str | None = None,
                      stats: EncodingStats | None = None) -> np.ndarray:
@@ -285,7 +151,7 @@ def predict_file(
     input_path: str | os.PathLike,
     out_path: str | os.PathLike,
     *,
-    fmt: str = "auto",
+    fmt: Format = "auto",
     batch_size: int = 1024,
     device=None,
     invalid: InvalidPolicy = "error",
@@ -309,8 +175,9 @@ def predict_file(
         total=total, unit="B", unit_scale=True, desc="predict", disable=not progress, leave=False
     ) as bar:
         out.write("id\tsequence\tprediction\n")
-        for chunk in iter_chunks(input_path, fmt, chunk_size, on_raw=bar.update):
+        for chunk in iter_records(input_path, fmt, chunk_size=chunk_size, on_raw=bar.update):
             preds = predict_at_lines(model, chunk.sequences, chunk.lines, batch_size=batch_size, device=device,
                                      invalid=invalid, source=source, stats=stats)
-            out.writelines(f"{i}\t{s}\t{p:.7g}\n" for i, s, p in zip(chunk.ids, chunk.sequences, preds))
+            ids = chunk.ids or [str(line) for line in chunk.lines]
+            out.writelines(f"{i}\t{s}\t{p:.7g}\n" for i, s, p in zip(ids, chunk.sequences, preds))
     return stats

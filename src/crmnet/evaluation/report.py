@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
+from crmnet.data.catalogue import TEST_SETS
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_path
-
-_TEST_ORDER = ("complex-native", "complex-random", "defined-native", "defined-random")
+from crmnet.tables import format_p, render
 
 
 @dataclass
@@ -48,7 +48,7 @@ class ReportData:
     @property
     def tests(self) -> list[str]:
         seen = {t for row in self.rows.values() for t in row}
-        return [t for t in _TEST_ORDER if t in seen] + sorted(seen - set(_TEST_ORDER))
+        return [t for t in TEST_SETS if t in seen] + sorted(seen - set(TEST_SETS))
 
 
 def _read_json(path: Path):
@@ -73,7 +73,7 @@ def _unique(label: str, taken) -> str:
 
 
 def _read_predictions(path: Path) -> tuple[list[str], np.ndarray, dict[str, np.ndarray]]:
-    from crmnet.evaluation.evaluate import read_predictions_tsv
+    from crmnet.evaluation.outputs import read_predictions_tsv
 
     measured, preds = read_predictions_tsv(path)
     with open(path, encoding="utf-8") as fh:
@@ -186,10 +186,10 @@ def _fmt(v, digits: int = 4) -> str:
     return f"{v:.{digits}f}"
 
 
-def _fmt_p(p) -> str:
-    if p is None or not np.isfinite(p):
-        return "n/a"
-    return "< 1e-300" if p == 0 else f"{p:.2g}"
+def _coverage(m: dict) -> str:
+    """Share of the test set's rows that were scored (older metrics files do not say: n/a)."""
+    cov = m.get("coverage")
+    return "n/a" if not cov else f"{cov['fraction']:.1%} of {cov['test_rows']:,}"
 
 
 def _with_ci(m: dict, key: str, digits: int = 4) -> str:
@@ -206,7 +206,8 @@ def _blocks(data: ReportData, figures: dict[str, str], comps: list[dict], title:
     b.append(("p", ("Definitions: **r** is Pearson's correlation (two-tailed p); **r²** is r squared, which the "
                    "CRMnet paper calls \"R²\"; **R²** here is the coefficient of determination "
                    "1 − SS_res/SS_tot of the predictions as they are (lower than r² when predictions are "
-                   "biased or mis-scaled). Brackets: bootstrap 95 % intervals where computed.")))
+                   "biased or mis-scaled). Brackets: bootstrap 95 % intervals where computed. **coverage**: "
+                   "the share of the test set's rows scored (every row, repeated sequences included).")))
     b.append(("h", 2, "Benchmark: Pearson r; MSE (N)"))
     b.append(("table", ["model", *tests],
               [[model, *[f"{_fmt(row[t]['pearson_r'])}; {_fmt(row[t]['mse'], 3)} ({row[t]['n']:,})" if t in row
@@ -216,9 +217,10 @@ def _blocks(data: ReportData, figures: dict[str, str], comps: list[dict], title:
     for test in tests:
         have = [(model, row[test]) for model, row in data.rows.items() if test in row]
         b.append(("h", 3, f"{test}: all metrics"))
-        b.append(("table", ["model", "N", "r", "p", "Spearman ρ", "r² (paper's R²)", "R² (1 − SS_res/SS_tot)",
-                            "MSE", "MAE"],
-                  [[model, _fmt(m["n"]), _with_ci(m, "pearson_r"), _fmt_p(m["pearson_p"]), _fmt(m["spearman_r"]),
+        b.append(("table", ["model", "N", "coverage", "r", "p", "Spearman ρ", "r² (paper's R²)",
+                            "R² (1 − SS_res/SS_tot)", "MSE", "MAE"],
+                  [[model, _fmt(m["n"]), _coverage(m), _with_ci(m, "pearson_r"), format_p(m["pearson_p"], None),
+                    _fmt(m["spearman_r"]),
                     _fmt(m["pearson_r_squared"]), _fmt(m["r2"]), _with_ci(m, "mse"), _fmt(m["mae"])]
                    for model, m in have]))
     fig2 = [k for k in figures if k.startswith("fig2:")]
@@ -237,7 +239,7 @@ def _blocks(data: ReportData, figures: dict[str, str], comps: list[dict], title:
                             "Steiger p", "ΔMSE"],
                   [[c["test"], c["model_a"], c["model_b"], _fmt(c["n"]),
                     f"{c['delta_r']:+.4f} [{c['delta_r_ci'][0]:+.4f}, {c['delta_r_ci'][1]:+.4f}]",
-                    _fmt_p(c["bootstrap_p"]), f"{c['steiger_z']:.2f}", _fmt_p(c["steiger_p"]),
+                    format_p(c["bootstrap_p"], None), f"{c['steiger_z']:.2f}", format_p(c["steiger_p"], None),
                     f"{c['delta_mse']:+.3f}"] for c in comps]))
     if "fig4" in figures:
         b.append(("h", 2, "Runs side by side (Figure 4)"))
@@ -255,11 +257,8 @@ def _blocks(data: ReportData, figures: dict[str, str], comps: list[dict], title:
     return b
 
 
-def _md_cell(text: str) -> str:
-    return str(text).replace("|", "\\|")
-
-
 def render_markdown(blocks: list[tuple]) -> str:
+    """The report blocks (see :func:`_blocks`) as Markdown."""
     out = []
     for kind, *rest in blocks:
         if kind == "h":
@@ -269,10 +268,7 @@ def render_markdown(blocks: list[tuple]) -> str:
         elif kind == "img":
             out.append(f"![{rest[1]}]({rest[0]}.png)\n\n*{rest[1]}* ([PDF]({rest[0]}.pdf))")
         elif kind == "table":
-            header, rows = rest
-            lines = ["| " + " | ".join(map(_md_cell, header)) + " |", "|" + "---|" * len(header)]
-            lines += ["| " + " | ".join(map(_md_cell, r)) + " |" for r in rows]
-            out.append("\n".join(lines))
+            out.append(render(*rest, style="markdown").rstrip("\n"))
     return "\n\n".join(out) + "\n"
 
 

@@ -1,13 +1,14 @@
-"""Shared figure helpers: a headless ``Figure``, p-value text, atomic PNG/PDF saving."""
+"""Shared figure helpers: a headless ``Figure``, atomic PNG/PDF saving (p-value text: :func:`crmnet.tables.format_p`)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-import numpy as np
-
 from crmnet.fsutil import atomic_file
+from crmnet.tables import format_p
+
+__all__ = ["FORMATS", "format_p", "save_figure", "save_png"]
 
 FORMATS = ("png", "pdf")
 
@@ -16,15 +17,6 @@ def _figure(width: float, height: float):
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), layout="constrained")
-
-
-def format_p(p: float) -> str:
-    """A p-value as text; one that underflowed to 0 in float64 is shown as a bound, not as 0."""
-    if not np.isfinite(p):
-        return "p = n/a"
-    if p == 0.0:
-        return "p < 1e-300"
-    return f"p = {p:.2g}"
 
 
 def _palette(k: int) -> list:

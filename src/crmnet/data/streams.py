@@ -1,0 +1,206 @@
+"""Streams of bytes and lines from plain or gzip files, and a background-thread prefetcher.
+
+:class:`ByteStream` yields a file's decompressed bytes in blocks (gzip detected from its magic bytes,
+multi-member and zero-padded gzip accepted) while hashing the stored bytes; :func:`iter_line_chunks` cuts
+them into chunks of whole lines; :func:`text_lines` yields numbered text lines. The record formats built
+on them are in :mod:`crmnet.data.readers`. :func:`background` runs any iterator a few items ahead in a
+thread (readers, the store and the batch loader use it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from crmnet.errors import InputError
+
+GZIP_MAGIC = b"\x1f\x8b"
+CHUNK_BYTES = 16 << 20
+
+
+def check_file(path: Path) -> None:
+    """Raise InputError unless ``path`` is an existing file."""
+    if not path.exists():
+        raise InputError(path, "no such file")
+    if path.is_dir():
+        raise InputError(path, "is a directory, not a file")
+
+
+def is_gzip(path: str | os.PathLike) -> bool:
+    """True when the file starts with the gzip magic bytes."""
+    with open(path, "rb") as fh:
+        return fh.read(2) == GZIP_MAGIC
+
+
+class ByteStream:
+    """Decompressed bytes of a plain or gzip file in raw blocks, hashing the bytes as stored on disk.
+
+    After iteration: ``sha256`` (hex digest of the file as stored), ``bytes_read`` (stored bytes).
+    ``on_raw(n)`` is called with the number of stored bytes after each block (progress bars).
+    """
+
+    def __init__(self, path: str | os.PathLike, block_bytes: int = 8 << 20, on_raw: Callable[[int], None] | None = None):
+        self.path = Path(path)
+        check_file(self.path)
+        self.block_bytes = block_bytes
+        self.on_raw = on_raw
+        self.sha256 = ""
+        self.bytes_read = 0
+        self.lines_done = 0  # complete lines decompressed so far (gzip), for error messages
+
+    def __iter__(self) -> Iterator[bytes]:
+        digest = hashlib.sha256()
+        inflater = zlib.decompressobj(wbits=31) if is_gzip(self.path) else None
+        in_member = False  # inside a gzip member whose end has not been seen yet
+        hashing = None
+        # gzip inflates about 4x: smaller raw blocks keep each decompressed block near block_bytes
+        size = self.block_bytes if inflater is None else max(self.block_bytes // 4, 1 << 16)
+        # hashlib releases the GIL: the checksum of one block is computed while the next is parsed.
+        with open(self.path, "rb") as fh, ThreadPoolExecutor(max_workers=1) as pool:
+            while raw := fh.read(size):
+                if hashing is not None:
+                    hashing.result()
+                hashing = pool.submit(digest.update, raw)
+                self.bytes_read += len(raw)
+                if self.on_raw:
+                    self.on_raw(len(raw))
+                if inflater is None:
+                    yield raw
+                    continue
+                while raw:
+                    if not in_member and not raw.strip(b"\0"):
+                        # A gzip file may hold several members back to back (e.g. made by ``cat``); zero
+                        # bytes after the last one are padding some tools write (it may span raw blocks).
+                        break
+                    in_member = True
+                    try:
+                        out = inflater.decompress(raw)
+                    except zlib.error as exc:
+                        raise InputError(self.path, f"corrupt gzip data ({exc})", line=self.lines_done + 1) from None
+                    if out:
+                        self.lines_done += out.count(b"\n")
+                        yield out
+                    raw = b""
+                    if inflater.eof:  # the member ended: what follows is another member or padding
+                        in_member = False
+                        raw = inflater.unused_data
+                        inflater = zlib.decompressobj(wbits=31)
+            if hashing is not None:
+                hashing.result()
+        if in_member:
+            raise InputError(
+                self.path,
+                f"gzip stream is truncated after {self.lines_done} complete lines (incomplete download?)",
+                line=self.lines_done + 1,
+            )
+        self.sha256 = digest.hexdigest()
+
+
+@dataclass
+class LineChunk:
+    """Whole lines of a file: ``data`` ends with a newline; its first line is ``first_line`` (1-based).
+
+    ``n_lines`` (newlines in ``data``) is counted once, when first asked for.
+    """
+
+    data: bytes | memoryview
+    first_line: int
+    _n_lines: int | None = None
+
+    @property
+    def n_lines(self) -> int:
+        if self._n_lines is None:
+            self._n_lines = int(np.count_nonzero(np.frombuffer(self.data, dtype=np.uint8) == 10))
+        return self._n_lines
+
+
+def iter_line_chunks(stream: ByteStream, chunk_bytes: int = CHUNK_BYTES) -> Iterator[LineChunk]:
+    """Cut a byte stream into chunks of whole lines of about ``chunk_bytes`` (a last line without a
+    newline is given one). Chunk data is a zero-copy view where possible."""
+    carry = b""
+    first_line = 1
+    pending: list[bytes] = []
+    size = 0
+    for block in stream:
+        pending.append(block)
+        size += len(block)
+        if size < chunk_bytes:
+            continue
+        buf = b"".join([carry, *pending])
+        pending, size = [], 0
+        cut = buf.rfind(b"\n") + 1
+        if not cut:  # one line longer than a chunk: keep reading
+            carry = buf
+            continue
+        carry = buf[cut:]
+        chunk = LineChunk(memoryview(buf)[:cut], first_line)
+        yield chunk
+        first_line += chunk.n_lines
+    buf = b"".join([carry, *pending])
+    if buf:
+        if not buf.endswith(b"\n"):
+            buf += b"\n"
+        yield LineChunk(buf, first_line)
+
+
+def text_lines(
+    path: Path, on_raw: Callable[[int], None] | None = None, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[tuple[int, str]]:
+    """(1-based line number, text without its line end) for every line of a plain or gzip file, read
+    ``chunk_bytes`` at a time; ``on_raw(n)`` gets the stored bytes read (progress bars)."""
+    stream = ByteStream(path, block_bytes=min(8 << 20, chunk_bytes), on_raw=on_raw)
+    for chunk in iter_line_chunks(stream, chunk_bytes):
+        for i, raw in enumerate(bytes(chunk.data).split(b"\n")[:-1]):
+            yield chunk.first_line + i, raw.rstrip(b"\r").decode("latin-1")
+
+
+def background(items: Iterator, depth: int = 2) -> Iterator:
+    """Run the iterator ``items`` in a background thread, at most ``depth`` items ahead.
+
+    Worth it when the producer's work releases the GIL (file reads, arrow parsing, numpy gathers).
+    An exception in the producer is raised in the consumer; closing the consumer stops the producer.
+    """
+    buffer: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def offer(item) -> bool:
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not offer(item):
+                    return
+            offer(done)
+        except Exception as exc:  # noqa: BLE001 (any error is handed to the consumer and raised there)
+            offer(exc)
+
+    worker = threading.Thread(target=produce, name="crmnet-prefetch", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()

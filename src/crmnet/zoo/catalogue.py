@@ -1,0 +1,90 @@
+"""The released trained models crmnet can run: what each is, what its authors measured, how to get it.
+
+One :class:`ReleasedModel` per released weight file. ``download`` is the ``crmnet download`` name that
+fetches the file (pinned and verified, see :mod:`crmnet.data.catalogue`) and imports it as a checkpoint;
+``proven`` says on what the import was checked against the authors' own outputs: on the **real** released
+weights, or on a **fixture** (the authors' architecture and file format with seeded random weights, whose
+outputs were produced by the authors' own code) when the real file is not reachable offline. Published
+metrics are Pearson r on the Vaishnav et al. (2022) test sets, with where the number comes from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from crmnet.config import Config
+
+VAISHNAV_FILES = "computed by crmnet from the authors' published per-sequence predictions (1edv/evolution @ bf4a419)"
+LEGNET_FILES = "computed by crmnet from LegNet's published predictions (autosome-ru/LegNet @ 63773bb)"
+COMPLEX_DATA = "30.7 M random promoters, complex medium (YPD), Vaishnav et al. 2022"
+DEFINED_DATA = "20.6 M random promoters, defined medium (SC-Ura), Vaishnav et al. 2022"
+
+
+@dataclass(frozen=True)
+class ReleasedModel(Config):
+    """A released model: identity, architecture, data, size, published metrics, licence, provenance.
+
+    parameters: trainable parameters plus saved batch-norm statistics, as counted on the authors'
+    architecture (None: not verified offline). metrics: the published test numbers as text;
+    metrics_source: where they come from. proven: ``real weights`` or ``fixture`` followed by the evidence.
+    """
+
+    name: str
+    architecture: str
+    medium: str
+    trained_on: str
+    parameters: int | None
+    metrics: str
+    metrics_source: str
+    licence: str
+    download: str
+    proven: str
+
+
+RELEASED: dict[str, ReleasedModel] = {
+    m.name: m
+    for m in (
+        ReleasedModel(
+            "deepatt-complex", "DeepATT (regression adaptation): conv 256x30, BiLSTM 2x16 (Keras-2), "
+            "keras-multi-head attention (16 heads), dense 16-16-1", "complex", COMPLEX_DATA, 84_273,
+            "r 0.910 native, 0.958 random (complex)", VAISHNAV_FILES, "MIT", "deepatt-complex",
+            "real weights: the released DeepAtt_model.h5 (and its TF checkpoint) against the 6,687 published "
+            "predictions"),
+        ReleasedModel(
+            "vaishnav-transformer-complex", "Vaishnav transformer (fitness_function): reverse-complement conv "
+            "256x30, 2 attention layers of 8 heads, BiLSTM, dense", "complex", COMPLEX_DATA, 1_296_785,
+            "r 0.961 native, 0.978 random (complex)", VAISHNAV_FILES, "MIT", "vaishnav-transformer-complex",
+            "fixture: the authors' code and HDF5 format with random weights (shared/fixtures/vaishnav_transformer)"),
+        ReleasedModel(
+            "vaishnav-transformer-defined", "Vaishnav transformer (fitness_function), same hyper-parameters as "
+            "the complex model", "defined", DEFINED_DATA, 1_296_785,
+            "r 0.950 native, 0.969 random (defined)", VAISHNAV_FILES, "MIT", "vaishnav-transformer-defined",
+            "fixture: the authors' code and HDF5 format with random weights (shared/fixtures/vaishnav_transformer)"),
+        ReleasedModel(
+            "legnet-complex", "LegNet (EfficientNetV2-style blocks, low-rank bilinear SE, 18-bin expectation "
+            "head), 150 nt with plasmid prefix, forward/reverse average", "complex", COMPLEX_DATA, 1_852_846,
+            "r 0.971 native (complex)", LEGNET_FILES, "MIT", "legnet-complex",
+            "fixture: the authors' code and state_dict format with random weights (shared/fixtures/legnet)"),
+        ReleasedModel(
+            "legnet-defined", "LegNet, as legnet-complex", "defined", DEFINED_DATA, None,
+            "r 0.964 native (defined)", LEGNET_FILES, "MIT", "legnet-defined",
+            "fixture: the authors' code and state_dict format with random weights (shared/fixtures/legnet)"),
+        ReleasedModel(
+            "crmnet-authors", "CRMnet (Ding et al. 2023): U-Net encoder-decoder with transformer blocks",
+            "complex", "Vaishnav et al. 2022 training data (per the CRMnet paper)", 34_165_681,
+            "r 0.971 native, 0.987 random (complex); 0.955, 0.973 (defined)",
+            "Ding et al. 2023 (CRMnet paper; native set not public)", "see Zenodo record 7375243",
+            "crmnet-authors",
+            "fixture: Keras SavedModel and HDF5 models built with the authors' layers (shared/fixtures/keras_crmnet)"),
+    )
+}
+
+COLUMNS = ("name", "architecture", "medium", "trained on", "parameters", "published test metrics", "source",
+           "licence", "how to get it", "import proven on")
+
+
+def zoo_rows() -> list[list[str]]:
+    """One row per released model, in :data:`COLUMNS` order."""
+    return [[m.name, m.architecture, m.medium, m.trained_on, "—" if m.parameters is None else f"{m.parameters:,}",
+             m.metrics, m.metrics_source, m.licence, f"crmnet download {m.download}", m.proven]
+            for m in RELEASED.values()]
