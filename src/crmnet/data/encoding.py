@@ -10,6 +10,9 @@
   order belongs to the model: the authors' CRMnet weights need ``[N, A, C, G, T]`` (Keras' StringLookup
   puts the out-of-vocabulary slot first); models without an ``N`` channel give an ``N`` the value
   ``unknown_fill`` in every base channel (0 for Vaishnav's models, 0.25 for LegNet).
+* **Context.** A model may see its sequence in a constant context: a fixed ``prefix``, or a ``flank`` that
+  the padding is taken from instead of N, after ``trim_start`` leading characters are dropped (LegNet's
+  released models: the 17-nt adapter position is replaced by upstream plasmid).
 
 Layout conversion (:func:`relayout`) lets one store, written in one layout with the true lengths kept,
 feed models that want another layout, on the device and without a Python loop.
@@ -51,8 +54,14 @@ class Encoding:
     truncate: which end is cut when a sequence is longer (``"end"`` keeps the first bases).
     channels: one-hot channel order, a permutation of ``ACGT`` with or without ``N``.
     unknown_fill: value of each base channel for an ``N`` when ``channels`` has no ``N`` channel.
-    prefix: constant sequence placed before every sequence (LegNet's upstream plasmid); the sequence
-        itself is fitted to ``length - len(prefix)``.
+    prefix: constant sequence placed before every sequence; the sequence itself is fitted to
+        ``length - len(prefix)``.
+    trim_start: characters dropped from the start of every sequence before it is laid out, whatever
+        they are (they are still checked for invalid characters).
+    flank: constant sequence the input continues on its padded side: padding takes the flank's bases
+        next to the sequence (its last bases when padding at the start, its first at the end) and N
+        only beyond the flank. LegNet: ``flank`` = 150 nt of plasmid ending in the left adapter,
+        ``trim_start`` = 17, so every input is the last 150 nt of plasmid + sequence[17:].
     """
 
     length: int = 112
@@ -61,6 +70,8 @@ class Encoding:
     channels: str = "NACGT"
     unknown_fill: float = 0.0
     prefix: str = ""
+    trim_start: int = 0
+    flank: str = ""
 
     def __post_init__(self) -> None:
         if self.length <= len(self.prefix):
@@ -70,8 +81,12 @@ class Encoding:
                 raise ValueError(f"encoding {name} must be 'end' or 'start', not {getattr(self, name)!r}")
         if sorted(self.channels) not in (sorted("ACGT"), sorted("ACGTN")):
             raise ValueError(f"encoding channels must be a permutation of ACGT or ACGTN, not {self.channels!r}")
-        if self.prefix and (_LUT[np.frombuffer(self.prefix.encode(), np.uint8)] == _INVALID).any():
-            raise ValueError(f"encoding prefix has characters outside ACGTN: {self.prefix!r}")
+        for name in ("prefix", "flank"):
+            text = getattr(self, name)
+            if text and (_LUT[np.frombuffer(text.encode(), np.uint8)] == _INVALID).any():
+                raise ValueError(f"encoding {name} has characters outside ACGTN: {text!r}")
+        if not isinstance(self.trim_start, int) or self.trim_start < 0:
+            raise ValueError(f"encoding trim_start must be a non-negative integer, not {self.trim_start!r}")
 
     @property
     def n_channels(self) -> int:
@@ -108,6 +123,19 @@ def onehot_table(enc: Encoding) -> np.ndarray:
     return table
 
 
+def _codes_of(text: str) -> np.ndarray:
+    """(len(text),) uint8 codes of a constant ACGTN string (a prefix or flank, validated by Encoding)."""
+    return _LUT[np.frombuffer(text.encode(), np.uint8)]
+
+
+def _invalid_counts(data: np.ndarray, offsets: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(k,) number of invalid bytes in each span ``data[offsets[i] : offsets[i] + counts[i]]`` (counts > 0)."""
+    first = np.zeros(len(counts), dtype=np.int64)
+    np.cumsum(counts[:-1], out=first[1:])
+    where = np.repeat(offsets - first, counts) + np.arange(int(counts.sum()))
+    return np.add.reduceat((_LUT[data[where]] == _INVALID).astype(np.int64), first)
+
+
 def encode_spans(
     data: np.ndarray,
     starts: np.ndarray,
@@ -122,13 +150,17 @@ def encode_spans(
 
     data: (nbytes,) uint8 buffer holding the text; starts, lengths: (n,) int64 spans of the sequences.
     lines: (n,) 1-based line numbers, used only to name the line of an invalid character.
-    Returns codes (n, enc.length) uint8 laid out as ``enc`` says (prefix included) and the number of
-    characters mapped to N under ``invalid="N"``. The whole sequence is checked, truncated part included.
+    Returns codes (n, enc.length) uint8 laid out as ``enc`` says (prefix and flank included) and the
+    number of characters mapped to N under ``invalid="N"``. The whole sequence is checked, truncated and
+    trimmed parts included.
     """
     if invalid not in ("error", "N"):
         raise ValueError(f"invalid policy must be 'error' or 'N', not {invalid!r}")
-    starts = np.asarray(starts, dtype=np.int64)
-    lengths = np.asarray(lengths, dtype=np.int64)
+    data = np.ascontiguousarray(data, np.uint8)
+    orig_starts = np.asarray(starts, dtype=np.int64)
+    orig_lengths = np.asarray(lengths, dtype=np.int64)
+    trimmed = np.minimum(orig_lengths, enc.trim_start)
+    starts, lengths = orig_starts + trimmed, orig_lengths - trimmed
     n = len(starts)
     body = enc.body_length
     keep = np.minimum(lengths, body)
@@ -138,8 +170,7 @@ def encode_spans(
     # fixed-width window (a strided view: a row copy per sequence instead of a gather per base); the
     # window positions outside the sequence's span are set to N afterwards.
     frame = b"N" * body
-    padded = np.frombuffer(b"".join((frame, memoryview(np.ascontiguousarray(data, np.uint8)), frame))
-                           .translate(_LUT_BYTES), dtype=np.uint8)
+    padded = np.frombuffer(b"".join((frame, memoryview(data), frame)).translate(_LUT_BYTES), dtype=np.uint8)
     windows = np.lib.stride_tricks.as_strided(padded, shape=(len(padded) - body + 1, body), strides=(1, 1))
     codes = windows[src - dst + body]
     # Only the columns some row pads can be outside a sequence: padding at the end starts at the
@@ -155,20 +186,18 @@ def encode_spans(
     bad = codes == _INVALID
     bad[:, edge] &= ~outside  # invalid and inside the sequence
     bad_rows = np.count_nonzero(bad, axis=1).astype(np.int64) if bad.any() else np.zeros(n, dtype=np.int64)
-    # Bases cut off by truncation are checked too.
+    # Bases cut off by truncation, and those trimmed from the start, are checked too.
     cut = np.flatnonzero(lengths > body)
     if len(cut):
-        cut_len = lengths[cut] - keep[cut]
         cut_from = starts[cut] + keep[cut] if enc.truncate == "end" else starts[cut]
-        first = np.zeros(len(cut), dtype=np.int64)
-        np.cumsum(cut_len[:-1], out=first[1:])
-        where = np.repeat(cut_from - first, cut_len) + np.arange(int(cut_len.sum()))
-        bad_cut = np.add.reduceat((_LUT[data[where]] == _INVALID).astype(np.int64), first)
-        bad_rows[cut] += bad_cut
+        bad_rows[cut] += _invalid_counts(data, cut_from, lengths[cut] - keep[cut])
+    cut = np.flatnonzero(trimmed)
+    if len(cut):
+        bad_rows[cut] += _invalid_counts(data, orig_starts[cut], trimmed[cut])
     if bad_rows.any():
         if invalid == "error":
             row = int(np.flatnonzero(bad_rows)[0])
-            span = data[starts[row] : starts[row] + lengths[row]]
+            span = data[orig_starts[row] : orig_starts[row] + orig_lengths[row]]
             pos_bad = int(np.flatnonzero(_LUT[span] == _INVALID)[0])
             raise InputError(
                 source,
@@ -178,11 +207,27 @@ def encode_spans(
             )
         np.putmask(codes, bad, CODE_N)
     np.copyto(codes[:, edge], CODE_N, where=outside)
-    mapped = int(bad_rows.sum())
+    if enc.flank:
+        _place_flank(codes[:, edge], outside, pos[edge], keep if enc.pad == "end" else dst, enc)
     if enc.prefix:
-        pre = np.broadcast_to(_LUT[np.frombuffer(enc.prefix.encode(), np.uint8)], (n, len(enc.prefix)))
+        pre = np.broadcast_to(_codes_of(enc.prefix), (n, len(enc.prefix)))
         codes = np.concatenate([pre, codes], axis=1)
-    return codes, mapped
+    return codes, int(bad_rows.sum())
+
+
+def _place_flank(block: np.ndarray, outside: np.ndarray, pos: np.ndarray, boundary: np.ndarray, enc: Encoding):
+    """Write ``enc.flank`` into the padding of ``block`` (a view of the codes' edge columns), in place.
+
+    outside: (n, w) padding mask; pos: (w,) the columns' positions; boundary: (n,) where each sequence
+    ends (padding at the end) or starts (padding at the start). Padding beyond the flank stays N.
+    """
+    flank = _codes_of(enc.flank)
+    if enc.pad == "end":
+        idx = pos[None, :] - boundary[:, None]  # the flank continues right after the sequence
+    else:
+        idx = len(flank) - (boundary[:, None] - pos[None, :])  # the sequence continues the flank
+    take = outside & (idx >= 0) & (idx < len(flank))
+    block[take] = flank[idx[take]]
 
 
 def invalid_positions(data: bytes) -> np.ndarray:
@@ -230,35 +275,57 @@ def onehot(codes, enc: Encoding = CRMNET):
     return table.index_select(1, codes.reshape(-1).long()).view(-1, batch, length).transpose(0, 1).contiguous()
 
 
+def _layout(enc: Encoding) -> tuple:
+    return enc.length, enc.pad, enc.truncate, enc.prefix, enc.trim_start, enc.flank
+
+
 def relayout(codes, lengths, src: Encoding, dst: Encoding):
     """Re-lay codes stored under ``src`` (true ``lengths`` kept) as ``dst`` wants, on the device.
 
-    codes: (B, src.length) uint8 tensor, padded with N as :func:`encode` writes it; lengths: (B,) integer
-    tensor of the original sequence lengths. Returns (B, dst.length) uint8. Exact whenever the stored block holds the bases ``dst`` keeps, i.e.
-    for every sequence no longer than ``src.body_length``; bases a store truncated cannot come back.
+    codes: (B, src.length) uint8 tensor, padded with N as :func:`encode` writes it (``src`` has no
+    ``trim_start`` or ``flank``: stores hold the sequences themselves); lengths: (B,) integer tensor of the
+    original sequence lengths. Returns (B, dst.length) uint8. Exact whenever the stored block holds the
+    bases ``dst`` keeps, i.e. for every sequence no longer than ``src.body_length``; bases a store truncated
+    cannot come back.
     """
     import torch
 
-    same_layout = (src.length, src.pad, src.truncate, src.prefix) == (dst.length, dst.pad, dst.truncate, dst.prefix)
-    if same_layout:
+    if src.trim_start or src.flank:
+        raise ValueError("relayout reads codes stored without trim_start or flank")
+    if _layout(src) == _layout(dst):
         return codes
     width = src.body_length
     body = codes[:, len(src.prefix) :]
     lengths = lengths.to(torch.long)
     stored = torch.clamp(lengths, max=width)
     stored_at = torch.zeros_like(stored) if src.pad == "end" else width - stored
+    # dst.trim_start drops the sequence's first bases: those of them the block still holds.
+    lost = lengths - stored if src.truncate == "start" else torch.zeros_like(stored)
+    trimmed = torch.minimum(torch.clamp(dst.trim_start - lost, min=0), stored)
+    stored_at, stored = stored_at + trimmed, stored - trimmed
     out_len = dst.body_length
     keep = torch.clamp(stored, max=out_len)
     take_from = stored_at if dst.truncate == "end" else stored_at + stored - keep
     put_at = torch.zeros_like(keep) if dst.pad == "end" else out_len - keep
-    # Every output row is one window of the stored block framed by N on both sides: the block is N
-    # wherever it holds no base, so positions outside the kept bases read N without a mask.
+    # Every output row is one window of the stored block framed by N on both sides; the positions
+    # outside the kept bases are padding (N, or the flank's bases next to the sequence).
     frame = torch.full((len(codes), out_len), CODE_N, dtype=codes.dtype, device=codes.device)
     framed = torch.cat([frame, body, frame], dim=1)
-    idx = (take_from - put_at + out_len)[:, None] + torch.arange(out_len, device=codes.device)
-    out = torch.gather(framed, 1, idx)
+    pos = torch.arange(out_len, device=codes.device)
+    out = torch.gather(framed, 1, (take_from - put_at + out_len)[:, None] + pos)
+    inside = (pos >= put_at[:, None]) & (pos < (put_at + keep)[:, None])
+    pad = torch.full_like(out, CODE_N)
+    if dst.flank:
+        flank = torch.as_tensor(_codes_of(dst.flank), device=codes.device)
+        if dst.pad == "end":
+            idx = pos - (put_at + keep)[:, None]
+        else:
+            idx = len(flank) - (put_at[:, None] - pos)
+        on_flank = (idx >= 0) & (idx < len(flank))
+        pad = torch.where(on_flank, flank[idx.clamp(0, len(flank) - 1)], pad)
+    out = torch.where(inside, out, pad)
     if dst.prefix:
-        pre = torch.as_tensor(_LUT[np.frombuffer(dst.prefix.encode(), np.uint8)], device=codes.device)
+        pre = torch.as_tensor(_codes_of(dst.prefix), device=codes.device)
         out = torch.cat([pre.expand(len(out), -1), out], dim=1)
     return out
 

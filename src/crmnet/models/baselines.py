@@ -4,17 +4,17 @@ Each is a plain ``nn.Module`` with ``.config`` (its own :class:`~crmnet.models.b
 holding its input encoding) and ``.encoding``; ``forward(x: (B, C, L)) -> (B,)``. The Keras-born models
 (Vaishnav's two, DeepSEA, DanQ, DeepATT) start from Keras default initialisation and train with the
 loss their authors used — ``compute_loss(x, y) -> (loss, prediction)``, MSE unless the config's
-``loss`` says ``"huber"``. LegNet is a soft classifier with its own KL loss.
+``loss`` says ``"huber"``. LegNet, a soft classifier with its own KL loss, is in :mod:`crmnet.models.legnet`
+(re-exported here).
 
 Parameter counts (defaults, PyTorch; 110-nt input, LegNet 150): vaishnav-transformer 1,295,569 (+1,280
 BN statistics) · vaishnav-cnn 7,665,921 · deepsea 6,590,369 · danq 5,230,971 · deepatt 84,401 · legnet
-1,725,122 (+11,136 BN statistics); PyTorch LSTMs carry two bias vectors where Keras has one (printed by
-``crmnet models``). Details the descriptions leave open, and what was chosen, are in each docstring.
+1,725,122 (+11,136 BN statistics) · legnet-released 1,852,846 (+11,136); PyTorch LSTMs carry two bias
+vectors where Keras has one (printed by ``crmnet models``). Details the descriptions leave open, and what was chosen, are in each docstring.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import torch
@@ -22,16 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from crmnet.data.encoding import revcomp_onehot
-from crmnet.models.blocks import ModelConfig, MultiHeadSelfAttention, SameConv1d, SqueezeExcite, keras_init
+from crmnet.models.blocks import ModelConfig, MultiHeadSelfAttention, SameConv1d, keras_init
+from crmnet.models.legnet import LEGNET_PREFIX, LegNet, LegNetConfig  # noqa: F401 - LegNet is a peer too
 
 LOSSES = ("mse", "huber")
-
-# LegNet's 150-nt input: 57 nt of upstream plasmid replace the 17-nt left adapter of a 110-nt
-# sequence. The plasmid is PLASMID in autosome-ru/LegNet legnet/train.py (preprocess_data takes
-# PLASMID[INSERT_START - 150 : INSERT_START] before the N80 insert, appends seq[17:], keeps the last
-# 150 nt). Its last 17 nt are the adapter itself, so the construct is these 40 nt + the whole 110-nt
-# sequence.
-LEGNET_PREFIX = "AGTGCTAGCAGGAATGATGCAAAAGGTTCCCGATTCGAAC"
 
 
 @dataclass
@@ -340,145 +334,3 @@ class DeepATT(RegressionLoss, nn.Module):
         h = self.conv_drop(self.pool(F.relu(self.conv(x))))
         h, _ = self.lstm(h.transpose(1, 2))
         return self.head(self.attn_drop(self.attn(h)).flatten(1)).squeeze(-1)
-
-
-# --- LegNet (Penzar et al. 2023) ---------------------------------------------------------------------
-
-
-@dataclass
-class LegNetConfig(ModelConfig):
-    """LegNet on Vaishnav data: 150 nt = the 40-nt plasmid ``prefix`` + the last 110 nt of the sequence.
-
-    block_sizes: stem width then each block's output width; kernel_size of stem/grouped/resize convs;
-    expand: width multiplier inside a block; filters_per_group of the grouped conv; se_reduction of the
-    squeeze-excitation (bottleneck = block input width / se_reduction); bins: expression bins (0..bins-1);
-    bin_sd: sd of the Normal(y + 0.5, bin_sd) target distribution; singleton_channel: add the
-    "integer label" input channel; rc_augment: train on a random strand per sample (see LegNet);
-    bn_momentum: PyTorch BatchNorm momentum.
-    """
-
-    length: int = 150
-    pad: str = "start"
-    truncate: str = "start"
-    channels: str = "ACGT"
-    unknown_fill: float = 0.25
-    prefix: str = LEGNET_PREFIX
-    block_sizes: tuple[int, ...] = (256, 128, 128, 64, 64, 64, 64)
-    kernel_size: int = 7
-    expand: int = 4
-    filters_per_group: int = 2
-    se_reduction: int = 4
-    bins: int = 18
-    bin_sd: float = 0.5
-    singleton_channel: bool = True
-    rc_augment: bool = True
-    bn_momentum: float = 0.1
-
-
-def conv_bn_silu(cin: int, cout: int, kernel: int, momentum: float, groups: int = 1) -> nn.Sequential:
-    """Conv ('same', no bias) → BN → SiLU; x: (B, cin, L) → (B, cout, L)."""
-    return nn.Sequential(
-        SameConv1d(cin, cout, kernel, bias=False, groups=groups),
-        nn.BatchNorm1d(cout, momentum=momentum),
-        nn.SiLU(),
-    )
-
-
-class LegNetBlock(nn.Module):
-    """EfficientNetV2-like block; x: (B, C_in, L) → (B, C_out, L).
-
-    expand 1×1 (C_in → C_out·e) → grouped conv → SE → 1×1 back to C_in; concat with x (2·C_in) → conv
-    to C_out. Every conv is followed by BN + SiLU.
-    """
-
-    def __init__(self, cfg: LegNetConfig, cin: int, cout: int):
-        super().__init__()
-        wide = cout * cfg.expand
-        m = cfg.bn_momentum
-        self.inverted = nn.Sequential(
-            conv_bn_silu(cin, wide, 1, m),
-            conv_bn_silu(wide, wide, cfg.kernel_size, m, groups=wide // cfg.filters_per_group),
-            SqueezeExcite(wide, cin // cfg.se_reduction, activation=nn.SiLU),
-            conv_bn_silu(wide, cin, 1, m),
-        )
-        self.resize = conv_bn_silu(2 * cin, cout, cfg.kernel_size, m)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.resize(torch.cat([x, self.inverted(x)], dim=1))
-
-
-class LegNet(nn.Module):
-    """LegNet (Penzar et al. 2023, autosome-ru/LegNet ``legnet/model.py``) on 150-nt inputs.
-
-    x: (B, 4, 150) one-hot ACGT (N = 0.25 each, the 40-nt plasmid prefix included) → (B,) expected
-    bin. The reverse-complement flag and singleton channels are appended here, so the input stays the
-    4-channel one-hot. Training mode: the forward strand. Eval mode: the mean of the forward-strand
-    prediction and the reverse-complement one (flag 1), LegNet's test-time averaging; the singleton
-    channel is 0 at prediction time, as in LegNet's test code.
-
-    Choices: the SE layer is the plain one of the DREAM variant (LegNet's original adds a low-rank
-    bilinear term through tensorly-torch); 1,725,122 parameters against the ≈1.9 M reported.
-    Reverse-complement augmentation lives in :meth:`compute_loss` (``rc_augment``): each training
-    sample is shown on a random strand, with the flag set, which in expectation is LegNet's dataset of
-    both strands at the cost of one pass. PyTorch default initialisation, as the original.
-    """
-
-    def __init__(self, config: LegNetConfig | None = None):
-        super().__init__()
-        cfg = config if config is not None else LegNetConfig()
-        self.config, self.encoding = cfg, cfg.encoding
-        sizes = cfg.block_sizes
-        extra = 2 if cfg.singleton_channel else 1
-        self.stem = conv_bn_silu(cfg.encoding.n_channels + extra, sizes[0], cfg.kernel_size, cfg.bn_momentum)
-        self.blocks = nn.Sequential(*(LegNetBlock(cfg, a, b) for a, b in itertools.pairwise(sizes)))
-        self.mapper = nn.Sequential(nn.Conv1d(sizes[-1], cfg.bins, 1), nn.SiLU())
-        self.register_buffer("bin_values", torch.arange(cfg.bins, dtype=torch.float32), persistent=False)
-        edges = torch.arange(1, cfg.bins, dtype=torch.float32)  # bins (-inf, 1], (1, 2], ..., (bins-1, inf)
-        self.register_buffer("bin_edges", edges, persistent=False)
-
-    def logits(
-        self, x: torch.Tensor, reverse: torch.Tensor | float = 0.0, singleton: torch.Tensor | float = 0.0
-    ) -> torch.Tensor:
-        """x: (B, 4, L) one-hot; reverse, singleton: (B,) flags or scalars → (B, bins) logits."""
-        b, _, length = x.shape
-
-        def channel(v):  # (B,) or scalar → (B, 1, L)
-            return torch.as_tensor(v, dtype=x.dtype, device=x.device).reshape(-1, 1, 1).expand(b, 1, length)
-
-        parts = [x, channel(reverse)]
-        if self.config.singleton_channel:
-            parts.append(channel(singleton))
-        h = self.blocks(self.stem(torch.cat(parts, dim=1)))
-        return self.mapper(h).mean(dim=-1)
-
-    def expected_bin(self, logits: torch.Tensor) -> torch.Tensor:
-        """(B, bins) → (B,) Σ p_k · k."""
-        return logits.softmax(dim=-1) @ self.bin_values
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pred = self.expected_bin(self.logits(x))
-        if self.training:
-            return pred
-        return 0.5 * (pred + self.expected_bin(self.logits(revcomp_onehot(x, self.encoding), reverse=1.0)))
-
-    def target_distribution(self, y: torch.Tensor) -> torch.Tensor:
-        """(B,) expression → (B, bins): Normal(y + 0.5, bin_sd) mass in each bin."""
-        normal = torch.distributions.Normal(y[:, None] + 0.5, self.config.bin_sd)
-        cdf = normal.cdf(self.bin_edges[None, :])
-        ones = torch.ones_like(cdf[:, :1])
-        return torch.cat([cdf, ones], dim=1) - torch.cat([torch.zeros_like(ones), cdf], dim=1)
-
-    def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (B, 4, L), y: (B,) → (KL(target ‖ predicted) averaged over the batch, predictions (B,)).
-
-        In training mode with ``rc_augment`` each sample is reverse-complemented with probability 1/2
-        (torch's global RNG) and flagged; the singleton flag is 1 where the label is an integer.
-        """
-        reverse = torch.zeros(len(x), dtype=x.dtype, device=x.device)
-        if self.training and self.config.rc_augment:
-            reverse = (torch.rand(len(x), device=x.device) < 0.5).to(x.dtype)
-            x = torch.where(reverse[:, None, None] > 0, revcomp_onehot(x, self.encoding), x)
-        singleton = (y == torch.round(y)).to(x.dtype)
-        logits = self.logits(x, reverse=reverse, singleton=singleton)
-        loss = F.kl_div(logits.log_softmax(dim=-1), self.target_distribution(y), reduction="batchmean")
-        return loss, self.expected_bin(logits)

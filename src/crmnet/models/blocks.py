@@ -1,7 +1,7 @@
 """Building blocks shared by the models, the model-config base class and Keras-style initialisation.
 
 * :class:`ModelConfig` — base of every model config: the input-encoding fields (length, pad/truncate
-  side, channel order, N fill, prefix) live in the model's config, so a checkpoint carries the encoding
+  side, channel order, N fill, prefix, trim and flank) live in the model's config, so a checkpoint carries the encoding
   its model needs and :attr:`ModelConfig.encoding` rebuilds it.
 * Layers that reproduce Keras semantics exactly: :class:`SameConv1d` (Keras ``padding='same'``, also
   for stride 2, where Keras pads asymmetrically), :class:`SameConvTranspose1d`, :class:`SqueezeExcite`,
@@ -32,7 +32,9 @@ class ModelConfig(Config):
 
     length: input positions (prefix included); pad/truncate: ``"end"`` or ``"start"``;
     channels: one-hot channel order (``"NACGT"``, ``"ACGT"``, ...); unknown_fill: base-channel value
-    of an ``N`` when there is no ``N`` channel; prefix: constant sequence placed before every sequence.
+    of an ``N`` when there is no ``N`` channel; prefix: constant sequence placed before every sequence;
+    trim_start: characters dropped from each sequence's start; flank: constant sequence the padding is
+    taken from instead of N (see :class:`~crmnet.data.encoding.Encoding`).
     """
 
     length: int = 112
@@ -41,6 +43,8 @@ class ModelConfig(Config):
     channels: str = "NACGT"
     unknown_fill: float = 0.0
     prefix: str = ""
+    trim_start: int = 0
+    flank: str = ""
 
     def __post_init__(self) -> None:
         _ = self.encoding  # building the Encoding validates the fields now, not at first use

@@ -21,8 +21,6 @@ from crmnet.models.baselines import (
     DeepATTConfig,
     DeepSEA,
     DeepSEAConfig,
-    LegNet,
-    LegNetConfig,
     VaishnavCNN,
     VaishnavCNNConfig,
     VaishnavTransformer,
@@ -30,6 +28,7 @@ from crmnet.models.baselines import (
 )
 from crmnet.models.blocks import ModelConfig
 from crmnet.models.crmnet import CRMnet, CRMnetConfig
+from crmnet.models.legnet import LegNet, LegNetConfig, released_preset
 
 
 @dataclass(frozen=True)
@@ -99,6 +98,12 @@ MODELS: dict[str, ModelEntry] = {
     "deepatt": ModelEntry(DeepATTConfig, DeepATT, "DeepATT adapted to regression"),
     "legnet": ModelEntry(
         LegNetConfig, LegNet, "LegNet (Penzar et al. 2023): soft classification over 18 bins"
+    ),
+    "legnet-released": ModelEntry(
+        LegNetConfig,
+        LegNet,
+        "LegNet as released for Vaishnav data: bilinear SE, the authors' 150-nt plasmid encoding",
+        released_preset(),
     ),
 }
 
