@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from crmnet.data.loader import BatchLoader
     from crmnet.models.registry import build_model
-    from crmnet.training.train import loss_module, optimizer_step
+    from crmnet.training.losses import loss_module
+    from crmnet.training.step import optimizer_step
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -11,7 +11,10 @@ import pytest
 import torch
 
 from crmnet.errors import InputError, OutputExistsError
-from crmnet.training.train import TrainConfig, fit, loss_module, run_recipe
+from crmnet.training.config import TrainConfig
+from crmnet.training.losses import loss_module
+from crmnet.training.recipe import run_recipe
+from crmnet.training.run import fit
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "crmnet-tiny"
@@ -185,6 +188,46 @@ def test_model_loss_is_used_when_the_model_has_one():
     assert float(loss) == pytest.approx(15 - 0.5)  # Huber, δ = 1: |r| − δ/2
     loss, _ = loss_module(WithLoss(), "mse")(x, y)
     assert float(loss) == pytest.approx(225.0)
+
+
+def test_one_owner_of_the_loss_and_huber_delta_for_every_model():
+    from crmnet.errors import CrmnetError
+    from crmnet.models.registry import build_model
+    from crmnet.training.losses import resolve_loss
+
+    peer, legnet, crm = build_model("deepatt"), build_model("legnet"), build_model(TINY, **SMALL)
+    assert (resolve_loss(peer), resolve_loss(legnet), resolve_loss(crm)) == ("mse", "own", "huber")
+    # --huber-delta is honoured by every model trained with Huber, and refused where it would be ignored.
+    for model in (peer, legnet, crm):
+        model.eval()
+        x = torch.nn.functional.one_hot(torch.randint(0, 4, (6, model.encoding.length)), 5).float()
+        x = x.transpose(1, 2)[:, : len(model.encoding.channels)]
+        y = torch.linspace(-20, 20, 6)
+        with torch.no_grad():
+            loss, pred = loss_module(model, "huber", huber_delta=3.0)(x, y)
+            want = torch.nn.functional.huber_loss(pred.float(), y, delta=3.0)
+        assert float(loss) == pytest.approx(float(want))
+    for model, loss in ((peer, "auto"), (legnet, "auto"), (crm, "mse")):
+        with pytest.raises(CrmnetError, match="huber_delta 2.0 has no effect"):
+            loss_module(model, loss, huber_delta=2.0)
+
+
+def test_validation_metrics_are_those_of_the_best_weights(run, store):
+    # metrics.json comes from the streaming validation of the best epoch; a separate numpy computation on
+    # the restored best model's predictions must agree.
+    from crmnet.data.loader import BatchLoader
+    from crmnet.evaluation.metrics import compute_metrics
+
+    loader = BatchLoader(store, "val", 50, encoding=run.model.encoding, shuffle=False)
+    run.model.eval()
+    with torch.no_grad():
+        pairs = [(y, run.model(x)) for x, y in loader]
+    want = compute_metrics(torch.cat([y for y, _ in pairs]).numpy(), torch.cat([p for _, p in pairs]).numpy())
+    got = run.metrics["validation"]
+    assert set(got) == set(want)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    assert run.history[run.best_epoch]["val_r2"] == pytest.approx(got["r2"])
 
 
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
