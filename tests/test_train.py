@@ -16,6 +16,8 @@ from crmnet.training.losses import loss_module
 from crmnet.training.recipe import run_recipe
 from crmnet.training.run import fit
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "crmnet-tiny"
 # Shrinks the tiny preset further so that a CPU epoch of a few hundred sequences takes a fraction of a second;
@@ -61,8 +63,7 @@ EPOCHS = 5  # enough for the toy model to learn clearly whatever the CPU's round
 
 
 @pytest.fixture(scope="module")
-def run(store, tmp_path_factory):
-    torch.set_num_threads(1)
+def run(store, tmp_path_factory, one_thread):
     out = tmp_path_factory.mktemp("runs") / "run"
     return fit(tiny_config(store, max_epochs=EPOCHS), out)
 

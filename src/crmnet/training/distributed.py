@@ -94,15 +94,19 @@ def select_device(accelerator: str, dist: Dist):
 
 @contextlib.contextmanager
 def process_group(dist: Dist, device) -> Iterator[None]:
-    """The default process group (NCCL on CUDA, gloo on CPU) for the duration; nothing when alone."""
+    """The default process group for the duration; nothing when alone.
+
+    The backend is NCCL on CUDA and gloo on CPU, or ``$CRMNET_DDP_BACKEND`` when set (gloo lets several
+    processes share one GPU, which NCCL refuses: ``benchmarks/gpu_check.py`` tries both).
+    """
     if not dist.distributed:
         yield
         return
     import torch.distributed as tdist
 
     if not tdist.is_initialized():
-        tdist.init_process_group("nccl" if device.type == "cuda" else "gloo", rank=dist.rank,
-                                 world_size=dist.world_size)
+        backend = os.environ.get("CRMNET_DDP_BACKEND") or ("nccl" if device.type == "cuda" else "gloo")
+        tdist.init_process_group(backend, rank=dist.rank, world_size=dist.world_size)
     try:
         yield
     finally:
