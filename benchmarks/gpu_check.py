@@ -46,8 +46,8 @@ EPOCH_SAMPLES = 30_400_000
 # caps are generous: on a quiet 2-core CPU the whole tiny check takes about a minute, but CI machines are
 # shared, and the caps are there to stop hangs, not slowness.
 SECTIONS = {
-    "env": (20, 60), "data": (50, 90), "models": (60, 150), "table1": (110, 150), "compile": (55, 90),
-    "train": (110, 150), "predict": (25, 90), "ddp": (40, 180),
+    "env": (15, 60), "data": (45, 90), "models": (55, 150), "table1": (110, 150), "compile": (70, 90),
+    "train": (105, 150), "predict": (25, 90), "ddp": (45, 180),
 }
 BUDGET = {False: 470.0, True: 900.0}
 NEEDS = {"table1": "data", "compile": "table1", "train": "data", "predict": "train", "ddp": "data"}
