@@ -162,15 +162,23 @@ class _Section:
         self.data[key] = value
         _write_json(self.out / "sections" / f"{self.name}.json", self.data)
 
-    def crmnet(self, *args: str, env: dict | None = None) -> float:
-        """Run ``python -m crmnet ARGS`` (raises on failure); returns its wall time in seconds."""
+    def crmnet(self, *args: str, env: dict | None = None, timeout: float | None = None) -> float:
+        """Run ``python -m crmnet ARGS`` (raises on failure or after ``timeout`` s, killing every process it
+        started); returns its wall time in seconds."""
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "crmnet", *args], capture_output=True, text=True,
-                              env={**_env(), **(env or {})}, check=False)
-        sys.stdout.write(proc.stdout[-5000:])
-        sys.stderr.write(proc.stderr[-5000:])
+        proc = subprocess.Popen([sys.executable, "-m", "crmnet", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env={**_env(), **(env or {})},
+                                start_new_session=True)
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            raise RuntimeError(f"crmnet {args[0]} did not finish within {timeout:.0f} s") from None
+        sys.stdout.write(stdout[-5000:])
+        sys.stderr.write(stderr[-5000:])
         if proc.returncode:
-            raise RuntimeError(f"crmnet {args[0]} failed (exit {proc.returncode}): {proc.stderr.strip()[-1500:]}")
+            raise RuntimeError(f"crmnet {args[0]} failed (exit {proc.returncode}): {stderr.strip()[-1500:]}")
         return time.perf_counter() - t
 
 
@@ -207,10 +215,20 @@ def _section_env(s: _Section) -> None:
         s.put("gpu", {"name": props.name, "count": torch.cuda.device_count(), "memory_gib":
                       round(props.total_memory / 2**30, 1), "capability": f"{props.major}.{props.minor}",
                       "multiprocessors": props.multi_processor_count, "bf16": torch.cuda.is_bf16_supported(),
-                      "nccl": ".".join(map(str, torch.cuda.nccl.version()))})
+                      "nccl": _nccl_version()})
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, check=False)
     s.put("commit", commit.stdout.strip() or None)
+
+
+def _nccl_version() -> str | None:
+    import torch
+
+    try:
+        v = torch.cuda.nccl.version()
+    except (AttributeError, RuntimeError):
+        return None
+    return str(v) if isinstance(v, int) else ".".join(map(str, v))
 
 
 def _synthetic_rows(n: int, seed: int):
@@ -337,8 +355,12 @@ def _section_table1(s: _Section) -> None:
     rows = []
     for batch in s.sizes["batches"]:
         for precision in s.sizes["precisions"]:
-            row = measure(s.sizes["model"], device, batch, precision, warmup=s.sizes["warmup"],
-                          steps=s.sizes["steps"], store=store)
+            kw = {"warmup": s.sizes["warmup"], "steps": s.sizes["steps"]}
+            try:
+                row = measure(s.sizes["model"], device, batch, precision, store=store, **kw)
+            except Exception as exc:  # noqa: BLE001 - a failing loader must not hide the synthetic rate
+                error = f"{type(exc).__name__}: {str(exc)[:300]}"
+                row = {**measure(s.sizes["model"], device, batch, precision, **kw), "loader_error": error}
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             rows.append(_with_rates(row))
@@ -407,8 +429,9 @@ def _section_ddp(s: _Section) -> None:
         args = ["train", "--store", str(s.out / "data" / "store"), "--model", sz["ddp_model"], "--out", str(run),
                 "--devices", "2", "--accelerator", s.device_name, "--batch-size", str(sz["ddp_batch"]),
                 "--max-steps", "20", "--max-epochs", "1", "--warmup-epochs", "1", "--no-progress"]
-        try:
-            seconds = s.crmnet(*args, env={"CRMNET_DDP_BACKEND": backend})
+        try:  # NCCL refuses two processes on one GPU quickly, or hangs: leave gloo its time
+            seconds = s.crmnet(*args, env={"CRMNET_DDP_BACKEND": backend},
+                               timeout=25 if backend == "nccl" else None)
         except RuntimeError as exc:
             attempts.append({"backend": backend, "error": str(exc)[-800:]})
             s.put("attempts", attempts)
@@ -489,7 +512,9 @@ def _render_table1(result: dict) -> list[str]:
                  _fmt(r.get("loader_vs_synthetic"), 3), _fmt(r["epoch_h"], 2), _fmt(r["epochs20_h"], 1),
                  _fmt(r["peak_mib"]))
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
-    return lines
+    errors = [f"- batch {r['batch']} {r['precision']}: loader-fed run failed: {r['loader_error']}"
+              for r in result.get("rows", []) if r.get("loader_error")]
+    return lines + ([""] + errors if errors else [])
 
 
 def _render_compile(result: dict) -> list[str]:
