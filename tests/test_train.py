@@ -286,3 +286,15 @@ def test_paper_recipe_file_is_valid():
         assert (c.batch_size, c.max_epochs, c.patience, c.warmup_epochs) == (1024, 50, 10, 10)
         assert (c.lr_start, c.lr_peak, c.lr_end, c.schedule, c.loss) == (1e-4, 1e-3, 1e-4, "paper", "auto")
     assert recipe["stages"][1]["init_from"] == recipe["stages"][2]["init_from"] == "pretrain"
+
+
+def test_device_settings_and_optimiser():
+    from crmnet.training.step import configure_device, make_optimizer
+
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark)
+    configure_device(torch.device("cpu"))  # CPU runs keep torch's defaults; nothing is set at import
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark) == before
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    assert make_optimizer("adam", params, 1e-3, 0.0, torch.device("cpu")).defaults["foreach"] is True
+    opt = make_optimizer("adamw", params, 1e-3, 0.1, torch.device("cpu"))
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["weight_decay"] == 0.1

@@ -27,8 +27,9 @@ _HELP = {
     "lr_peak": "learning rate at the end of the warm-up, per process (× processes)",
     "lr_end": "learning rate at the end of the cosine decay, per process (× processes)",
     "lr_granularity": "update the learning rate every step or once per epoch",
-    "loss": "auto = the model's own loss if it has one (LegNet), else Huber; or huber / mse",
-    "huber_delta": "Huber loss delta (default 1)",
+    "loss": "auto = the model's own loss (LegNet KL), MSE for the Keras-born peers, Huber for CRMnet; "
+            "or huber / mse for any model",
+    "huber_delta": "Huber loss delta (default 1); an error with a loss that is not Huber",
     "optimizer": "adam (default) or adamw",
     "weight_decay": "weight decay (default 0)",
     "precision": "32, bf16-mixed or 16-mixed",
