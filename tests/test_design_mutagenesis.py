@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from design_toys import LinearToy, constructs
 
 from crmnet.design.evolvability import evolvability
 from crmnet.design.mutagenesis import Saturation, default_windows, parse_window, saturation_mutagenesis
 from crmnet.design.oracle import encode_sequences
 from crmnet.design.outputs import mutagenesis_file, read_saturation
 from crmnet.errors import InputError
+from design_toys import LinearToy, constructs
 
 CODE = {b: i for i, b in enumerate("ACGTN")}
 

@@ -67,7 +67,7 @@ def evolvability(sat: Saturation, epsilon: float = EPSILON) -> Evolvability:
     """
     if not epsilon > 0:
         raise ValueError(f"epsilon must be positive, got {epsilon}")
-    n, width, _ = sat.delta.shape
+    n = len(sat.delta)
     is_ref = np.zeros_like(sat.delta, dtype=bool)
     r, c = np.nonzero(sat.reference < 4)
     is_ref[r, c, sat.reference[r, c]] = True

@@ -163,7 +163,7 @@ def _ga(objective, rng, start_codes, lengths, windows, cfg) -> Iterator[Generati
     pops = {s: np.repeat(start_codes[s : s + 1], p, 0) for s in range(len(start_codes))}
     for s, pop in pops.items():
         _random_mutations(rng, pop[1:], np.repeat(windows[s : s + 1], p - 1, 0), 1)
-    for g in range(0, cfg.generations + 1):
+    for g in range(cfg.generations + 1):
         starts = sorted(pops)
         if not starts:
             return

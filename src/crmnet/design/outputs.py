@@ -139,8 +139,8 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
     from tqdm import tqdm
 
     from crmnet.evaluation.predict import iter_chunks
-    from crmnet.plot.design import evolvability_figure, heatmap_figure
     from crmnet.plot.common import save_png
+    from crmnet.plot.design import evolvability_figure, heatmap_figure
 
     source = str(input_path)
     if not Path(input_path).is_file():

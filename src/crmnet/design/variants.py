@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crmnet.errors import InputError
+from crmnet.errors import InputError, OutputExistsError
 from crmnet.fsutil import atomic_file
 
 
@@ -138,7 +138,7 @@ def variants_file(model, pairs: str | os.PathLike, out: str | os.PathLike, *, re
     header, rows, lines = read_pairs(pairs, ref_column, alt_column, measured_column)
     for name in ("ref_prediction", "alt_prediction", "delta"):
         if name in header:
-            raise InputError(pairs, f"the input already has a column {name!r}; rename it", line=1)
+            raise InputError(pairs, f"the input already has a column {name!r}; rename it")
     ri, ai = header.index(ref_column), header.index(alt_column)
     ref, alt = [r[ri].strip() for r in rows], [r[ai].strip() for r in rows]
     for seqs, option in ((ref, ref_column), (alt, alt_column)):
@@ -157,12 +157,9 @@ def variants_file(model, pairs: str | os.PathLike, out: str | os.PathLike, *, re
         if len(measured) < 3:
             raise InputError(pairs, f"--measured-column needs at least 3 pairs for metrics, got {len(measured)}")
         metrics = {Path(pairs).name: compute_metrics(measured, effects.delta)}
+    if metrics is not None and metrics_path.exists() and not overwrite:
+        raise OutputExistsError(metrics_path)
     with atomic_file(out, overwrite=overwrite) as fh:
-        if metrics is not None:
-            if metrics_path.exists() and not overwrite:
-                from crmnet.errors import OutputExistsError
-
-                raise OutputExistsError(metrics_path)
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
         writer.writerow([*header, "ref_prediction", "alt_prediction", "delta"])
         for r, a, b, d in zip(rows, effects.ref_prediction.tolist(), effects.alt_prediction.tolist(),
