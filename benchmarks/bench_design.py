@@ -50,7 +50,7 @@ def speed(name: str, n: int, batch_size: int, device: str) -> dict:
             "forward_per_s": plain}
 
 
-def ground_truth(qs: Path, n: int, batch_size: int, device: str) -> dict:
+def ground_truth(qs: Path, n: int, batch_size: int, device: str, target: float) -> dict:
     from crmnet.data.construct import LEFT_FLANK
     from crmnet.models.checkpoint import load_checkpoint
 
@@ -89,11 +89,10 @@ def ground_truth(qs: Path, n: int, batch_size: int, device: str) -> dict:
             prev[int(k)] = v
     start_true = truth_pred(*encode_sequences(starts))
     gain = float(np.mean([prev[k] for k in range(len(starts))] - start_true))
-    target = 12.0
     ga = list(evolve(model_obj, starts[:1], EvolveConfig(mode="ga", population=64, generations=100,
                                                          target=target, tolerance=0.1, mutation_rate=0.01)))
     best = ga[-1].codes[np.argmin(np.abs(ga[-1].objective - target))][None]
-    return {"sequences": len(rows), "site_mutants": int(site.sum()), "r_site": r_site,
+    return {"sequences": len(rows), "start_model_value": float(ga[0].objective[0]), "site_mutants": int(site.sum()), "r_site": r_site,
             "all_mutants": int(mutant.sum()), "r_all": r_all, "sswm_steps": steps, "sswm_true_up": up,
             "sswm_mean_true_gain": gain, "ga_generations": ga[-1].generation,
             "ga_model_value": float(ga[-1].objective[np.argmin(np.abs(ga[-1].objective - target))]),
@@ -108,6 +107,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--quickstart", type=Path, help="a crmnet quickstart output, for the ground-truth checks")
+    ap.add_argument("--ga-target", type=float, default=5.0, help="target of the GA check (default 5)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     print("| model | sequences | mutants | mutants/s | plain forward seq/s | device |\n|---|---|---|---|---|---|")
@@ -117,7 +117,7 @@ def main() -> None:
         print(f"| {name} | {n} | {s['mutants']:,} | {s['mutants_per_s']:,.0f} | {s['forward_per_s']:,.0f} | "
               f"{args.device} ({args.threads} threads) |", flush=True)
     if args.quickstart:
-        print(json.dumps(ground_truth(args.quickstart, 200, args.batch_size, args.device), indent=2))
+        print(json.dumps(ground_truth(args.quickstart, 200, args.batch_size, args.device, args.ga_target), indent=2))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ distinct sequence once, and writes every input column plus ``ref_prediction``, `
 
 A reference and a variant may differ in length (insertions, deletions): each is predicted as given, in
 the model's own encoding (padded or truncated as :func:`crmnet.predict` does), and the count is reported.
+The pairs are held in memory (their text and one float per distinct sequence): files of millions of
+pairs fit; the distinct sequences are predicted in batches.
 """
 
 from __future__ import annotations
