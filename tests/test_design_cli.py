@@ -31,29 +31,42 @@ def test_noise_free_expression_matches_the_simulation():
         noise_free_expression(data.codes[:, :100])
 
 
-def test_cli_commands(tmp_path, ckpt, capsys):
+@pytest.fixture
+def inputs(tmp_path):
     seqs = constructs(4, seed=1)
     fa = tmp_path / "s.fa"
     fa.write_text("".join(f">q{i}\n{s}\n" for i, s in enumerate(seqs)))
     pairs = tmp_path / "p.tsv"
     pairs.write_text("reference\tvariant\td\n" + "".join(f"{a}\t{b}\t{k}\n" for k, (a, b) in
                                                        enumerate(zip(seqs, seqs[1:] + seqs[:1]))))
-    base = ["--checkpoint", str(ckpt), "--no-progress"]
-    assert main(["variants", "--pairs", str(pairs), "--out", str(tmp_path / "v.tsv"), "--measured-column", "d",
-                 *base]) == 0
+    return fa, pairs
+
+
+def test_cli_variants(tmp_path, ckpt, inputs, capsys):
+    out = tmp_path / "v.tsv"
+    assert main(["variants", "--pairs", str(inputs[1]), "--out", str(out), "--measured-column", "d",
+                 "--checkpoint", str(ckpt)]) == 0
     assert "pearson_r" in json.loads((tmp_path / "v.metrics.json").read_text())["p.tsv"]
-    assert main(["mutagenesis", str(fa), "--out", str(tmp_path / "m"), "--figures", "1", "--window", "20-29",
-                 *base]) == 0
+    assert out.read_text().splitlines()[0].endswith("ref_prediction\talt_prediction\tdelta")
+    assert "4 pairs, 4 distinct sequences" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cli_mutagenesis_and_evolvability(tmp_path, ckpt, inputs):
+    assert main(["mutagenesis", str(inputs[0]), "--out", str(tmp_path / "m"), "--figures", "1", "--window",
+                 "20-29", "--checkpoint", str(ckpt), "--no-progress"]) == 0
     assert np.load(tmp_path / "m" / "deltas.npz")["delta"].shape == (4, 10, 4)
     assert main(["evolvability", str(tmp_path / "m" / "deltas.npz"), "--out", str(tmp_path / "e"),
                  "--epsilon", "0.01"]) == 0
     assert np.load(tmp_path / "e" / "vectors.npz")["vector"].shape == (4, 30)
-    assert main(["evolve", str(fa), "--out", str(tmp_path / "g"), "--mode", "ga", "--target", "5",
+
+
+def test_cli_evolve_two_models(tmp_path, ckpt, inputs):
+    assert main(["evolve", str(inputs[0]), "--out", str(tmp_path / "g"), "--mode", "ga", "--target", "5",
                  "--population", "8", "--generations", "2", "--checkpoint", f"X={ckpt}", "--checkpoint",
                  f"Y={ckpt}", "--objective", "X + 0*Y", "--no-progress"]) == 0
     header = (tmp_path / "g" / "trajectory.tsv").read_text().splitlines()[0].split("\t")
     assert "prediction_X" in header and "prediction_Y" in header
-    capsys.readouterr()
 
 
 @pytest.mark.parametrize(("argv", "match"), [
