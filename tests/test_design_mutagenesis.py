@@ -104,3 +104,17 @@ def model_predictor(model):
     from crmnet.design.oracle import ModelPredictor
 
     return ModelPredictor(model, batch_size=100)
+
+
+@pytest.mark.gpu
+def test_gpu_matches_cpu():
+    import torch
+
+    from crmnet.models.registry import build_model
+
+    torch.manual_seed(0)
+    model = build_model("crmnet-tiny").eval()
+    seqs = constructs(8, seed=6)
+    cpu = saturation_mutagenesis(model, seqs, device="cpu")
+    gpu = saturation_mutagenesis(model, seqs, device="cuda")
+    np.testing.assert_allclose(gpu.delta, cpu.delta, atol=2e-3)
