@@ -63,7 +63,8 @@ def evolvability_figure(prediction: np.ndarray, robustness: np.ndarray, epsilon:
 
 def trajectory_figure(generation: np.ndarray, lineage: np.ndarray, objective: np.ndarray, title: str,
                       target: float | None = None, tolerance: float | None = None):
-    """Objective per generation: one line per lineage (up to 20 drawn), or best and mean of a population.
+    """Objective per generation: one line per lineage (up to 20 drawn); with a target (GA), per start
+    sequence (up to 10) the sequence closest to the target and the population mean.
 
     Parameters
     ----------
@@ -80,13 +81,15 @@ def trajectory_figure(generation: np.ndarray, lineage: np.ndarray, objective: np
             sel = lineage == k
             ax.plot(generation[sel], objective[sel], color=colour, lw=1.2, alpha=0.8)
     else:
-        gens = np.unique(generation)
-        best = [objective[generation == g][np.argmin(np.abs(objective[generation == g] - target))] for g in gens]
-        mean = [objective[generation == g].mean() for g in gens]
-        ax.plot(gens, best, lw=1.8, label="closest to target")
-        ax.plot(gens, mean, lw=1.2, ls="--", label="population mean")
+        for k, colour in zip(lineages[:10], _palette(min(len(lineages), 10))):
+            sel = lineage == k
+            gens = np.unique(generation[sel])
+            values = [objective[sel & (generation == g)] for g in gens]
+            ax.plot(gens, [v[np.argmin(np.abs(v - target))] for v in values], color=colour, lw=1.8,
+                    label=f"start {k}: closest to target")
+            ax.plot(gens, [v.mean() for v in values], color=colour, lw=1.0, ls="--", label=f"start {k}: mean")
         ax.axhspan(target - tolerance, target + tolerance, color="grey", alpha=0.25, label="target ± tolerance")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7, ncol=2)
     ax.set_xlabel("generation")
     ax.set_ylabel("objective")
     ax.set_title(title, fontsize=9)
