@@ -134,6 +134,7 @@ def variants_file(model, pairs: str | os.PathLike, out: str | os.PathLike, *, re
         and ``metrics_path``.
     """
     from crmnet.data.readers import parse_value
+    from crmnet.evaluation.evaluate import _json_safe  # NaN -> null: strict JSON, as evaluate writes it
     from crmnet.evaluation.metrics import compute_metrics
 
     source = str(pairs)
@@ -169,6 +170,6 @@ def variants_file(model, pairs: str | os.PathLike, out: str | os.PathLike, *, re
             writer.writerow([*r, f"{a:.7g}", f"{b:.7g}", f"{d:.7g}"])
         if metrics is not None:
             with atomic_file(metrics_path, overwrite=overwrite) as mf:
-                mf.write(json.dumps(metrics, indent=2) + "\n")
+                mf.write(json.dumps(_json_safe(metrics), indent=2, allow_nan=False) + "\n")
     return {"n": len(rows), "unique": len(set(ref) | set(alt)), "unequal_lengths": effects.n_unequal,
             "metrics": metrics, "metrics_path": metrics_path if metrics is not None else None}
