@@ -63,6 +63,15 @@ _API = {
     "QuickstartConfig": "crmnet.workflows.quickstart",
     "run_quickstart": "crmnet.workflows.quickstart",
     "import_keras": "crmnet.zoo.keras",
+    "variant_effects": "crmnet.design.variants",
+    "saturation_mutagenesis": "crmnet.design.mutagenesis",
+    "evolvability": "crmnet.design.evolvability",
+    "evolve": "crmnet.design.evolve",
+    "EvolveConfig": "crmnet.design.evolve",
+    "Objective": "crmnet.design.oracle",
+    "ModelPredictor": "crmnet.design.oracle",
+    "SimulatorPredictor": "crmnet.design.oracle",
+    "noise_free_expression": "crmnet.data.simulate",
     "read_keras": "crmnet.zoo.keras",
 }
 
