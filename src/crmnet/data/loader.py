@@ -34,7 +34,7 @@ from typing import NamedTuple
 import numpy as np
 
 from crmnet.data.encoding import Encoding, onehot, relayout
-from crmnet.data.readers import background
+from crmnet.data.streams import background
 from crmnet.data.store import Store, open_store
 
 
