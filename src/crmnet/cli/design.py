@@ -200,9 +200,9 @@ def _objective(args):
 
 
 def run_evolve(args: argparse.Namespace) -> int:
+    from crmnet.data.readers import read_records
     from crmnet.design.evolve import EvolveConfig, evolve_to_file
     from crmnet.design.mutagenesis import parse_window
-    from crmnet.data.readers import read_records
     from crmnet.fsutil import refuse_existing
 
     _positive("--batch-size", args.batch_size)

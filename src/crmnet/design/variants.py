@@ -134,8 +134,8 @@ def variants_file(model, pairs: str | os.PathLike, out: str | os.PathLike, *, re
         and ``metrics_path``.
     """
     from crmnet.data.readers import parse_value
-    from crmnet.evaluation.outputs import json_safe  # NaN -> null: strict JSON, as evaluate writes it
     from crmnet.evaluation.metrics import compute_metrics
+    from crmnet.evaluation.outputs import json_safe  # NaN -> null: strict JSON, as evaluate writes it
 
     source = str(pairs)
     header, rows, lines = read_pairs(pairs, ref_column, alt_column, measured_column)
