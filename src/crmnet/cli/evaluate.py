@@ -78,7 +78,8 @@ def _register_predict(subparsers) -> None:
             "characters are an error unless --invalid N."
         ),
     )
-    pr.add_argument("input", metavar="INPUT", help="FASTA, TSV or CSV file of sequences")
+    pr.add_argument("input", metavar="INPUT", help="FASTA, TSV or CSV file of sequences (plain or gzip), a pipe, "
+                    "or - for standard input")
     pr.add_argument("--checkpoint", required=True, metavar="CKPT", help="a crmnet checkpoint (.pt)")
     pr.add_argument("--out", required=True, metavar="FILE", help="output TSV (refused if it exists)")
     pr.add_argument("--format", choices=FORMATS, default="auto",

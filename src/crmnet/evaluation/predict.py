@@ -32,6 +32,7 @@ import numpy as np
 
 from crmnet.data.encoding import Encoding, InvalidPolicy, encode
 from crmnet.data.readers import Format, iter_records
+from crmnet.data.streams import check_file, display_name, is_stdin
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_file
 
@@ -161,17 +162,17 @@ def predict_file(
 ) -> EncodingStats:
     """Stream ``input_path`` through ``model`` into ``out_path`` (TSV: id, sequence, prediction).
 
+    ``input_path`` may be a file, a pipe or ``-`` (standard input), each read once.
     The output appears only when complete (atomic); an error leaves no partial file. Returns the
     encoding statistics (see :meth:`EncodingStats.message`).
     """
     from tqdm import tqdm
 
-    source = str(input_path)
+    source = display_name(input_path)
     stats = EncodingStats()
-    if not Path(input_path).is_file():
-        raise InputError(input_path, "no such file")
-    total = Path(input_path).stat().st_size
-    with atomic_file(out_path, overwrite=overwrite) as out, tqdm(
+    check_file(input_path)
+    total = Path(input_path).stat().st_size if not is_stdin(input_path) and Path(input_path).is_file() else None
+    with atomic_file(out_path, overwrite=overwrite, inputs=[input_path]) as out, tqdm(
         total=total, unit="B", unit_scale=True, desc="predict", disable=not progress, leave=False
     ) as bar:
         out.write("id\tsequence\tprediction\n")
