@@ -290,14 +290,19 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
     return digest.hexdigest()
 
 
-def refuse_existing(*paths: str | os.PathLike | None, overwrite: bool = False) -> None:
-    """Raise OutputExistsError for the first of ``paths`` that exists, unless ``overwrite``.
+def refuse_existing(*paths: str | os.PathLike | None, overwrite: bool = False,
+                    inputs: Iterable[str | os.PathLike] = ()) -> None:
+    """Raise OutputExistsError for the first of ``paths`` that exists, unless ``overwrite``; under
+    ``overwrite``, raise unless each existing one may be replaced (:func:`check_replaceable`).
 
     Commands call it before their work starts, so minutes of work are not lost to an output that the
     atomic writer would refuse at the end.
     """
-    if overwrite:
-        return
+    inputs = list(inputs)
     for path in paths:
-        if path is not None and Path(path).exists():
+        if path is None:
+            continue
+        if not overwrite and os.path.lexists(path):
             raise OutputExistsError(path)
+        if overwrite:
+            check_replaceable(path, inputs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from crmnet.errors import InputError
 
@@ -144,7 +145,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
                         predicted=args.predicted_column),
     )
     cfg.check()
-    refuse_existing(args.out, overwrite=args.overwrite)  # before the work, not after it
+    inputs = [*(args.predictions or ()), *(t for t in args.test or () if Path(t).exists())]
+    refuse_existing(args.out, overwrite=args.overwrite, inputs=inputs)  # before the work, not after it
     ev, config = run_evaluation(cfg)
     write_evaluation(ev, args.out, config, overwrite=args.overwrite)
     print(render(*summary_rows(ev), style="text"), end="")
