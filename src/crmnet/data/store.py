@@ -195,9 +195,11 @@ class _Appender:
     def close(self) -> None:
         if self.fh.closed:
             return
-        self.fh.seek(0)
-        self.fh.write(_npy_header(self.dtype, (self.rows, *self.row_shape)))
-        self.fh.close()
+        try:
+            self.fh.seek(0)
+            self.fh.write(_npy_header(self.dtype, (self.rows, *self.row_shape)))
+        finally:  # closed even when the disk is full, so nothing holds the temporary open
+            self.fh.close()
 
 
 def _compact(path: Path, keep: np.ndarray) -> None:
