@@ -121,6 +121,7 @@ PREPARE = {
     "missing input": (["nosuch.txt", "--out", "st"], ["nosuch.txt: no such file"]),
     "standard input": (["-", "--out", "st"], ["<stdin>: not a regular file"]),
     "bad option value": (["train.txt", "--out", "st", "--val-fraction", "1.5"], ["val_fraction"]),
+    "absurd --length": (["train.txt", "--out", "st", "--length", "100000000000"], ["--length must be between"]),
 }
 
 
@@ -169,6 +170,19 @@ def test_evaluate_refuses(work, capsys, case):
         (work / "test.csv").write_text("sequence,Measured Expression\nACGTACGT,1.0\nACGTAAAA,2.0\nACGTCCCC,0.5\n")
         argv = ["--predictions", "pred.txt", "--test", "test.csv", *argv[2:]]
     refused(work, capsys, ["evaluate", *argv, "--bootstrap", "0"], *expected)
+
+
+def test_predict_refuses_a_checkpoint_with_nan_weights(work, capsys):
+    import torch
+
+    from crmnet.models import checkpoint as ckpt
+
+    model = ckpt.load_checkpoint(work / "m.pt")
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    ckpt.save_checkpoint(work / "nan.pt", model)
+    refused(work, capsys, ["predict", "train.txt", "--checkpoint", "nan.pt", "--out", "p.tsv", "--no-progress"],
+            "train.txt:1: the model predicted nan", "not finite")
 
 
 def test_interpret_refuses_a_random_meme_file(work, capsys):

@@ -16,9 +16,13 @@ Formats (:data:`FORMATS`; ``"auto"`` detects from the first non-blank line, gzip
 :func:`iter_records` streams any format in chunks of records (what ``crmnet predict`` uses, never holding
 more than one chunk); :func:`read_records` reads a whole file and checks the alphabet.
 
-Policies, the same for every format: line ends may be LF or CRLF; **blank lines are skipped** (a
-trailing blank line is common and harmless) but still counted, so every error and ``lines`` entry
-names the true 1-based line of the file. Sequences are checked against the encoding contract (A, C, G,
+Policies, the same for every format and for the fast path of ``prepare``: line ends may be LF or CRLF (a
+lone CR, old Mac line ends, is an error naming the line); a UTF-8 byte-order mark at the start is dropped
+(UTF-16/32 text is refused); NUL and other control bytes are binary data, an error; **blank lines are
+skipped** (a trailing blank line is common and harmless) but still counted, so every error and ``lines``
+entry names the true 1-based line of the file. A value is an ASCII decimal number (``-1.5``, ``.5``,
+``2e-3``): Python-only syntax such as ``1_000`` is not a number. Input may be ``-`` (standard input) or a
+pipe: :func:`iter_records` reads it once. Sequences are checked against the encoding contract (A, C, G,
 T, N in either case); anything else is an :class:`~crmnet.errors.InputError` naming file and line unless
 ``invalid="N"`` maps it to N (``SequenceTable.mapped`` counts the characters). A missing, NaN, infinite
 or non-numeric value, an empty sequence, a wrong number of columns, an empty file and a truncated or

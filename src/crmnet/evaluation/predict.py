@@ -137,14 +137,21 @@ def predict_at_lines(model, sequences: Sequence[str], lines: Sequence[int], *, b
                      device=None, invalid: InvalidPolicy = "error", source: str | None = None,
                      stats: EncodingStats | None = None) -> np.ndarray:
     """:func:`predict` for sequences read from ``source``; an invalid character is reported at its
-    input line ``lines[i]`` (1-based), wherever the sequence sat in the file."""
+    input line ``lines[i]`` (1-based), wherever the sequence sat in the file. A non-finite prediction
+    (NaN weights) is an InputError naming the first such line: nothing non-finite is written or scored."""
     try:
-        return predict(model, sequences, batch_size, device, invalid=invalid, source=source, first_line=0,
-                       stats=stats)
+        preds = predict(model, sequences, batch_size, device, invalid=invalid, source=source, first_line=0,
+                        stats=stats)
     except InputError as exc:
         if exc.line is None or exc.source != source:
             raise
         raise InputError(source, exc.problem, line=int(lines[exc.line])) from None
+    bad = np.flatnonzero(~np.isfinite(preds))
+    if len(bad):  # a diverged checkpoint: refuse rather than write or score NaN
+        raise InputError(source, f"the model predicted {preds[bad[0]]} for this sequence ({len(bad):,} of "
+                                 f"{len(preds):,} non-finite): its weights are not finite (a diverged checkpoint?)",
+                         line=int(lines[bad[0]]))
+    return preds
 
 
 def predict_file(
