@@ -448,3 +448,14 @@ def test_memory_error_in_a_command_is_one_line(monkeypatch, capsys):
     assert main(["prepare", "x", "--out", "y"]) == 2
     err = capsys.readouterr().err
     assert len(err.splitlines()) == 1 and "out of memory" in err
+
+
+def test_ctrl_c_while_the_subcommands_import_is_an_interrupt(monkeypatch, capsys):
+    import crmnet.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    assert cli.main(["prepare", "x", "--out", "y"]) == 130
+    assert capsys.readouterr().err == "crmnet: interrupted\n"

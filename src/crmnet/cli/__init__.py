@@ -59,8 +59,8 @@ def user_error_message(exc: BaseException) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)  # inside: Ctrl-C while the subcommands import is an interrupt too
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("crmnet: interrupted", file=sys.stderr)
