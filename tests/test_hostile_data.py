@@ -451,7 +451,7 @@ def test_memory_error_in_a_command_is_one_line(monkeypatch, capsys):
 
 
 def test_ctrl_c_while_the_subcommands_import_is_an_interrupt(monkeypatch, capsys):
-    import crmnet.cli as cli
+    from crmnet import cli
 
     def interrupted():
         raise KeyboardInterrupt
