@@ -29,7 +29,7 @@ from crmnet.data.readers import read_records
 from crmnet.data.store import open_store, prepare
 from crmnet.data.txtblocks import TxtBlocks
 from crmnet.errors import CrmnetError, InputError, OutputExistsError
-from crmnet.fsutil import MARKER, atomic_file, atomic_path, sweep_orphans
+from crmnet.fsutil import MARKER, atomic_file, atomic_path, mark_output, sweep_orphans
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,6 +135,7 @@ PREDICT = {
     "out is an existing directory": (["train.txt", "--out", "foreign", "--overwrite"], ["foreign: is a directory"]),
     "out is the input": (["train.txt", "--out", "train.txt", "--overwrite"], ["train.txt: is an input"]),
     "out exists": (["train.txt", "--out", "measured.csv"], ["measured.csv: already exists"]),
+    "out is the checkpoint": (["train.txt", "--out", "m.pt", "--overwrite"], ["m.pt: is an input"]),
     "random bytes": (["random.bin", "--out", "p.tsv"], ["random.bin:1:", "binary data"]),
     "lone CR line ends": (["lonecr.txt", "--out", "p.tsv"], ["lonecr.txt:1:", "lone-CR (old Mac) line ends"]),
     "a directory": (["indir", "--out", "p.tsv"], ["indir: is a directory, not a file"]),
@@ -170,6 +171,13 @@ def test_evaluate_refuses(work, capsys, case):
         (work / "test.csv").write_text("sequence,Measured Expression\nACGTACGT,1.0\nACGTAAAA,2.0\nACGTCCCC,0.5\n")
         argv = ["--predictions", "pred.txt", "--test", "test.csv", *argv[2:]]
     refused(work, capsys, ["evaluate", *argv, "--bootstrap", "0"], *expected)
+
+
+def test_report_and_evaluate_never_replace_their_inputs(work, capsys):
+    mark_output(work / "indir")  # a crmnet output directory, used as the input of the next command
+    refused(work, capsys, ["report", "indir", "--out", "indir", "--overwrite"], "indir: is an input")
+    refused(work, capsys, ["evaluate", "--checkpoint", "indir/m.pt", "--out", "indir", "--overwrite"],
+            "indir: holds the input")
 
 
 def test_predict_refuses_a_checkpoint_with_nan_weights(work, capsys):

@@ -10,6 +10,7 @@ Layout (format ``crmnet.data.store``, version 1), ``n`` rows, ``W = encoding.len
     manifest.json                 sources (path, sha256, bytes, rows, medium), counts, encoding, split
                                   seed and fraction, duplicate policy and count, characters mapped to N,
                                   truncated rows, creation time (UTC), crmnet version
+    .crmnet-output                the mark of a crmnet output (what ``--overwrite`` may replace)
 
 That is ``W + 7`` bytes per row (119 at W = 112). Every array is a plain ``.npy`` file, so
 ``np.load(path, mmap_mode="r")`` reads it without crmnet.
