@@ -467,3 +467,10 @@ def test_ctrl_c_while_the_subcommands_import_is_an_interrupt(monkeypatch, capsys
     monkeypatch.setattr(cli, "build_parser", interrupted)
     assert cli.main(["prepare", "x", "--out", "y"]) == 130
     assert capsys.readouterr().err == "crmnet: interrupted\n"
+
+
+def test_sweep_leaves_other_outputs_temporaries_alone(tmp_path):
+    (tmp_path / ".out.tsv.abcd1234.lock").write_text("")  # free lock of another output, "out.tsv"
+    (tmp_path / ".out.tsv.abcd1234.old").write_text("the only copy of out.tsv")
+    assert sweep_orphans(tmp_path / "out") == []
+    assert (tmp_path / ".out.tsv.abcd1234.old").exists()

@@ -21,16 +21,21 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from crmnet.errors import CrmnetError, OutputError, OutputExistsError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; temporaries of killed runs are then never swept
+    fcntl = None
 
 MARKER = ".crmnet-output"  # in every directory written by atomic_path: what --overwrite may replace
 # A write that fails for these reasons failed for lack of room or permission, not because of a bug.
@@ -157,9 +162,13 @@ def sweep_orphans(path: str | os.PathLike) -> list[Path]:
     """
     path = Path(path)
     removed = []
+    if fcntl is None:
+        return removed
     parent = path.parent if str(path.parent) else Path(".")
     for lock in parent.glob(f".{_glob_escape(path.name)}.*.lock"):
         stem = lock.name[: -len(".lock")]
+        if not _TMP_SUFFIX.fullmatch(stem[len(path.name) + 2 :]):
+            continue  # the temporary of another output whose name starts like this one
         try:
             fd = os.open(lock, os.O_RDONLY)
         except OSError:
@@ -182,6 +191,9 @@ def sweep_orphans(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+_TMP_SUFFIX = re.compile(r"[a-z0-9_]{8}")  # what tempfile.mkstemp puts between prefix and suffix
+
+
 def _glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
@@ -192,7 +204,8 @@ def _locked_sibling(path: Path) -> Iterator[Path]:
     fd, lock_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".lock", dir=path.parent)
     lock = Path(lock_name)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield lock.with_name(lock.name[: -len(".lock")] + ".tmp")
     finally:
         lock.unlink(missing_ok=True)
