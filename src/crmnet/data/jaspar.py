@@ -197,9 +197,17 @@ def read_meme(path: str | os.PathLike) -> list[Motif]:
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise InputError(path, f"cannot read the MEME file ({exc.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(path, f"not a text file (byte 0x{data[exc.start]:02x} is not UTF-8): a MEME file is text",
+                         line=line) from None
+    if "\0" in text:
+        raise InputError(path, "binary data (a NUL byte): a MEME file is text", line=text.count("\n", 0, text.index("\0")) + 1)
     lines = text.splitlines()
     motifs: list[Motif] = []
     i = 0
