@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from crmnet.models import build_model
-from crmnet.models.blocks import MultiHeadSelfAttention, SameConvTranspose1d
-from crmnet.models.fastpath import FastCRMnet, _Attention, _Polyphase, optimize_for_inference
+from crmnet.models.blocks import MultiHeadSelfAttention, SameConv1d, SameConvTranspose1d
+from crmnet.models.fastpath import FastCRMnet, _Attention, _Conv, _Polyphase, optimize_for_inference
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -132,3 +132,28 @@ def test_the_fast_module_is_cached_until_the_weights_change():
     assert refreshed is not fast
     with torch.inference_mode():
         torch.testing.assert_close(refreshed(x), model(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("length", [14, 28, 112, 9])
+def test_fft_convolution_equals_the_direct_one(length):
+    torch.manual_seed(length)
+    conv = SameConv1d(128, 160, 11)
+    with torch.no_grad():
+        conv.bias.uniform_(-1, 1)
+    x = torch.randn(3, 128, length)
+    fast = _Conv(conv)
+    assert fast.fft
+    with torch.inference_mode():
+        want, got = torch.relu(conv(x)), fast(x)
+    torch.testing.assert_close(got, want, rtol=0, atol=2e-6 * want.abs().max().item())
+
+
+def test_chunked_batches_match_single_sequences():
+    torch.manual_seed(5)
+    model = _perturb(build_model("crmnet-tiny"))
+    fast = optimize_for_inference(model)
+    x = _onehot(FastCRMnet.CHUNK + 7)
+    with torch.inference_mode():
+        whole = fast(x)
+        one_by_one = torch.cat([fast(x[i : i + 1]) for i in range(len(x))])
+    torch.testing.assert_close(whole, one_by_one, rtol=1e-5, atol=1e-6)

@@ -61,16 +61,62 @@ def _frozen(t: torch.Tensor | None) -> nn.Parameter | None:
     return None if t is None else nn.Parameter(t.detach().clone(), requires_grad=False)
 
 
+def _fft_size(n: int) -> int:
+    """The smallest length ≥ n whose prime factors are 2, 3 and 5 (fast FFT sizes)."""
+    while True:
+        m = n
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return n
+        n += 1
+
+
 class _Conv(nn.Module):
-    """A :class:`SameConv1d` with ReLU fused in place: x (B, C_in, L) → (B, C_out, ceil(L / stride))."""
+    """A :class:`SameConv1d` with ReLU fused: x (B, C_in, L) → (B, C_out, ceil(L / stride)).
+
+    Wide stride-1 float32 convolutions (≥ 128 channels in and out, where it was measured to be
+    1.1–1.8× faster on a CPU) run as FFT convolutions: per frequency, the channel mixing is one real
+    matrix product of ``[Re x, Im x]`` with ``[[Re W, Im W], [−Im W, Re W]]`` (B × 2C_in by 2C_in × 2C_out),
+    batched over the frequencies — 2·(L + k)/2 · 4 instead of L · k multiply-adds per channel pair.
+    The FFT's rounding is ≈3e-7 relative per convolution (tested).
+    """
 
     def __init__(self, conv: SameConv1d):
         super().__init__()
         self.weight, self.bias = _frozen(conv.weight), _frozen(conv.bias)
         self.stride, self.symmetric = conv.stride[0], conv.symmetric
+        cout, cin, _ = conv.weight.shape
+        self.fft = self.symmetric and min(cin, cout) >= 128 and conv.groups == 1
+        self._spectra: dict[tuple, tuple[int, torch.Tensor]] = {}  # (L, device) → (N, mixing matrices)
+
+    def _spectrum(self, length: int) -> tuple[int, torch.Tensor]:
+        key = (length, self.weight.device)
+        if key not in self._spectra:
+            k = self.weight.shape[-1]
+            n = _fft_size(length + k - 1)
+            # Correlation with w = convolution with w flipped; its output is shifted by k // 2.
+            g = torch.fft.rfft(self.weight.detach().flip(-1).double(), n=n)  # (C_out, C_in, F)
+            mix = torch.cat([torch.cat([g.real, g.imag], 0), torch.cat([-g.imag, g.real], 0)], 1)
+            self._spectra[key] = (n, mix.permute(2, 1, 0).contiguous().float())  # (F, 2 C_in, 2 C_out)
+        return self._spectra[key]
+
+    def _fft_conv(self, x: torch.Tensor) -> torch.Tensor:
+        b, cin, length = x.shape
+        n, mix = self._spectrum(length)
+        spec = torch.view_as_real(torch.fft.rfft(x, n=n))  # (B, C_in, F, 2)
+        freqs, cout = mix.shape[0], mix.shape[-1] // 2
+        y = torch.bmm(spec.permute(2, 0, 3, 1).reshape(freqs, b, 2 * cin), mix)  # (F, B, [Re, Im] C_out)
+        y[0, :, :cout] += n * self.bias  # the bias is a constant signal: all of it at frequency 0
+        y = torch.view_as_complex(y.view(freqs, b, 2, cout).permute(1, 3, 0, 2).contiguous())
+        half = self.weight.shape[-1] // 2
+        return F.relu(torch.fft.irfft(y, n=n)[..., half : half + length])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k = self.weight.shape[-1]
+        if self.fft and x.dtype == torch.float32:
+            return self._fft_conv(x)
         if self.symmetric:
             return F.conv1d(x, self.weight, self.bias, padding=k // 2).relu_()
         x = F.pad(x, keras_same_padding(x.shape[-1], k, self.stride))
@@ -184,10 +230,14 @@ class _Attention(nn.Module):
         wo = attn.out.weight.detach().to(**f64).view(e, h, d).permute(1, 2, 0)  # (H, d, E)
         bq = attn.q.bias.detach().to(**f64).view(h, 1, d)
         scale = 1.0 / math.sqrt(d)
-        # Linear weights (out, in): the folded query of head h is x ↦ x (Wq_hᵀ Wk_h) / √d + Wk_hᵀ bq_h / √d.
-        self.q_weight = _frozen((wk.transpose(1, 2) @ wq * scale).reshape(h * e, e).float())
-        self.q_bias = _frozen((bq @ wk * scale).reshape(h * e).float())
-        self.v_weight = _frozen((wo.transpose(1, 2) @ wv).reshape(h * e, e).float())
+        # Linear weights (out, in): the folded query of head h is x ↦ x (Wq_hᵀ Wk_h) / √d + Wk_hᵀ bq_h / √d,
+        # its folded value x ↦ x (Wo_h Wv_h)ᵀ. One matmul makes both, interleaved per head as
+        # [q'_0, v'_0, q'_1, v'_1, ...], so that each is a (B, T·H, E) matrix with a uniform row stride.
+        q_weight = wk.transpose(1, 2) @ wq * scale  # (H, E, E)
+        v_weight = wo.transpose(1, 2) @ wv
+        self.qv_weight = _frozen(torch.stack([q_weight, v_weight], 1).reshape(2 * h * e, e).float())
+        q_bias = (bq @ wk * scale).view(h, e)
+        self.qv_bias = _frozen(torch.stack([q_bias, torch.zeros_like(q_bias)], 1).reshape(2 * h * e).float())
         out_bias = attn.out.bias.detach().to(**f64) + attn.out.weight.detach().to(
             **f64
         ) @ attn.v.bias.detach().to(**f64)
@@ -197,9 +247,12 @@ class _Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, e = x.shape
         h = self.heads
-        scores = torch.bmm(_linear(x, self.q_weight, self.q_bias).view(b, t * h, e), x.transpose(1, 2))
-        probs = torch.softmax(scores, dim=-1).view(b, t, h, t).transpose(2, 3).reshape(b, t, t * h)
-        values = _linear(x, self.v_weight, None).view(b, t * h, e)  # rows (key j, head h)
+        qv = _linear(x, self.qv_weight, self.qv_bias).view(b, t * h, 2 * e)  # rows (token, head)
+        queries, values = qv[..., :e], qv[..., e:]
+        # Scores transposed, (B, key j, (query i, head h)): the softmax over the keys then runs along a
+        # non-innermost axis of length T, which PyTorch vectorises over the T·H inner elements.
+        probs = torch.softmax(torch.bmm(x, queries.transpose(1, 2)), dim=1)
+        probs = probs.view(b, t, t, h).transpose(1, 2).reshape(b, t, t * h)  # (B, i, (j, h))
         return torch.baddbmm(self.out_bias, probs, values)
 
 
@@ -226,6 +279,8 @@ class FastCRMnet(nn.Module):
 
     Always in eval semantics (no dropout, batch-norm running statistics); gradients are not supported.
     """
+
+    CHUNK = 64
 
     def __init__(self, model: CRMnet, dtype: torch.dtype = torch.float32):
         super().__init__()
@@ -259,6 +314,11 @@ class FastCRMnet(nn.Module):
         return blocks[-1](t).transpose(1, 2).contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Samples are independent; chunks of CHUNK keep each layer's activations in the CPU's caches
+        # (a batch of 256 at once is ≈20 % slower per sequence than four of 64).
+        return torch.cat([self._forward(part) for part in x.split(self.CHUNK)])
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = self.mlp_b[0].dtype
         x = x.to(dtype)
         skips = []
