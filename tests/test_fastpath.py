@@ -157,3 +157,16 @@ def test_chunked_batches_match_single_sequences():
         whole = fast(x)
         one_by_one = torch.cat([fast(x[i : i + 1]) for i in range(len(x))])
     torch.testing.assert_close(whole, one_by_one, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("length", [112, 28, 15])
+def test_fft_strided_convolution_keeps_the_keras_windows(length):
+    torch.manual_seed(length)
+    conv = SameConv1d(128, 128, 11, stride=2)
+    x = torch.randn(2, 128, length)
+    fast = _Conv(conv)
+    assert fast.fft
+    with torch.inference_mode():
+        want, got = torch.relu(conv(x)), fast(x)
+    assert got.shape == want.shape == (2, 128, -(-length // 2))
+    torch.testing.assert_close(got, want, rtol=0, atol=2e-6 * want.abs().max().item())
