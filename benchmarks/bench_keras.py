@@ -85,7 +85,8 @@ class KerasSide:
     def _answer(self) -> dict:
         line = self.proc.stdout.readline()
         if not line:
-            raise RuntimeError("the Keras worker exited (is TensorFlow installed in --keras-python?)")
+            self.proc.wait()
+            raise RuntimeError("the Keras worker exited: no TensorFlow (+ tf-keras) in --keras-python?")
         return json.loads(line)
 
     def run(self, batch: int, repeats: int) -> dict:
@@ -141,8 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_interop_threads(1)
     keras = None
     if args.keras_python:
-        keras = KerasSide(args.keras_python, args.savedmodel)
-        print(f"# Keras side: TensorFlow {keras.info['tensorflow']}, {keras.info['params']:,} weights")
+        try:
+            keras = KerasSide(args.keras_python, args.savedmodel)
+            print(f"# Keras side: TensorFlow {keras.info['tensorflow']}, {keras.info['params']:,} weights")
+        except RuntimeError as err:
+            print(f"# Keras side skipped: {err}; measuring crmnet only")
     else:
         print("# no --keras-python given (a Python with TensorFlow): measuring crmnet only")
     models = _contenders(args.savedmodel, args.bf16)
