@@ -138,7 +138,9 @@ def test_teacher_cli(tmp_path, teacher_ckpt, capsys):
     argv = ["simulate", "--teacher", str(teacher_ckpt), "--n", "40", "--seed", "1", "--out", str(out),
             "--truth-ism", "3", "--labels", "test"]
     assert main(argv) == 0
-    assert "teacher ISM of the first 3 sequences" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "teacher ISM of the first 3 sequences" in captured.out
+    assert "not on the 0–17 expression scale" in captured.err  # an untrained teacher predicts ≈ 0
     truth = json.loads(truth_path(out).read_text())
     assert truth["format"] == "crmnet-teacher-truth" and truth["teacher"]["model"] == "crmnet-tiny"
     rows = [line.split("\t") for line in out.read_text().splitlines()]

@@ -9,6 +9,7 @@ to the real random promoters). ``--teacher CKPT`` labels random promoters with a
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from crmnet.errors import InputError
@@ -149,5 +150,10 @@ def _teacher(args, config):
         data = simulate_teacher(model, args.n, args.seed, config, args.batch_size, checkpoint=args.teacher)
     except ValueError as exc:
         raise InputError(args.teacher, str(exc)) from None
+    nf = data.truth["summary"]["noise_free"]
+    if nf["sd"] < 0.5 or not 0 < nf["quantiles"]["median"] < 17:
+        # The label noise works on the 0–17 expression-bin scale of the real assay.
+        print(f"warning: the teacher's predictions (median {nf['quantiles']['median']:.2f}, sd {nf['sd']:.2f}) are "
+              "not on the 0–17 expression scale; its labels will be degenerate", file=sys.stderr)
     count = min(args.truth_ism, args.n)
     return data, teacher_ism(model, data, count, args.batch_size) if count else None
