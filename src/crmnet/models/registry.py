@@ -30,6 +30,12 @@ from crmnet.models.baselines import (
 )
 from crmnet.models.blocks import ModelConfig
 from crmnet.models.crmnet import CRMnet, CRMnetConfig
+from crmnet.models.vaishnav import (
+    DeepATTKeras,
+    DeepATTKerasConfig,
+    VaishnavTransformerKeras,
+    VaishnavTransformerKerasConfig,
+)
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,15 @@ MODELS: dict[str, ModelEntry] = {
     "deepatt": ModelEntry(DeepATTConfig, DeepATT, "DeepATT adapted to regression"),
     "legnet": ModelEntry(
         LegNetConfig, LegNet, "LegNet (Penzar et al. 2023): soft classification over 18 bins"
+    ),
+    # Keras semantics of the released weights (crmnet import); outputs in expression units.
+    "deepatt-keras": ModelEntry(
+        DeepATTKerasConfig, DeepATTKeras, "DeepATT as released by Vaishnav et al. 2022 (Keras semantics)"
+    ),
+    "vaishnav-transformer-keras": ModelEntry(
+        VaishnavTransformerKerasConfig,
+        VaishnavTransformerKeras,
+        "Vaishnav et al. 2022 transformer as released (Keras semantics)",
     ),
 }
 
