@@ -44,8 +44,9 @@ def run(args: argparse.Namespace) -> int:
     provenance, cfg = meta["provenance"], model.config
     trainable, stats = count_parameters(model)
     release = provenance.get("release") or "not a known release"
+    heads = f"{cfg.heads} heads x {cfg.head_dim}, " if hasattr(cfg, "head_dim") else ""
     print(
-        f"imported {provenance['importer_format']} {args.path} as {meta['model']} ({release}): "
+        f"imported {provenance['importer_format']} {args.path} as {meta['model']} ({release}): {heads}"
         f"{trainable:,} parameters + {stats:,} statistics, input {cfg.length} nt channels {cfg.channels}, "
         f"output {cfg.output_shift:g} + {cfg.output_scale:g} * y -> {out}"
     )

@@ -304,6 +304,18 @@ def tf_checkpoint_prefix(path: str | Path) -> Path | None:
     return None
 
 
+def _check_shard_sizes(bundle: TensorBundle) -> None:
+    """Refuse a shard shorter than its tensors (optimizer slots included), even where they are not read."""
+    for shard, path in enumerate(bundle.data_files()):
+        need = max((e.offset + e.size for e in bundle.entries.values() if e.shard == shard), default=0)
+        if not path.is_file():
+            raise InputError(path, "checkpoint data shard not found")
+        if path.stat().st_size < need:
+            raise InputError(
+                path, f"data shard holds {path.stat().st_size} bytes but the index needs {need}: the file is truncated"
+            )
+
+
 def read_tf_checkpoint(prefix: str | Path, verify: bool = True) -> KerasModel:
     """Read a Keras model's TF object-graph checkpoint (``model.save_weights(prefix)``, TF format).
 
@@ -313,6 +325,7 @@ def read_tf_checkpoint(prefix: str | Path, verify: bool = True) -> KerasModel:
     checkpoint stores no layer classes or configs.
     """
     bundle = TensorBundle(prefix)
+    _check_shard_sizes(bundle)
     keys: dict[int, list[tuple[str, str]]] = {}
     ignored, foreign = 0, []
     for key in bundle.entries:

@@ -94,13 +94,10 @@ def weighted_layers(keras: KerasModel) -> list[Weighted]:
     for layer in keras.layers:
         if not layer.weights:
             continue
-        roles: dict[str, np.ndarray] = {}
-        for path, array in layer.weights:
-            role = _role(path)
-            if role in roles:
-                raise InputError(keras.source, f"Keras layer {layer.name!r} has two {role!r} weights")
-            roles[role] = array
-        out.append(Weighted(layer, _kind(roles), roles))
+        roles = {_role(path): array for path, array in layer.weights}
+        # Two variables with one role (a squeeze-excitation's two kernels): no layer of these models.
+        kind = _kind(roles) if len(roles) == len(layer.weights) else "unknown"
+        out.append(Weighted(layer, kind, roles))
     return out
 
 
