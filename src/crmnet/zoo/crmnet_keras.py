@@ -110,6 +110,8 @@ class _Builder:
         self.state: dict[str, np.ndarray] = {}
         self.origin: dict[str, str] = {}  # torch key → "keras layer/variable"
         self.layer_map: dict[str, str] = {}  # keras layer → torch module
+        self.kernel_sizes: set[int] = set()  # every conv block's kernel size: must agree
+        self.ratios: set[int] = set()  # every SE layer's reduction ratio: must agree
 
     # -- helpers ----------------------------------------------------------------------------------
     def error(self, message: str) -> InputError:
@@ -349,11 +351,19 @@ class _Builder:
     # -- the whole model --------------------------------------------------------------------------
     def build(self) -> dict:
         """Walk every weighted layer; returns the CRMnetConfig fields read off the shapes."""
-        fields: dict = {}
-        encoder: list[int] = []
-        kernel_sizes: set[int] = set()
-        ratios: set[int] = set()
-        bn_names: list[str] = []
+        self.check_input()
+        encoder, skips = self.encoder()
+        fields = {"encoder_channels": tuple(encoder), **self.transformers()}
+        fields["decoder_channels"] = self.decoder(skips, len(encoder))
+        fields.update(self.head_and_mlp())
+        for name, values in (("kernel_size", self.kernel_sizes), ("se_ratio", self.ratios)):
+            if len(values) != 1:
+                raise self.error(f"layers differ in {name}: {sorted(values)}")
+            fields[name] = next(iter(values))
+        fields["channels"] = KERAS_CHANNELS
+        return fields
+
+    def check_input(self) -> None:
         if self.peek() is None:
             raise self.error("the Keras model has no weights")
         first = self.tokens[0][0]
@@ -362,22 +372,32 @@ class _Builder:
             raise self.error(
                 f"the first layer {first.name!r} is not a Conv1D over {len(KERAS_CHANNELS)} one-hot channels"
             )
+
+    def conv_pair(self, prefix: str, what: str) -> int:
+        """conv SE BN conv SE BN, the body of every encoder and decoder block; returns its width."""
+        width = self.conv(f"{prefix}.conv1", f"{what}, first convolution")
+        self.ratios.add(self.se(f"{prefix}.se1", f"{what}, first SE"))
+        self.bn(f"{prefix}.bn1", f"{what}, first batch norm")
+        self.conv(f"{prefix}.conv2", f"{what}, second convolution")
+        self.ratios.add(self.se(f"{prefix}.se2", f"{what}, second SE"))
+        self.bn(f"{prefix}.bn2", f"{what}, second batch norm")
+        return width
+
+    def encoder(self) -> tuple[list[int], list[str]]:
+        """Encoder blocks until the transformers: (widths, names of the batch norms the skips leave from)."""
+        encoder: list[int] = []
+        bn_names: list[str] = []
         while True:
             i = len(encoder)
-            block = f"encoder.{i}"
-            kernel_sizes.add(int(self.tokens[self.pos][0].weights[0][1].shape[0]))
-            width = self.conv(f"{block}.conv1", f"encoder block {i + 1}, first convolution")
-            ratios.add(self.se(f"{block}.se1", f"encoder block {i + 1}, first SE"))
-            self.bn(f"{block}.bn1", f"encoder block {i + 1}, first batch norm")
-            self.conv(f"{block}.conv2", f"encoder block {i + 1}, second convolution")
-            ratios.add(self.se(f"{block}.se2", f"encoder block {i + 1}, second SE"))
-            self.bn(f"{block}.bn2", f"encoder block {i + 1}, second batch norm")
+            self.kernel_sizes.add(int(self.tokens[self.pos][0].weights[0][1].shape[0]))
+            encoder.append(self.conv_pair(f"encoder.{i}", f"encoder block {i + 1}"))
             bn_names.append(self.tokens[self.pos - 1][0].name)
-            encoder.append(width)
             if not (self.is_conv() and self.is_conv(1)):
-                break
-            self.conv(f"{block}.down", f"encoder block {i + 1}, stride-2 convolution")
-        fields["encoder_channels"] = tuple(encoder)
+                return encoder, bn_names[:-1]
+            self.conv(f"encoder.{i}.down", f"encoder block {i + 1}, stride-2 convolution")
+
+    def transformers(self) -> dict:
+        """The transformer stages: heads, head_dim, ff_dim and transformer_pairs."""
         run = []
         while self.peek() == "transformer":
             run.append(self.tokens[self.pos][0])
@@ -401,9 +421,11 @@ class _Builder:
             shapes.add(self.transformer(layer, f"transformer.{i}"))
         if len(shapes) != 1:
             raise self.error(f"transformer blocks differ in size: {sorted(shapes)}")
-        fields["heads"], fields["head_dim"], fields["ff_dim"] = shapes.pop()
-        fields["transformer_pairs"] = len(stages) - 2
-        skips = bn_names[:-1]
+        heads, head_dim, ff_dim = shapes.pop()
+        return {"heads": heads, "head_dim": head_dim, "ff_dim": ff_dim, "transformer_pairs": len(stages) - 2}
+
+    def decoder(self, skips: list[str], n_encoder: int) -> int:
+        """Decoder blocks (transposed conv, concatenation with a skip, conv pair); returns their width."""
         decoder = []
         while self.peek() in ("conv_transpose", "conv?") and self.is_conv(1):
             d = len(decoder)
@@ -414,44 +436,33 @@ class _Builder:
             if not skips:
                 raise self.error(f"decoder block {d + 1} has no encoder block left to take its skip from")
             self.check_concat(up_layer.name, skips.pop())
-            self.conv(f"decoder.{d}.conv1", f"decoder block {d + 1}, first convolution")
-            ratios.add(self.se(f"decoder.{d}.se1", f"decoder block {d + 1}, first SE"))
-            self.bn(f"decoder.{d}.bn1", f"decoder block {d + 1}, first batch norm")
-            self.conv(f"decoder.{d}.conv2", f"decoder block {d + 1}, second convolution")
-            ratios.add(self.se(f"decoder.{d}.se2", f"decoder block {d + 1}, second SE"))
-            self.bn(f"decoder.{d}.bn2", f"decoder block {d + 1}, second batch norm")
+            self.conv_pair(f"decoder.{d}", f"decoder block {d + 1}")
         if skips:
-            raise self.error(f"{len(encoder) - 1} encoder skips but {len(decoder)} decoder blocks")
+            raise self.error(f"{n_encoder - 1} encoder skips but {len(decoder)} decoder blocks")
         if len(set(decoder)) != 1:
             raise self.error(f"decoder blocks differ in width: {decoder}")
-        fields["decoder_channels"] = decoder[0]
+        return decoder[0]
+
+    def head_and_mlp(self) -> dict:
+        """Head (conv + SE) blocks and the Dense stack: head_channels, mlp_units and the input length."""
         head = []
         while self.is_conv():
             h = len(head)
             head.append(self.conv(f"head.{h}.conv", f"head block {h + 1}, convolution"))
-            ratios.add(self.se(f"head.{h}.se", f"head block {h + 1}, SE"))
+            self.ratios.add(self.se(f"head.{h}.se", f"head block {h + 1}, SE"))
         if not head:
             raise self.error("no convolution + SE head after the decoder")
-        fields["head_channels"] = tuple(head)
         units = []
         while self.peek() is not None:
             units.append(self.dense(f"mlp.{len(units)}", f"Dense layer {len(units) + 1} of the MLP"))
         if not units or units[-1] != 1:
             raise self.error(f"the MLP must end in a Dense(1), found widths {units}")
-        fields["mlp_units"] = tuple(units[:-1])
         flat = self.state["mlp.0.weight"].shape[1]
         if flat % head[-1]:
             raise self.error(
                 f"the first Dense takes {flat} inputs, not a multiple of the head's {head[-1]} channels"
             )
-        fields["length"] = flat // head[-1]
-        for name, values in (("kernel_size", kernel_sizes), ("se_ratio", ratios)):
-            if len(values) != 1:
-                raise self.error(f"layers differ in {name}: {sorted(values)}")
-            fields[name] = values.pop()
-        fields["channels"] = KERAS_CHANNELS
-        return fields
-
+        return {"head_channels": tuple(head), "mlp_units": tuple(units[:-1]), "length": flat // head[-1]}
 
 def convert(keras: KerasModel):
     """A read Keras model → (CRMnet module in eval mode with the weights loaded, provenance dict)."""
