@@ -43,12 +43,14 @@ def run(args: argparse.Namespace) -> int:
     meta = model.checkpoint_meta
     provenance, cfg = meta["provenance"], model.config
     trainable, stats = count_parameters(model)
-    release = provenance.get("release") or "not a known release"
+    release = f" ({provenance['release']})" if provenance.get("release") else ""
     heads = f"{cfg.heads} heads x {cfg.head_dim}, " if hasattr(cfg, "head_dim") else ""
+    scaled = (cfg.output_shift, cfg.output_scale) != (0.0, 1.0)
+    output = f", output {cfg.output_shift:.6g} + {cfg.output_scale:.6g} * y" if scaled else ""
     print(
-        f"imported {provenance['importer_format']} {args.path} as {meta['model']} ({release}): {heads}"
-        f"{trainable:,} parameters + {stats:,} statistics, input {cfg.length} nt channels {cfg.channels}, "
-        f"output {cfg.output_shift:g} + {cfg.output_scale:g} * y -> {out}"
+        f"imported {provenance['importer_format']} {args.path} as {meta['model']}{release}: {heads}"
+        f"{trainable:,} parameters + {stats:,} statistics, input {cfg.length} nt channels {cfg.channels}"
+        f"{output} -> {out}"
     )
     for what, note in (provenance.get("assumed") or {}).items():
         print(f"  assumed {what}: {note}")
