@@ -148,9 +148,14 @@ def test_keras_lstm_step_by_hand_and_backward_direction():
     torch.testing.assert_close(backward(seq), lstm(seq.flip(1)).flip(1))
 
 
-def test_output_affine_defaults_to_identity_and_rejects_zero():
-    y = torch.randn(4)
-    assert build_model("deepatt").config.to_expression(y) is y
+def test_output_scaler_is_applied_and_validated():
+    torch.manual_seed(0)
+    x = torch.rand(2, 4, 110)
+    plain = build_model("deepatt-keras", output_shift=0.0, output_scale=1.0).eval()
+    scaled = build_model("deepatt-keras", output_shift=2.0, output_scale=3.0).eval()
+    scaled.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(scaled(x), 2.0 + 3.0 * plain(x))
     with pytest.raises(ValueError, match="output_scale"):
         build_model("deepatt-keras", output_scale=0.0)
 
@@ -253,3 +258,63 @@ def test_pth_is_delegated_to_the_legnet_importer(tmp_path, monkeypatch):
     meta = load_checkpoint(out).checkpoint_meta
     assert meta["model"] == "legnet" and meta["provenance"]["name"] == "legnet-complex"
     assert meta["provenance"]["importer_format"] == "pytorch" and meta["provenance"]["state_dict_keys"] == 3
+
+
+# --- every config field matters -----------------------------------------------------------------------
+
+SMALL = {
+    "deepatt-keras": {"filters": 8, "width": 9, "lstm_units": 4, "heads": 2, "dense_units": (8,)},
+    "vaishnav-transformer-keras": {
+        "motif_filters": 8, "motif_width": 5, "coop_filters": 8, "coop_width": 5, "transformer_layers": 1,
+        "heads": 2, "ff_dim": 4, "lstm_units": 2, "dense_units": (8,), "length": 40,
+    },
+}
+COMMON = {"length": 36, "pad": "end", "truncate": "end", "unknown_fill": 0.0, "prefix": "A", "loss": "huber",
+          "output_shift": 0.5, "output_scale": 2.0, "dropout": 0.5, "softmax_eps": 1e-2}
+ALTERNATIVES = {
+    "deepatt-keras": {**COMMON, "channels": "TGCA", "filters": 6, "width": 7, "pool": 2, "lstm_units": 3,
+                      "heads": 4, "dense_units": (6,)},
+    "vaishnav-transformer-keras": {**COMMON, "motif_filters": 6, "motif_width": 7, "coop_filters": 4,
+                                   "coop_width": 3, "transformer_layers": 2, "heads": 4, "ff_dim": 3,
+                                   "lstm_units": 3, "dense_units": (4,), "layernorm_eps": 1e-3},
+}
+
+
+def fingerprint(model: torch.nn.Module) -> list:
+    """Encoding, initial weights, eval and train outputs and the loss on a fixed batch with N codes."""
+    enc = model.encoding
+    x = onehot(torch.randint(0, 5, (3, enc.length), generator=torch.Generator().manual_seed(0)), enc)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        out = [enc, model.eval()(x), model.train()(x), model.compute_loss(x, torch.tensor([1.0, 5.0, 9.0]))[0]]
+    return out + list(model.state_dict().values())
+
+
+def same(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(
+        (torch.is_tensor(u) and u.shape == v.shape and torch.equal(u, v)) or (not torch.is_tensor(u) and u == v)
+        for u, v in zip(a, b, strict=True)
+    )
+
+
+@pytest.mark.parametrize("name", list(SMALL))
+def test_every_config_field_changes_the_model_or_its_output(name):
+    from dataclasses import fields
+
+    from crmnet.models.registry import MODELS
+
+    def build(**kw):
+        torch.manual_seed(0)
+        return build_model(name, **{**SMALL[name], **kw})
+
+    names = {f.name for f in fields(MODELS[name].config_class)}
+    expected = set(ALTERNATIVES[name]) | ({"channels"} if name == "vaishnav-transformer-keras" else set())
+    assert names == expected
+    base = fingerprint(build())
+    assert same(base, fingerprint(build()))
+    for field, value in ALTERNATIVES[name].items():
+        assert getattr(build().config, field) != value, field
+        assert not same(base, fingerprint(build(**{field: value}))), f"{name}: {field} changes nothing"
+    if name == "vaishnav-transformer-keras":  # the strand flip needs A, C, G, T in order
+        with pytest.raises(ValueError, match="channels 'ACGT'"):
+            build(channels="TGCA")

@@ -33,9 +33,6 @@ class ModelConfig(Config):
     length: input positions (prefix included); pad/truncate: ``"end"`` or ``"start"``;
     channels: one-hot channel order (``"NACGT"``, ``"ACGT"``, ...); unknown_fill: base-channel value
     of an ``N`` when there is no ``N`` channel; prefix: constant sequence placed before every sequence.
-    output_scale, output_shift: the affine map ``shift + scale · y`` from the network's output to
-    expression units (a released model trained on standardised targets carries its authors' scaler
-    here: Vaishnav et al.'s complex medium 9.358784 + 3.704071 · y); identity by default.
     """
 
     length: int = 112
@@ -44,25 +41,9 @@ class ModelConfig(Config):
     channels: str = "NACGT"
     unknown_fill: float = 0.0
     prefix: str = ""
-    output_scale: float = 1.0
-    output_shift: float = 0.0
 
     def __post_init__(self) -> None:
         _ = self.encoding  # building the Encoding validates the fields now, not at first use
-        if not (math.isfinite(self.output_scale) and math.isfinite(self.output_shift)) or self.output_scale == 0:
-            raise ValueError(
-                f"output_scale must be finite and non-zero and output_shift finite, not "
-                f"{self.output_scale!r} and {self.output_shift!r}"
-            )
-
-    def to_expression(self, y: torch.Tensor) -> torch.Tensor:
-        """The network output y (any shape) in expression units: ``output_shift + output_scale · y``.
-
-        The identity map returns ``y`` itself, so models without a scaler stay bit-for-bit unchanged.
-        """
-        if self.output_scale == 1.0 and self.output_shift == 0.0:
-            return y
-        return y * self.output_scale + self.output_shift
 
     @property
     def encoding(self) -> Encoding:

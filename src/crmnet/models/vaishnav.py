@@ -143,6 +143,31 @@ class KerasMultiHeadAttention(nn.Module):
         return F.relu(self.o(y))
 
 
+@dataclass
+class VaishnavKerasConfig(PeerConfig):
+    """Their released models' input and output: N = [1, 1, 1, 1] (``unknown_fill``) and the target scaler.
+
+    output_shift, output_scale: the StandardScaler of the training targets; ``forward`` returns
+    ``output_shift + output_scale · y`` (expression units). Defaults: the complex medium's.
+    """
+
+    unknown_fill: float = N_ALL_CHANNELS
+    output_shift: float = COMPLEX_SCALER[0]
+    output_scale: float = COMPLEX_SCALER[1]
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not (math.isfinite(self.output_scale) and math.isfinite(self.output_shift)) or self.output_scale == 0:
+            raise ValueError(
+                f"{type(self).__name__}: output_scale must be finite and non-zero and output_shift finite, "
+                f"not {self.output_scale!r} and {self.output_shift!r}"
+            )
+
+    def to_expression(self, y: torch.Tensor) -> torch.Tensor:
+        """The network output y (any shape) in expression units."""
+        return y * self.output_scale + self.output_shift
+
+
 def _bn(channels: int) -> nn.BatchNorm1d:
     return nn.BatchNorm1d(channels, eps=_BN_EPS, momentum=_BN_MOMENTUM)
 
@@ -151,14 +176,11 @@ def _bn(channels: int) -> nn.BatchNorm1d:
 
 
 @dataclass
-class DeepATTKerasConfig(PeerConfig):
+class DeepATTKerasConfig(VaishnavKerasConfig):
     """The released DeepATT: Conv1D ``filters`` × ``width`` (valid, ReLU) → max-pool ``pool`` → BiLSTM
     ``lstm_units`` per direction → keras-multi-head attention with ``heads`` heads over the 2 · lstm_units
     features → Dense ``dense_units`` (ReLU) → Dense 1; ``dropout`` after the pool and the attention."""
 
-    unknown_fill: float = N_ALL_CHANNELS
-    output_shift: float = COMPLEX_SCALER[0]
-    output_scale: float = COMPLEX_SCALER[1]
     filters: int = 256
     width: int = 30
     pool: int = 3
@@ -207,16 +229,13 @@ class DeepATTKeras(RegressionLoss, nn.Module):
 
 
 @dataclass
-class VaishnavTransformerKerasConfig(PeerConfig):
+class VaishnavTransformerKerasConfig(VaishnavKerasConfig):
     """The released transformer (Glu/SC_Ura ``model_params.pkl``): a reverse-complement motif scan of
     ``motif_filters`` × ``motif_width``, the cooperativity Conv2D and a Conv1D of ``coop_filters`` ×
     ``coop_width``, ``transformer_layers`` blocks of ``heads``-head attention and a ``ff_dim``
     feed-forward, a BiLSTM of ``lstm_units``, Dense ``dense_units``; ``dropout`` where the authors had it;
     ``layernorm_eps`` and ``softmax_eps`` as their custom layers."""
 
-    unknown_fill: float = N_ALL_CHANNELS
-    output_shift: float = COMPLEX_SCALER[0]
-    output_scale: float = COMPLEX_SCALER[1]
     motif_filters: int = 256
     motif_width: int = 30
     coop_filters: int = 64
