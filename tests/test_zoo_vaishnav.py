@@ -318,3 +318,10 @@ def test_every_config_field_changes_the_model_or_its_output(name):
     if name == "vaishnav-transformer-keras":  # the strand flip needs A, C, G, T in order
         with pytest.raises(ValueError, match="channels 'ACGT'"):
             build(channels="TGCA")
+
+
+def test_tf_checkpoint_found_from_its_folder_and_state_file(deepatt_dir, tmp_path):
+    for source in (deepatt_dir, deepatt_dir / "checkpoint", deepatt_dir / "DeepAtt"):
+        out = import_model(source, tmp_path / f"{source.name}.pt", verify=False)
+        meta = load_checkpoint(out).checkpoint_meta
+        assert meta["model"] == "deepatt-keras" and meta["provenance"]["importer_format"] == "tf-checkpoint"

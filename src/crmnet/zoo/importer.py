@@ -1,20 +1,17 @@
 """``crmnet import``: any released model file crmnet can run → an ordinary crmnet checkpoint.
 
-:func:`import_model` recognises the format from the file itself, never from its name alone:
+:func:`import_model` recognises the format from the file itself (magic bytes, folder contents, layer
+kinds), never from its name alone:
 
-==============================================  =============================================  ======================
-source                                          recognised by                                  becomes
-==============================================  =============================================  ======================
-CRMnet authors' SavedModel directory            ``saved_model.pb`` + ``variables/``            ``crmnet``
-CRMnet authors' Keras HDF5                      HDF5 magic; layers fit no Vaishnav model        ``crmnet``
-Vaishnav et al.'s DeepATT (``DeepAtt_model.h5``)  HDF5 magic; weighted layers Conv1D, BiLSTM,      ``deepatt-keras``
-                                                MultiHeadAttention, Dense...
-Vaishnav et al.'s transformer                   HDF5 magic; rc_Conv1D ... Conv2D ...            ``vaishnav-transformer-keras``
-(``fitness_function.h5``)                       transformer blocks, BiLSTM, Dense...
-DeepATT TF checkpoint (``DeepAtt.index`` +      a ``.index`` tensor bundle (the prefix, the     ``deepatt-keras``
-shards, or the folder / ``checkpoint`` file)    ``.index`` file, its folder or ``checkpoint``)
-LegNet ``model_*.pth`` state_dict               PyTorch zip / ``.pth``                         ``legnet`` (crmnet.zoo.legnet)
-==============================================  =============================================  ======================
+* the CRMnet authors' **SavedModel folder** (``saved_model.pb`` + ``variables/``) or **Keras HDF5** file
+  whose layers fit no Vaishnav model → ``crmnet``;
+* Vaishnav et al.'s **DeepATT** HDF5 (``DeepAtt_model.h5``; weighted layers Conv1D, BiLSTM,
+  MultiHeadAttention, Dense...) → ``deepatt-keras``;
+* their **transformer** HDF5 (``fitness_function.h5``; rc_Conv1D, BatchNorms, Conv2D, Conv1D,
+  transformer blocks, BiLSTM, Dense...) → ``vaishnav-transformer-keras``;
+* a **TF object-graph checkpoint** (``DeepAtt.index`` + shards: the prefix, the ``.index`` file, its folder
+  or its ``checkpoint`` state file) → whichever of the two its layers form;
+* a **LegNet** ``model_*.pth`` state_dict (PyTorch zip) → delegated to ``crmnet.zoo.legnet.import_file``.
 
 The checkpoint is self-describing (:mod:`crmnet.models.checkpoint`): architecture, encoding, the output
 scaling to expression units, and provenance — source path and format, SHA-256 of every source file,
