@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     trainable, stats = count_parameters(model)
     release = f" ({provenance['release']})" if provenance.get("release") else ""
     heads = f"{cfg.heads} heads x {cfg.head_dim}, " if hasattr(cfg, "head_dim") else ""
-    scaled = (cfg.output_shift, cfg.output_scale) != (0.0, 1.0)
+    scaled = hasattr(cfg, "output_scale")  # models trained on standardised targets carry their scaler
     output = f", output {cfg.output_shift:.6g} + {cfg.output_scale:.6g} * y" if scaled else ""
     print(
         f"imported {provenance['importer_format']} {args.path} as {meta['model']}{release}: {heads}"
