@@ -8,6 +8,7 @@ from crmnet.errors import InputError
 
 
 def register(subparsers) -> None:
+    """Add the ``interpret`` and ``motifs`` subcommands to ``subparsers`` (argparse)."""
     p = subparsers.add_parser(
         "interpret",
         help="saliency / ISM attributions of a checkpoint, known-motif statistics, Figure 5A-G",
@@ -128,6 +129,7 @@ def _check_out(args) -> None:
 
 
 def run_interpret(args) -> int:
+    """``crmnet interpret``: attributions of a checkpoint and Figure 5; returns the exit status."""
     from crmnet.interpret.attribution import AttributionConfig, attribute
     from crmnet.interpret.figure5 import console_lines, figure5
     from crmnet.models.checkpoint import load_checkpoint
@@ -154,9 +156,11 @@ def run_interpret(args) -> int:
 
 
 def run_motifs(args) -> int:
+    """``crmnet motifs``: de novo discovery and, with a truth, recovery scores; returns the exit status."""
     from crmnet.data.jaspar import DEFAULT_RELEASE, load_yeast_motifs
     from crmnet.interpret.attribution import Attributions, matching_attributions
-    from crmnet.interpret.denovo import DiscoveryConfig, discover
+    from crmnet.interpret.denovo import discover
+    from crmnet.interpret.kmers import DiscoveryConfig
 
     _check_out(args)
     try:
