@@ -25,6 +25,12 @@ from crmnet.interpret.scanning import Hits
 from crmnet.interpret.stats import add_q, mhg
 
 NO_HITS = "no hits"
+# Every row has every column (None where a motif has nothing to report), in this order.
+_F_COLUMNS = ("motif", "matrix_id", "n_hits", "n_sequences", "n_positions", "mean_matched", "sem_matched",
+              "mean_unmatched", "sem_unmatched", "difference", "ci_low", "ci_high", "abs_ratio", "wilcoxon_p",
+              "q_value", "mean_all", "note")
+_G_COLUMNS = ("motif", "matrix_id", "n_sequences", "mean_with", "sem_with", "mean_without", "sem_without",
+              "mean_all", "sem_all", "mannwhitney_p", "q_value", "mhg_p_top", "mhg_p_bottom", "note")
 
 
 def _mean_sem(x: np.ndarray) -> tuple[float | None, float | None]:
@@ -90,10 +96,12 @@ def saliency_enrichment(hits: Hits, per_position: np.ndarray, region: np.ndarray
         matched_mask = hits.covered(k) & region
         rest = region & ~matched_mask
         seqs = np.flatnonzero(matched_mask.any(axis=1) & rest.any(axis=1))
-        row: dict = {"motif": m.name, "matrix_id": m.matrix_id, "n_hits": int((hits.motif == k).sum()),
-                     "n_sequences": len(seqs), "n_positions": int(matched_mask[seqs].sum()), "mean_all": mean_all}
+        row: dict = dict.fromkeys(_F_COLUMNS)
+        row.update({"motif": m.name, "matrix_id": m.matrix_id, "n_hits": int((hits.motif == k).sum()),
+                    "n_sequences": len(seqs), "n_positions": int(matched_mask[seqs].sum()), "mean_all": mean_all,
+                    "note": NO_HITS if len(seqs) == 0 else ""})
+        rows.append(row)
         if len(seqs) == 0:
-            rows.append({**row, "note": NO_HITS, "wilcoxon_p": None})
             continue
         values, on, off = per_position[seqs], matched_mask[seqs], rest[seqs]
         matched, unmatched = _masked_means(values, on), _masked_means(values, off)
@@ -101,7 +109,7 @@ def saliency_enrichment(hits: Hits, per_position: np.ndarray, region: np.ndarray
         row["mean_unmatched"], row["sem_unmatched"] = _mean_sem(unmatched)
         abs_off = _masked_means(np.abs(values), off).mean()
         row["abs_ratio"] = float(_masked_means(np.abs(values), on).mean() / abs_off) if abs_off > 0 else None
-        rows.append({**row, **paired_difference(matched, unmatched), "note": ""})
+        row.update(paired_difference(matched, unmatched))
     add_q(rows, "wilcoxon_p")
     return rows
 
@@ -132,10 +140,11 @@ def expression_enrichment(hits: Hits, expression: np.ndarray) -> list[dict]:
     rows = []
     for k, m in enumerate(hits.motifs):
         inside, outside = expression[has[k]], expression[~has[k]]
-        row: dict = {"motif": m.name, "matrix_id": m.matrix_id, "n_sequences": len(inside),
-                     "mean_all": mean_all, "sem_all": sem_all}
+        row: dict = dict.fromkeys(_G_COLUMNS)
+        row.update({"motif": m.name, "matrix_id": m.matrix_id, "n_sequences": len(inside), "mean_all": mean_all,
+                    "sem_all": sem_all, "note": NO_HITS if len(inside) == 0 else ""})
+        rows.append(row)
         if len(inside) == 0:
-            rows.append({**row, "note": NO_HITS, "mannwhitney_p": None})
             continue
         row["mean_with"], row["sem_with"] = _mean_sem(inside)
         row["mean_without"], row["sem_without"] = _mean_sem(outside)
@@ -143,6 +152,5 @@ def expression_enrichment(hits: Hits, expression: np.ndarray) -> list[dict]:
                                 if len(outside) else None)
         row["mhg_p_top"] = mhg(has[k][order])[1]
         row["mhg_p_bottom"] = mhg(has[k][order[::-1]])[1]
-        rows.append({**row, "note": ""})
     add_q(rows, "mannwhitney_p")
     return rows
