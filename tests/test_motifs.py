@@ -231,6 +231,7 @@ def test_strict_recovery_counts_best_matches_once_and_lenient_is_labelled():
     assert strict["rule"] == "strict" and strict["recovered"] == ["REB1"]
     assert strict["true_positives"] == 1 and strict["n_correct_motifs"] == 2
     assert strict["precision"] == pytest.approx(1 / 5) and strict["recall"] == pytest.approx(1 / 2)
+    assert strict["motif_precision"] == pytest.approx(2 / 5)
     lenient = recovery(queries, targets, planted, matches=m, rule="lenient")
     assert "lenient" in lenient["rule_text"] and lenient["recovered"] == ["REB1", "UME6"]
     assert lenient["true_positives"] == 4 and lenient["precision"] == pytest.approx(4 / 5)

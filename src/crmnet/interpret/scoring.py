@@ -217,8 +217,9 @@ def recovery(queries: list[Motif], targets: list[Motif], planted: list[str], *, 
     -------
     dict
         rule, rule_text, n_discovered, n_correct_motifs (duplicates included), true_positives (strict:
-        distinct planted motifs; lenient: correct motifs), precision, n_planted, recovered (names),
-        recall, and ``classes`` when given.
+        distinct planted motifs; lenient: correct motifs), precision (true_positives / n_discovered),
+        motif_precision (n_correct_motifs / n_discovered: each correct motif counts, duplicates too),
+        n_planted, recovered (names), recall, and ``classes`` when given.
     """
     if rule not in RULES:
         raise ValueError(f"rule must be one of {sorted(RULES)}, not {rule!r}")
@@ -236,6 +237,7 @@ def recovery(queries: list[Motif], targets: list[Motif], planted: list[str], *, 
     out = {
         "rule": rule, "rule_text": RULES[rule], "n_discovered": len(queries), "n_correct_motifs": n_correct,
         "true_positives": tp, "precision": tp / len(queries) if queries else None,
+        "motif_precision": n_correct / len(queries) if queries else None,
         "n_planted": len(cols), "recovered": recovered, "recall": len(recovered) / len(cols) if cols else None,
     }
     if classes:
