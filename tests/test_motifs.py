@@ -30,7 +30,7 @@ from crmnet.interpret.matching import Matches, tomtom_match
 from crmnet.interpret.scanning import Hits, scan
 from crmnet.interpret.scoring import recovery
 from crmnet.interpret.stats import bh_adjust, mhg
-from crmnet.interpret.tables import format_p, markdown_table, write_tsv
+from crmnet.tables import format_p, markdown_table, write_tsv
 
 LEFT, RIGHT = "TGCATTTTTTTCACATC", "GGTTACGGCTGTT"
 
@@ -203,8 +203,8 @@ def test_bh_and_tables(tmp_path):
     assert path.read_text().splitlines() == ["a\tb\tq_value\tc", "1\t0.123457\t< 1e-300\t", "2\t\t\tx"]
     with pytest.raises(FileExistsError):
         write_tsv(path, [])
-    assert format_p(0.0) == "< 1e-300" and format_p(0.0, "q") == "q < 1e-300" and format_p(0.031, "q") == "q = 0.031"
-    assert format_p(None) == "–" and format_p(float("nan"), "p") == "p = n/a"
+    assert format_p(0.0, None) == "< 1e-300" and format_p(0.0, "q") == "q < 1e-300" and format_p(0.031, "q") == "q = 0.031"
+    assert format_p(None, None) == "n/a" and format_p(float("nan"), "p") == "p = n/a"
     lines = markdown_table(["motif", "mean", "p"], [["REB1", 1.23456, 0.0], ["RAP1", float("nan"), 2e-5]],
                            p_columns=("p",))
     assert lines[2:] == ["| REB1 | 1.23 | < 1e-300 |", "| RAP1 | – | 2e-05 |"]

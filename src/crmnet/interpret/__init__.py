@@ -2,7 +2,6 @@
 
 Modules, in import order (each imports only those above it):
 
-* :mod:`~crmnet.interpret.tables` — the one table writer (TSV, Markdown, p-values as bounds);
 * :mod:`~crmnet.interpret.stats` — Benjamini-Hochberg q-values and the exact mHG test;
 * :mod:`~crmnet.interpret.attribution` — saliency (input × gradient) and ISM in sequence coordinates;
 * :mod:`~crmnet.interpret.scanning` — FIMO scanning of known motifs (memelite);
@@ -14,5 +13,5 @@ Modules, in import order (each imports only those above it):
 * :mod:`~crmnet.interpret.denovo` — TF-MoDISco and the discovery pipeline (``crmnet motifs``);
 * :mod:`~crmnet.interpret.figure5` — the Figure 5 pipeline (``crmnet interpret``).
 
-Figures are drawn by :mod:`crmnet.plot.interpret`.
+Figures are drawn by :mod:`crmnet.plot.interpret`; tables are written by :mod:`crmnet.tables`.
 """

@@ -18,7 +18,7 @@ from crmnet.data.jaspar import Motif
 from crmnet.interpret.kmers import DiscoveryConfig, kmer_enrichment, kmer_mhg, merge_kmers
 from crmnet.interpret.matching import Matches, match_rows, tomtom_match
 from crmnet.interpret.scoring import motif_classes, recovery
-from crmnet.interpret.tables import format_p, markdown_table, write_tsv
+from crmnet.tables import format_p, markdown_table, write_tsv
 
 
 def modisco_motifs(onehot: np.ndarray, hypothetical: np.ndarray, *, trim: float = 0.3, n_leiden_runs: int = 10,

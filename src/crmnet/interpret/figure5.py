@@ -19,7 +19,7 @@ from crmnet.interpret.attribution import AttributionConfig, Attributions, displa
 from crmnet.interpret.enrichment import NO_HITS, expression_enrichment, saliency_enrichment
 from crmnet.interpret.scanning import Hits, scan
 from crmnet.interpret.scoring import ground_truth_saliency
-from crmnet.interpret.tables import format_p, markdown_table, write_tsv
+from crmnet.tables import format_p, markdown_table, write_tsv
 
 LOGO_LETTERS = "ABCDE"
 
