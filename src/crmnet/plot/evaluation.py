@@ -53,6 +53,24 @@ def density_scatter(ax, y_true, y_pred, metrics: dict | None = None, title: str 
     return hb
 
 
+def count_ticks(vmax: float) -> list[int]:
+    """Integer colour-bar ticks for counts 1..``vmax`` on a log scale: 1, 2, 5, 10, 20, 50 ... while that
+    makes at most 10 ticks, else the powers of ten."""
+    top = max(int(np.floor(np.log10(max(vmax, 1.0)))), 0)
+    ticks = [m * 10**e for e in range(top + 1) for m in (1, 2, 5) if m * 10**e <= vmax]
+    return ticks if len(ticks) <= 10 else [10**e for e in range(top + 1)]
+
+
+def count_colorbar(fig, hb, ax):
+    """A colour bar for a log-scaled hexbin of counts, labelled with plain integers (not ``2×10^0``)."""
+    cbar = fig.colorbar(hb, ax=ax, label="sequences per bin", shrink=0.8)
+    counts = np.asarray(hb.get_array(), dtype=np.float64)
+    ticks = count_ticks(float(counts.max()) if counts.size else 1.0)
+    cbar.set_ticks(ticks, labels=[f"{t:,}" for t in ticks])
+    cbar.ax.minorticks_off()
+    return cbar
+
+
 def figure2(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], suptitle: str | None = None):
     """Figure 2: one density scatter per ``(title, y_true (n,), y_pred (n,))`` panel, two per row."""
     if not panels:
@@ -62,8 +80,7 @@ def figure2(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], suptitle: str 
     fig = _figure(4.6 * ncols, 4.4 * nrows)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
     for ax, (title, y, p) in zip(axes, panels):
-        hb = density_scatter(ax, y, p, title=title)
-        fig.colorbar(hb, ax=ax, label="sequences per bin", shrink=0.8)
+        count_colorbar(fig, density_scatter(ax, y, p, title=title), ax)
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     if suptitle:
