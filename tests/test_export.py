@@ -31,6 +31,7 @@ def _model(name):
 def test_export_matches_pytorch(name, fmt, tmp_path):
     model = _model(name)
     path = export_model(model, tmp_path / f"m.{fmt}", fmt, dynamo=False)
+    assert [p.name for p in tmp_path.iterdir()] == [f"m.{fmt}"]
     check = parity(model, path, n=16)
     assert check["format"] == fmt and check["max_rel"] <= TOL, check
     exported = Exported(path)
@@ -44,6 +45,7 @@ def test_onnx_dynamo_exporter(tmp_path):
     model = _model("crmnet-tiny")
     path = export_model(model, tmp_path / "m.onnx", "onnx", dynamo=True)
     assert parity(model, path, n=16)["max_rel"] <= TOL
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # one self-contained file, no leftovers
 
 
 def test_export_refuses_existing_and_foreign_files(tmp_path):

@@ -93,17 +93,29 @@ def export_model(model: nn.Module, path: str | os.PathLike, fmt: str = "onnx", *
 
 
 def _export_onnx(model: nn.Module, x: torch.Tensor, tmp: Path, meta: dict, dynamo: bool, opset: int | None):
+    import logging
+
     import onnx
 
-    kwargs: dict = {"input_names": ["onehot"], "output_names": ["prediction"], "opset_version": opset}
+    # One self-contained file (every registered model is far below protobuf's 2 GB limit): external data
+    # would be a second file named after the temporary one.
+    kwargs: dict = {"input_names": ["onehot"], "output_names": ["prediction"], "opset_version": opset,
+                    "external_data": False}
     if dynamo:
         kwargs["dynamic_shapes"] = ({0: torch.export.Dim("batch", min=1)},)
     else:
         kwargs["dynamic_axes"] = {"onehot": {0: "batch"}, "prediction": {0: "batch"}}
-    with warnings.catch_warnings():
-        # The exporters narrate each stage and warn about unrelated optional packages (torchvision).
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), str(tmp), dynamo=dynamo, verbose=False, **kwargs)
+    # The exporters narrate each stage and log about unrelated optional packages (torchvision): quiet
+    # them; a failure still raises.
+    log = logging.getLogger("torch.onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (x,), str(tmp), dynamo=dynamo, verbose=False, **kwargs)
+    finally:
+        log.setLevel(level)
     graph = onnx.load(str(tmp))
     graph.metadata_props.add(key="crmnet", value=json.dumps(meta))
     onnx.save(graph, str(tmp))
