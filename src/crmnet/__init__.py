@@ -74,6 +74,11 @@ _API = {
     "noise_free_expression": "crmnet.data.simulate",
     "read_keras": "crmnet.zoo.keras",
     "import_model": "crmnet.zoo.importer",
+    "ACGTAdapter": "crmnet.models.adapter",
+    "export_model": "crmnet.models.export",
+    "deep_lift_shap": "crmnet.interpret.methods",
+    "integrated_gradients": "crmnet.interpret.methods",
+    "attribute_method": "crmnet.interpret.methods",
 }
 
 __all__ = ["__version__", *_API]  # noqa: PLE0604 (the names are _API's string keys)

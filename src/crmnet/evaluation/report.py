@@ -306,6 +306,7 @@ def render_html(blocks: list[tuple], title: str) -> str:
 def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, *, title: str = "crmnet evaluation report",
                  n_boot: int = 1000, seed: int = 0, overwrite: bool = False) -> Path:
     """Write report.md, report.html and figures 2–4 (PNG + PDF) for ``paths`` into the directory ``out``."""
+    from crmnet.evaluation.metrics import compute_metrics
     from crmnet.plot import ablation_bars, benchmark_bars, figure2, save_figure
 
     data = load_inputs(paths)
@@ -321,6 +322,7 @@ def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, *, titl
             panels = [(test, data.predictions[test][model][1], data.predictions[test][model][2])
                       for test in data.tests if model in data.predictions.get(test, {})]
             panels = [(t, y[np.isfinite(p)], p[np.isfinite(p)]) for t, y, p in panels]
+            panels = [(t, y, p, compute_metrics(y, p)) for t, y, p in panels]
             stem = f"fig2_{_slug(model)}"
             while stem in figures.values():
                 stem += "_"
