@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from crmnet.interpret.attribution import sequence_onehot
-from crmnet.interpret.methods import attribute_method, deep_lift_shap, deeplift_ready, integrated_gradients
+from crmnet.interpret.attribution import AttributionConfig, attribute, sequence_onehot
+from crmnet.interpret.methods import deep_lift_shap, deeplift_ready, integrated_gradients
 from crmnet.models import build_model
 from crmnet.models.adapter import ACGTAdapter
 
@@ -74,13 +74,13 @@ def test_attribute_method_returns_sequence_coordinates():
     model = build_model("legnet-released").eval()
     rng = np.random.default_rng(2)
     seqs = ["".join(rng.choice(list("ACGT"), size=n)) for n in (60, 40, 60)]
-    attr = attribute_method(model, seqs, "integrated_gradients", n_steps=4)
+    attr = attribute(model, seqs, AttributionConfig(method="integrated_gradients", ig_steps=4))
     assert attr.hypothetical.shape == (3, 4, 60) and attr.method == "integrated_gradients"
     assert not attr.mask[:, :17].any() and attr.mask[0, 17:].all() and not attr.mask[1, 40:].any()
     assert not attr.hypothetical[:, :, :17].any() and attr.hypothetical[0, :, 17:].any()
     assert len(attr.meta["difference"]) == 3
     with pytest.raises(ValueError, match="method"):
-        attribute_method(model, seqs, "occlusion")
+        AttributionConfig(method="occlusion")
 
 
 @pytest.mark.parametrize("name", ["deepatt", "vaishnav-transformer"])

@@ -78,7 +78,6 @@ _API = {
     "export_model": "crmnet.models.export",
     "deep_lift_shap": "crmnet.interpret.methods",
     "integrated_gradients": "crmnet.interpret.methods",
-    "attribute_method": "crmnet.interpret.methods",
 }
 
 __all__ = ["__version__", *_API]  # noqa: PLE0604 (the names are _API's string keys)

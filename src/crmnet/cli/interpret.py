@@ -25,8 +25,12 @@ def register(subparsers) -> None:
                    help="sequences (txt/TSV, CSV or FASTA; e.g. test/Native_complex.csv); measured values enable 5G")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
     _add_motif_arguments(p)
-    p.add_argument("--method", choices=("saliency", "ism"), default="saliency",
-                   help="saliency = input x gradient (the paper's); ism = every single-base substitution")
+    p.add_argument("--method", choices=("saliency", "ism", "deeplift_shap", "integrated_gradients"), default="saliency",
+                   help="saliency = input x gradient (the paper's); ism = every single-base substitution; "
+                        "deeplift_shap = DeepLIFT/SHAP against 20 dinucleotide shuffles (tangermeme); "
+                        "integrated_gradients = from all-N (captum)")
+    p.add_argument("--ig-steps", type=int, default=64, metavar="N",
+                   help="integration points for integrated_gradients (default 64)")
     p.add_argument("--threshold", type=float, default=1e-4, help="FIMO p-value threshold (default 1e-4)")
     p.add_argument("--batch-size", type=int, default=1024,
                    help="sequences (ISM: substituted sequences) per batch; results do not depend on it")
@@ -142,6 +146,7 @@ def run_interpret(args) -> int:
             method=args.method, batch_size=args.batch_size, drop_below_mean=not args.keep_below_mean,
             min_value=None if args.min_value < 0 else args.min_value, zero_flanks=not args.keep_flanks,
             ism_variable_only=not args.ism_all_positions, gradient_correction=args.gradient_correction,
+            ig_steps=args.ig_steps,
         )
     except ValueError as exc:  # e.g. --batch-size 0
         raise InputError("arguments", str(exc)) from None

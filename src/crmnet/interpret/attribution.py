@@ -39,14 +39,15 @@ from crmnet.errors import InputError
 from crmnet.fsutil import atomic_file
 
 BASES = "ACGT"
-METHODS = ("saliency", "ism")
+METHODS = ("saliency", "ism", "deeplift_shap", "integrated_gradients")
 
 
 @dataclass
 class AttributionConfig(Config):
     """How attributions are computed and shown.
 
-    method: ``"saliency"`` (input × gradient) or ``"ism"`` (saturation mutagenesis).
+    method: ``"saliency"`` (input × gradient), ``"ism"`` (saturation mutagenesis), ``"deeplift_shap"``
+        (tangermeme, against dinucleotide shuffles) or ``"integrated_gradients"`` (captum, from all-N).
     batch_size: sequences (saliency) or substituted sequences (ISM) per pass; results do not depend on it.
     drop_below_mean, min_value: the paper's display rule, keep a value only if it is at least the
         sequence's mean and at least ``min_value`` (``None``: no absolute floor).
@@ -54,6 +55,7 @@ class AttributionConfig(Config):
     ism_variable_only: ISM mutates only the positions between the flanks (the others get 0).
     gradient_correction: saliency only; subtract the mean gradient over A, C, G, T at each position
         (Majdandzic et al. 2023) before the projection. Off by default: the paper used the plain gradient.
+    ig_steps: integrated gradients only; integration points (the sum converges to f(x) − f(baseline)).
     """
 
     method: str = "saliency"
@@ -64,6 +66,7 @@ class AttributionConfig(Config):
     flanks: tuple[int, int] = FLANKS
     ism_variable_only: bool = True
     gradient_correction: bool = False
+    ig_steps: int = 64
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -178,8 +181,9 @@ def model_positions(lengths: np.ndarray, enc: Encoding, width: int) -> tuple[np.
     """
     lengths = np.asarray(lengths, dtype=np.int64)
     body = enc.body_length
-    kept = np.minimum(lengths, body)
-    first = np.zeros_like(kept) if enc.truncate == "end" else lengths - kept  # first base the model keeps
+    usable = np.maximum(lengths - enc.trim_start, 0)  # the model drops the first trim_start bases
+    kept = np.minimum(usable, body)
+    first = enc.trim_start + (np.zeros_like(kept) if enc.truncate == "end" else usable - kept)
     put = np.zeros_like(kept) if enc.pad == "end" else body - kept  # where it goes in the body
     j = np.arange(width, dtype=np.int64)[None, :]
     seen = (j >= first[:, None]) & (j < (first + kept)[:, None])
@@ -226,32 +230,6 @@ def gradients(model, codes: np.ndarray, batch_size: int = 1024):
     return out
 
 
-def _acgt_view(model):
-    """The model seen from ACGT one-hot: x (B, 4, L), N = all-zero column → (B, 1) prediction."""
-    import torch
-    from torch import nn
-
-    enc: Encoding = model.encoding
-
-    class AcgtView(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.model = model
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            missing = 1.0 - x.sum(dim=1, keepdim=True)  # 1 where the column is N
-            columns = []
-            for ch in enc.channels:
-                if ch == "N":
-                    columns.append(missing)
-                else:
-                    base = x[:, BASES.index(ch) : BASES.index(ch) + 1]
-                    columns.append(base if "N" in enc.channels else base + enc.unknown_fill * missing)
-            return self.model(torch.cat(columns, dim=1)).unsqueeze(-1)
-
-    return AcgtView().eval()
-
-
 def ism(model, codes: np.ndarray, batch_size: int = 1024, span: tuple[int, int] | None = None):
     """Saturation mutagenesis (tangermeme): prediction(substituted) − prediction(original) for every
     position and base, centred over the four bases at each position.
@@ -275,12 +253,14 @@ def ism(model, codes: np.ndarray, batch_size: int = 1024, span: tuple[int, int] 
     import torch
     from tangermeme.saturation_mutagenesis import saturation_mutagenesis
 
+    from crmnet.models.adapter import ACGTAdapter
+
     x = onehot(torch.as_tensor(codes), Encoding(length=codes.shape[1], channels="ACGT"))  # N: all-zero column
     device = next(model.parameters()).device
     start, end = span or (0, codes.shape[1])
     attr = saturation_mutagenesis(
-        _acgt_view(model), x, start=start, end=end, batch_size=batch_size, hypothetical=True, device=device,
-        verbose=False,
+        ACGTAdapter(model, coordinates="model").eval(), x, start=start, end=end, batch_size=batch_size,
+        hypothetical=True, device=device, verbose=False,
     )
     out = np.zeros((len(codes), 4, codes.shape[1]), dtype=np.float32)
     out[:, :, start:end] = attr.float().cpu().numpy()
@@ -307,6 +287,10 @@ def attribute(model, sequences: list[str], config: AttributionConfig | None = No
     config = config or AttributionConfig()
     if not sequences:
         raise InputError(source, "no sequences to attribute")
+    if config.method in ("deeplift_shap", "integrated_gradients"):
+        options = {"n_steps": config.ig_steps} if config.method == "integrated_gradients" else {}
+        return _attribute_by_method(model, sequences, config.method, source=source, batch_size=config.batch_size,
+                                    **options)
     enc: Encoding = model.encoding
     codes, _ = encode(sequences, enc, source=source)
     lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
@@ -392,3 +376,45 @@ def matching_attributions(attr: Attributions, sequences: list[str], source: str 
         raise InputError(source, "the attribution maps were computed on other sequences than --sequences")
     return Attributions(attr.onehot[:n], attr.hypothetical[:n], attr.lengths[:n], attr.mask[:n], attr.method,
                         dict(attr.meta))
+
+
+def _attribute_by_method(model, sequences: list[str], method: str, source: str | None = None, **options) -> Attributions:
+    """:class:`Attributions` of ``sequences`` by DeepLIFT/SHAP or integrated gradients.
+
+    Sequences are grouped by length (one layout per group); ``options`` go to :func:`deep_lift_shap` or
+    :func:`integrated_gradients`. ``hypothetical`` holds DeepLIFT/SHAP's hypothetical contributions, or
+    integrated gradients' attributions (observed bases only). ``meta`` records each sequence's
+    ``difference`` and the largest budget gap.
+    """
+    import torch
+
+    from crmnet.interpret.methods import deep_lift_shap, integrated_gradients
+    from crmnet.models.adapter import ACGTAdapter
+
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    width = int(lengths.max())
+    onehot = sequence_onehot(sequences, width, source=source)
+    hyp = np.zeros_like(onehot)
+    difference = np.zeros(len(sequences), dtype=np.float64)
+    gap = 0.0
+    adapter = ACGTAdapter(model)
+    mask = np.zeros((len(sequences), width), dtype=bool)
+    for length in np.unique(lengths):
+        rows = np.flatnonzero(lengths == length)
+        x = torch.as_tensor(onehot[rows, :, :length])
+        if method == "deeplift_shap":
+            res = deep_lift_shap(model, x, hypothetical=True, **options)
+        else:
+            res = integrated_gradients(model, x, **options)
+        hyp[rows, :, :length] = res.attributions
+        difference[rows] = res.difference
+        gap = max(gap, float(res.delta.max()))
+        column, _ = adapter.layout(int(length))
+        seen = np.zeros(int(length), dtype=bool)
+        seen[column[column >= 0].numpy()] = True
+        mask[rows, :length] = seen
+    onehot = np.where(mask[:, None, :], onehot, 0.0).astype(np.float32)
+    enc: Encoding = model.encoding
+    meta = {"encoding": enc.to_dict(), "difference": difference.tolist(), "max_budget_gap": gap, **options}
+    return Attributions(onehot, np.where(mask[:, None, :], hyp, 0.0).astype(np.float32), lengths, mask,
+                        method, meta)

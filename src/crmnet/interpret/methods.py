@@ -33,8 +33,6 @@ import torch
 from torch import fx, nn
 from torch.nn import functional as F
 
-from crmnet.data.encoding import Encoding
-from crmnet.errors import InputError
 from crmnet.models.adapter import ACGTAdapter
 
 METHODS = ("deeplift_shap", "integrated_gradients")
@@ -310,47 +308,3 @@ def _predict(adapter: ACGTAdapter, x: torch.Tensor, batch_size: int, device) -> 
     """(n,) predictions of the adapter, in batches."""
     return torch.cat([adapter(x[s : s + batch_size].to(device))[:, 0].cpu()
                       for s in range(0, len(x), batch_size)])
-
-
-def attribute_method(model: nn.Module, sequences: list[str], method: str, source: str | None = None,
-                     **options):
-    """:class:`crmnet.interpret.attribution.Attributions` of ``sequences`` by ``method`` (:data:`METHODS`).
-
-    Sequences are grouped by length (one layout per group); ``options`` go to :func:`deep_lift_shap` or
-    :func:`integrated_gradients`. ``hypothetical`` holds DeepLIFT/SHAP's hypothetical contributions, or
-    integrated gradients' attributions (observed bases only). ``meta`` records each sequence's
-    ``difference`` and the largest budget gap.
-    """
-    from crmnet.interpret.attribution import Attributions, sequence_onehot
-
-    if method not in METHODS:
-        raise ValueError(f"attribution method must be one of {METHODS}, not {method!r}")
-    if not sequences:
-        raise InputError(source, "no sequences to attribute")
-    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
-    width = int(lengths.max())
-    onehot = sequence_onehot(sequences, width, source=source)
-    hyp = np.zeros_like(onehot)
-    difference = np.zeros(len(sequences), dtype=np.float64)
-    gap = 0.0
-    adapter = ACGTAdapter(model)
-    mask = np.zeros((len(sequences), width), dtype=bool)
-    for length in np.unique(lengths):
-        rows = np.flatnonzero(lengths == length)
-        x = torch.as_tensor(onehot[rows, :, :length])
-        if method == "deeplift_shap":
-            res = deep_lift_shap(model, x, hypothetical=True, **options)
-        else:
-            res = integrated_gradients(model, x, **options)
-        hyp[rows, :, :length] = res.attributions
-        difference[rows] = res.difference
-        gap = max(gap, float(res.delta.max()))
-        column, _ = adapter.layout(int(length))
-        seen = np.zeros(int(length), dtype=bool)
-        seen[column[column >= 0].numpy()] = True
-        mask[rows, :length] = seen
-    onehot = np.where(mask[:, None, :], onehot, 0.0).astype(np.float32)
-    enc: Encoding = model.encoding
-    meta = {"encoding": enc.to_dict(), "difference": difference.tolist(), "max_budget_gap": gap, **options}
-    return Attributions(onehot, np.where(mask[:, None, :], hyp, 0.0).astype(np.float32), lengths, mask,
-                        method, meta)
