@@ -1,6 +1,6 @@
 """Training throughput in the layout of the CRMnet paper's Table 1.
 
-For each batch size and precision: seconds per optimiser step (median over the timed steps, warm-up and
+For each batch size and precision: seconds per optimiser step (mean over the timed steps, warm-up and
 compilation excluded), samples/s, the time of one epoch of 30.4 M samples (the complex-medium training
 set), the projected 20-epoch time and peak memory. Each configuration is timed twice: with a batch
 already on the device ("synthetic"), and fed by the real :class:`crmnet.data.loader.BatchLoader` from a
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import sys
 import tempfile
 import time
@@ -44,7 +43,7 @@ def _peak_mib(device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
 
 
-def _toy_store(tmp: Path, rows: int, seed: int = 0) -> Path:
+def toy_store(tmp: Path, rows: int, seed: int = 0) -> Path:
     """A store of random 110-nt sequences (speed does not depend on the values)."""
     from crmnet.data.store import prepare
 
@@ -59,24 +58,72 @@ def _toy_store(tmp: Path, rows: int, seed: int = 0) -> Path:
     return prepare([txt], tmp / "store", val_fraction=0.0, seed=seed).path
 
 
-def _time_steps(step, batches, n_warmup: int, n_steps: int, device) -> list[float]:
-    """Seconds of each of ``n_steps`` timed calls of ``step(x, y)`` after ``n_warmup`` untimed ones."""
-    times = []
+def _time_steps(step, batches, n_warmup: int, n_steps: int, device) -> float:
+    """Mean seconds per call of ``step(x, y)`` over ``n_steps`` calls timed as one block (the device
+    synchronised only at its ends, as in training) after ``n_warmup`` untimed ones."""
     it = iter(batches)
-    for i in range(n_warmup + n_steps):
-        _sync(device)
-        t = time.perf_counter()
-        x, y = next(it)
-        step(x, y)
-        _sync(device)
-        if i >= n_warmup:
-            times.append(time.perf_counter() - t)
-    return times
+    for _ in range(n_warmup):
+        step(*next(it))
+    _sync(device)
+    t = time.perf_counter()
+    for _ in range(n_steps):
+        step(*next(it))
+    _sync(device)
+    return (time.perf_counter() - t) / n_steps
 
 
 def _repeat(batch):
     while True:
         yield batch
+
+
+def measure(model_name: str, device, batch: int, precision: str, *, warmup: int = 2, steps: int = 5,
+            store=None, compile: bool | str = False, rank: int = 0, world: int = 1) -> dict:
+    """Time the trainer's own step (loss module, fused/foreach Adam, autocast) for one configuration.
+
+    Returns a row: batch, precision, devices, s_step (synthetic batch already on the device), and with a
+    ``store`` s_step_loader (fed by the real BatchLoader) and s_loader (the loader alone); peak_mib; or
+    ``oom: True``. ``compile``: True for ``torch.compile``'s default backend, or a backend name.
+    """
+    from crmnet.data.encoding import onehot
+    from crmnet.data.loader import BatchLoader
+    from crmnet.models.registry import build_model
+    from crmnet.training.distributed import Dist, wrap_ddp
+    from crmnet.training.losses import loss_module
+    from crmnet.training.step import configure_device, make_optimizer, optimizer_step
+
+    configure_device(device)
+    row = {"batch": batch, "precision": precision, "devices": world}
+    torch.manual_seed(0)
+    model = build_model(model_name).to(device).train()
+    row["params"] = sum(q.numel() for q in model.parameters())
+    module = loss_module(model)
+    if compile:
+        module = torch.compile(module) if compile is True else torch.compile(module, backend=compile)
+    module = wrap_ddp(module, Dist(rank, rank, world), device)
+    opt = make_optimizer("adam", model.parameters(), 1e-4, 0.0, device)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def step(xb, yb):
+        optimizer_step(module, opt, scaler, xb, yb, precision)
+
+    try:
+        x = onehot(torch.randint(0, 4, (batch, model.encoding.length), device=device), model.encoding)
+        y = torch.rand(batch, device=device) * 17
+        row["s_step"] = _time_steps(step, _repeat((x, y)), warmup, steps, device)
+        if store is not None:
+            kw = {"encoding": model.encoding, "shuffle": True, "drop_last": True, "rank": rank,
+                  "world_size": world, "device": device}
+            row["s_step_loader"] = _time_steps(step, BatchLoader(store, "train", batch, seed=0, **kw), warmup,
+                                               steps, device)
+            row["s_loader"] = _time_steps(lambda a, b: None, BatchLoader(store, "train", batch, seed=1, **kw), 1,
+                                          warmup + steps - 1, device)
+        row["peak_mib"] = _peak_mib(device)
+    except torch.cuda.OutOfMemoryError:
+        row = {**row, "oom": True}
+    return row  # its model and optimiser are freed on return (call torch.cuda.empty_cache() after)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,17 +132,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     p.add_argument("--batch-sizes", default="64,256", help="comma-separated per-device batch sizes")
     p.add_argument("--precisions", default="32,bf16-mixed", help="comma-separated: 32, bf16-mixed, 16-mixed")
-    p.add_argument("--steps", type=int, default=5, help="timed steps per configuration (median reported)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps per configuration (their mean reported)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation, allocator)")
     p.add_argument("--compile", action="store_true", help="torch.compile the training step")
     p.add_argument("--no-loader", action="store_true", help="skip the loader-fed measurement")
     p.add_argument("--store", help="store to feed the loader from (default: a temporary random store)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = p.parse_args(argv)
-
-    from crmnet.data.loader import BatchLoader
-    from crmnet.models.registry import build_model
-    from crmnet.training.train import loss_module, optimizer_step
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -118,64 +161,24 @@ def main(argv: list[str] | None = None) -> int:
     store = None
     if not args.no_loader:
         rows = (args.warmup + args.steps) * max(batch_sizes) * world
-        store = args.store or _toy_store(Path(tmp.name), rows)
+        store = args.store or toy_store(Path(tmp.name), rows)
 
-    n_params = None
     rows_out = []
     for batch in batch_sizes:
         for precision in precisions:
-            torch.manual_seed(0)
-            model = build_model(args.model).to(device).train()
-            n_params = sum(q.numel() for q in model.parameters())
-            module = loss_module(model)
-            if args.compile:
-                module = torch.compile(module)
-            if world > 1:
-                from torch.nn.parallel import DistributedDataParallel
-
-                module = DistributedDataParallel(module, device_ids=[local] if device.type == "cuda" else None)
-            opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-            scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
-            if device.type == "cuda":
-                torch.cuda.reset_peak_memory_stats(device)
-            codes = torch.randint(0, 4, (batch, model.encoding.length), device=device)
-            from crmnet.data.encoding import onehot
-
-            x = onehot(codes, model.encoding)
-            y = torch.rand(batch, device=device) * 17
-
-            def step(xb, yb, m=module, o=opt, s=scaler, p=precision):
-                optimizer_step(m, o, s, xb, yb, p)
-
-            row = {"batch": batch, "precision": precision, "devices": world}
-            try:
-                synth = _time_steps(step, _repeat((x, y)), args.warmup, args.steps, device)
-                row["s_step"] = statistics.median(synth)
-                if store is not None:
-                    loader = BatchLoader(store, "train", batch, encoding=model.encoding, shuffle=True, seed=0,
-                                         drop_last=True, rank=rank, world_size=world, device=device)
-                    fed = _time_steps(step, iter(loader), args.warmup, args.steps, device)
-                    row["s_step_loader"] = statistics.median(fed)
-                    alone = BatchLoader(store, "train", batch, encoding=model.encoding, shuffle=True, seed=1,
-                                        drop_last=True, rank=rank, world_size=world, device=device)
-                    row["s_loader"] = statistics.median(
-                        _time_steps(lambda a, b: None, iter(alone), 1, args.warmup + args.steps - 1, device))
-                row["peak_mib"] = _peak_mib(device)
-            except torch.cuda.OutOfMemoryError:
-                row["oom"] = True
-                torch.cuda.empty_cache()
+            row = measure(args.model, device, batch, precision, warmup=args.warmup, steps=args.steps, store=store,
+                          compile=args.compile, rank=rank, world=world)
             rows_out.append(row)
-            del model, module, opt
             if device.type == "cuda":
                 torch.cuda.empty_cache()
             if rank == 0:
                 print(_format_row(row), file=sys.stderr, flush=True)
 
     if rank == 0:
-        print(f"\nmodel {args.model} ({n_params:,} parameters), device {_device_name(device)}, "
+        print(f"\nmodel {args.model} ({rows_out[0]['params']:,} parameters), device {_device_name(device)}, "
               f"{world} process(es), torch {torch.__version__}, threads {torch.get_num_threads()}, "
-              f"compile {args.compile}; median of {args.steps} steps after {args.warmup} warm-up steps\n")
-        print(_table(rows_out, store is not None))
+              f"compile {args.compile}; mean of {args.steps} steps after {args.warmup} warm-up steps\n")
+        print(table(rows_out, store is not None))
     if world > 1:
         import torch.distributed as dist
 
@@ -200,7 +203,8 @@ def _format_row(row: dict) -> str:
     return f"batch {row['batch']} {row['precision']}: {row['s_step']:.4f} s/step"
 
 
-def _table(rows: list[dict], with_loader: bool) -> str:
+def table(rows: list[dict], with_loader: bool) -> str:
+    """The rows of :func:`measure` as a Markdown table in the layout of the paper's Table 1."""
     head = ["batch", "precision", "devices", "s/step", "samples/s", "epoch (30.4 M)", "20 epochs", "peak MiB"]
     if with_loader:
         head += ["s/step with loader", "loader alone s/batch"]

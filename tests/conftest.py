@@ -30,6 +30,19 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch CPU thread for a module's tests, restored afterwards: small tensors gain nothing from a
+    second thread and lose to OpenMP hand-offs on a shared CPU. Use with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch

@@ -9,6 +9,7 @@ import torch
 from crmnet.data.encoding import VAISHNAV, encode, onehot, revcomp_onehot
 from crmnet.models import build_model, count_parameters
 from crmnet.models.baselines import LEGNET_PREFIX
+from crmnet.training.losses import loss_module
 
 PEERS = {  # name: (trainable parameters, batch-norm statistics)
     "vaishnav-transformer": (1_295_569, 1_280),
@@ -20,13 +21,7 @@ PEERS = {  # name: (trainable parameters, batch-norm statistics)
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are small: one thread avoids OpenMP hand-offs, which dominate on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _batch(model, n: int, seed: int = 0) -> torch.Tensor:
@@ -62,7 +57,7 @@ def test_trains_for_a_step(name):
     y = torch.linspace(2.0, 15.0, 8)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    loss, pred = model.compute_loss(x, y)
+    loss, pred = loss_module(model)(x, y)  # the loss training uses: MSE for the peers, KL for LegNet
     assert loss.ndim == 0 and torch.isfinite(loss) and pred.shape == (8,)
     loss.backward()
     grads = [p.grad for p in model.parameters()]
@@ -95,10 +90,9 @@ def test_mse_is_the_default_loss_and_huber_optional():
     torch.manual_seed(0)
     model = build_model("deepatt").eval()
     x, y = _batch(model, 4), torch.tensor([0.0, 5.0, 10.0, 15.0])
-    loss, pred = model.compute_loss(x, y)
+    loss, pred = loss_module(model)(x, y)
     torch.testing.assert_close(loss, torch.mean((pred - y) ** 2))
-    model.config = model.config.replace(loss="huber")
-    loss, pred = model.compute_loss(x, y)
+    loss, pred = loss_module(model, "huber")(x, y)
     torch.testing.assert_close(loss, torch.nn.functional.huber_loss(pred, y))
 
 

@@ -17,7 +17,7 @@ from test_train import SMALL, TINY, make_store
 DRIVER = """
 import os, sys, torch
 torch.set_num_threads(1)
-from crmnet.training.train import TrainConfig, fit
+from crmnet import TrainConfig, fit
 cfg = TrainConfig.from_dict({config})
 seen = []
 result = fit(cfg, sys.argv[1], on_batch=lambda epoch, step, x, y: seen.append((epoch, y.clone())))
@@ -78,7 +78,7 @@ def test_two_gloo_processes_disjoint_data_identical_weights(store, tmp_path):
 
 
 def test_spawned_processes_without_a_launcher(store, tmp_path):
-    from crmnet.training.train import TrainConfig, fit
+    from crmnet import TrainConfig, fit
 
     result = fit(TrainConfig.from_dict(_config(store, max_epochs=1)), tmp_path / "run")
     assert result.steps == 480 // 32

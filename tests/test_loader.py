@@ -137,3 +137,26 @@ def test_store_layout_other_than_crmnet(tmp_path):
         next(BatchLoader(st, "all", batch_size=2, shuffle=False).iter_codes()))
     # stored as GTAC / NNGG; served at end-padding 6: GTACNN / GGNNNN (bases the store cut cannot return)
     assert x.argmax(1).tolist() == [[3, 4, 1, 2, 0, 0], [3, 3, 0, 0, 0, 0]]
+
+
+def test_unpadded_shards_cover_every_row_once(store):
+    n = len(store.indices("val"))
+    shards = [BatchLoader(store, "val", 7, shuffle=False, rank=r, world_size=3, pad_shards=False)
+              for r in range(3)]
+    rows = np.concatenate([np.concatenate(rows_of(s)) for s in shards])
+    assert len(rows) == n and sorted(rows.tolist()) == sorted(store.indices("val").tolist())
+    assert [len(s.epoch_order()) for s in shards] == [len(range(r, n, 3)) for r in range(3)]
+
+
+@pytest.mark.gpu
+def test_cuda_batches_equal_cpu_batches_and_resume_counts_delivered_batches(store):
+    cpu = list(BatchLoader(store, batch_size=64, seed=2))
+    gpu = BatchLoader(store, batch_size=64, seed=2, device="cuda")
+    got = []
+    for i, (x, y) in enumerate(gpu):
+        got.append((x.cpu(), y.cpu()))
+        if i == 2:
+            assert gpu.state_dict()["batches_delivered"] == 3  # the batch prefetched ahead does not count
+    assert len(got) == len(cpu)
+    for (xa, ya), (xb, yb) in zip(cpu, got):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)

@@ -184,3 +184,43 @@ def test_compare_models_detects_a_real_difference_and_agrees_between_tests():
 def test_compare_models_rejects_misaligned_predictions():
     with pytest.raises(ValueError, match="model b"):
         compare_models([1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0], [1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize("center", [0.0, 9.0])
+def test_streaming_metrics_agree_with_compute_metrics(center):
+    import torch
+
+    from crmnet.evaluation.metrics import StreamingMetrics
+
+    rng = np.random.default_rng(3)
+    y = rng.normal(9, 3, size=1001)
+    p = 0.7 * y + rng.normal(3, 2, size=1001)
+    stream = StreamingMetrics(center=center, ranks=True)
+    for lo in range(0, len(y), 128):  # uneven last batch
+        stream.update(torch.from_numpy(y[lo:lo + 128]).float(), torch.from_numpy(p[lo:lo + 128]).float(),
+                      loss=torch.tensor(2.0))
+    got = stream.compute()
+    want = compute_metrics(y.astype(np.float32), p.astype(np.float32))
+    assert set(got) == set(METRIC_KEYS) | {"loss"}
+    for key in METRIC_KEYS:
+        assert got[key] == pytest.approx(want[key], rel=1e-9, abs=1e-12), key
+    assert got["loss"] == pytest.approx(2.0)
+    without = StreamingMetrics()
+    without.update(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 1.0, 1.0]))
+    assert "spearman_r" not in without.compute() and math.isnan(without.compute()["pearson_r"])
+    with pytest.raises(ValueError, match="at least 3"):
+        StreamingMetrics().compute()
+
+
+def test_streaming_metrics_keep_precision_far_from_zero():
+    import torch
+
+    from crmnet.evaluation.metrics import StreamingMetrics
+
+    # Targets around 10^4 with unit spread: raw float64 sums of squares would lose ~8 digits.
+    rng = np.random.default_rng(0)
+    y = 1e4 + rng.normal(0, 1, 50_000)
+    p = y + rng.normal(0, 0.5, 50_000)
+    stream = StreamingMetrics(center=1e4)
+    stream.update(torch.from_numpy(y), torch.from_numpy(p))
+    assert stream.compute()["r2"] == pytest.approx(compute_metrics(y, p)["r2"], rel=1e-10)

@@ -15,10 +15,24 @@ KEYS = {"n", "pearson_r", "pearson_p", "spearman_r", "r2", "pearson_r_squared", 
 
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("qs") / "out"
-    config = QuickstartConfig(n=3000, n_test=500, max_epochs=2, batch_size=64, progress=False)
-    return run_quickstart(config, out)
+    config = QuickstartConfig(n=3000, n_test=500)
+    config = config.replace(train=config.train.replace(max_epochs=2, batch_size=64, progress=False))
+    threads = torch.get_num_threads()
+    summary = run_quickstart(config, out)
+    assert torch.get_num_threads() == threads  # the quickstart's one thread is not left behind
+    return summary
+
+
+def test_config_nests_a_train_config():
+    from crmnet.training.config import TrainConfig
+
+    config = QuickstartConfig()
+    assert isinstance(config.train, TrainConfig) and config.train.model == "crmnet-tiny"
+    again = QuickstartConfig.from_dict(json.loads(config.to_json()))
+    assert again == config and isinstance(again.train, TrainConfig)
+    with pytest.raises(ValueError, match="store"):
+        config.replace(train=config.train.replace(store="elsewhere"))
 
 
 def test_writes_every_output(quick):
@@ -30,7 +44,8 @@ def test_writes_every_output(quick):
     metrics = json.loads((out / "metrics.json").read_text())
     assert list(metrics) == [TEST_SET]
     assert KEYS <= set(metrics[TEST_SET]) and metrics[TEST_SET]["n"] == 500
-    assert QuickstartConfig.from_dict(json.loads((out / "config.json").read_text())).n == 3000
+    saved = QuickstartConfig.from_dict(json.loads((out / "config.json").read_text()))
+    assert saved.n == 3000 and saved.train.max_epochs == 2
 
 
 def test_model_learns_and_report_states_the_ceiling(quick):

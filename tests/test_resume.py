@@ -21,7 +21,7 @@ from test_train import SMALL, TINY, make_store
 DRIVER = """
 import sys, time, torch
 torch.set_num_threads(1)
-from crmnet.training.train import TrainConfig, fit
+from crmnet import TrainConfig, fit
 cfg = TrainConfig.from_dict({config})
 resume = sys.argv[2] == "resume"
 trained = []

@@ -11,7 +11,12 @@ import pytest
 import torch
 
 from crmnet.errors import InputError, OutputExistsError
-from crmnet.training.train import TrainConfig, fit, loss_module, run_recipe
+from crmnet.training.config import TrainConfig
+from crmnet.training.losses import loss_module
+from crmnet.training.recipe import run_recipe
+from crmnet.training.run import fit
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = "crmnet-tiny"
@@ -58,8 +63,7 @@ EPOCHS = 5  # enough for the toy model to learn clearly whatever the CPU's round
 
 
 @pytest.fixture(scope="module")
-def run(store, tmp_path_factory):
-    torch.set_num_threads(1)
+def run(store, tmp_path_factory, one_thread):
     out = tmp_path_factory.mktemp("runs") / "run"
     return fit(tiny_config(store, max_epochs=EPOCHS), out)
 
@@ -187,6 +191,46 @@ def test_model_loss_is_used_when_the_model_has_one():
     assert float(loss) == pytest.approx(225.0)
 
 
+def test_one_owner_of_the_loss_and_huber_delta_for_every_model():
+    from crmnet.errors import CrmnetError
+    from crmnet.models.registry import build_model
+    from crmnet.training.losses import resolve_loss
+
+    peer, legnet, crm = build_model("deepatt"), build_model("legnet"), build_model(TINY, **SMALL)
+    assert (resolve_loss(peer), resolve_loss(legnet), resolve_loss(crm)) == ("mse", "own", "huber")
+    # --huber-delta is honoured by every model trained with Huber, and refused where it would be ignored.
+    for model in (peer, legnet, crm):
+        model.eval()
+        x = torch.nn.functional.one_hot(torch.randint(0, 4, (6, model.encoding.length)), 5).float()
+        x = x.transpose(1, 2)[:, : len(model.encoding.channels)]
+        y = torch.linspace(-20, 20, 6)
+        with torch.no_grad():
+            loss, pred = loss_module(model, "huber", huber_delta=3.0)(x, y)
+            want = torch.nn.functional.huber_loss(pred.float(), y, delta=3.0)
+        assert float(loss) == pytest.approx(float(want))
+    for model, loss in ((peer, "auto"), (legnet, "auto"), (crm, "mse")):
+        with pytest.raises(CrmnetError, match="huber_delta 2.0 has no effect"):
+            loss_module(model, loss, huber_delta=2.0)
+
+
+def test_validation_metrics_are_those_of_the_best_weights(run, store):
+    # metrics.json comes from the streaming validation of the best epoch; a separate numpy computation on
+    # the restored best model's predictions must agree.
+    from crmnet.data.loader import BatchLoader
+    from crmnet.evaluation.metrics import compute_metrics
+
+    loader = BatchLoader(store, "val", 50, encoding=run.model.encoding, shuffle=False)
+    run.model.eval()
+    with torch.no_grad():
+        pairs = [(y, run.model(x)) for x, y in loader]
+    want = compute_metrics(torch.cat([y for y, _ in pairs]).numpy(), torch.cat([p for _, p in pairs]).numpy())
+    got = run.metrics["validation"]
+    assert set(got) == set(want)
+    for key, value in want.items():
+        assert got[key] == pytest.approx(value, rel=1e-5, abs=1e-6), key
+    assert run.history[run.best_epoch]["val_r2"] == pytest.approx(got["r2"])
+
+
 @pytest.mark.parametrize("precision", ["bf16-mixed", "16-mixed"])
 def test_mixed_precision_runs_on_cpu(store, tmp_path, precision):
     result = fit(tiny_config(store, precision=precision, max_steps=4, max_epochs=1), tmp_path / "run")
@@ -242,3 +286,15 @@ def test_paper_recipe_file_is_valid():
         assert (c.batch_size, c.max_epochs, c.patience, c.warmup_epochs) == (1024, 50, 10, 10)
         assert (c.lr_start, c.lr_peak, c.lr_end, c.schedule, c.loss) == (1e-4, 1e-3, 1e-4, "paper", "auto")
     assert recipe["stages"][1]["init_from"] == recipe["stages"][2]["init_from"] == "pretrain"
+
+
+def test_device_settings_and_optimiser():
+    from crmnet.training.step import configure_device, make_optimizer
+
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark)
+    configure_device(torch.device("cpu"))  # CPU runs keep torch's defaults; nothing is set at import
+    assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark) == before
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    assert make_optimizer("adam", params, 1e-3, 0.0, torch.device("cpu")).defaults["foreach"] is True
+    opt = make_optimizer("adamw", params, 1e-3, 0.1, torch.device("cpu"))
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["weight_decay"] == 0.1

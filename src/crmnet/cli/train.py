@@ -1,6 +1,6 @@
 """``crmnet train`` (one run or a multi-stage recipe, resumable) and ``crmnet quickstart``.
 
-Every :class:`crmnet.training.train.TrainConfig` field is a flag of ``crmnet train`` (``max_epochs`` →
+Every :class:`crmnet.training.config.TrainConfig` field is a flag of ``crmnet train`` (``max_epochs`` →
 ``--max-epochs``); model-config overrides are ``--set KEY=VALUE`` (VALUE parsed as JSON when it can be).
 ``--config FILE`` reads a JSON TrainConfig (flags given on the command line win) or a recipe
 (``{"stages": [...]}``, e.g. ``configs/paper_transfer.json``: pre-train on both media, then fine-tune
@@ -27,8 +27,9 @@ _HELP = {
     "lr_peak": "learning rate at the end of the warm-up, per process (× processes)",
     "lr_end": "learning rate at the end of the cosine decay, per process (× processes)",
     "lr_granularity": "update the learning rate every step or once per epoch",
-    "loss": "auto = the model's own loss if it has one (LegNet), else Huber; or huber / mse",
-    "huber_delta": "Huber loss delta (default 1)",
+    "loss": "auto = the model's own loss (LegNet KL), MSE for the Keras-born peers, Huber for CRMnet; "
+            "or huber / mse for any model",
+    "huber_delta": "Huber loss delta (default 1); an error with a loss that is not Huber",
     "optimizer": "adam (default) or adamw",
     "weight_decay": "weight decay (default 0)",
     "precision": "32, bf16-mixed or 16-mixed",
@@ -67,7 +68,7 @@ def _parse_set(text: str) -> tuple[str, object]:
 def register(subparsers) -> None:
     from dataclasses import MISSING, fields
 
-    from crmnet.training.train import CHOICES, TrainConfig
+    from crmnet.training.config import CHOICES, TrainConfig
 
     p = subparsers.add_parser(
         "train",
@@ -130,7 +131,9 @@ def _train(args) -> int:
     from dataclasses import fields
 
     from crmnet.errors import InputError
-    from crmnet.training.train import TrainConfig, fit, load_config_file, run_recipe
+    from crmnet.training.config import TrainConfig, load_config_file
+    from crmnet.training.recipe import run_recipe
+    from crmnet.training.run import fit
 
     names = [f.name for f in fields(TrainConfig) if f.name != "overrides"]
     given = _given(args, names)
@@ -168,12 +171,14 @@ def _print_result(name: str, result) -> None:
 def _quickstart(args) -> int:
     from crmnet.workflows.quickstart import QuickstartConfig, run_quickstart
 
-    settings = {"n": args.n, "n_test": args.n_test, "max_epochs": args.epochs, "batch_size": args.batch_size,
-                "max_steps": args.max_steps, "model": args.model, "threads": args.threads}
-    chosen = {k: v for k, v in settings.items() if v is not None}
+    sizes = {k: v for k, v in {"n": args.n, "n_test": args.n_test}.items() if v is not None}
+    config = QuickstartConfig(seed=args.seed, **sizes)
+    training = {"max_epochs": args.epochs, "batch_size": args.batch_size, "max_steps": args.max_steps,
+                "model": args.model, "threads": args.threads}
+    chosen = {k: v for k, v in training.items() if v is not None}
     if args.model is not None:
         chosen["overrides"] = {}  # a named preset runs as registered (the paper's model for crmnet)
-    config = QuickstartConfig(seed=args.seed, progress=not args.no_progress, **chosen)
+    config = config.replace(train=config.train.replace(seed=args.seed, progress=not args.no_progress, **chosen))
     summary = run_quickstart(config, args.out, overwrite=args.overwrite)
     print(summary.text)
     return 0

@@ -11,7 +11,13 @@ DDP. Rank ``r`` of ``world_size`` takes every ``world_size``-th row of the epoch
 starting at ``r``: disjoint shards of equal size. When the row count does not divide evenly, the
 permutation is padded with its own first rows (like ``torch.utils.data.DistributedSampler``), so at most
 ``world_size - 1`` rows are seen twice in that epoch; with ``drop_last=True`` the remainder rows (at the
-permutation's end, different ones each epoch) are left out of that epoch instead.
+permutation's end, different ones each epoch) are left out of that epoch instead. ``pad_shards=False``
+(validation) neither pads nor drops: every row once, the shards differ by at most one row.
+
+CUDA. Host batches are gathered by a background thread, copied into pinned staging buffers that are
+reused (two of them, so one fills while the other's copy is in flight), and sent to the GPU and one-hot
+encoded on a side CUDA stream one batch ahead, so the copy overlaps the training step of the batch
+before; the step's stream waits for its batch only. The CPU path does none of this.
 
 Resume. :meth:`BatchLoader.state_dict` records the epoch and the number of batches already *delivered*
 (prefetched batches do not count); :meth:`BatchLoader.load_state_dict` makes the next iteration start on
@@ -47,7 +53,9 @@ class BatchLoader:
 
     store: a :class:`~crmnet.data.store.Store` or its path. split: ``"train"``, ``"val"``, ``"all"`` or an
     array of row indices. encoding: the model's Encoding (default: the store's). prefetch: batches
-    gathered ahead by a background thread (0: none).
+    gathered ahead by a background thread (0: none). pad_shards: with several ranks and without
+    ``drop_last``, pad the epoch so that every rank has as many rows (training); False: unequal shards,
+    every row exactly once (validation).
     """
 
     def __init__(
@@ -64,6 +72,7 @@ class BatchLoader:
         world_size: int = 1,
         device="cpu",
         prefetch: int = 2,
+        pad_shards: bool = True,
     ):
         import torch
 
@@ -91,13 +100,17 @@ class BatchLoader:
         self.rank, self.world_size = rank, world_size
         self.device = torch.device(device)
         self.prefetch = prefetch
+        self.pad_shards = pad_shards
+        self._staging: list[_Staging | None] = [None, None]
         self.epoch = 0
         self._delivered = 0
 
     # ----- order -------------------------------------------------------------------------------------
     def _shard_size(self) -> int:
         n, ws = len(self.rows), self.world_size
-        return n // ws if self.drop_last else -(-n // ws)
+        if self.drop_last:
+            return n // ws
+        return -(-n // ws) if self.pad_shards else len(range(self.rank, n, ws))
 
     def __len__(self) -> int:
         """Batches per epoch on this rank."""
@@ -111,7 +124,7 @@ class BatchLoader:
         if self.shuffle:
             rows = rows[np.random.default_rng([self.seed, epoch]).permutation(len(rows))]
         total = self._shard_size() * self.world_size
-        if total != len(rows):
+        if total != len(rows) and (self.drop_last or self.pad_shards):
             rows = np.resize(rows, total)  # truncates, or pads by repeating from the start
         order = rows[self.rank :: self.world_size]
         return order[: len(self) * self.batch_size]
@@ -157,21 +170,28 @@ class BatchLoader:
         for b in range(self._delivered, len(self)):
             yield b, self.gather(order[b * self.batch_size : (b + 1) * self.batch_size])
 
-    def iter_codes(self) -> Iterator[CodeBatch]:
-        """The rest of the current epoch as host batches (the loader's position advances as they are taken)."""
+    def _host_batches(self) -> Iterator[tuple[int, CodeBatch]]:
+        """(batch number, host batch) for the rest of the current epoch, gathered ahead by a thread."""
         if self._delivered >= len(self):  # a finished epoch resumes as the next one
             self.set_epoch(self.epoch + 1)
         source = self._batches() if self.prefetch <= 0 else background(self._batches(), self.prefetch)
         try:
-            for b, batch in source:
-                self._delivered = b + 1
-                yield batch
+            yield from source
         finally:
             close = getattr(source, "close", None)
             if close:
                 close()
+
+    def _epoch_done(self) -> None:
         if self._delivered >= len(self):
             self.set_epoch(self.epoch + 1)
+
+    def iter_codes(self) -> Iterator[CodeBatch]:
+        """The rest of the current epoch as host batches (the loader's position advances as they are taken)."""
+        for b, batch in self._host_batches():
+            self._delivered = b + 1
+            yield batch
+        self._epoch_done()
 
     def to_device(self, batch: CodeBatch):
         """(x, y): x (B, C, L) float32 one-hot in the loader's encoding, y (B,) float32, on the device."""
@@ -180,13 +200,80 @@ class BatchLoader:
         codes = torch.from_numpy(batch.codes)
         lengths = torch.from_numpy(batch.lengths.astype(np.int64))
         y = torch.from_numpy(batch.targets)
-        if self.device.type == "cuda":
-            codes, lengths, y = (t.pin_memory().to(self.device, non_blocking=True) for t in (codes, lengths, y))
-        elif self.device.type != "cpu":
+        if self.device.type != "cpu":
             codes, lengths, y = (t.to(self.device) for t in (codes, lengths, y))
+        return self._encode(codes, lengths), y
+
+    def _encode(self, codes, lengths):
         codes = relayout(codes, lengths, self.store.encoding, self.encoding)
-        return onehot(codes, self.encoding), y
+        return onehot(codes, self.encoding)
 
     def __iter__(self):
+        if self.device.type == "cuda":
+            yield from self._iter_cuda()
+            return
         for batch in self.iter_codes():
             yield self.to_device(batch)
+
+    # ----- CUDA: pinned staging buffers, side-stream upload one batch ahead ---------------------------
+    def _iter_cuda(self):
+        import torch
+
+        stream = torch.cuda.Stream(self.device)
+        pending = None
+        for i, (b, batch) in enumerate(self._host_batches()):
+            ready = (b, *self._upload(batch, i % 2, stream))
+            if pending is not None:
+                yield self._handoff(*pending)
+            pending = ready
+        if pending is not None:
+            yield self._handoff(*pending)
+        self._epoch_done()
+
+    def _upload(self, batch: CodeBatch, slot: int, stream):
+        """Start sending ``batch`` to the GPU on ``stream`` through staging buffer ``slot``: (x, y, event)."""
+        import torch
+
+        n, width = batch.codes.shape
+        staging = self._staging[slot]
+        if staging is None or staging.codes.shape[1] != width:
+            staging = self._staging[slot] = _Staging(self.batch_size, width)
+        staging.fill(batch)  # waits for this buffer's previous copy (two batches ago) to finish
+        with torch.cuda.stream(stream):
+            codes, lengths, y = (t[:n].to(self.device, non_blocking=True)
+                                 for t in (staging.codes, staging.lengths, staging.targets))
+            staging.copied.record(stream)
+            x = self._encode(codes, lengths)
+            done = torch.cuda.Event()
+            done.record(stream)
+        return x, y, done
+
+    def _handoff(self, b: int, x, y, done):
+        """The batch for the consumer's stream: wait for its upload only, keep its memory for that stream."""
+        import torch
+
+        current = torch.cuda.current_stream(self.device)
+        current.wait_event(done)
+        x.record_stream(current)
+        y.record_stream(current)
+        self._delivered = b + 1
+        return x, y
+
+
+class _Staging:
+    """Pinned host buffers for one batch (reused every other batch) and the event of their last copy."""
+
+    def __init__(self, batch_size: int, width: int):
+        import torch
+
+        self.codes = torch.empty((batch_size, width), dtype=torch.uint8).pin_memory()
+        self.lengths = torch.empty(batch_size, dtype=torch.int64).pin_memory()
+        self.targets = torch.empty(batch_size, dtype=torch.float32).pin_memory()
+        self.copied = torch.cuda.Event()
+
+    def fill(self, batch: CodeBatch) -> None:
+        self.copied.synchronize()  # an event never recorded counts as done
+        n = len(batch.targets)
+        self.codes[:n].numpy()[...] = batch.codes
+        self.lengths[:n].numpy()[...] = batch.lengths
+        self.targets[:n].numpy()[...] = batch.targets

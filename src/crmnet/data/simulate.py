@@ -415,3 +415,51 @@ def write_simulation(data: SimulatedData, out: str | os.PathLike, overwrite: boo
         fh.write(lines)
         truth_fh.write(truth_text)
     return out, truth_file
+
+
+def noise_free_expression(sequences, config: SimulatorConfig | dict | None = None,
+                          chunk_size: int = 65536) -> np.ndarray:
+    """The simulator's noise-free expression (steps 1-5 of the module docstring) of any constructs.
+
+    Parameters
+    ----------
+    sequences : list of str, or (n, 110) uint8 codes (A=0 C=1 G=2 T=3)
+        110-nt constructs (17-nt left flank, 80-nt variable region, 13-nt right flank); only the
+        variable region is scored, as in :func:`simulate`. ``N`` is not allowed in the variable region.
+    config : SimulatorConfig, its dict, a truth dict (from ``FILE.truth.json``) or None (defaults)
+    chunk_size : int
+        Sequences scored at once (bounds memory only).
+
+    Returns
+    -------
+    (n,) float64
+        Equal to :attr:`SimulatedData.noise_free` for the sequences :func:`simulate` drew.
+    """
+    import torch
+
+    if isinstance(config, dict):
+        config = SimulatorConfig.from_dict(config.get("config", config))
+    config = config or SimulatorConfig()
+    if isinstance(sequences, np.ndarray) and sequences.dtype == np.uint8:
+        codes = sequences
+    else:
+        codes, _ = encode(list(sequences), Encoding(length=len(LEFT_FLANK) + VARIABLE_LENGTH + len(RIGHT_FLANK)))
+    if codes.ndim != 2 or codes.shape[1] != len(LEFT_FLANK) + VARIABLE_LENGTH + len(RIGHT_FLANK):
+        raise ValueError(f"noise_free_expression needs (n, 110) codes of the construct, got {codes.shape}")
+    variable = np.ascontiguousarray(codes[:, len(LEFT_FLANK) : len(LEFT_FLANK) + VARIABLE_LENGTH])
+    if (variable > 3).any():
+        raise ValueError("noise_free_expression: the variable region holds N (or padding); it has no expression")
+    motifs = _prepare_motifs(config)
+    index = {m.name.upper(): k for k, m in enumerate(motifs)}
+    scorer = _Scorer(motifs, config, torch)
+    occupancy = np.zeros((len(variable), len(motifs)), dtype=np.float64)
+    with torch.inference_mode():
+        for lo in range(0, len(variable), chunk_size):
+            occupancy[lo : lo + chunk_size] = scorer.occupancy(scorer.logits(variable[lo : lo + chunk_size]))
+    gc, tracts = _composition(variable)
+    activity = config.baseline + occupancy @ np.asarray(config.effects)
+    for a, b, w in config.interactions:
+        activity += w * occupancy[:, index[a.upper()]] * occupancy[:, index[b.upper()]]
+    activity += config.gc_effect * (gc - 0.5) + config.polyat_effect * tracts
+    lo_expr, hi_expr = config.expression_range
+    return lo_expr + (hi_expr - lo_expr) / (1.0 + np.exp(-activity))

@@ -2,9 +2,9 @@
 
 Each is a plain ``nn.Module`` with ``.config`` (its own :class:`~crmnet.models.blocks.ModelConfig`,
 holding its input encoding) and ``.encoding``; ``forward(x: (B, C, L)) -> (B,)``. The Keras-born models
-(Vaishnav's two, DeepSEA, DanQ, DeepATT) start from Keras default initialisation and train with the
-loss their authors used — ``compute_loss(x, y) -> (loss, prediction)``, MSE unless the config's
-``loss`` says ``"huber"``. LegNet, a soft classifier with its own KL loss, is in :mod:`crmnet.models.legnet`
+(Vaishnav's two, DeepSEA, DanQ, DeepATT) start from Keras default initialisation; their training loss
+(MSE, as their authors used) is chosen by :mod:`crmnet.training.losses`. LegNet, a soft classifier with
+its own KL loss (``compute_loss(x, y) -> (loss, prediction)``), is in :mod:`crmnet.models.legnet`
 (re-exported here).
 
 Parameter counts (defaults, PyTorch; 110-nt input, LegNet 150): vaishnav-transformer 1,295,569 (+1,280
@@ -25,36 +25,16 @@ from crmnet.data.encoding import revcomp_onehot
 from crmnet.models.blocks import ModelConfig, MultiHeadSelfAttention, SameConv1d, keras_init
 from crmnet.models.legnet import LEGNET_PREFIX, LegNet, LegNetConfig  # noqa: F401 - LegNet is a peer too
 
-LOSSES = ("mse", "huber")
 
 
 @dataclass
 class PeerConfig(ModelConfig):
-    """Vaishnav's input convention (keep the last 110 nt, pad left with N = all zeros, channels ACGT)
-    and the training loss (``"mse"`` as the authors, or ``"huber"`` as CRMnet)."""
+    """Vaishnav's input convention (keep the last 110 nt, pad left with N = all zeros, channels ACGT)."""
 
     length: int = 110
     pad: str = "start"
     truncate: str = "start"
     channels: str = "ACGT"
-    loss: str = "mse"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.loss not in LOSSES:
-            raise ValueError(f"{type(self).__name__}: loss must be one of {LOSSES}, not {self.loss!r}")
-
-
-class RegressionLoss:
-    """``compute_loss`` for models trained on ``forward`` with MSE or Huber (delta 1)."""
-
-    config: PeerConfig
-
-    def compute_loss(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """x: (B, C, L), y: (B,) → (scalar loss, predictions (B,))."""
-        pred = self(x)
-        loss = F.mse_loss(pred, y) if self.config.loss == "mse" else F.huber_loss(pred, y, delta=1.0)
-        return loss, pred
 
 
 def dense_stack(n_in: int, units: tuple[int, ...], dropout: tuple[float, ...] | None = None) -> nn.Sequential:
@@ -115,7 +95,7 @@ class VaishnavTransformerBlock(nn.Module):
         return self.ln2(x + self.drop2(self.ff(x)))
 
 
-class VaishnavTransformer(RegressionLoss, nn.Module):
+class VaishnavTransformer(nn.Module):
     """Vaishnav et al. 2022 "tpu model"; x: (B, 4, 110) ACGT one-hot (N = zeros) → (B,).
 
     Choices where the description is silent: the reverse-strand motif map is *not* flipped back before
@@ -174,7 +154,7 @@ class VaishnavCNNConfig(PeerConfig):
     dense_dropout: float = 0.2
 
 
-class VaishnavCNN(RegressionLoss, nn.Module):
+class VaishnavCNN(nn.Module):
     """Vaishnav et al. 2022 "gpu model" as a strand-aware CNN; x: (B, 4, 110) → (B,).
 
     Each strand (the sequence, and its reverse complement computed here) has its own conv (width 30,
@@ -217,7 +197,7 @@ class DeepSEAConfig(PeerConfig):
             raise ValueError("DeepSEAConfig: one dropout rate per conv layer is needed")
 
 
-class DeepSEA(RegressionLoss, nn.Module):
+class DeepSEA(nn.Module):
     """DeepSEA adapted to regression; x: (B, 4, 110) → (B,).
 
     Conv (ReLU) → max-pool → dropout twice, conv → dropout, flatten, Dense 64 → Dense 64 → Dense 1.
@@ -258,7 +238,7 @@ class DanQConfig(PeerConfig):
     dense_units: int = 925
 
 
-class DanQ(RegressionLoss, nn.Module):
+class DanQ(nn.Module):
     """DanQ adapted to regression; x: (B, 4, 110) → (B,).
 
     Conv 320 (width 26, valid, ReLU) → max-pool 13 (110 → 85 → 6 steps) → dropout 0.2 → Bi-LSTM 320
@@ -299,7 +279,7 @@ class DeepATTConfig(PeerConfig):
     dense_units: tuple[int, ...] = (16, 16)
 
 
-class DeepATT(RegressionLoss, nn.Module):
+class DeepATT(nn.Module):
     """DeepATT adapted to regression; x: (B, 4, 110) → (B,).
 
     Conv 256 (width 30, valid, ReLU) → max-pool 3 (110 → 81 → 27) → dropout → Bi-LSTM 16 per

@@ -9,7 +9,7 @@ def learning_curve_figure(history: list[dict], val_metric: str = "r2"):
     """Learning curve (train/validation loss and the validation metric per epoch) as a ``Figure``.
 
     history: one dict per epoch with ``epoch`` (0-based), ``train_loss``, ``val_loss``,
-    ``val_<val_metric>`` and ``best`` (as in :attr:`crmnet.training.train.TrainResult.history`).
+    ``val_<val_metric>`` and ``best`` (as in :attr:`crmnet.training.config.TrainResult.history`).
     """
     from matplotlib.ticker import MaxNLocator
 

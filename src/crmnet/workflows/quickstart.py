@@ -30,9 +30,26 @@ from pathlib import Path
 from crmnet.config import Config
 from crmnet.errors import CrmnetError, OutputExistsError
 from crmnet.fsutil import write_text_atomic
+from crmnet.training.config import TrainConfig
 
 QUICKSTART_MODEL = "crmnet-tiny"
+STORE = "store"  # TrainConfig.store of the quickstart: the store it prepares, DIR/store
 TEST_SET = "simulated_test"
+
+
+def _quickstart_training() -> TrainConfig:
+    """The quickstart's training settings: the paper's 50 / 10 / 10 epochs (max / patience / warm-up)
+    scaled down so that the run fits in minutes on a 2-core CPU."""
+    return TrainConfig(
+        model=QUICKSTART_MODEL,
+        # Keras' batch-norm momentum (0.01) lets the running statistics lag behind a run of ~1,000 steps.
+        overrides={"bn_momentum": 0.1},
+        store=STORE, batch_size=256, max_epochs=4, patience=2, warmup_epochs=0.2, lr_start=4e-4, lr_peak=4e-3,
+        lr_end=2e-4, log_every_n_steps=25, save_every_n_steps=200, init_output_bias=True,
+        # One thread: this small model gains little from a second one and loses many times over when the
+        # CPU is shared (0 = torch's default).
+        threads=1,
+    )
 
 
 @dataclass
@@ -40,49 +57,25 @@ class QuickstartConfig(Config):
     """Settings of the quickstart; the defaults meet its goals on a 2-core CPU (see the README).
 
     n: simulated sequences for training + validation; n_test: independent held-out test sequences.
-    model / overrides: registry preset and model-config overrides (the CPU preset, with batch-norm
-        statistics that follow faster; ``crmnet quickstart --model NAME`` uses NAME without overrides).
-    max_epochs / patience / warmup_epochs / lr_*: training schedule, scaled down from the paper's
-        50 / 10 / 10 epochs so that the run fits in minutes.
-    max_steps: stop training after this many steps (the full ``crmnet`` model on CPU).
-    threads: torch CPU threads (1 by default: this small model gains little from a second thread and
-        loses many times over when the CPU is shared; 0 = torch's default).
+    val_fraction: share of the n sequences held out for validation.
+    seed: seed of the simulation (the training's own seed is ``train.seed``).
+    train: the training run's :class:`~crmnet.training.config.TrainConfig`; its ``store`` is always the
+        quickstart's own ``DIR/store``, and its ``threads`` (when not 0) are set for the whole quickstart.
     """
 
     n: int = 100_000
     n_test: int = 10_000
     val_fraction: float = 0.05
-    model: str = QUICKSTART_MODEL
-    # Keras' batch-norm momentum (0.01) lets the running statistics lag behind a run of ~1,000 steps.
-    overrides: dict = field(default_factory=lambda: {"bn_momentum": 0.1})
-    batch_size: int = 256
-    max_epochs: int = 4
-    patience: int = 2
-    warmup_epochs: float = 0.2
-    lr_start: float = 4e-4
-    lr_peak: float = 4e-3
-    lr_end: float = 2e-4
-    max_steps: int | None = None
-    threads: int = 1
     seed: int = 0
-    progress: bool = True
+    train: TrainConfig = field(default_factory=_quickstart_training)
 
     def __post_init__(self) -> None:
         if self.n < 100 or self.n_test < 10:
             raise ValueError("quickstart needs n >= 100 training and n_test >= 10 test sequences")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in (0, 1), not {self.val_fraction}")
-
-    def train_config(self, store: str | os.PathLike):
-        from crmnet.training.train import TrainConfig
-
-        return TrainConfig(
-            model=self.model, overrides=dict(self.overrides), store=str(store), batch_size=self.batch_size,
-            max_epochs=self.max_epochs, max_steps=self.max_steps, patience=self.patience,
-            warmup_epochs=self.warmup_epochs, lr_start=self.lr_start, lr_peak=self.lr_peak, lr_end=self.lr_end,
-            seed=self.seed, progress=self.progress, log_every_n_steps=25, save_every_n_steps=200,
-            init_output_bias=True, threads=self.threads,
-        )
+        if self.train.store != STORE:
+            raise ValueError(f"train.store is the quickstart's own {STORE!r}, not {self.train.store!r}")
 
 
 @dataclass
@@ -99,16 +92,10 @@ class QuickstartSummary:
 def run_quickstart(config: QuickstartConfig, out: str | os.PathLike, *, overwrite: bool = False) -> QuickstartSummary:
     """Run the quickstart into ``out`` (refused if it exists, unless ``overwrite``).
 
-    Sets torch's CPU thread count to ``config.threads`` (when not 0) for the whole process: simulation,
-    training and evaluation all run on it.
+    Sets torch's CPU thread count to ``config.train.threads`` (when not 0) for the whole quickstart
+    (simulation, training and evaluation) and puts the previous count back at the end.
     """
     import torch
-
-    from crmnet.data.simulate import simulate, write_simulation
-    from crmnet.data.store import prepare
-    from crmnet.evaluation.metrics import compute_metrics
-    from crmnet.evaluation.predict import predict
-    from crmnet.training.train import fit
 
     out = Path(out)
     if out.exists():
@@ -117,8 +104,22 @@ def run_quickstart(config: QuickstartConfig, out: str | os.PathLike, *, overwrit
         if any(out.iterdir()) and not (out / "config.json").exists():
             raise CrmnetError(f"{out}: exists and is not a quickstart output; refusing to delete it")
         shutil.rmtree(out)
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    threads = torch.get_num_threads()
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    try:
+        return _run(config, out)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _run(config: QuickstartConfig, out: Path) -> QuickstartSummary:
+    from crmnet.data.simulate import simulate, write_simulation
+    from crmnet.data.store import prepare
+    from crmnet.evaluation.metrics import compute_metrics
+    from crmnet.evaluation.predict import predict
+    from crmnet.training.run import fit
+
     (out / "data").mkdir(parents=True)
     write_text_atomic(out / "config.json", config.to_json() + "\n")
     seconds: dict[str, float] = {}
@@ -132,11 +133,11 @@ def run_quickstart(config: QuickstartConfig, out: str | os.PathLike, *, overwrit
     seconds["simulate"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    store = prepare([out / "data" / "train.txt"], out / "store", val_fraction=config.val_fraction, seed=config.seed)
+    store = prepare([out / "data" / "train.txt"], out / STORE, val_fraction=config.val_fraction, seed=config.seed)
     seconds["prepare"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    result = fit(config.train_config(out / "store"), out / "run")
+    result = fit(config.train.replace(store=str(out / STORE)), out / "run")
     seconds["train"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -174,9 +175,9 @@ def _report(config, store, result, m, ceiling, vs_truth, seconds) -> str:
     best = "—" if result.best_epoch is None else str(result.best_epoch + 1)
     return f"""# crmnet quickstart report
 
-Model `{config.model}` ({n_params:,} parameters), trained on {store.manifest['n_train']:,} simulated
+Model `{config.train.model}` ({n_params:,} parameters), trained on {store.manifest['n_train']:,} simulated
 sequences (validation {store.manifest['n_val']:,}) for {result.epochs} epochs / {result.steps} steps
-(best epoch {best}; seed {config.seed}), evaluated on {m['n']:,} independent held-out simulated sequences.
+(best epoch {best}; seeds: simulation {config.seed}, training {config.train.seed}), evaluated on {m['n']:,} independent held-out simulated sequences.
 
 | metric | model vs measured | ceiling: noise-free vs measured |
 |---|---|---|

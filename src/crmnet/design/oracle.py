@@ -1,0 +1,226 @@
+"""Predictors and objectives: what the design analyses ask "how much does this sequence express?".
+
+Every analysis in :mod:`crmnet.design` works on sequences held as ``uint8`` codes in *sequence space*:
+``(B, W)`` codes ``A0 C1 G2 T3 N4``, left-aligned and padded with N, with the true lengths beside them.
+A **predictor** maps such a batch to one value per sequence:
+
+* :class:`ModelPredictor` wraps any registered model: it re-lays the codes in the model's own
+  :class:`~crmnet.data.encoding.Encoding` on the device (:func:`~crmnet.data.encoding.relayout`), one-hots
+  them there and runs the model in batches, so mutants generated on the device never visit the host.
+* :class:`SimulatorPredictor` is the ground truth: the simulator's noise-free expression
+  (:func:`crmnet.data.simulate.noise_free_expression`).
+
+An :class:`Objective` combines named predictors with an arithmetic expression (``"complex - defined"``,
+``"2*A - B"``): numbers, names, ``+ - *`` and parentheses; its value range follows by interval arithmetic
+from each predictor's range (by default the measured expression range of the Vaishnav et al. assay).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from crmnet.data.encoding import Encoding, encode
+from crmnet.errors import InputError
+
+# Expression values measured in Vaishnav et al.'s assay lie in [0, 17] (the simulator clips to it too).
+EXPRESSION_RANGE = (0.0, 17.0)
+
+
+def sequence_encoding(width: int) -> Encoding:
+    """The sequence-space layout of a batch ``width`` wide: left-aligned, N-padded, all five codes."""
+    return Encoding(length=width, pad="end", truncate="end", channels="ACGTN")
+
+
+def encode_sequences(sequences: Sequence[str], source: str | None = None,
+                     lines: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sequences → sequence-space codes.
+
+    Parameters
+    ----------
+    sequences : list of str
+        DNA (either case; other characters are an :class:`InputError`).
+    source, lines : where the sequences came from, to name ``FILE:LINE`` on error (default line = index + 1).
+
+    Returns
+    -------
+    codes : (n, max length) uint8
+    lengths : (n,) int64
+    """
+    lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+    if len(sequences) == 0:
+        return np.zeros((0, 1), np.uint8), lengths
+    if (lengths == 0).any():
+        at = int(np.flatnonzero(lengths == 0)[0])
+        raise InputError(source, "empty sequence", line=None if lines is None else int(lines[at]))
+    try:
+        codes, _ = encode(list(sequences), sequence_encoding(int(lengths.max())), source=source, first_line=0)
+    except InputError as exc:
+        line = exc.line if lines is None else int(lines[exc.line])
+        raise InputError(source, exc.problem, line=line + (lines is None)) from None
+    return codes, lengths
+
+
+class ModelPredictor:
+    """A model as a predictor over sequence-space codes (see the module docstring).
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any registered model (``model.encoding`` set); put in eval mode and moved to ``device``.
+    batch_size : int
+        Sequences per forward pass.
+    device : torch device or None
+        Default: where the model's parameters are.
+    value_range : (float, float)
+        The model's output range, used to check targets (default :data:`EXPRESSION_RANGE`).
+    """
+
+    def __init__(self, model, batch_size: int = 4096, device=None, value_range=EXPRESSION_RANGE):
+        from crmnet.evaluation.predict import _device_of
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.model = model
+        self.device = _device_of(model, device)
+        model.to(self.device).eval()
+        self.batch_size = batch_size
+        self.value_range = tuple(float(v) for v in value_range)
+
+    def __call__(self, codes, lengths) -> np.ndarray:
+        """codes (B, W) uint8 and lengths (B,) (numpy or torch, any device) → predictions (B,) float32."""
+        import torch
+
+        from crmnet.data.encoding import onehot, relayout
+
+        enc: Encoding = self.model.encoding
+        codes = torch.as_tensor(codes).to(self.device)
+        lengths = torch.as_tensor(lengths).to(self.device)
+        src = sequence_encoding(codes.shape[1])
+        out = np.empty(len(codes), dtype=np.float32)
+        with torch.inference_mode():
+            for s in range(0, len(codes), self.batch_size):
+                laid = relayout(codes[s : s + self.batch_size], lengths[s : s + self.batch_size], src, enc)
+                pred = self.model(onehot(laid, enc)).float().reshape(-1)
+                out[s : s + len(laid)] = pred.cpu().numpy()
+        return out
+
+
+class SimulatorPredictor:
+    """The simulator's noise-free expression as a predictor (ground truth; 110-nt constructs only).
+
+    Parameters
+    ----------
+    config : SimulatorConfig, its dict, a truth dict, or None for the defaults
+    """
+
+    def __init__(self, config=None):
+        from crmnet.data.simulate import SimulatorConfig
+
+        if isinstance(config, dict):
+            config = SimulatorConfig.from_dict(config.get("config", config))
+        self.config = config or SimulatorConfig()
+        self.value_range = tuple(self.config.expression_range)
+        self.device = "cpu"
+
+    def __call__(self, codes, lengths) -> np.ndarray:
+        """codes (B, W ≥ 110) uint8, lengths (B,) all 110 → noise-free expression (B,) float32."""
+        from crmnet.data.simulate import noise_free_expression
+
+        codes = np.asarray(codes.cpu() if hasattr(codes, "cpu") else codes)
+        lengths = np.asarray(lengths.cpu() if hasattr(lengths, "cpu") else lengths)
+        if len(codes) and (lengths != 110).any():
+            raise ValueError("the simulator scores 110-nt constructs only")
+        return noise_free_expression(np.ascontiguousarray(codes[:, :110]), self.config).astype(np.float32)
+
+
+_OPS = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply}
+
+
+class Objective:
+    """Named predictors combined by an arithmetic expression (see the module docstring).
+
+    Parameters
+    ----------
+    predictors : mapping name → predictor
+    expression : str or None
+        Over the names; default: the only predictor's name (an error with several).
+    """
+
+    def __init__(self, predictors: Mapping[str, object], expression: str | None = None):
+        if not predictors:
+            raise ValueError("an objective needs at least one predictor")
+        self.predictors = dict(predictors)
+        if expression is None:
+            if len(self.predictors) > 1:
+                raise InputError(None, f"--objective is needed to combine {len(self.predictors)} models "
+                                       f"({', '.join(self.predictors)}), e.g. \"{' - '.join(self.predictors)}\"")
+            expression = next(iter(self.predictors))
+        self.expression = expression
+        try:
+            self._tree = ast.parse(expression, mode="eval").body
+        except SyntaxError:
+            raise InputError(None, f"--objective {expression!r} is not an arithmetic expression") from None
+        self._check(self._tree)
+
+    def _check(self, node) -> None:
+        if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
+            self._check(node.left)
+            self._check(node.right)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            self._check(node.operand)
+        elif isinstance(node, ast.Name):
+            if node.id not in self.predictors:
+                raise InputError(None, f"--objective {self.expression!r} names {node.id!r}, which is not a model "
+                                       f"(models: {', '.join(self.predictors)})")
+        elif not (isinstance(node, ast.Constant) and isinstance(node.value, (int, float))):
+            raise InputError(None, f"--objective {self.expression!r}: only model names, numbers, + - * and "
+                                   "parentheses are allowed")
+
+    def _eval(self, node, values: Mapping):
+        if isinstance(node, ast.BinOp):
+            return _OPS[type(node.op)](self._eval(node.left, values), self._eval(node.right, values))
+        if isinstance(node, ast.UnaryOp):
+            v = self._eval(node.operand, values)
+            return -v if isinstance(node.op, ast.USub) else v
+        if isinstance(node, ast.Name):
+            return values[node.id]
+        return node.value
+
+    def predict(self, codes, lengths) -> dict[str, np.ndarray]:
+        """Each predictor's values: name → (B,) float32."""
+        return {name: p(codes, lengths) for name, p in self.predictors.items()}
+
+    def combine(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The objective (B,) float64 from each predictor's values."""
+        out = self._eval(self._tree, {k: np.asarray(v, dtype=np.float64) for k, v in values.items()})
+        n = len(next(iter(values.values())))
+        return np.broadcast_to(np.asarray(out, dtype=np.float64), (n,)).copy()
+
+    def __call__(self, codes, lengths) -> np.ndarray:
+        """The objective of sequence-space codes (B, W) → (B,) float64."""
+        return self.combine(self.predict(codes, lengths))
+
+    def value_range(self) -> tuple[float, float]:
+        """(lo, hi) the objective can take, by interval arithmetic over the predictors' ranges."""
+        ranges = {k: tuple(getattr(p, "value_range", EXPRESSION_RANGE)) for k, p in self.predictors.items()}
+
+        def walk(node) -> tuple[float, float]:
+            if isinstance(node, ast.BinOp):
+                (a, b), (c, d) = walk(node.left), walk(node.right)
+                if isinstance(node.op, ast.Add):
+                    return a + c, b + d
+                if isinstance(node.op, ast.Sub):
+                    return a - d, b - c
+                products = (a * c, a * d, b * c, b * d)
+                return min(products), max(products)
+            if isinstance(node, ast.UnaryOp):
+                lo, hi = walk(node.operand)
+                return (-hi, -lo) if isinstance(node.op, ast.USub) else (lo, hi)
+            if isinstance(node, ast.Name):
+                return ranges[node.id]
+            return float(node.value), float(node.value)
+
+        return walk(self._tree)

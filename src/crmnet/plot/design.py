@@ -1,0 +1,96 @@
+"""Figures of the design analyses: mutagenesis heat maps, evolvability and evolution trajectories."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from crmnet.plot.common import _figure, _palette
+
+
+def heatmap_figure(sat, i: int, title: str):
+    """Position × base heat map of sequence ``i`` of a Saturation: Δ in a diverging colour map
+    centred on 0, the reference base of each position marked with a dot.
+
+    Parameters
+    ----------
+    sat : Saturation
+        ``delta`` (N, L, 4), ``reference`` (N, L), ``start`` (N,), ``length`` (N,), ``prediction`` (N,).
+    i : int
+        Which sequence.
+    title : str
+    """
+    length = int(sat.length[i])
+    delta = sat.delta[i, :length].T  # (4, L)
+    ref = sat.reference[i, :length]
+    limit = float(np.nanmax(np.abs(delta))) if np.isfinite(delta).any() else 1.0
+    fig = _figure(max(6.0, 0.11 * length + 1.5), 2.4)
+    ax = fig.add_subplot()
+    first = int(sat.start[i]) + 1
+    extent = (first - 0.5, first + length - 0.5, 3.5, -0.5)
+    image = ax.imshow(delta, aspect="auto", cmap="RdBu_r", vmin=-limit or -1, vmax=limit or 1, extent=extent,
+                      interpolation="nearest")
+    is_base = ref < 4
+    ax.scatter(first + np.flatnonzero(is_base), ref[is_base], s=6, c="black", marker="o", label="reference")
+    ax.set_yticks(range(4), list("ACGT"))
+    ax.set_xlabel("position in the sequence (1-based)")
+    ax.set_title(f"{title}: predicted {float(sat.prediction[i]):.3g}", fontsize=9)
+    fig.colorbar(image, ax=ax, label="Δ prediction", pad=0.01)
+    return fig
+
+
+def evolvability_figure(prediction: np.ndarray, robustness: np.ndarray, epsilon: float, label: str):
+    """Population view: mutational robustness against predicted expression (a hexbin when many points).
+
+    Parameters
+    ----------
+    prediction, robustness : (N,) float
+    epsilon : the robustness threshold, for the axis label
+    label : model name
+    """
+    fig = _figure(5.0, 4.0)
+    ax = fig.add_subplot()
+    ok = np.isfinite(prediction) & np.isfinite(robustness)
+    if ok.sum() > 2000:
+        hb = ax.hexbin(prediction[ok], robustness[ok], gridsize=50, bins="log", mincnt=1, cmap="viridis")
+        fig.colorbar(hb, ax=ax, label="sequences (log)")
+    else:
+        ax.scatter(prediction[ok], robustness[ok], s=8, alpha=0.6)
+    ax.set_xlabel(f"predicted expression ({label})")
+    ax.set_ylabel(f"mutational robustness (fraction |Δ| < {epsilon:g})")
+    ax.set_title(f"{int(ok.sum()):,} sequences", fontsize=9)
+    return fig
+
+
+def trajectory_figure(generation: np.ndarray, lineage: np.ndarray, objective: np.ndarray, title: str,
+                      target: float | None = None, tolerance: float | None = None):
+    """Objective per generation: one line per lineage (up to 20 drawn); with a target (GA), per start
+    sequence (up to 10) the sequence closest to the target and the population mean.
+
+    Parameters
+    ----------
+    generation, lineage : (R,) int, one row per individual and generation
+    objective : (R,) float
+    title : str
+    target, tolerance : the GA's target band, drawn when given
+    """
+    fig = _figure(6.0, 3.6)
+    ax = fig.add_subplot()
+    lineages = np.unique(lineage)
+    if target is None:
+        for k, colour in zip(lineages[:20], _palette(min(len(lineages), 20))):
+            sel = lineage == k
+            ax.plot(generation[sel], objective[sel], color=colour, lw=1.2, alpha=0.8)
+    else:
+        for k, colour in zip(lineages[:10], _palette(min(len(lineages), 10))):
+            sel = lineage == k
+            gens = np.unique(generation[sel])
+            values = [objective[sel & (generation == g)] for g in gens]
+            ax.plot(gens, [v[np.argmin(np.abs(v - target))] for v in values], color=colour, lw=1.8,
+                    label=f"start {k}: closest to target")
+            ax.plot(gens, [v.mean() for v in values], color=colour, lw=1.0, ls="--", label=f"start {k}: mean")
+        ax.axhspan(target - tolerance, target + tolerance, color="grey", alpha=0.25, label="target ± tolerance")
+        ax.legend(fontsize=7, ncol=2)
+    ax.set_xlabel("generation")
+    ax.set_ylabel("objective")
+    ax.set_title(title, fontsize=9)
+    return fig

@@ -1,0 +1,96 @@
+"""benchmarks/gpu_check.py in its CPU form (--device cpu --tiny), with every package the GPU machines lack
+made unimportable: the one-command GPU check cannot rot between GPU slots."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Only torch, numpy, scipy, pyarrow, matplotlib and tqdm are on the GPU machines.
+BLOCKER = '''
+import importlib.abc, importlib.machinery, sys
+
+BLOCKED = {"pyjaspar", "memelite", "tangermeme", "logomaker", "modiscolite", "h5py", "torchmetrics",
+           "tensorboard", "numba", "hypothesis"}
+
+
+class _Absent(importlib.abc.Loader):
+    def create_module(self, spec):
+        raise ModuleNotFoundError(f"No module named {spec.name!r}", name=spec.name)
+
+    def exec_module(self, module):
+        raise ModuleNotFoundError(module.__name__)
+
+
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            return importlib.machinery.ModuleSpec(name, _Absent(), origin=None)
+        return None
+
+
+sys.meta_path.insert(0, _Block())
+'''
+
+
+@pytest.mark.slow
+def test_tiny_cpu_check_runs_every_section_without_the_optional_packages(tmp_path):
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text(BLOCKER)
+    out = tmp_path / "check"
+    env = {**os.environ, "PYTHONPATH": str(block), "OMP_NUM_THREADS": "1"}  # gpu_check adds src itself
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--out", str(out),
+                           "--device", "cpu", "--tiny"], env=env, capture_output=True, text=True, timeout=1200,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    sections = report["sections"]
+    assert list(sections) == ["env", "data", "models", "table1", "compile", "train", "predict", "ddp"]
+    failed = {k: v.get("log_tail", v.get("error")) for k, v in sections.items() if v["status"] != "ok"}
+    assert not failed, failed
+
+    from crmnet.models.registry import list_models
+
+    models = sections["models"]["result"]["rows"]
+    assert [r["model"] for r in models] == list(list_models())
+    assert all(r["forward_per_s"] > 0 and r["train_per_s"] > 0 for r in models)
+    table = sections["table1"]["result"]["rows"]
+    assert {(r["batch"], r["precision"]) for r in table} == {(b, p) for b in (16, 32)
+                                                             for p in ("32", "bf16-mixed", "16-mixed")}
+    assert all(r["s_step"] > 0 and r["s_step_loader"] > 0 and r["epochs20_h"] > 0 for r in table)
+    train = sections["train"]["result"]
+    assert train["validation"]["n"] == 150 and Path(train["checkpoint"]).is_file()  # 5 % of 3,000 rows
+    assert len(train["epochs"]) == 2
+    assert sections["predict"]["result"]["rows"] == 2000
+    assert sections["ddp"]["result"]["backend"] == "gloo"
+    text = (out / "report.md").read_text()
+    assert "| batch | precision | s/step | samples/s | s/step loader-fed" in text
+    assert "| crmnet | 34,165,681 |" in text
+
+
+def test_a_hanging_section_is_cut_at_its_cap_and_reported(tmp_path, monkeypatch):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gpu_check
+
+    monkeypatch.setitem(gpu_check.SECTIONS, "env", (5, 5))
+    monkeypatch.setitem(gpu_check.NEEDS, "data", "env")
+    out = tmp_path / "check"
+    # The worker of a hanging section: replace the interpreter's command by one that sleeps.
+    real_popen = gpu_check.subprocess.Popen
+    monkeypatch.setattr(gpu_check.subprocess, "Popen",
+                        lambda cmd, **kw: real_popen([sys.executable, "-c", "import time; time.sleep(60)"], **kw))
+    assert gpu_check.main(["--out", str(out), "--device", "cpu", "--tiny", "--sections", "env,data",
+                           "--budget", "30"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["sections"]["env"]["status"] == "timeout"
+    assert report["sections"]["env"]["seconds"] < 15
+    assert report["sections"]["data"]["status"] == "skipped"
+    assert "killed after its cap" in (out / "report.md").read_text()
