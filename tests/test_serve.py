@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import threading
 import time
@@ -86,7 +87,7 @@ def run(client, path: str, data: dict, files=None) -> tuple[str, str]:
     assert r.status_code == 303, _error(r.text) or r.text[:500]
     location = r.headers["location"]
     status = wait(client, location)
-    assert status["state"] == "done", status
+    assert status["state"] == "done", status["error"]
     page = client.get(location)
     assert page.status_code == 200
     return location, page.text
@@ -384,3 +385,99 @@ def test_templates_and_static_files_are_package_data():
     root = files("crmnet.serve")
     names = {p.name for p in (root / "templates").iterdir()} | {p.name for p in (root / "static").iterdir()}
     assert {"base.html", "job.html", "result_predict.html", "app.js", "style.css"} <= names
+
+
+def test_invalid_characters_can_be_mapped_to_n_as_in_crmnet_predict(client):
+    from crmnet.evaluation.predict import predict
+
+    odd = SEQS[0][:50] + "U" + SEQS[0][51:]
+    _, html = run(client, "/predict", {"sequences": odd, "model": "alpha", "invalid": "N"})
+    expected = predict(client.app.state.models["alpha"].model, [odd], invalid="N")
+    assert _values(html) == [f"{expected[0]:.7g}"]
+    assert "1 characters outside ACGTN were mapped to N" in html
+
+
+# ------------------------------------------------------------------------------------------ mutate, evolve
+def _tsv(text: str) -> list[dict]:
+    header, *rows = text.splitlines()
+    return [dict(zip(header.split("\t"), row.split("\t"))) for row in rows]
+
+
+def test_mutate_gives_robustness_and_evolvability_of_crmnet_design(client):
+    from crmnet.design.evolvability import evolvability
+    from crmnet.design.mutagenesis import saturation_mutagenesis
+
+    location, html = run(client, "/mutate", {"sequences": "\n".join(SEQS), "model": ["beta"], "epsilon": "0.0005"})
+    for k, name in enumerate(("beta",)):
+        rows = _tsv(client.get(f"{location}/files/evolvability_{k}.tsv").text)
+        ev = evolvability(saturation_mutagenesis(client.app.state.models[name].model, SEQS), 0.0005)
+        assert [float(r["robustness"]) for r in rows] == pytest.approx(ev.robustness, abs=1e-6)
+        assert [r["max_gain_mutation"] for r in rows] == ev.gain_mutation
+        assert [int(r["n_mutants"]) for r in rows] == [240] * 3  # 3 × the 80-nt variable region
+        for figure in (f"vectors_{k}.png", f"robustness_{k}.png", f"heatmap_{k}.png"):
+            assert client.get(f"{location}/files/{figure}").content[:4] == b"\x89PNG"
+    assert html.count('alt="evolvability vectors"') == 1 and "robustness" in html
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"sequences": "\n".join(_sequences(6)), "model": "alpha"}, "more than 5 sequences"),
+    ({"sequences": SEQS[0], "model": "alpha", "epsilon": "-1"}, "epsilon -1 lies outside"),
+])
+def test_mutate_errors(client, data, message):
+    r = client.post("/mutate", data=data)
+    assert r.status_code == 400 and message in _error(r.text)
+
+
+def test_evolve_sswm_on_two_models_climbs_the_objective(client):
+    data = {"sequences": "\n".join(SEQS[:2]), "model_a": "alpha", "model_b": "beta", "objective": "A - B",
+            "mode": "sswm", "generations": "4", "direction": "max"}
+    location, html = run(client, "/evolve", data)
+    rows = _tsv(client.get(location + "/files/trajectory.tsv").text)
+    for r in rows:
+        assert float(r["objective"]) == pytest.approx(float(r["prediction_A"]) - float(r["prediction_B"]), abs=2e-6)
+    for lineage in ("0", "1"):
+        path = [float(r["objective"]) for r in rows if r["lineage"] == lineage]
+        assert len(path) >= 2 and all(b > a for a, b in itertools.pairwise(path))  # SSWM improves at every step
+        last = [r for r in rows if r["lineage"] == lineage][-1]
+        assert int(last["n_mutations"]) == int(last["generation"])  # one mutation per step
+    assert client.get(location + "/files/trajectory.png").content[:4] == b"\x89PNG"
+    assert "A = alpha, B = beta" in html
+
+
+def test_evolve_ga_reaches_a_reachable_target_and_is_reproducible(client):
+    from crmnet.evaluation.predict import predict
+
+    models = client.app.state.models
+    # An untrained model predicts near 0, the edge of the assay's range [0, 17]; A - B ranges over [-17, 17].
+    start = float(predict(models["alpha"].model, SEQS[:1])[0] - predict(models["beta"].model, SEQS[:1])[0])
+    target = start + 0.0005  # a small step from the start: reachable
+    data = {"sequences": SEQS[0], "model_a": "alpha", "model_b": "beta", "objective": "A - B", "mode": "ga",
+            "generations": "15", "target": f"{target}", "tolerance": "0.0003", "population": "20",
+            "mutation_rate": "0.02", "seed": "5"}
+    first, _ = run(client, "/evolve", data)
+    second, _ = run(client, "/evolve", data)
+    a, b = (client.get(loc + "/files/trajectory.tsv").text for loc in (first, second))
+    assert a == b
+    best = min(abs(float(r["objective"]) - target) for r in _tsv(a))
+    assert best <= 0.0003
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"mode": "ga"}, "--target is needed with --mode ga"),
+    ({"objective": "A - C"}, "names 'C', which is not a model"),
+    ({"objective": "__import__('os')"}, "only model names, numbers"),
+    ({"generations": "21"}, "generations 21 lies outside [1, 20]"),
+    ({"mode": "drift", "population": "30", "sequences": "\n".join(SEQS[:2])}, "more than the limit of 40"),
+    ({"mode": "walk"}, "--mode 'walk' must be one of"),
+    ({"model_b": "gamma"}, "no model 'gamma'"),
+    ({"mode": "ga", "target": "99"}, "lies outside the objective's range"),
+])
+def test_evolve_errors(client, data, message):
+    form = {"sequences": SEQS[0], "model_a": "alpha", **data}
+    r = client.post("/evolve", data=form, follow_redirects=False)
+    if r.status_code == 303:  # checked when the job starts: the job page says it
+        status = wait(client, r.headers["location"])
+        assert status["state"] == "failed" and message in status["error"]
+        assert message in _error(client.get(r.headers["location"]).text)
+    else:
+        assert r.status_code == 400 and message in _error(r.text)

@@ -32,8 +32,9 @@ def _png(fig) -> tuple[bytes, str]:
     return figure_bytes(fig), PNG
 
 
-def predict_job(models: list, seqs: Sequences, batch_size: int) -> Callable:
-    """Predictions of ``seqs`` under each of ``models`` (:class:`~crmnet.serve.models.ServedModel`)."""
+def predict_job(models: list, seqs: Sequences, batch_size: int, invalid: str = "error") -> Callable:
+    """Predictions of ``seqs`` under each of ``models`` (:class:`~crmnet.serve.models.ServedModel`);
+    ``invalid="N"``: characters outside ACGTN were mapped to N (as ``crmnet predict --invalid N``)."""
     from crmnet.evaluation.predict import EncodingStats, predict
     from crmnet.plot.serve import prediction_histogram
 
@@ -45,7 +46,7 @@ def predict_job(models: list, seqs: Sequences, batch_size: int) -> Callable:
             for start in range(0, n, batch_size):
                 progress(k * n + start, total, f"{served.name}: {start:,} of {n:,} sequences")
                 out[start : start + batch_size] = predict(served.model, seqs.sequences[start : start + batch_size],
-                                                          batch_size, invalid="error", source=seqs.source,
+                                                          batch_size, invalid=invalid, source=seqs.source,
                                                           stats=stats)
             values[served.name] = out
             notes.append(f"{served.name}: {stats.message(served.model.encoding)}")
@@ -142,10 +143,8 @@ def mutate_job(models: list, seqs: Sequences, epsilon: float, batch_size: int) -
                 progress(k * n + s, n * len(models), f"{served.name}: sequence {s + 1:,} of {n:,}")
                 sat = saturate_codes(predictor, codes[s : s + step], lengths[s : s + step], windows[s : s + step])
                 parts.append(evolvability(sat, epsilon))
-                if s == 0:
-                    for i in range(min(3, len(sat))):
-                        fig = heatmap_figure(sat, i, f"{seqs.ids[i]} ({served.name})")
-                        files[f"heatmap_{k}_{i}.png"] = _png(fig)
+                if s == 0:  # one heat map per model (the Explain page draws any sequence's)
+                    files[f"heatmap_{k}.png"] = _png(heatmap_figure(sat, 0, f"{seqs.ids[0]} ({served.name})"))
             ev = _join(parts, Evolvability)
             buf = io.StringIO()
             buf.write("\t".join(("id", *Evolvability.COLUMNS)) + "\n")
@@ -155,7 +154,7 @@ def mutate_job(models: list, seqs: Sequences, epsilon: float, batch_size: int) -
             files[f"robustness_{k}.png"] = _png(evolvability_figure(ev.prediction, ev.robustness, epsilon,
                                                                     served.name))
             tables.append({"model": served.name, "index": k, "rows": list(zip(seqs.ids, ev.rows()))[:SHOWN_ROWS],
-                           "heatmaps": [f"heatmap_{k}_{i}.png" for i in range(min(3, n))]})
+                           "first": seqs.ids[0]})
         return Result({"tables": tables, "columns": Evolvability.COLUMNS, "epsilon": epsilon, "n": n}, files)
 
     return run

@@ -41,10 +41,10 @@ def _number(values: dict, name: str, default, kind=float, lo=None, hi=None):
     return value
 
 
-def _sequences(request, values: dict, upload, filename, max_sequences: int):
+def _sequences(request, values: dict, upload, filename, max_sequences: int, invalid: str = "error"):
     limits = request.app.state.config
     return read_sequences(values.get("sequences", ""), upload, filename, fmt=values.get("format", "auto"),
-                          max_sequences=max_sequences, max_length=limits.max_length)
+                          max_sequences=max_sequences, max_length=limits.max_length, invalid=invalid)
 
 
 async def _post(request, template: str):
@@ -66,8 +66,9 @@ async def predict_page(request):
 
     def make():
         models = _chosen(request, values)
-        seqs = _sequences(request, values, upload, filename, limits.max_sequences)
-        return analyses.predict_job(models, seqs, limits.batch_size)
+        invalid = "N" if values.get("invalid") == "N" else "error"
+        seqs = _sequences(request, values, upload, filename, limits.max_sequences, invalid)
+        return analyses.predict_job(models, seqs, limits.batch_size, invalid)
 
     return await submit(request, "predict.html", "predict", "Predictions", make, values)
 
