@@ -429,13 +429,13 @@ def test_mutate_errors(client, data, message):
 
 
 def test_evolve_sswm_on_two_models_climbs_the_objective(client):
-    data = {"sequences": "\n".join(SEQS[:2]), "model_a": "alpha", "model_b": "beta", "objective": "A - B",
-            "mode": "sswm", "generations": "4", "direction": "max"}
+    data = {"sequences": SEQS[0], "model_a": "alpha", "model_b": "beta", "objective": "A - B",
+            "mode": "sswm", "generations": "3", "direction": "max"}
     location, html = run(client, "/evolve", data)
     rows = _tsv(client.get(location + "/files/trajectory.tsv").text)
     for r in rows:
         assert float(r["objective"]) == pytest.approx(float(r["prediction_A"]) - float(r["prediction_B"]), abs=2e-6)
-    for lineage in ("0", "1"):
+    for lineage in ("0",):
         path = [float(r["objective"]) for r in rows if r["lineage"] == lineage]
         assert len(path) >= 2 and all(b > a for a, b in itertools.pairwise(path))  # SSWM improves at every step
         last = [r for r in rows if r["lineage"] == lineage][-1]
