@@ -481,3 +481,8 @@ def test_evolve_errors(client, data, message):
         assert message in _error(client.get(r.headers["location"]).text)
     else:
         assert r.status_code == 400 and message in _error(r.text)
+
+
+def test_user_text_is_escaped_in_the_page(client):
+    _, html = run(client, "/predict", {"sequences": f">x<script>alert(1)</script>\n{SEQS[0]}\n", "model": "alpha"})
+    assert "<script>alert" not in html and "x&lt;script&gt;alert(1)&lt;/script&gt;" in html
