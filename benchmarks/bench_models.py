@@ -8,8 +8,10 @@ model's own loss (``compute_loss``, else Huber) and Adam.
     python benchmarks/bench_models.py                                   # CRMnet presets, CPU, fp32
     python benchmarks/bench_models.py --models crmnet-small,legnet --batch 256 --threads 2
     python benchmarks/bench_models.py --models crmnet --device cuda --dtype bf16 --compile --batch 1024
+    python benchmarks/bench_models.py --models crmnet --mode forward --fast --threads 1   # predict's path
 
-``--dtype bf16``/``fp16`` use autocast (weights stay float32, as in mixed-precision training); on a GPU,
+``--fast`` times the forward pass through ``optimize_for_inference`` (the exact rewrite ``predict`` uses on
+CPUs; ``benchmarks/bench_keras.py`` compares it with the authors' Keras model). ``--dtype bf16``/``fp16`` use autocast (weights stay float32, as in mixed-precision training); on a GPU,
 TF32 matmuls are enabled for float32. Reference: the authors' Keras CRMnet ran ≈70–130 sequences/s
 inference (batch 256) and ≈20–40 sequences/s training (batch 64) on the 2-core CPU of the project
 machine; the GPU goal is ≥ 40,000 samples/s forward + backward for full CRMnet at batch 1024 in bf16 on
@@ -70,10 +72,15 @@ def bench_model(name: str, args: argparse.Namespace, device: torch.device) -> di
 
     if args.mode in ("both", "forward"):
         model.eval()
+        run = model
+        if args.fast:
+            from crmnet.models.fastpath import optimize_for_inference
+
+            run = optimize_for_inference(model)
 
         def forward():
             with torch.inference_mode(), _autocast(device, args.dtype):
-                model(x)
+                run(x)
 
         row["forward"] = _median_rate(forward, args.batch, args.warmup, args.repeats, device)
     if args.mode in ("both", "train"):
@@ -104,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", choices=list(DTYPES), default="fp32", help="autocast precision")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--mode", choices=["both", "forward", "train"], default="both")
+    p.add_argument("--fast", action="store_true", help="forward through optimize_for_inference")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's choice)")
@@ -122,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
         else f"CPU, {torch.get_num_threads()} threads"
     )
     print(
-        f"# {where}; batch {args.batch}; {args.dtype}{'; compiled' if args.compile else ''}; "
+        f"# {where}; batch {args.batch}; {args.dtype}{'; compiled' if args.compile else ''}"
+        f"{'; fast inference path' if args.fast else ''}; "
         f"median of {args.repeats} after {args.warmup} warm-up steps"
     )
     print(f"{'model':<22} {'params':>12} {'MFLOP/seq':>10} {'forward seq/s':>14} {'fwd+bwd seq/s':>14}")

@@ -13,6 +13,7 @@ from crmnet.data.encoding import CRMNET, encode, onehot
 from crmnet.models import CRMnet, CRMnetConfig, build_model, count_parameters
 from crmnet.models.blocks import SameConv1d, SameConvTranspose1d, keras_same_padding
 from crmnet.models.crmnet import position_gains
+from crmnet.models.fastpath import optimize_for_inference
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -297,6 +298,10 @@ def test_matches_the_keras_model(shared):
     with torch.no_grad():
         y = model(x).numpy()
     np.testing.assert_allclose(y, ref["y"][:, 0], atol=1e-4)
+    with torch.inference_mode():  # the inference rewrite predict() uses on CPUs: same function
+        fast = optimize_for_inference(model)(x).numpy()
+    np.testing.assert_allclose(fast, ref["y"][:, 0], atol=1e-4)
+    np.testing.assert_allclose(fast, y, rtol=0, atol=1e-5 * np.abs(y).max())
     inter = np.load(fixture / "reference_intermediates.npz")
     with torch.no_grad():
         skip, _ = model.encoder[0](x[:8])

@@ -66,7 +66,7 @@ def test_manifest_split_and_size(small, tmp_path):
     assert store.sequences(np.arange(3000)) == seqs
     on_disk = sum(f.stat().st_size for f in store.path.iterdir() if f.suffix == ".npy")
     assert on_disk / 3000 <= 120
-    assert listing(store.path) == ["codes.npy", "lengths.npy", "manifest.json", "medium.npy", "split.npy",
+    assert listing(store.path) == [".crmnet-output", "codes.npy", "lengths.npy", "manifest.json", "medium.npy", "split.npy",
                                    "targets.npy"]
     for name in ("codes", "lengths", "targets", "medium", "split"):  # plain .npy files, readable without crmnet
         assert np.load(store.path / f"{name}.npy").shape[0] == 3000

@@ -73,6 +73,7 @@ _API = {
     "SimulatorPredictor": "crmnet.design.oracle",
     "noise_free_expression": "crmnet.data.simulate",
     "read_keras": "crmnet.zoo.keras",
+    "import_model": "crmnet.zoo.importer",
 }
 
 __all__ = ["__version__", *_API]  # noqa: PLE0604 (the names are _API's string keys)

@@ -33,3 +33,12 @@ class OutputExistsError(CrmnetError, FileExistsError):
     def __init__(self, path: str | os.PathLike, hint: str = "pass --overwrite to replace it"):
         self.path = str(path)
         super().__init__(f"{self.path}: already exists; {hint}")
+
+
+class OutputError(CrmnetError):
+    """An output that cannot be written (no space left, read-only, no permission); names the output."""
+
+    def __init__(self, path: str | os.PathLike, message: str):
+        self.path = str(path)
+        self.problem = message
+        super().__init__(f"{self.path}: {message}")

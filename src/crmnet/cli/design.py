@@ -200,9 +200,10 @@ def _objective(args):
 
 
 def run_evolve(args: argparse.Namespace) -> int:
+    from crmnet.data.readers import read_records
     from crmnet.design.evolve import EvolveConfig, evolve_to_file
     from crmnet.design.mutagenesis import parse_window
-    from crmnet.evaluation.predict import iter_chunks
+    from crmnet.fsutil import refuse_existing
 
     _positive("--batch-size", args.batch_size)
     population = args.population if args.population is not None else (100 if args.mode == "ga" else 1)
@@ -211,17 +212,10 @@ def run_evolve(args: argparse.Namespace) -> int:
                           crossover=args.crossover, selection=args.selection, tournament=args.tournament,
                           elite=args.elite, target=args.target, tolerance=args.tolerance,
                           window=parse_window(args.window))
-    if Path(args.out).exists() and not args.overwrite:
-        from crmnet.errors import OutputExistsError
-
-        raise OutputExistsError(args.out)
-    if not Path(args.input).is_file():
-        raise InputError(args.input, "no such file")
-    ids, seqs, lines = [], [], []
-    for chunk in iter_chunks(args.input):
-        ids += chunk.ids
-        seqs += chunk.sequences
-        lines += chunk.lines
+    refuse_existing(args.out, overwrite=args.overwrite)
+    table = read_records(args.input)
+    seqs, lines = table.sequences, table.lines.tolist()
+    ids = table.ids or [str(line) for line in lines]
     objective = _objective(args)
     res = evolve_to_file(objective, ids, seqs, args.out, config, source=args.input, lines=lines,
                          overwrite=args.overwrite, progress=_progress(args))

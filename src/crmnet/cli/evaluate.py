@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from crmnet.errors import InputError
 
@@ -78,7 +79,8 @@ def _register_predict(subparsers) -> None:
             "characters are an error unless --invalid N."
         ),
     )
-    pr.add_argument("input", metavar="INPUT", help="FASTA, TSV or CSV file of sequences")
+    pr.add_argument("input", metavar="INPUT", help="FASTA, TSV or CSV file of sequences (plain or gzip), a pipe, "
+                    "or - for standard input")
     pr.add_argument("--checkpoint", required=True, metavar="CKPT", help="a crmnet checkpoint (.pt)")
     pr.add_argument("--out", required=True, metavar="FILE", help="output TSV (refused if it exists)")
     pr.add_argument("--format", choices=FORMATS, default="auto",
@@ -143,7 +145,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
                         predicted=args.predicted_column),
     )
     cfg.check()
-    refuse_existing(args.out, overwrite=args.overwrite)  # before the work, not after it
+    inputs = [*(args.predictions or ()), *(t for t in args.test or () if Path(t).exists()),
+              *([args.checkpoint] if args.checkpoint else []), *([args.data_dir] if args.data_dir else [])]
+    refuse_existing(args.out, overwrite=args.overwrite, inputs=inputs)  # before the work, not after it
     ev, config = run_evaluation(cfg)
     write_evaluation(ev, args.out, config, overwrite=args.overwrite)
     print(render(*summary_rows(ev), style="text"), end="")
@@ -160,10 +164,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 def run_predict(args: argparse.Namespace) -> int:
     from crmnet.evaluation.predict import predict_file
+    from crmnet.fsutil import refuse_existing
     from crmnet.models.checkpoint import load_checkpoint
 
     _check_positive("--batch-size", args.batch_size)
     _check_positive("--chunk-size", args.chunk_size)
+    refuse_existing(args.out, overwrite=args.overwrite, inputs=[args.input, args.checkpoint])
     model = load_checkpoint(args.checkpoint)
     stats = predict_file(model, args.input, args.out, fmt=args.format, batch_size=args.batch_size,
                          device=_default_device(args.device), invalid=args.invalid, overwrite=args.overwrite,
@@ -175,9 +181,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     from crmnet.evaluation.report import build_report
+    from crmnet.fsutil import refuse_existing
 
     if args.bootstrap < 1:
         raise InputError(None, f"--bootstrap must be at least 1, got {args.bootstrap}")
+    refuse_existing(args.out, overwrite=args.overwrite, inputs=args.inputs)
     out = build_report(args.inputs, args.out, title=args.title, n_boot=args.bootstrap, seed=args.seed,
                        overwrite=args.overwrite)
     print(f"wrote {out / 'report.md'}, {out / 'report.html'} and figures")

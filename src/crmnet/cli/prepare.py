@@ -15,7 +15,8 @@ def register(subparsers) -> None:
             "a manifest. Written under a temporary name and renamed when complete."
         ),
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="input files (txt or csv, plain or .gz)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="input files (txt or csv, plain or .gz; regular files, "
+                   "not pipes: the manifest records each one's path and sha256)")
     p.add_argument("--out", required=True, metavar="STORE", help="store directory to create")
     p.add_argument("--format", default="auto", choices=("auto", "txt", "csv"), help="input format (default: auto)")
     p.add_argument("--medium", action="append", metavar="NAME",
@@ -38,7 +39,8 @@ def register(subparsers) -> None:
                         "predictions, to train on them on purpose (recorded in the manifest)")
     p.add_argument("--balance", action="store_true",
                    help="subsample (seeded) every medium to the size of the smallest")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing STORE")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing STORE (only a crmnet store or output, never a directory holding an input)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -50,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from crmnet.data.store import PrepareConfig, prepare
     from crmnet.errors import CrmnetError
 
+    if not 1 <= args.length <= 65535:  # the store keeps true lengths as uint16: longer inputs are refused anyway
+        raise CrmnetError(f"--length must be between 1 and 65,535, got {args.length:,}")
     try:
         enc = Encoding(length=args.length, pad=args.pad, truncate=args.truncate)
     except ValueError as exc:

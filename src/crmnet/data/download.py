@@ -83,26 +83,46 @@ def parse_zenodo_record(record: dict, base_url: str, record_id: str) -> list[dic
     """Files of a Zenodo records-API answer → ``[{"key", "size", "md5", "url"}]``.
 
     Accepts both shapes Zenodo has served: ``files`` as a list, or as ``{"entries": {...} | [...]}``.
+    Any other shape (an error page's JSON, a changed API) is a :class:`DownloadError` naming the record.
     """
-    files = record.get("files")
+    files = record.get("files") if isinstance(record, dict) else None
     if isinstance(files, dict):
         files = files.get("entries", [])
         files = list(files.values()) if isinstance(files, dict) else files
     if not isinstance(files, list) or not files:
-        raise DownloadError(f"Zenodo record {record_id}: the records API lists no files")
-    out = []
-    for f in files:
-        key = f.get("key") or f.get("filename")
-        checksum = str(f.get("checksum", ""))
-        if not key or not checksum.startswith("md5:"):
-            raise DownloadError(f"Zenodo record {record_id}: file entry without a key or an md5 checksum: {f}")
-        if Path(key).name != key or key in (".", ".."):  # a key becomes a file name under DIR: no paths
-            raise DownloadError(f"Zenodo record {record_id}: refusing file key {key!r} (not a plain file name)")
-        url = (f.get("links") or {}).get("self") or (f.get("links") or {}).get("content")
-        if not url:
-            url = f"{base_url}/api/records/{record_id}/files/{urllib.parse.quote(key)}/content"
-        out.append({"key": key, "size": f.get("size"), "md5": checksum[4:].lower(), "url": url})
-    return out
+        raise DownloadError(f"Zenodo record {record_id}: the records API lists no files"
+                            + ("" if isinstance(record, dict) else f" (it answered a JSON {type(record).__name__})"))
+    return [_zenodo_entry(f, base_url, record_id) for f in files]
+
+
+def _zenodo_entry(f, base_url: str, record_id: str) -> dict:
+    """One file entry of a records-API answer, checked: key, md5, size and URL of the right types."""
+    def bad(why: str) -> DownloadError:
+        return DownloadError(f"Zenodo record {record_id}: malformed file entry ({why}): {str(f)[:200]}")
+
+    if not isinstance(f, dict):
+        raise bad("not a JSON object")
+    key = f.get("key") or f.get("filename")
+    checksum = f.get("checksum", "")
+    if not isinstance(key, str) or not key or not isinstance(checksum, str) or not checksum.startswith("md5:"):
+        raise bad("without a key or an md5 checksum")
+    if Path(key).name != key or key in (".", ".."):  # a key becomes a file name under DIR: no paths
+        raise DownloadError(f"Zenodo record {record_id}: refusing file key {key!r} (not a plain file name)")
+    md5 = checksum[4:].lower()
+    if len(md5) != 32 or any(c not in "0123456789abcdef" for c in md5):
+        raise bad(f"md5 {md5!r} is not 32 hex digits")
+    size = f.get("size")
+    if size is not None and (not isinstance(size, int) or isinstance(size, bool) or size < 0):
+        raise bad(f"size {size!r} is not a byte count")
+    links = f.get("links") or {}
+    if not isinstance(links, dict):
+        raise bad("links is not an object")
+    url = links.get("self") or links.get("content")
+    if url is not None and (not isinstance(url, str) or not url.startswith(("http://", "https://"))):
+        raise bad(f"link {url!r} is not an http(s) URL")
+    if not url:
+        url = f"{base_url}/api/records/{record_id}/files/{urllib.parse.quote(key)}/content"
+    return {"key": key, "size": size, "md5": md5, "url": url}
 
 
 def zenodo_files(record_id: str, keys: Iterable[str], dest_dir: Path, zenodo_url: str | None = None) -> list[RemoteFile]:

@@ -34,8 +34,8 @@ from typing import NamedTuple
 import numpy as np
 
 from crmnet.data.encoding import Encoding, onehot, relayout
-from crmnet.data.readers import background
 from crmnet.data.store import Store, open_store
+from crmnet.data.streams import background
 
 
 class CodeBatch(NamedTuple):

@@ -16,9 +16,13 @@ Formats (:data:`FORMATS`; ``"auto"`` detects from the first non-blank line, gzip
 :func:`iter_records` streams any format in chunks of records (what ``crmnet predict`` uses, never holding
 more than one chunk); :func:`read_records` reads a whole file and checks the alphabet.
 
-Policies, the same for every format: line ends may be LF or CRLF; **blank lines are skipped** (a
-trailing blank line is common and harmless) but still counted, so every error and ``lines`` entry
-names the true 1-based line of the file. Sequences are checked against the encoding contract (A, C, G,
+Policies, the same for every format and for the fast path of ``prepare``: line ends may be LF or CRLF (a
+lone CR, old Mac line ends, is an error naming the line); a UTF-8 byte-order mark at the start is dropped
+(UTF-16/32 text is refused); NUL and other control bytes are binary data, an error; **blank lines are
+skipped** (a trailing blank line is common and harmless) but still counted, so every error and ``lines``
+entry names the true 1-based line of the file. A value is an ASCII decimal number (``-1.5``, ``.5``,
+``2e-3``): Python-only syntax such as ``1_000`` is not a number. Input may be ``-`` (standard input) or a
+pipe: :func:`iter_records` reads it once. Sequences are checked against the encoding contract (A, C, G,
 T, N in either case); anything else is an :class:`~crmnet.errors.InputError` naming file and line unless
 ``invalid="N"`` maps it to N (``SequenceTable.mapped`` counts the characters). A missing, NaN, infinite
 or non-numeric value, an empty sequence, a wrong number of columns, an empty file and a truncated or
@@ -36,7 +40,7 @@ import itertools
 import math
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -49,6 +53,7 @@ from crmnet.data.streams import (
     CHUNK_BYTES,
     background,
     check_file,
+    display_name,
     text_lines,
 )
 from crmnet.errors import InputError
@@ -68,6 +73,9 @@ MEASURED_COLUMN = "Measured Expression"
 PREDICTED_COLUMN = "Predicted Expression"
 _NOT_BASE = re.compile(r"[^ACGTNacgtn]")
 _DNA = frozenset("ACGTNacgtn")
+# The number syntax of these files (what pyarrow, R and spreadsheets write): ASCII decimal with optional
+# exponent. Python's float() also takes 1_000, non-ASCII digits and "infinity"; those are refused.
+_NUMBER = re.compile(r" *[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)? *")
 
 
 @dataclass(frozen=True)
@@ -157,19 +165,25 @@ def check_alphabet(
 
 
 def parse_value(text: str | bytes, what: str, source: str, line: int) -> float:
-    """One expression value; missing, NaN, infinite or non-numeric → InputError at ``line``."""
+    """One expression value: a decimal number (``-1.5``, ``.5``, ``2e-3``; spaces around it allowed).
+
+    Missing, NaN, infinite (or too large for float64) and anything else (Python-only syntax such as
+    ``1_000``, non-ASCII digits, hexadecimal) → InputError at ``line``.
+    """
     if isinstance(text, bytes):
         text = text.decode("latin-1")
     if not text.strip():
         raise InputError(source, f"missing {what}", line=line)
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputError(source, f"{what} {text!r} is not a number", line=line) from None
-    if math.isnan(value):
+    word = text.strip(" ").lower().lstrip("+-")
+    if word == "nan":
         raise InputError(source, f"{what} is NaN (missing)", line=line)
-    if math.isinf(value):
+    if word in ("inf", "infinity"):
         raise InputError(source, f"{what} {text!r} is not finite", line=line)
+    if not _NUMBER.fullmatch(text):
+        raise InputError(source, f"{what} {text!r} is not a number", line=line)
+    value = float(text)
+    if math.isinf(value):
+        raise InputError(source, f"{what} {text!r} is not finite (too large)", line=line)
     return value
 
 
@@ -211,15 +225,18 @@ def detect_format(path: str | os.PathLike, columns: Columns | None = None) -> st
     A line with a tab is ``txt`` when its first or second field is DNA, else a ``tsv`` header; a line
     without tab or comma is a bare ``txt`` sequence, or a one-column ``tsv`` header naming a sequence column.
     """
-    path = Path(path)
-    for number, text in text_lines(path, chunk_bytes=1 << 16):
+    return _detect(text_lines(path, chunk_bytes=1 << 16), display_name(path), columns)
+
+
+def _detect(lines: Iterable[tuple[int, str]], source: str, columns: Columns | None) -> str:
+    for number, text in lines:
         if text.strip():
             fmt = _sniff(text, columns)
             if fmt is None:
-                raise InputError(path, "cannot tell the format from the first line (no tab, comma or '>', and "
+                raise InputError(source, "cannot tell the format from the first line (no tab, comma or '>', and "
                                  "not a DNA sequence); pass the format explicitly", line=number)
             return fmt
-    raise InputError(path, "empty file: no records")
+    raise InputError(source, "empty file: no records")
 
 
 @dataclass
@@ -232,13 +249,28 @@ class _Row:
 
 
 class _NonBlank:
-    """The numbered non-blank lines of a file; ``blank`` counts the blank ones seen so far."""
+    """The numbered non-blank lines of a file, read once; ``blank`` counts the blank ones seen so far.
+
+    ``peek()`` returns the first non-blank line without consuming it (format detection), so a pipe or
+    standard input, which can be read only once, is read like a file.
+    """
 
     def __init__(self, path: Path, on_raw, chunk_bytes: int):
         self.lines = text_lines(path, on_raw, chunk_bytes)
         self.blank = 0
+        self._peeked: list[tuple[int, str]] = []
+
+    def peek(self) -> list[tuple[int, str]]:
+        if not self._peeked:
+            self._peeked = list(itertools.islice(self._read(), 1))
+        return self._peeked
 
     def __iter__(self) -> Iterator[tuple[int, str]]:
+        while self._peeked:
+            yield self._peeked.pop()
+        yield from self._read()
+
+    def _read(self) -> Iterator[tuple[int, str]]:
         for number, text in self.lines:
             if text.strip():
                 yield number, text
@@ -259,11 +291,7 @@ def _txt_layout(fields: list[str], source: str, line: int) -> tuple[str, ...]:
 
 
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return bool(_NUMBER.fullmatch(text))
 
 
 def _txt_row(fields: list[str], layout: tuple[str, ...], value: str, source: str, line: int) -> _Row:
@@ -405,12 +433,11 @@ def iter_records(
         raise ValueError(f"value must be 'measured' or 'predicted', not {value!r}")
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
-    path = Path(path)
     check_file(path)
-    source = str(path)
+    source = display_name(path)
+    lines = _NonBlank(Path(path), on_raw, chunk_bytes)
     if fmt == "auto":
-        fmt = detect_format(path, columns)
-    lines = _NonBlank(path, on_raw, chunk_bytes)
+        fmt = _detect(lines.peek(), source, columns)
     column = header_line = None
     if fmt == "fasta":
         rows = _fasta_rows(lines, source)

@@ -9,9 +9,12 @@ thread (readers, the store and the batch loader use it).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import os
 import queue
+import sys
 import threading
 import zlib
 from collections.abc import Callable, Iterator
@@ -27,18 +30,52 @@ GZIP_MAGIC = b"\x1f\x8b"
 CHUNK_BYTES = 16 << 20
 
 
-def check_file(path: Path) -> None:
-    """Raise InputError unless ``path`` is an existing file."""
-    if not path.exists():
-        raise InputError(path, "no such file")
+STDIN = "-"  # the input name that means standard input
+_UTF8_BOM = b"\xef\xbb\xbf"
+_OTHER_BOMS = (b"\xff\xfe", b"\xfe\xff")  # UTF-16/32: not a text encoding these formats are written in
+# Bytes a text line may hold besides printable ones: anything else (NUL, other control bytes) is binary data.
+_CONTROL = bytes([*range(9), 11, 12, *range(14, 32), 127])
+_NOT_CONTROL = bytes(b for b in range(256) if b not in _CONTROL)
+
+
+def is_stdin(path: str | os.PathLike) -> bool:
+    """True when ``path`` is ``-``, the name of standard input."""
+    return str(path) == STDIN
+
+
+def display_name(path: str | os.PathLike) -> str:
+    """How errors name an input: its path, or ``<stdin>``."""
+    return "<stdin>" if is_stdin(path) else str(path)
+
+
+def check_file(path: str | os.PathLike) -> None:
+    """Raise InputError unless ``path`` can be read as a stream: a file, a pipe or ``-`` (standard input)."""
+    if is_stdin(path):
+        return
+    path = Path(path)
     if path.is_dir():
         raise InputError(path, "is a directory, not a file")
+    if not path.exists():
+        raise InputError(path, "no such file")
 
 
-def is_gzip(path: str | os.PathLike) -> bool:
-    """True when the file starts with the gzip magic bytes."""
-    with open(path, "rb") as fh:
-        return fh.read(2) == GZIP_MAGIC
+def check_line(raw: bytes, source: str, line: int) -> str:
+    """One line of a file without its LF → its text (CRLF accepted); lone CR line ends and binary data
+    (NUL or other control bytes) are InputError naming ``line``."""
+    text = raw[:-1] if raw.endswith(b"\r") else raw
+    if has_control(text):
+        byte = text.translate(None, _NOT_CONTROL)[0]
+        raise InputError(source, f"binary data (byte 0x{byte:02x} at column {text.index(bytes([byte])) + 1}): "
+                                 "not a text file", line=line)
+    if b"\r" in text:
+        raise InputError(source, "a carriage return (CR) inside the line: the file has lone-CR (old Mac) line ends; "
+                                 "convert it to LF or CRLF line ends", line=line)
+    return text.decode("latin-1")
+
+
+def has_control(data: bytes | memoryview) -> bool:
+    """True when ``data`` holds a control byte other than tab, LF and CR (binary data, see :func:`check_line`)."""
+    return bool(bytes(data).translate(None, _NOT_CONTROL))
 
 
 class ByteStream:
@@ -49,24 +86,28 @@ class ByteStream:
     """
 
     def __init__(self, path: str | os.PathLike, block_bytes: int = 8 << 20, on_raw: Callable[[int], None] | None = None):
+        check_file(path)
         self.path = Path(path)
-        check_file(self.path)
+        self.name = display_name(path)
         self.block_bytes = block_bytes
         self.on_raw = on_raw
         self.sha256 = ""
         self.bytes_read = 0
         self.lines_done = 0  # complete lines decompressed so far (gzip), for error messages
+        self._started = False  # the first bytes of text were seen (the byte-order mark is looked for there)
 
     def __iter__(self) -> Iterator[bytes]:
         digest = hashlib.sha256()
-        inflater = zlib.decompressobj(wbits=31) if is_gzip(self.path) else None
-        in_member = False  # inside a gzip member whose end has not been seen yet
         hashing = None
-        # gzip inflates about 4x: smaller raw blocks keep each decompressed block near block_bytes
-        size = self.block_bytes if inflater is None else max(self.block_bytes // 4, 1 << 16)
-        # hashlib releases the GIL: the checksum of one block is computed while the next is parsed.
-        with open(self.path, "rb") as fh, ThreadPoolExecutor(max_workers=1) as pool:
-            while raw := fh.read(size):
+        # The file is opened once and its first block decides gzip or not, so a pipe or standard input
+        # (read once) works like a file.
+        with self._open() as fh, ThreadPoolExecutor(max_workers=1) as pool:
+            first = fh.read(self.block_bytes)
+            inflater = zlib.decompressobj(wbits=31) if first[:2] == GZIP_MAGIC else None
+            in_member = False  # inside a gzip member whose end has not been seen yet
+            # gzip inflates about 4x: smaller raw blocks keep each decompressed block near block_bytes
+            size = self.block_bytes if inflater is None else max(self.block_bytes // 4, 1 << 16)
+            for raw in itertools.chain([first] if first else [], iter(lambda: fh.read(size), b"")):
                 if hashing is not None:
                     hashing.result()
                 hashing = pool.submit(digest.update, raw)
@@ -74,7 +115,7 @@ class ByteStream:
                 if self.on_raw:
                     self.on_raw(len(raw))
                 if inflater is None:
-                    yield raw
+                    yield self._text_start(raw)
                     continue
                 while raw:
                     if not in_member and not raw.strip(b"\0"):
@@ -85,8 +126,9 @@ class ByteStream:
                     try:
                         out = inflater.decompress(raw)
                     except zlib.error as exc:
-                        raise InputError(self.path, f"corrupt gzip data ({exc})", line=self.lines_done + 1) from None
+                        raise InputError(self.name, f"corrupt gzip data ({exc})", line=self.lines_done + 1) from None
                     if out:
+                        out = self._text_start(out)
                         self.lines_done += out.count(b"\n")
                         yield out
                     raw = b""
@@ -98,11 +140,32 @@ class ByteStream:
                 hashing.result()
         if in_member:
             raise InputError(
-                self.path,
+                self.name,
                 f"gzip stream is truncated after {self.lines_done} complete lines (incomplete download?)",
                 line=self.lines_done + 1,
             )
         self.sha256 = digest.hexdigest()
+
+    def _open(self):
+        if is_stdin(self.path):
+            return contextlib.nullcontext(sys.stdin.buffer)
+        try:
+            return open(self.path, "rb")
+        except OSError as exc:
+            raise InputError(self.name, f"cannot read ({exc.strerror})") from None
+
+    def _text_start(self, data: bytes) -> bytes:
+        """``data`` without a UTF-8 byte-order mark when it is the start of the text (the BOM is not
+        part of the first line, for every reader alike); UTF-16/32 text is refused."""
+        if self._started or not data:
+            return data
+        self._started = True
+        if data.startswith(_UTF8_BOM):
+            return data[len(_UTF8_BOM) :]
+        if data.startswith(_OTHER_BOMS):
+            raise InputError(self.name, "UTF-16 or UTF-32 text (byte-order mark): save the file as UTF-8 or ASCII",
+                             line=1)
+        return data
 
 
 @dataclass
@@ -153,14 +216,15 @@ def iter_line_chunks(stream: ByteStream, chunk_bytes: int = CHUNK_BYTES) -> Iter
 
 
 def text_lines(
-    path: Path, on_raw: Callable[[int], None] | None = None, chunk_bytes: int = CHUNK_BYTES
+    path: str | os.PathLike, on_raw: Callable[[int], None] | None = None, chunk_bytes: int = CHUNK_BYTES
 ) -> Iterator[tuple[int, str]]:
-    """(1-based line number, text without its line end) for every line of a plain or gzip file, read
-    ``chunk_bytes`` at a time; ``on_raw(n)`` gets the stored bytes read (progress bars)."""
+    """(1-based line number, text without its line end) for every line of a plain or gzip file, a pipe or
+    ``-`` (standard input), read ``chunk_bytes`` at a time; ``on_raw(n)`` gets the stored bytes read
+    (progress bars). Lines are checked by :func:`check_line`."""
     stream = ByteStream(path, block_bytes=min(8 << 20, chunk_bytes), on_raw=on_raw)
     for chunk in iter_line_chunks(stream, chunk_bytes):
         for i, raw in enumerate(bytes(chunk.data).split(b"\n")[:-1]):
-            yield chunk.first_line + i, raw.rstrip(b"\r").decode("latin-1")
+            yield chunk.first_line + i, check_line(raw, stream.name, chunk.first_line + i)
 
 
 def background(items: Iterator, depth: int = 2) -> Iterator:

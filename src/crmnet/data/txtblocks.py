@@ -17,7 +17,15 @@ import numpy as np
 
 from crmnet.data.encoding import CRMNET, Encoding, InvalidPolicy, encode_spans
 from crmnet.data.readers import join_sequences, parse_txt_line
-from crmnet.data.streams import CHUNK_BYTES, ByteStream, LineChunk, background, iter_line_chunks
+from crmnet.data.streams import (
+    CHUNK_BYTES,
+    ByteStream,
+    LineChunk,
+    background,
+    check_line,
+    has_control,
+    iter_line_chunks,
+)
 from crmnet.errors import InputError
 
 
@@ -30,11 +38,11 @@ def parse_txt_lines(chunk: LineChunk, source: str) -> tuple[list[str], list[floa
     lines: list[int] = []
     blank = 0
     for i, raw in enumerate(bytes(chunk.data).split(b"\n")[:-1]):
-        text = raw[:-1] if raw.endswith(b"\r") else raw
+        text = check_line(raw, source, chunk.first_line + i)
         if not text:
             blank += 1
             continue
-        seq, value = parse_txt_line(text.decode("latin-1"), source, chunk.first_line + i)
+        seq, value = parse_txt_line(text, source, chunk.first_line + i)
         seqs.append(seq)
         values.append(value)
         lines.append(chunk.first_line + i)
@@ -106,9 +114,9 @@ class TxtBlocks:
 
     def __iter__(self) -> Iterator[EncodedBlock]:
         arrow = _ArrowTxt(self.chunk_bytes)
-        source = str(self.path)
         stream = ByteStream(self.path, block_bytes=self.chunk_bytes, on_raw=self.on_raw)
         # Reading and arrow's parse (which release the GIL) run a chunk ahead of the encoding.
+        source = stream.name
         parsed = ((chunk, arrow.parse_lines(chunk)) for chunk in iter_line_chunks(stream, self.chunk_bytes))
         for chunk, table in background(parsed, 2):
             block = None if table is None else self._fast(chunk, *table, source)
@@ -126,8 +134,8 @@ class TxtBlocks:
         """Encode straight from arrow's buffers; None when the chunk needs the exact parser."""
         n = table.num_rows
         values = table.column("value").to_numpy()
-        if not np.isfinite(values).all():
-            return None
+        if not np.isfinite(values).all() or (self.invalid == "N" and has_control(chunk.data)):
+            return None  # the exact parser names the line (binary data is an error, not N, under either policy)
         if strict:
             lines = np.arange(chunk.first_line, chunk.first_line + n, dtype=np.int64)
             blank = 0

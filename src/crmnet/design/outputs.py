@@ -138,7 +138,7 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
     """
     from tqdm import tqdm
 
-    from crmnet.evaluation.predict import iter_chunks
+    from crmnet.data.readers import iter_records
     from crmnet.plot.common import save_png
     from crmnet.plot.design import evolvability_figure, heatmap_figure
 
@@ -159,7 +159,8 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
                 evo.write("\t".join(("id", *Evolvability.COLUMNS)) + "\n")
                 if tsv:
                     tsv.write("id\tposition\treference\talternative\tprediction\tdelta\n")
-                for chunk in iter_chunks(input_path, chunk_size=chunk_size, on_raw=bar.update):
+                for chunk in iter_records(input_path, chunk_size=chunk_size, on_raw=bar.update):
+                    chunk.ids = chunk.ids or [str(line) for line in chunk.lines]  # as crmnet predict names them
                     codes, lengths = encode_sequences(chunk.sequences, source, chunk.lines)
                     windows = resolve_windows(codes, lengths, window, source, chunk.lines)
                     sat = saturate_codes(predictor, codes, lengths, windows)

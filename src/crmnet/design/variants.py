@@ -94,12 +94,12 @@ def read_pairs(path: str | os.PathLike, ref_column: str, alt_column: str,
     rows : list of field lists (each as long as the header)
     lines : (n,) 1-based line numbers of the rows
     """
-    from crmnet.data.readers import _text_lines
+    from crmnet.data.streams import text_lines
 
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "no such file")
-    lines_iter = ((k, t.rstrip("\r\n")) for k, t in _text_lines(path, None, chunk_bytes=1 << 20) if t.strip())
+    lines_iter = ((k, t.rstrip("\r\n")) for k, t in text_lines(path, None, chunk_bytes=1 << 20) if t.strip())
     first = next(lines_iter, None)
     if first is None:
         raise InputError(path, "the file is empty: expected a header line and pairs of sequences")
@@ -134,8 +134,8 @@ def variants_file(model, pairs: str | os.PathLike, out: str | os.PathLike, *, re
         and ``metrics_path``.
     """
     from crmnet.data.readers import parse_value
-    from crmnet.evaluation.evaluate import _json_safe  # NaN -> null: strict JSON, as evaluate writes it
     from crmnet.evaluation.metrics import compute_metrics
+    from crmnet.evaluation.outputs import json_safe  # NaN -> null: strict JSON, as evaluate writes it
 
     source = str(pairs)
     header, rows, lines = read_pairs(pairs, ref_column, alt_column, measured_column)
@@ -170,6 +170,6 @@ def variants_file(model, pairs: str | os.PathLike, out: str | os.PathLike, *, re
             writer.writerow([*r, f"{a:.7g}", f"{b:.7g}", f"{d:.7g}"])
         if metrics is not None:
             with atomic_file(metrics_path, overwrite=overwrite) as mf:
-                mf.write(json.dumps(_json_safe(metrics), indent=2, allow_nan=False) + "\n")
+                mf.write(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
     return {"n": len(rows), "unique": len(set(ref) | set(alt)), "unequal_lengths": effects.n_unequal,
             "metrics": metrics, "metrics_path": metrics_path if metrics is not None else None}

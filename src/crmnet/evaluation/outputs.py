@@ -41,19 +41,19 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     path.write_text(render(fields, [[r.get(k, "") for k in fields] for r in rows], style="csv"), encoding="utf-8")
 
 
-def _json_safe(obj):
+def json_safe(obj):
     """NaN/inf → None, so the files are strict JSON."""
     if isinstance(obj, float) and not math.isfinite(obj):
         return None
     if isinstance(obj, dict):
-        return {k: _json_safe(v) for k, v in obj.items()}
+        return {k: json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     return obj
 
 
 def _dump(path: Path, obj) -> None:
-    path.write_text(json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(json_safe(obj), indent=2, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def _comparison_row(c: dict) -> dict:

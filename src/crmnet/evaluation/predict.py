@@ -32,6 +32,7 @@ import numpy as np
 
 from crmnet.data.encoding import Encoding, InvalidPolicy, encode
 from crmnet.data.readers import Format, iter_records
+from crmnet.data.streams import check_file, display_name, is_stdin
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_file
 
@@ -102,6 +103,7 @@ def predict(
     import torch
 
     from crmnet.data.encoding import onehot
+    from crmnet.models.fastpath import optimize_for_inference
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -113,6 +115,8 @@ def predict(
     model.to(dev)
     was_training = model.training
     model.eval()
+    # The exact inference rewrite (cached per model) where it was measured: CPUs. Others run the model.
+    run = optimize_for_inference(model) if dev.type == "cpu" else model
     n = len(sequences)
     out = np.empty(n, dtype=np.float32)
     try:
@@ -126,7 +130,7 @@ def predict(
                     if stats is not None:
                         stats.add(chunk, enc, mapped)
                 x = onehot(torch.from_numpy(np.ascontiguousarray(codes)).to(dev), enc)
-                out[start : start + len(chunk)] = model(x).float().reshape(-1).cpu().numpy()
+                out[start : start + len(chunk)] = run(x).float().reshape(-1).cpu().numpy()
     finally:
         model.train(was_training)
     return out
@@ -136,14 +140,21 @@ def predict_at_lines(model, sequences: Sequence[str], lines: Sequence[int], *, b
                      device=None, invalid: InvalidPolicy = "error", source: str | None = None,
                      stats: EncodingStats | None = None) -> np.ndarray:
     """:func:`predict` for sequences read from ``source``; an invalid character is reported at its
-    input line ``lines[i]`` (1-based), wherever the sequence sat in the file."""
+    input line ``lines[i]`` (1-based), wherever the sequence sat in the file. A non-finite prediction
+    (NaN weights) is an InputError naming the first such line: nothing non-finite is written or scored."""
     try:
-        return predict(model, sequences, batch_size, device, invalid=invalid, source=source, first_line=0,
-                       stats=stats)
+        preds = predict(model, sequences, batch_size, device, invalid=invalid, source=source, first_line=0,
+                        stats=stats)
     except InputError as exc:
         if exc.line is None or exc.source != source:
             raise
         raise InputError(source, exc.problem, line=int(lines[exc.line])) from None
+    bad = np.flatnonzero(~np.isfinite(preds))
+    if len(bad):  # a diverged checkpoint: refuse rather than write or score NaN
+        raise InputError(source, f"the model predicted {preds[bad[0]]} for this sequence ({len(bad):,} of "
+                                 f"{len(preds):,} non-finite): its weights are not finite (a diverged checkpoint?)",
+                         line=int(lines[bad[0]]))
+    return preds
 
 
 def predict_file(
@@ -161,17 +172,17 @@ def predict_file(
 ) -> EncodingStats:
     """Stream ``input_path`` through ``model`` into ``out_path`` (TSV: id, sequence, prediction).
 
+    ``input_path`` may be a file, a pipe or ``-`` (standard input), each read once.
     The output appears only when complete (atomic); an error leaves no partial file. Returns the
     encoding statistics (see :meth:`EncodingStats.message`).
     """
     from tqdm import tqdm
 
-    source = str(input_path)
+    source = display_name(input_path)
     stats = EncodingStats()
-    if not Path(input_path).is_file():
-        raise InputError(input_path, "no such file")
-    total = Path(input_path).stat().st_size
-    with atomic_file(out_path, overwrite=overwrite) as out, tqdm(
+    check_file(input_path)
+    total = Path(input_path).stat().st_size if not is_stdin(input_path) and Path(input_path).is_file() else None
+    with atomic_file(out_path, overwrite=overwrite, inputs=[input_path]) as out, tqdm(
         total=total, unit="B", unit_scale=True, desc="predict", disable=not progress, leave=False
     ) as bar:
         out.write("id\tsequence\tprediction\n")

@@ -26,7 +26,6 @@ from crmnet.models.blocks import ModelConfig, MultiHeadSelfAttention, SameConv1d
 from crmnet.models.legnet import LEGNET_PREFIX, LegNet, LegNetConfig  # noqa: F401 - LegNet is a peer too
 
 
-
 @dataclass
 class PeerConfig(ModelConfig):
     """Vaishnav's input convention (keep the last 110 nt, pad left with N = all zeros, channels ACGT)."""

@@ -9,7 +9,8 @@ text or uploads only (:mod:`~crmnet.serve.inputs`), never a path on the server. 
 * :mod:`~crmnet.serve.inputs` — form fields → sequences, with the page's error messages;
 * :mod:`~crmnet.serve.jobs` — the job queue;
 * :mod:`~crmnet.serve.analyses` — what each page computes, as job functions;
-* :mod:`~crmnet.serve.app` — routes, templates, the request-size guard.
+* :mod:`~crmnet.serve.app` — the application, templates, the request-size guard;
+* :mod:`~crmnet.serve.routes` — the page handlers.
 
 The web dependencies (the ``serve`` extra) are imported only here, so the rest of crmnet runs without them.
 """

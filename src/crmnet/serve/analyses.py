@@ -69,7 +69,7 @@ def _hits(sequence: str, threshold: float) -> list[dict]:
     """FIMO matches of the yeast JASPAR CORE motifs in ``sequence`` (p ≤ ``threshold``), best first."""
     from crmnet.data.jaspar import load_yeast_motifs
     from crmnet.interpret.attribution import sequence_onehot
-    from crmnet.interpret.motifs import scan
+    from crmnet.interpret.scanning import scan
 
     rows = scan(load_yeast_motifs(), sequence_onehot([sequence]), threshold=threshold).rows()
     return sorted(rows, key=lambda r: r["p_value"])
