@@ -146,5 +146,4 @@ def test_a_bad_paste_is_a_message_in_the_page(server, browser):
     browser.find_element(By.ID, "sequences").send_keys("ACGTACGT\nACGUACGT")
     browser.find_element(By.ID, "submit").click()
     error = WebDriverWait(browser, 30).until(ec.presence_of_element_located((By.ID, "error")))
-    assert error.text == ("pasted text:2: invalid character 'U' at position 4 of the sequence (allowed: A, C, G, T, "
-                          "N in either case; use the invalid-to-N option to map other characters to N)")
+    assert error.text.startswith("pasted text:2: invalid character 'U' at position 4 of the sequence")
