@@ -55,6 +55,8 @@ class _LogLines(tqdm):
 
     def update(self, n=1):
         out = super().update(n)
+        if self.disable:  # --quiet: tqdm set up nothing to write with
+            return out
         now = time.monotonic()
         if now - self._last >= self._every:
             self._last = now
