@@ -63,6 +63,15 @@ class _LogLines(tqdm):
             print(self._line(), file=self.fp, flush=True)
         return out
 
+    def __exit__(self, exc_type, exc_value, traceback):
+        if exc_type is None:
+            return super().__exit__(exc_type, exc_value, traceback)
+        # The command failed: its one-line error is the last word, not a "(done)" line.
+        if not self.disable:
+            self.disable = True
+            self._decr_instances(self)
+        return False
+
     def close(self):
         if self.disable:
             return
