@@ -126,7 +126,7 @@ class FileProgress:
         self.records += k
         elapsed = self.bar.format_dict.get("elapsed") or 0.0
         rate = f", {self.records / elapsed:,.0f}/s" if elapsed > 0 else ""
-        self.bar.set_description(f"{self.desc} ({self.records:,} {self.what}{rate})", refresh=False)
+        self.bar.set_description_str(f"{self.desc} ({self.records:,} {self.what}{rate})", refresh=False)
         at = self._base + (self._target - self._base) * min(self._in_chunk, self._size) // self._size
         self.bar.update(at - self.bar.n)
 
@@ -136,7 +136,7 @@ class FileProgress:
     def __exit__(self, *exc) -> None:
         if exc[0] is None:
             self.bar.update(self._read - self.bar.n)  # what the last chunk read beyond its records
-        self.bar.close()
+        self.bar.__exit__(*exc)
 
 
 def _device_of(model, device):
