@@ -86,7 +86,7 @@ def test_evaluate_logs_each_prediction_and_score_and_quiet_silences(tmp_path, ck
     assert len(predicted) >= 4 and re.search(RATE, predicted[0]).group(1) == "seq" and "ETA" in predicted[0]
     assert "30/30 seq" in predicted[-1] and predicted[-1].endswith("(done)")
     scored = _lines(err, "evaluate:")
-    assert scored and re.search(RATE, scored[0]).group(1) == "score" and "1/1 score" in scored[-1]
+    assert scored and re.search(RATE, scored[0]).group(1) == "step" and "1/1 step" in scored[-1]
     assert main([*argv, "--out", str(tmp_path / "b"), "--quiet"]) == 0
     err = capsys.readouterr().err
     assert not _lines(err, "predict") and not _lines(err, "evaluate:")
@@ -104,7 +104,7 @@ def test_evaluate_and_report_log_comparisons(tmp_path, capsys):
     assert main(["evaluate", "--predictions", *files, "--test", str(test), "--bootstrap", "10",
                  "--out", str(tmp_path / "ev")]) == 0
     scored = _lines(capsys.readouterr().err, "evaluate:")
-    assert "6/6 score" in scored[-1]  # 3 scores, then 3 pairs compared
+    assert "6/6 step" in scored[-1]  # 3 scores, then 3 pairs compared
     assert main(["report", str(tmp_path / "ev"), "--bootstrap", "10", "--out", str(tmp_path / "rep")]) == 0
     compared = _lines(capsys.readouterr().err, "compare:")
     # the run (the first file) against each of the other two

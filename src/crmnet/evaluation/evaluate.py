@@ -468,7 +468,7 @@ def run_evaluation(cfg: EvaluateConfig) -> tuple[Evaluation, dict]:
     overwritten); the first file's model is the primary one (metrics.json), the others go to peers.json.
     """
     cfg.check()
-    with progress_bar(total=0, desc="evaluate", unit="score", enable=not cfg.quiet) as bar:
+    with progress_bar(total=0, desc="evaluate", unit="step", enable=not cfg.quiet) as bar:
         return _run(cfg, Evaluation(bar=bar))
 
 
