@@ -48,6 +48,7 @@ def register(subparsers) -> None:
                    help="simulation truth (default: SEQUENCES.truth.json if present): planted-site ratio and AUROC")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    _add_quiet(p)
     p.set_defaults(func=run_interpret)
 
     m = subparsers.add_parser(
@@ -82,7 +83,14 @@ def register(subparsers) -> None:
                    help="with a truth, also score recovery by the lenient rule (any planted match at q <= 0.05 or "
                         "E <= 1, duplicates counted), labelled beside the strict rule")
     m.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    _add_quiet(m)
     m.set_defaults(func=run_motifs)
+
+
+def _add_quiet(p) -> None:
+    p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                   help="no progress (by default a bar on a terminal, else a log line every "
+                        "$CRMNET_PROGRESS_INTERVAL seconds, default 30)")
 
 
 def _add_motif_arguments(p) -> None:
@@ -151,10 +159,10 @@ def run_interpret(args) -> int:
     except ValueError as exc:  # e.g. --batch-size 0
         raise InputError("arguments", str(exc)) from None
     model = load_checkpoint(args.checkpoint, map_location=args.device)
-    attr = attribute(model, sequences, config, source=args.sequences)
+    attr = attribute(model, sequences, config, source=args.sequences, progress=not args.quiet)
     attr.meta.update({"checkpoint": str(args.checkpoint), "sequences": str(args.sequences)})
     summary = figure5(attr, motifs, args.out, measured=measured, ids=ids, config=config, threshold=args.threshold,
-                      truth=truth, overwrite=args.overwrite)
+                      truth=truth, overwrite=args.overwrite, progress=not args.quiet)
     print(f"{args.method} attributions of {len(sequences):,} sequences; Figure 5 written to {args.out}")
     print("\n".join(console_lines(summary)))
     return 0
@@ -181,7 +189,8 @@ def run_motifs(args) -> int:
     targets = load_yeast_motifs(release=args.release or DEFAULT_RELEASE)
     summary = discover(sequences, measured, args.out, config, attributions=attributions, truth=truth, targets=targets,
                        mhg_test=not args.no_mhg, modisco_options={"n_leiden_runs": args.modisco_runs},
-                       lenient=args.lenient, overwrite=args.overwrite, source=args.sequences)
+                       lenient=args.lenient, overwrite=args.overwrite, source=args.sequences,
+                       progress=not args.quiet)
     print(f"de novo discovery on {len(sequences):,} sequences written to {args.out}")
     for method, entry in summary["methods"].items():
         line = f"  {method}: {entry['n_motifs']} motifs"

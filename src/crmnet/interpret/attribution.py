@@ -37,9 +37,13 @@ from crmnet.data.construct import FLANKS, variable_region
 from crmnet.data.encoding import Encoding, encode, onehot, onehot_table
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_file
+from crmnet.progress import progress as progress_bar
 
 BASES = "ACGT"
 METHODS = ("saliency", "ism", "deeplift_shap", "integrated_gradients")
+#: sequences per tangermeme / captum call (ISM, DeepLIFT/SHAP, integrated gradients): the progress bar moves
+#: per chunk, and each sequence's result does not depend on the others in its chunk
+CHUNK = 64
 
 
 @dataclass
@@ -201,7 +205,7 @@ def _acgt_channels(enc: Encoding) -> list[int]:
     return [enc.channels.index(b) for b in BASES]
 
 
-def gradients(model, codes: np.ndarray, batch_size: int = 1024):
+def gradients(model, codes: np.ndarray, batch_size: int = 1024, on_batch=None):
     """Gradient of the prediction w.r.t. the one-hot input, per sample.
 
     Parameters
@@ -211,6 +215,8 @@ def gradients(model, codes: np.ndarray, batch_size: int = 1024):
     codes : ndarray, shape (n, L), uint8
         Sequences in the model's layout.
     batch_size : int
+    on_batch : callable, optional
+        Called with the number of sequences after each batch (progress).
 
     Returns
     -------
@@ -227,10 +233,13 @@ def gradients(model, codes: np.ndarray, batch_size: int = 1024):
         # In eval mode sample i's output depends on x[i] only, so d(sum)/dx[i] is its own gradient.
         (grad,) = torch.autograd.grad(model(x).sum(), x)
         out[s : s + batch_size] = grad.detach().cpu().numpy()
+        if on_batch is not None:
+            on_batch(len(x))
     return out
 
 
-def ism(model, codes: np.ndarray, batch_size: int = 1024, span: tuple[int, int] | None = None):
+def ism(model, codes: np.ndarray, batch_size: int = 1024, span: tuple[int, int] | None = None, on_chunk=None,
+        chunk: int = CHUNK):
     """Saturation mutagenesis (tangermeme): prediction(substituted) − prediction(original) for every
     position and base, centred over the four bases at each position.
 
@@ -244,6 +253,10 @@ def ism(model, codes: np.ndarray, batch_size: int = 1024, span: tuple[int, int] 
         Substituted sequences per pass.
     span : (int, int), optional
         Model positions ``[start, end)`` mutated (default all).
+    on_chunk : callable, optional
+        Called with the number of sequences after each tangermeme call (progress).
+    chunk : int
+        Sequences per tangermeme call; like ``batch_size``, it changes results only by float rounding.
 
     Returns
     -------
@@ -258,16 +271,19 @@ def ism(model, codes: np.ndarray, batch_size: int = 1024, span: tuple[int, int] 
     x = onehot(torch.as_tensor(codes), Encoding(length=codes.shape[1], channels="ACGT"))  # N: all-zero column
     device = next(model.parameters()).device
     start, end = span or (0, codes.shape[1])
-    attr = saturation_mutagenesis(
-        ACGTAdapter(model, coordinates="model").eval(), x, start=start, end=end, batch_size=batch_size,
-        hypothetical=True, device=device, verbose=False,
-    )
+    adapter = ACGTAdapter(model, coordinates="model").eval()
     out = np.zeros((len(codes), 4, codes.shape[1]), dtype=np.float32)
-    out[:, :, start:end] = attr.float().cpu().numpy()
+    for s in range(0, len(codes), chunk):
+        attr = saturation_mutagenesis(adapter, x[s : s + chunk], start=start, end=end, batch_size=batch_size,
+                                      hypothetical=True, device=device, verbose=False)
+        out[s : s + chunk, :, start:end] = attr.float().cpu().numpy()
+        if on_chunk is not None:
+            on_chunk(len(attr))
     return out
 
 
-def attribute(model, sequences: list[str], config: AttributionConfig | None = None, source: str | None = None) -> Attributions:
+def attribute(model, sequences: list[str], config: AttributionConfig | None = None, source: str | None = None,
+              progress: bool = False) -> Attributions:
     """Attributions of ``sequences`` under ``model`` (see the module docstring for the contract).
 
     Parameters
@@ -278,6 +294,8 @@ def attribute(model, sequences: list[str], config: AttributionConfig | None = No
     config : AttributionConfig, optional
     source : str, optional
         Where the sequences came from, for error messages.
+    progress : bool
+        Show sequences attributed (rate, ETA): a bar on a terminal, periodic log lines elsewhere.
 
     Returns
     -------
@@ -287,17 +305,23 @@ def attribute(model, sequences: list[str], config: AttributionConfig | None = No
     config = config or AttributionConfig()
     if not sequences:
         raise InputError(source, "no sequences to attribute")
+    with progress_bar(total=len(sequences), desc=config.method, unit="seq", enable=progress) as bar:
+        return _attribute(model, sequences, config, source, bar.update)
+
+
+def _attribute(model, sequences: list[str], config: AttributionConfig, source, on_done) -> Attributions:
+    """:func:`attribute`; ``on_done(k)`` is called as each ``k`` sequences are attributed."""
     if config.method in ("deeplift_shap", "integrated_gradients"):
         options = {"n_steps": config.ig_steps} if config.method == "integrated_gradients" else {}
-        return _attribute_by_method(model, sequences, config.method, source=source, batch_size=config.batch_size,
-                                    **options)
+        return _attribute_by_method(model, sequences, config.method, source=source, on_done=on_done,
+                                    batch_size=config.batch_size, **options)
     enc: Encoding = model.encoding
     codes, _ = encode(sequences, enc, source=source)
     lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
     width = int(lengths.max())
     index, seen = model_positions(lengths, enc, width)
     if config.method == "saliency":
-        grad = gradients(model, codes, config.batch_size)[:, _acgt_channels(enc)]
+        grad = gradients(model, codes, config.batch_size, on_done)[:, _acgt_channels(enc)]
         if config.gradient_correction:
             # A one-hot input can only move within the simplex; the common component of the four
             # base gradients points off it and is unconstrained by training.
@@ -310,7 +334,7 @@ def attribute(model, sequences: list[str], config: AttributionConfig | None = No
             inner = seen & variable_region(lengths, width, config.flanks)
             if inner.any():
                 span = (int(index[inner].min()), int(index[inner].max()) + 1)
-        hyp = _to_sequence_coords(ism(model, codes, config.batch_size, span), index, seen)
+        hyp = _to_sequence_coords(ism(model, codes, config.batch_size, span, on_done), index, seen)
     x = sequence_onehot(sequences, width, source=source)
     mask = seen & (np.arange(width)[None, :] < lengths[:, None])
     x = np.where(mask[:, None, :], x, 0.0).astype(np.float32)
@@ -378,10 +402,12 @@ def matching_attributions(attr: Attributions, sequences: list[str], source: str 
                         dict(attr.meta))
 
 
-def _attribute_by_method(model, sequences: list[str], method: str, source: str | None = None, **options) -> Attributions:
+def _attribute_by_method(model, sequences: list[str], method: str, source: str | None = None, on_done=None,
+                         **options) -> Attributions:
     """:class:`Attributions` of ``sequences`` by DeepLIFT/SHAP or integrated gradients.
 
-    Sequences are grouped by length (one layout per group); ``options`` go to :func:`deep_lift_shap` or
+    Sequences are grouped by length (one layout per group) and attributed :data:`CHUNK` at a time
+    (``on_done(k)`` after each chunk: progress); ``options`` go to :func:`deep_lift_shap` or
     :func:`integrated_gradients`. ``hypothetical`` holds DeepLIFT/SHAP's hypothetical contributions, or
     integrated gradients' attributions (observed bases only). ``meta`` records each sequence's
     ``difference`` and the largest budget gap.
@@ -400,19 +426,23 @@ def _attribute_by_method(model, sequences: list[str], method: str, source: str |
     adapter = ACGTAdapter(model)
     mask = np.zeros((len(sequences), width), dtype=bool)
     for length in np.unique(lengths):
-        rows = np.flatnonzero(lengths == length)
-        x = torch.as_tensor(onehot[rows, :, :length])
-        if method == "deeplift_shap":
-            res = deep_lift_shap(model, x, hypothetical=True, **options)
-        else:
-            res = integrated_gradients(model, x, **options)
-        hyp[rows, :, :length] = res.attributions
-        difference[rows] = res.difference
-        gap = max(gap, float(res.delta.max()))
+        group = np.flatnonzero(lengths == length)
+        for s in range(0, len(group), CHUNK):
+            rows = group[s : s + CHUNK]
+            x = torch.as_tensor(onehot[rows, :, :length])
+            if method == "deeplift_shap":
+                res = deep_lift_shap(model, x, hypothetical=True, **options)
+            else:
+                res = integrated_gradients(model, x, **options)
+            hyp[rows, :, :length] = res.attributions
+            difference[rows] = res.difference
+            gap = max(gap, float(res.delta.max()))
+            if on_done is not None:
+                on_done(len(rows))
         column, _ = adapter.layout(int(length))
         seen = np.zeros(int(length), dtype=bool)
         seen[column[column >= 0].numpy()] = True
-        mask[rows, :length] = seen
+        mask[group, :length] = seen
     onehot = np.where(mask[:, None, :], onehot, 0.0).astype(np.float32)
     enc: Encoding = model.encoding
     meta = {"encoding": enc.to_dict(), "difference": difference.tolist(), "max_budget_gap": gap, **options}

@@ -18,6 +18,7 @@ from crmnet.data.jaspar import Motif
 from crmnet.interpret.kmers import DiscoveryConfig, kmer_enrichment, kmer_mhg, merge_kmers
 from crmnet.interpret.matching import Matches, match_rows, tomtom_match
 from crmnet.interpret.scoring import motif_classes, recovery
+from crmnet.progress import progress as progress_bar
 from crmnet.tables import format_p, markdown_table, write_tsv
 
 
@@ -84,14 +85,15 @@ def _claimed_class(motif: Motif) -> str | None:
 
 
 def _discover_motifs(codes: np.ndarray, expression: np.ndarray, region: np.ndarray, config: DiscoveryConfig,
-                     attributions, mhg_test: bool, modisco_options: dict | None) -> tuple[dict, dict]:
-    """Run each method: returns ({method: motifs}, {table name: k-mer rows})."""
+                     attributions, mhg_test: bool, modisco_options: dict | None, bar) -> tuple[dict, dict]:
+    """Run each method: returns ({method: motifs}, {table name: k-mer rows}); ``bar`` moves per gap and for
+    TF-MoDISco."""
     found: dict[str, list[Motif]] = {}
-    kmer_rows = kmer_enrichment(codes, expression, region, config)
+    kmer_rows = kmer_enrichment(codes, expression, region, config, bar.update)
     found["kmer"] = merge_kmers(kmer_rows, config, "kmer")
     tables = {"kmers.tsv": kmer_rows}
     if mhg_test:
-        mhg_rows = kmer_mhg(codes, expression, region, config)
+        mhg_rows = kmer_mhg(codes, expression, region, config, bar.update)
         found["mhg"] = merge_kmers(mhg_rows, config, "mhg")
         tables["kmers_mhg.tsv"] = mhg_rows
     if attributions is not None:
@@ -102,6 +104,7 @@ def _discover_motifs(codes: np.ndarray, expression: np.ndarray, region: np.ndarr
         mask = attributions.mask & region[:, : attributions.mask.shape[1]]
         found["modisco"] = modisco_motifs(attributions.onehot, attributions.hypothetical * mask[:, None, :],
                                           **(modisco_options or {}))
+        bar.update()
     return found, tables
 
 
@@ -119,6 +122,7 @@ def discover(
     lenient: bool = False,
     overwrite: bool = False,
     source: str | None = None,
+    progress: bool = False,
 ) -> dict:
     """De novo discovery, every motif matched to the known ones with TOMTOM, written into directory ``out``.
 
@@ -146,6 +150,9 @@ def discover(
         Replace ``out``.
     source : str, optional
         Where the sequences came from, for error messages.
+    progress : bool
+        Show the steps (each gap length of each k-mer test, TF-MoDISco, TOMTOM per method, the report;
+        rate, ETA): a bar on a terminal, periodic log lines elsewhere.
 
     Returns
     -------
@@ -164,19 +171,31 @@ def discover(
     codes, _ = encode(sequences, Encoding(length=width, channels="ACGT"), source=source)
     lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
     region = variable_region(lengths, width, config.flanks)
-    motifs, tables = _discover_motifs(codes, expression, region, config, attributions, mhg_test, modisco_options)
-    found = {}
-    for method, ms in motifs.items():
-        matches = tomtom_match(ms, targets)
-        found[method] = _Found(ms, matches, match_rows(ms, targets, method, matches))
-    summary: dict = {"n_sequences": len(sequences), "config": config.to_dict(), "n_targets": len(targets),
-                     "methods": {}}
+    n_methods = 1 + mhg_test + (attributions is not None)
+    steps = len(config.gaps) + (len(config.mhg_gaps) if mhg_test else 0) + (attributions is not None) + n_methods + 1
+    with progress_bar(total=steps, desc="motifs", unit="step", enable=progress) as bar:
+        motifs, tables = _discover_motifs(codes, expression, region, config, attributions, mhg_test,
+                                          modisco_options, bar)
+        found = {}
+        for method, ms in motifs.items():
+            matches = tomtom_match(ms, targets)
+            found[method] = _Found(ms, matches, match_rows(ms, targets, method, matches))
+            bar.update()
+        summary = _summary(len(sequences), config, targets, found, truth, lenient)
+        _write_discovery(out, summary, found, tables, config.alpha, overwrite)
+        bar.update()
+    return summary
+
+
+def _summary(n: int, config: DiscoveryConfig, targets: list[Motif], found: dict[str, _Found], truth: dict | None,
+             lenient: bool) -> dict:
+    """The summary of :func:`discover` (recovery scored when a truth is given)."""
+    summary: dict = {"n_sequences": n, "config": config.to_dict(), "n_targets": len(targets), "methods": {}}
     for method, f in found.items():
         entry: dict = {"n_motifs": len(f.motifs), "motifs": f.rows}
         if truth is not None:
             entry.update(_score(f, targets, truth, lenient))
         summary["methods"][method] = entry
-    _write_discovery(out, summary, found, tables, config.alpha, overwrite)
     return summary
 
 

@@ -19,6 +19,7 @@ from crmnet.interpret.attribution import AttributionConfig, Attributions, displa
 from crmnet.interpret.enrichment import NO_HITS, expression_enrichment, saliency_enrichment
 from crmnet.interpret.scanning import Hits, scan
 from crmnet.interpret.scoring import ground_truth_saliency
+from crmnet.progress import progress as progress_bar
 from crmnet.tables import format_p, markdown_table, write_tsv
 
 LOGO_LETTERS = "ABCDE"
@@ -116,6 +117,7 @@ def figure5(
     truth: dict | None = None,
     overwrite: bool = False,
     logo_pad: int = 6,
+    progress: bool = False,
 ) -> dict:
     """Figure 5A–G of the paper, its tables and a Markdown summary, written atomically into directory ``out``.
 
@@ -140,20 +142,30 @@ def figure5(
     overwrite : bool
     logo_pad : int
         Bases shown on each side of a logo's site.
+    progress : bool
+        Show the steps (FIMO scan, logos, 5F, 5G, planted sites, report; rate, ETA).
 
     Returns
     -------
     dict
         The summary (``fig5F``, ``fig5G``, ``logos``, ``ground_truth`` as computed).
     """
+    config = config or AttributionConfig()
+    steps = 4 + (measured is not None) + (truth is not None)
+    with progress_bar(total=steps, desc="figure 5", unit="step", enable=progress) as bar:
+        return _figure5(attr, motifs, out, measured, ids, config, threshold, truth, overwrite, logo_pad, bar)
+
+
+def _figure5(attr, motifs, out, measured, ids, config, threshold, truth, overwrite, logo_pad, bar) -> dict:
+    """:func:`figure5` with its step bar open in ``bar``."""
     from crmnet.fsutil import atomic_path, write_text_atomic
     from crmnet.plot import save_figure
 
-    config = config or AttributionConfig()
     region = attr.mask & variable_region(attr.lengths, attr.mask.shape[1], config.flanks)
     shown = display_filter(attr, config)
     raw = attr.per_position
     hits = scan(motifs, attr.onehot, threshold=threshold, region=region)
+    bar.update()
     summary: dict = {"n_sequences": len(attr), "method": attr.method, "threshold": threshold,
                      "config": config.to_dict(), "motifs": [m.matrix_id + " " + m.name for m in motifs]}
     with atomic_path(out, overwrite=overwrite) as tmp:
@@ -161,12 +173,14 @@ def figure5(
         attr.save(tmp / "attributions.npz")
         write_tsv(tmp / "known_motif_hits.tsv", hits.rows(ids))
         summary["logos"] = _logo_panels(tmp, attr, hits, shown, measured, ids, logo_pad)
+        bar.update()
         f_rows = saliency_enrichment(hits, raw, region)
         write_tsv(tmp / "table5F_saliency.tsv", f_rows)
         save_figure(_bars(f_rows, ("mean_matched", "mean_unmatched"), ("at motif matches", "rest of the sequence"),
                           f"mean {attr.method} per position (per-sequence means)",
                           "Figure 5F: attribution at motif matches (paired Wilcoxon, BH)"), tmp / "fig5F_saliency")
         summary["fig5F"] = f_rows
+        bar.update()
         if measured is not None:
             g_rows = expression_enrichment(hits, measured)
             write_tsv(tmp / "table5G_expression.tsv", g_rows)
@@ -174,11 +188,14 @@ def figure5(
                               "mean measured expression", "Figure 5G: expression of sequences with the motif"),
                         tmp / "fig5G_expression")
             summary["fig5G"] = g_rows
+            bar.update()
         if truth is not None:
             summary["ground_truth"] = {"raw": ground_truth_saliency(raw, truth, region),
                                        "displayed": ground_truth_saliency(shown, truth, region)}
+            bar.update()
         write_text_atomic(tmp / "summary.json", json.dumps(summary, indent=2, default=float))
         write_text_atomic(tmp / "summary.md", figure5_markdown(summary))
+    bar.update()
     return summary
 
 

@@ -149,7 +149,8 @@ def top_bottom(expression: np.ndarray, n_top: int, n_bottom: int) -> tuple[np.nd
     return order[:n_top], order[n - n_bottom :]
 
 
-def kmer_enrichment(codes: np.ndarray, expression: np.ndarray, region: np.ndarray, config: DiscoveryConfig) -> list[dict]:
+def kmer_enrichment(codes: np.ndarray, expression: np.ndarray, region: np.ndarray, config: DiscoveryConfig,
+                    on_gap=None) -> list[dict]:
     """Fisher exact tests of every (gapped) k-mer, top versus bottom expressed sequences.
 
     Parameters
@@ -158,6 +159,8 @@ def kmer_enrichment(codes: np.ndarray, expression: np.ndarray, region: np.ndarra
     expression : ndarray, shape (n,)
     region : ndarray, shape (n, W), bool
     config : DiscoveryConfig
+    on_gap : callable, optional
+        Called with no argument after each gap length is tested (progress).
 
     Returns
     -------
@@ -187,12 +190,15 @@ def kmer_enrichment(codes: np.ndarray, expression: np.ndarray, region: np.ndarra
                     "frac_top": a[kid] / len(top), "frac_bottom": c[kid] / len(bottom),
                     "p_value": float(p),
                 })
+        if on_gap is not None:
+            on_gap()
     add_q(rows, "p_value")
     rows.sort(key=lambda r: (r["q_value"], r["p_value"]))
     return rows
 
 
-def kmer_mhg(codes: np.ndarray, expression: np.ndarray, region: np.ndarray, config: DiscoveryConfig) -> list[dict]:
+def kmer_mhg(codes: np.ndarray, expression: np.ndarray, region: np.ndarray, config: DiscoveryConfig,
+             on_gap=None) -> list[dict]:
     """DRIMust-style mHG test of each k-mer over the expression ranking, high first and low first.
 
     Parameters
@@ -202,6 +208,8 @@ def kmer_mhg(codes: np.ndarray, expression: np.ndarray, region: np.ndarray, conf
     region : ndarray, shape (n, W), bool
     config : DiscoveryConfig
         ``mhg_gaps`` and ``min_count`` apply.
+    on_gap : callable, optional
+        Called with no argument after each gap length is tested (progress).
 
     Returns
     -------
@@ -231,6 +239,8 @@ def kmer_mhg(codes: np.ndarray, expression: np.ndarray, region: np.ndarray, conf
                     "n_sequences": int(counts[kid]), "mhg": float(stats[j]), "cutoff": int(cuts[j]),
                     "p_value": float(ps[j]),
                 })
+        if on_gap is not None:
+            on_gap()
     add_q(rows, "p_value")
     rows.sort(key=lambda r: (r["q_value"], r["p_value"]))
     return rows
