@@ -275,7 +275,8 @@ def ism(model, codes: np.ndarray, batch_size: int = 1024, span: tuple[int, int] 
     out = np.zeros((len(codes), 4, codes.shape[1]), dtype=np.float32)
     for s in range(0, len(codes), chunk):
         attr = saturation_mutagenesis(adapter, x[s : s + chunk], start=start, end=end, batch_size=batch_size,
-                                      hypothetical=True, device=device, verbose=False)
+                                      hypothetical=True, device=device, verbose=False,
+                                      fast=False)  # tangermeme 1.6's fast path assumes per-position outputs
         out[s : s + chunk, :, start:end] = attr.float().cpu().numpy()
         if on_chunk is not None:
             on_chunk(len(attr))
