@@ -10,10 +10,17 @@ Contract (docs/architecture.md, "Metrics JSON"): :func:`compute_metrics` returns
 
 Everything is vectorised over bootstrap replicates, so 1,000 replicates of 5,000 points take well under a
 second. :class:`StreamingMetrics` computes the same Pearson r, R², MSE and MAE batch by batch on the
-device (the training loop's validation), reducible across data-parallel processes. :func:`compare_models` tests whether two models' correlations with the same measurements differ,
-which must account for the two predictions being correlated with each other: a paired bootstrap of
-Δr = r_a − r_b (resampling sequences, both models together) and Steiger's (1980) Z test for dependent
-correlations sharing one variable.
+device (the training loop's validation), reducible across data-parallel processes. :func:`compare_models`
+tests whether two models' correlations with the same measurements differ, which must account for the two
+predictions being correlated with each other: a paired bootstrap of Δr = r_a − r_b (resampling sequences,
+both models together) and Steiger's (1980) Z test for dependent correlations sharing one variable.
+
+Related sequences (drift lineages, SSWM trajectories, promoter classes) are not independent evidence:
+given ``groups`` (n,), :func:`bootstrap_ci` and :func:`compare_models` resample whole groups (a cluster
+bootstrap; singleton groups reproduce the row bootstrap draw for draw), and the comparison's ``p`` is a
+Wald test of Steiger's Fisher-z difference with the cluster bootstrap's standard error. Many comparisons
+at once are corrected by :func:`adjust_pvalues` (Benjamini-Hochberg, Benjamini-Yekutieli, Holm). Whether a
+pooled r mostly reflects differences between groups is :func:`crmnet.evaluation.modality.multimodality`.
 """
 
 from __future__ import annotations
@@ -206,7 +213,8 @@ def group_codes(groups, n: int) -> np.ndarray:
     Parameters
     ----------
     groups : array-like (n,)
-        Any hashable labels (lineage ids, promoter classes); ints and strings are compared as text.
+        Any labels (lineage ids, promoter classes), compared as text (3 and "3" are one group); an empty,
+        None or NaN label is an error (a row without a group cannot be resampled with it).
     n : int
         The number of rows the labels must cover.
 
