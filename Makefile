@@ -1,6 +1,7 @@
 # Two entry points that do all the set-up on a fresh machine:
 #   make demo   install crmnet (runtime only) into .venv, then run the main job on the built-in default
 #   make test   install with the dev extras, then run the fast test suite (slow tests: make test-all)
+#   make docs   the API reference from the docstrings (pdoc) into site/, warnings as errors
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -10,7 +11,7 @@ TORCH_VERSION ?= 2.13.0
 # NVIDIA packages. For a GPU machine: make TORCH_INDEX=https://download.pytorch.org/whl/cu128 ...
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: demo test test-all install install-dev
+.PHONY: demo test test-all install install-dev docs
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -38,3 +39,6 @@ test: $(VENV)/.installed-dev
 
 test-all: $(VENV)/.installed-dev
 	$(PY) -m pytest -q
+
+docs: $(VENV)/.installed-dev
+	$(PY) docs/api.py site

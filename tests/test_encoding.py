@@ -12,6 +12,7 @@ from crmnet.data.encoding import (
     onehot_table,
     relayout,
     revcomp_onehot,
+    without_invalid_hint,
 )
 from crmnet.errors import InputError
 
@@ -38,6 +39,10 @@ def test_invalid_character_names_source_and_line():
     assert err.value.line == 11 and "in.txt:11" in str(err.value) and "'X'" in str(err.value)
     with pytest.raises(InputError, match="invalid character 'é' at position 3"):  # one byte per character
         encode(["ACéT"])
+    # the hint names the flag that maps such characters to N; design commands (no such flag) drop it
+    assert "pass --invalid N to map them to N" in str(err.value)
+    assert "--invalid" not in str(without_invalid_hint(err.value))
+    assert without_invalid_hint(err.value).line == 11
 
 
 def test_invalid_character_checked_in_truncated_part():

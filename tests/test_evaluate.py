@@ -331,3 +331,14 @@ def test_published_predictions_are_refused_as_a_test_set(tmp_path, shared, capsy
     legnet = str(shared / "data" / "legnet2023" / "complex_Native.txt")
     assert main(["evaluate", "--predictions", legnet, "--test", legnet, "--out", str(tmp_path / "o")]) == 2
     assert "published predictions (legnet2023/complex_Native.txt" in capsys.readouterr().err
+
+
+def test_describe_encoding_names_the_trim_and_the_plasmid_flank():
+    from crmnet.data.encoding import CRMNET, Encoding
+    from crmnet.evaluation.evaluate import describe_encoding
+
+    assert describe_encoding(CRMNET) == "112 nt, the first 112 nt kept, N padding at the end, channels NACGT"
+    legnet = Encoding(length=150, pad="start", truncate="start", channels="AGCT", unknown_fill=0.25, trim_start=17,
+                      flank="ACGT" * 37 + "AC")
+    assert describe_encoding(legnet) == ("150 nt, the first 17 nt of each sequence dropped, the last 150 nt kept, "
+                                         "padded at the start with the model's 150-nt plasmid flank, channels AGCT")

@@ -1,4 +1,8 @@
-"""Attributions (saliency, ISM), display rules, Figure 5 outputs and the interpret/motifs CLI."""
+"""Attributions (saliency, ISM), display rules, ground-truth scores, Figure 5 outputs and the interpret/motifs CLI.
+
+Tests that scan with memelite's FIMO or match with its TOMTOM are marked ``slow``: their numba JIT costs
+from tens of seconds (FIMO) to minutes (TOMTOM) on a cold cache.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +15,19 @@ from torch import nn
 
 from crmnet.data.construct import variable_region
 from crmnet.data.encoding import CRMNET, Encoding
-from crmnet.data.jaspar import load_yeast_motifs
+from crmnet.data.jaspar import Motif, load_yeast_motifs, write_meme
+from crmnet.errors import InputError
 from crmnet.interpret.attribution import (
     AttributionConfig,
     Attributions,
     attribute,
     display_filter,
-    figure5,
+    matching_attributions,
     model_positions,
-    planted_site_mask,
     sequence_onehot,
-    site_saliency_ratio,
 )
+from crmnet.interpret.figure5 import figure5
+from crmnet.interpret.scoring import ground_truth_saliency, planted_site_mask, site_scores, truth_prefix
 
 LEFT, RIGHT = "TGCATTTTTTTCACATC", "GGTTACGGCTGTT"
 
@@ -147,8 +152,27 @@ def test_saliency_is_higher_on_planted_sites():
     attr = attribute(PwmModel(names, [2.0, 3.0]), seqs)
     sites = planted_site_mask(truth, len(seqs), 110)
     region = variable_region(attr.lengths, 110)
-    result = site_saliency_ratio(attr.per_position, sites, region)
-    assert result["ratio"] > 10 and result["mannwhitney_p"] < 1e-10
+    result = site_scores(attr.per_position, sites, region)
+    assert result["ratio"] > 10 and result["mannwhitney_p"] < 1e-10 and result["auroc"] > 0.9
+
+
+def test_site_scores_auroc_and_classes():
+    per = np.array([[3.0, -4.0, 1.0, 2.0, -5.0, 0.5]])
+    sites = np.array([[True, True, False, False, False, False]])
+    region = np.array([[True] * 5 + [False]])  # the 0.5 is outside the region
+    r = site_scores(per, sites, region)
+    # |on| = 3, 4; |off| = 1, 2, 5: 4 of the 6 pairs are ordered on > off
+    assert r["auroc"] == pytest.approx(4 / 6) and r["ratio"] == pytest.approx(3.5 / (8 / 3))
+    assert r["mean_on_sites"] == pytest.approx(-0.5) and r["n_off"] == 3
+    truth = {"n": 2, "motifs": [{"name": "REB1", "width": 2, "effect": 2.0}, {"name": "UME6", "width": 2, "effect": -3.0}],
+             "planted_sites": {"seq": [0, 1], "motif": [0, 1], "start": [0, 2], "strand": [1, 1]}}
+    values = np.array([[5.0, 5.0, 0.1, 0.2, 0.1, 0.3], [0.1, 0.2, -2.0, -2.0, 0.2, 0.1]])
+    gt = ground_truth_saliency(values, truth, np.ones((2, 6), bool))
+    assert set(gt) == {"all_sites", "activator_sites", "repressor_sites"}
+    assert gt["activator_sites"]["auroc"] == 1.0 and gt["repressor_sites"]["mean_on_sites"] == pytest.approx(-2.0)
+    assert gt["repressor_sites"]["n_off"] == 8  # off every site, not only off the repressor's
+    cut = truth_prefix(truth, 1)
+    assert cut["n"] == 1 and cut["planted_sites"]["seq"] == [0]
 
 
 def test_attributions_round_trip_and_refuse_overwrite(tmp_path, rng):
@@ -164,6 +188,7 @@ def test_attributions_round_trip_and_refuse_overwrite(tmp_path, rng):
     np.testing.assert_array_equal(sequence_onehot(["ACGN"])[0].argmax(0)[:3], [0, 1, 2])
 
 
+@pytest.mark.slow  # memelite's FIMO: tens of seconds of numba JIT on a cold cache
 def test_figure5_end_to_end(tmp_path):
     names = ["REB1", "RAP1", "ABF1"]
     seqs, truth = planted(120, names, seed=2)
@@ -178,22 +203,24 @@ def test_figure5_end_to_end(tmp_path):
     for stem in ("fig5A_REB1", "fig5B_RAP1", "fig5C_ABF1", "fig5F_saliency", "fig5G_expression"):
         assert (out / f"{stem}.png").stat().st_size > 1000 and (out / f"{stem}.pdf").exists()
     f = {r["motif"]: r for r in summary["fig5F"]}
-    assert all(f[m]["mean_matched"] > 5 * f[m]["mean_all"] and f[m]["q_value"] < 1e-6 for m in names)
+    assert all(f[m]["abs_ratio"] > 5 and f[m]["ci_low"] > 0 and f[m]["q_value"] < 1e-4 for m in names)
     g = {r["motif"]: r for r in summary["fig5G"]}
     assert all(g[m]["mean_with"] > g[m]["mean_all"] for m in names)
-    assert summary["ground_truth"]["raw"]["all_sites"]["ratio"] > 10
-    assert "5F" in (out / "summary.md").read_text() and json.loads((out / "summary.json").read_text())["n_sequences"] == 120
+    gt = summary["ground_truth"]["raw"]["all_sites"]
+    assert gt["ratio"] > 10 and gt["auroc"] > 0.9
+    md = (out / "summary.md").read_text()
+    assert "5F" in md and "Wilcoxon" in md and "nan" not in md.lower()
+    assert json.loads((out / "summary.json").read_text())["n_sequences"] == 120
     with pytest.raises(FileExistsError):
         figure5(attr, load_yeast_motifs(names), out)
 
 
-def test_cli_interpret_and_motifs(tmp_path):
-    from crmnet.cli import main
+def _cli_files(tmp_path, n: int = 60):
     from crmnet.models.checkpoint import save_checkpoint
     from crmnet.models.registry import build_model
 
     names = ["REB1", "RAP1"]
-    seqs, truth = planted(60, names, seed=4)
+    seqs, truth = planted(n, names, seed=4)
     model = PwmModel(names, [2.0, 3.0])
     with torch.no_grad():
         from crmnet.data.encoding import encode, onehot
@@ -205,24 +232,59 @@ def test_cli_interpret_and_motifs(tmp_path):
     torch.manual_seed(0)
     ckpt = tmp_path / "tiny.pt"
     save_checkpoint(ckpt, build_model("crmnet-tiny"))
+    return data, ckpt
+
+
+def test_cli_refuses_bad_arguments_before_working(tmp_path):
+    from crmnet.cli import main
+
+    data, ckpt = _cli_files(tmp_path, n=10)
+    base = ["interpret", "--checkpoint", str(ckpt), "--sequences", str(data), "--out", str(tmp_path / "y")]
+    assert main([*base, "--motifs", "NOTAMOTIF"]) == 2
+    assert main([*base, "--batch-size", "0"]) == 2  # a clear error, not a ValueError traceback
+    assert main([*base, "--limit", "0"]) == 2
+    (tmp_path / "exists").mkdir()
+    assert main(["motifs", "--sequences", str(data), "--out", str(tmp_path / "exists")]) == 2
+    assert main(["motifs", "--sequences", str(data), "--out", str(tmp_path / "z"), "--k", "5"]) == 2  # gapped, odd k
+
+
+def test_matching_attributions_checks_the_sequences(tmp_path, rng):
+    seqs = ["".join(rng.choice(list("ACGT"), 30)) for _ in range(4)]
+    attr = attribute(LinearModel(Encoding(length=30)), seqs)
+    assert len(matching_attributions(attr, seqs[:3], "a.npz")) == 3
+    with pytest.raises(InputError, match="4 attribution maps for 5"):
+        matching_attributions(attr, [*seqs, seqs[0]], "a.npz")
+    with pytest.raises(InputError, match="other sequences"):
+        matching_attributions(attr, seqs[1:], "a.npz")
+
+
+@pytest.mark.slow  # FIMO and TOMTOM (memelite): minutes of numba JIT on a cold cache
+def test_cli_interpret_and_motifs(tmp_path, capsys):
+    from crmnet.cli import main
+
+    data, ckpt = _cli_files(tmp_path)
     out = tmp_path / "interp"
-    args = ["interpret", "--checkpoint", str(ckpt), "--sequences", str(data), "--out", str(out), "--limit", "40"]
+    meme = tmp_path / "known.meme"
+    poly_g = Motif("POLYG", "X0001.1", np.repeat([[0.0], [0.0], [10.0], [0.0]], 20, axis=1))  # never in random DNA
+    write_meme([*load_yeast_motifs(["REB1", "RAP1"]), poly_g], meme)
+    args = ["interpret", "--checkpoint", str(ckpt), "--sequences", str(data), "--out", str(out), "--limit", "40",
+            "--meme", str(meme)]
     assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "POLYG: no hits" in printed and "nan" not in printed and "q = 0 " not in printed
     assert (out / "table5F_saliency.tsv").exists() and (out / "fig5G_expression.png").exists()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["n_sequences"] == 40 and "ground_truth" in summary
+    assert summary["n_sequences"] == 40 and "auroc" in summary["ground_truth"]["raw"]["all_sites"]
+    assert "| POLYG | 0 | 0 | no hits |" in (out / "summary.md").read_text()
     assert main(args) == 2  # the output exists
     disc = tmp_path / "disc"
     assert main(["motifs", "--sequences", str(data), "--out", str(disc), "--top", "30", "--bottom", "30",
-                 "--gaps", "0", "--no-mhg"]) == 0
-    assert "recovery" in json.loads((disc / "summary.json").read_text())["methods"]["kmer"]
+                 "--gaps", "0", "--no-mhg", "--lenient"]) == 0
+    kmer = json.loads((disc / "summary.json").read_text())["methods"]["kmer"]
+    assert kmer["recovery"]["rule"] == "strict" and kmer["recovery_lenient"]["rule"] == "lenient"
     bad = ["motifs", "--sequences", str(data), "--out", str(tmp_path / "x"), "--attributions",
            str(out / "attributions.npz")]
     assert main(bad) == 2  # 40 maps for 60 sequences
-    assert main(["interpret", "--checkpoint", str(ckpt), "--sequences", str(data), "--out", str(tmp_path / "y"),
-                 "--motifs", "NOTAMOTIF"]) == 2
-    assert main(["interpret", "--checkpoint", str(ckpt), "--sequences", str(data), "--out", str(tmp_path / "y"),
-                 "--batch-size", "0"]) == 2  # a clear error, not a ValueError traceback
 
 
 def test_gradient_correction_centres_the_four_bases(rng):

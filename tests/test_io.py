@@ -87,7 +87,8 @@ def write(tmp_path, text: str | bytes, name="in.txt"):
         ("ACGT\t1\nACGT\n", 2, "expected 2 tab-separated columns"),
         ("ACGT\t1\nACGT\t1\t2\n", 2, "found 3"),
         ("ACGT\t1\n\t1\n", 2, "empty sequence"),
-        ("ACGT\t1\r\nAC-T\t1\r\n", 2, "invalid character '-' at position 3"),
+        ("ACGT\t1\r\nAC-T\t1\r\n", 2, ("invalid character '-' at position 3 of the sequence (allowed: A, C, G, "
+                                       "T, N in either case; pass --invalid N to map them to N)")),
         ("ACGT\t1\nACGT 1\n", 2, "expected 2 tab-separated columns"),
         ("ACGT\t1\rACGT\t2\nACGT\t3\n", 1, "lone-CR (old Mac) line ends"),  # a lone CR is named, not split on
     ],

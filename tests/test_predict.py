@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from crmnet.data.encoding import Encoding, encode
+from crmnet.data.encoding import CRMNET, Encoding, encode
 from crmnet.data.readers import iter_records
 from crmnet.errors import InputError, OutputExistsError
 from crmnet.evaluation.predict import EncodingStats, predict, predict_file
@@ -56,8 +56,32 @@ def test_golden_values_and_encoding_policy():
     assert (stats.n, stats.truncated, stats.padded, stats.lowercase, stats.mapped_to_n) == (5, 1, 3, 1, 0)
     msg = stats.message(ENC)
     assert "1 longer than 12 nt were truncated (the first 12 nt kept)" in msg
-    assert "3 shorter than 12 nt were padded with N at the end" in msg
+    assert msg.startswith("note: 5 sequences encoded for the model's input of 12 nt;")
+    assert "3 of 4-6 nt were padded with N at the end to 12 nt" in msg
     assert "lower-case" in msg
+
+
+def test_padding_is_reported_as_information_with_the_model_input_length():
+    stats = EncodingStats()
+    stats.add(["A" * 110] * 1000, CRMNET, 0)
+    assert stats.message(CRMNET) == ("note: 1,000 sequences encoded for the model's input of 112 nt; 1,000 of 110 nt "
+                                     "were padded with N at the end to 112 nt.")
+    assert stats.padded_lengths == (110, 110)
+
+
+def test_trimmed_and_flanked_models_count_lengths_after_the_trim():
+    # LegNet's released convention: the first 17 nt dropped, the rest padded at the start with plasmid.
+    legnet = Encoding(length=150, pad="start", truncate="start", channels="AGCT", unknown_fill=0.25,
+                      trim_start=17, flank="ACGT" * 37 + "AC")
+    stats = EncodingStats()
+    stats.add(["A" * 110] * 3 + ["C" * 170, "G" * 5], legnet, 0)
+    # 110 - 17 = 93 and max(5 - 17, 0) = 0 are padded; 170 - 17 = 153 > 150 is truncated
+    assert (stats.padded, stats.truncated, stats.padded_lengths) == (4, 1, (0, 93))
+    msg = stats.message(legnet)
+    assert "the first 17 nt of each were dropped" in msg
+    assert "4 of 0-93 nt (after the drop) were padded at the start with the model's 150-nt plasmid flank to 150 nt" \
+        in msg
+    assert "1 longer than 150 nt were truncated (the last 150 nt kept)" in msg
 
 
 def test_codes_input_matches_strings():
@@ -216,7 +240,7 @@ def test_cli_predict_round_trips_a_checkpoint(tmp_path, capsys):
                "--no-progress"])
     assert rc == 0
     err = capsys.readouterr().err
-    assert "24 sequences encoded for a 112-nt model input" in err and "lower-case" in err
+    assert "note: 24 sequences encoded for the model's input of 112 nt" in err and "lower-case" in err
     rows = _read_tsv(out)
     assert [r[0] for r in rows] == [f"r{i}" for i in range(24)]
     assert [r[1] for r in rows] == seqs

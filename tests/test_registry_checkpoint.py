@@ -310,5 +310,5 @@ def test_cli_models_lists_every_model(capsys):
     assert rows["crmnet"]["params"] == 34_165_681 and rows["crmnet"]["buffers"] == 4_608
     assert abs(rows["crmnet"]["flops"] / 1e9 - 1.303) < 0.001  # spec: 1.303 GFLOP per sample
     table = format_table([rows["crmnet"]]).splitlines()
-    assert table[0].split()[:4] == ["name", "params", "buffers", "MFLOP/seq"]
+    assert table[0].split()[:5] == ["name", "params", "BN", "stats", "MFLOP/seq"]
     assert table[1].split()[:4] == ["crmnet", "34,165,681", "4,608", "1303.1"]

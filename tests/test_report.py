@@ -52,7 +52,8 @@ def test_figures_render_headless(tmp_path):
     m = compute_metrics(y, p)
     table = {"a": {"t1": m, "t2": m}, "b": {"t1": {**m, "pearson_r": 0.8, "mse": 2.0}}}
     figs = {
-        "f2": figure2([("t1", y, p), ("t2", y, p * 0.9)], suptitle="model"),
+        "f2": figure2([("t1", y, p, compute_metrics(y, p)), ("t2", y, p * 0.9, compute_metrics(y, p * 0.9))],
+                      suptitle="model"),
         "f3": benchmark_bars(table),
         "f4": ablation_bars(table),
     }

@@ -50,11 +50,11 @@ _API = {
     "build_report": "crmnet.evaluation.report",
     "AttributionConfig": "crmnet.interpret.attribution",
     "attribute": "crmnet.interpret.attribution",
-    "figure5": "crmnet.interpret.attribution",
-    "scan": "crmnet.interpret.motifs",
-    "discover": "crmnet.interpret.motifs",
-    "DiscoveryConfig": "crmnet.interpret.motifs",
-    "tomtom_match": "crmnet.interpret.motifs",
+    "figure5": "crmnet.interpret.figure5",
+    "scan": "crmnet.interpret.scanning",
+    "discover": "crmnet.interpret.denovo",
+    "DiscoveryConfig": "crmnet.interpret.kmers",
+    "tomtom_match": "crmnet.interpret.matching",
     "TrainConfig": "crmnet.training.config",
     "TrainResult": "crmnet.training.config",
     "fit": "crmnet.training.run",
@@ -73,6 +73,11 @@ _API = {
     "SimulatorPredictor": "crmnet.design.oracle",
     "noise_free_expression": "crmnet.data.simulate",
     "read_keras": "crmnet.zoo.keras",
+    "import_model": "crmnet.zoo.importer",
+    "ACGTAdapter": "crmnet.models.adapter",
+    "export_model": "crmnet.models.export",
+    "deep_lift_shap": "crmnet.interpret.methods",
+    "integrated_gradients": "crmnet.interpret.methods",
 }
 
 __all__ = ["__version__", *_API]  # noqa: PLE0604 (the names are _API's string keys)

@@ -55,11 +55,22 @@ class _LogLines(tqdm):
 
     def update(self, n=1):
         out = super().update(n)
+        if self.disable:  # --quiet: tqdm set up nothing to write with
+            return out
         now = time.monotonic()
         if now - self._last >= self._every:
             self._last = now
             print(self._line(), file=self.fp, flush=True)
         return out
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        if exc_type is None:
+            return super().__exit__(exc_type, exc_value, traceback)
+        # The command failed: its one-line error is the last word, not a "(done)" line.
+        if not self.disable:
+            self.disable = True
+            self._decr_instances(self)
+        return False
 
     def close(self):
         if self.disable:

@@ -15,11 +15,14 @@ def _common(p, several: bool = False) -> None:
                        help="a crmnet checkpoint; repeat for several models, named NAME (default A, B, ...) "
                             "for --objective")
     else:
-        p.add_argument("--checkpoint", required=True, metavar="CKPT", help="a crmnet checkpoint (.pt)")
+        p.add_argument("--checkpoint", required=True, metavar="CKPT",
+                       help="a crmnet checkpoint (.ckpt from training, .pt from import or download)")
     p.add_argument("--batch-size", type=int, default=4096, help="sequences per forward pass (default 4096)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                   help="no progress (by default a bar on a terminal, else a log line every "
+                        "$CRMNET_PROGRESS_INTERVAL seconds, default 30)")
 
 
 def register(subparsers) -> None:
@@ -109,10 +112,6 @@ def _positive(name: str, value: int) -> None:
         raise InputError(None, f"{name} must be at least 1, got {value}")
 
 
-def _progress(args) -> bool:
-    return not args.no_progress and sys.stderr.isatty()
-
-
 def run_variants(args: argparse.Namespace) -> int:
     from crmnet.design.variants import variants_file
     from crmnet.models.checkpoint import load_checkpoint
@@ -154,7 +153,7 @@ def run_mutagenesis(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     res = mutagenesis_file(predictor, args.input, args.out, window=window, epsilon=args.epsilon,
                            max_figures=args.figures, write_tsv=not args.no_tsv, chunk_size=args.chunk_size,
-                           overwrite=args.overwrite, progress=_progress(args), label=Path(args.checkpoint).stem)
+                           overwrite=args.overwrite, progress=not args.quiet, label=Path(args.checkpoint).stem)
     dt = time.perf_counter() - t
     print(f"{res['n']:,} sequences, {res['mutants']:,} mutants in {dt:.1f} s "
           f"({res['mutants'] / max(dt, 1e-9):,.0f} mutants/s)", file=sys.stderr)
@@ -200,6 +199,7 @@ def _objective(args):
 
 
 def run_evolve(args: argparse.Namespace) -> int:
+    from crmnet.data.encoding import without_invalid_hint
     from crmnet.data.readers import read_records
     from crmnet.design.evolve import EvolveConfig, evolve_to_file
     from crmnet.design.mutagenesis import parse_window
@@ -213,12 +213,15 @@ def run_evolve(args: argparse.Namespace) -> int:
                           elite=args.elite, target=args.target, tolerance=args.tolerance,
                           window=parse_window(args.window))
     refuse_existing(args.out, overwrite=args.overwrite)
-    table = read_records(args.input)
+    try:
+        table = read_records(args.input)
+    except InputError as exc:
+        raise without_invalid_hint(exc) from None  # evolve has no --invalid option
     seqs, lines = table.sequences, table.lines.tolist()
     ids = table.ids or [str(line) for line in lines]
     objective = _objective(args)
     res = evolve_to_file(objective, ids, seqs, args.out, config, source=args.input, lines=lines,
-                         overwrite=args.overwrite, progress=_progress(args))
+                         overwrite=args.overwrite, progress=not args.quiet)
     finals = ", ".join(f"{v:.4g}" for v in list(res["final"].values())[:5])
     print(f"{args.mode}: {res['generations']} generations, {res['rows']:,} rows; final objective {finals}"
           f"{' ...' if len(res['final']) > 5 else ''}; wrote {args.out}")

@@ -29,7 +29,8 @@ def register(subparsers) -> None:
     p.add_argument("--zenodo-url", help="Zenodo base URL (default: $CRMNET_ZENODO_URL or https://zenodo.org)")
     p.add_argument("--github-url", help="raw GitHub base URL (default: $CRMNET_GITHUB_RAW_URL or "
                    "https://raw.githubusercontent.com)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true", help="no progress (by default a bar on a terminal, else a log line every "
+                   "$CRMNET_PROGRESS_INTERVAL seconds, default 30)")
     p.set_defaults(func=run_download)
 
 
@@ -44,5 +45,5 @@ def run_download(args) -> int:
             print("crmnet: error: name at least one download (or --list)", file=sys.stderr)
         return 0 if args.list else 2
     download(args.names, args.out, overwrite=args.overwrite, zenodo_url=args.zenodo_url, github_url=args.github_url,
-             progress=not args.quiet and sys.stderr.isatty(), log=print)
+             progress=not args.quiet, log=print)
     return 0

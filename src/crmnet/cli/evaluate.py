@@ -32,7 +32,7 @@ def _register_evaluate(subparsers) -> None:
         ),
     )
     src = ev.add_argument_group("what to score (at least one)")
-    src.add_argument("--checkpoint", metavar="CKPT", help="a crmnet checkpoint (.pt)")
+    src.add_argument("--checkpoint", metavar="CKPT", help="a crmnet checkpoint (.ckpt from training, .pt from import or download)")
     src.add_argument("--predictions", metavar="FILE", nargs="+", help="prediction file(s): CSV/TSV with sequence "
                      "and prediction (and measured) columns, e.g. the published peer CSVs or LegNet's TSVs")
     src.add_argument("--peers", action="store_true", help="score the published peer predictions under --data-dir "
@@ -63,6 +63,8 @@ def _register_evaluate(subparsers) -> None:
     ev.add_argument("--invalid", choices=("error", "N"), default="error",
                     help="characters outside ACGTN: an error (default) or mapped to N")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    ev.add_argument("--quiet", action="store_true", help="no progress (by default a bar on a terminal, else a log "
+                    "line every $CRMNET_PROGRESS_INTERVAL seconds, default 30)")
     ev.set_defaults(func=run_evaluate)
 
 
@@ -81,17 +83,20 @@ def _register_predict(subparsers) -> None:
     )
     pr.add_argument("input", metavar="INPUT", help="FASTA, TSV or CSV file of sequences (plain or gzip), a pipe, "
                     "or - for standard input")
-    pr.add_argument("--checkpoint", required=True, metavar="CKPT", help="a crmnet checkpoint (.pt)")
+    pr.add_argument("--checkpoint", required=True, metavar="CKPT",
+                    help="a crmnet checkpoint (.ckpt from training, .pt from import or download)")
     pr.add_argument("--out", required=True, metavar="FILE", help="output TSV (refused if it exists)")
     pr.add_argument("--format", choices=FORMATS, default="auto",
                     help="input format (default: detected from the first line; txt: headerless tab-separated, "
                          "tsv/csv: with a header)")
     pr.add_argument("--batch-size", type=int, default=1024, help="batch size (default 1024; results do not depend on it)")
-    pr.add_argument("--chunk-size", type=int, default=65536, help="records read per chunk (default 65536)")
+    pr.add_argument("--chunk-size", type=int, default=8192, help="records read per chunk (default 8192)")
     pr.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     pr.add_argument("--invalid", choices=("error", "N"), default="error",
                     help="characters outside ACGTN: an error (default) or mapped to N")
-    pr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    pr.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
+                    help="no progress (by default a bar on a terminal, else a log line every "
+                         "$CRMNET_PROGRESS_INTERVAL seconds, default 30)")
     pr.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     pr.set_defaults(func=run_predict)
 
@@ -113,6 +118,8 @@ def _register_report(subparsers) -> None:
                     help="bootstrap replicates of the paired model comparisons (default 1000)")
     rp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     rp.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    rp.add_argument("--quiet", action="store_true", help="no progress (by default a bar on a terminal, else a log "
+                    "line every $CRMNET_PROGRESS_INTERVAL seconds, default 30)")
     rp.set_defaults(func=run_report)
 
 
@@ -143,6 +150,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         invalid=args.invalid, allow_partial=args.allow_partial,
         columns=Columns(sequence=args.sequence_column, measured=args.measured_column,
                         predicted=args.predicted_column),
+        quiet=args.quiet,
     )
     cfg.check()
     inputs = [*(args.predictions or ()), *(t for t in args.test or () if Path(t).exists()),
@@ -173,7 +181,7 @@ def run_predict(args: argparse.Namespace) -> int:
     model = load_checkpoint(args.checkpoint)
     stats = predict_file(model, args.input, args.out, fmt=args.format, batch_size=args.batch_size,
                          device=_default_device(args.device), invalid=args.invalid, overwrite=args.overwrite,
-                         chunk_size=args.chunk_size, progress=not args.no_progress and sys.stderr.isatty())
+                         chunk_size=args.chunk_size, progress=not args.quiet)
     print(stats.message(model.encoding), file=sys.stderr)
     print(f"wrote {args.out}")
     return 0
@@ -187,7 +195,7 @@ def run_report(args: argparse.Namespace) -> int:
         raise InputError(None, f"--bootstrap must be at least 1, got {args.bootstrap}")
     refuse_existing(args.out, overwrite=args.overwrite, inputs=args.inputs)
     out = build_report(args.inputs, args.out, title=args.title, n_boot=args.bootstrap, seed=args.seed,
-                       overwrite=args.overwrite)
+                       overwrite=args.overwrite, progress=not args.quiet)
     print(f"wrote {out / 'report.md'}, {out / 'report.html'} and figures")
     return 0
 

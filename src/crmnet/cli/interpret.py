@@ -8,13 +8,15 @@ from crmnet.errors import InputError
 
 
 def register(subparsers) -> None:
+    """Add the ``interpret`` and ``motifs`` subcommands to ``subparsers`` (argparse)."""
     p = subparsers.add_parser(
         "interpret",
         help="saliency / ISM attributions of a checkpoint, known-motif statistics, Figure 5A-G",
         description=(
             "Attributions (input x gradient, or in-silico saturation mutagenesis) of a trained checkpoint on "
             "SEQUENCES, then the paper's Figure 5: logos of the best-attributed site of each known motif over "
-            "its JASPAR logo (5A-E), attribution at motif matches vs all positions (5F) and the measured "
+            "its JASPAR logo (5A-E), attribution at motif matches vs the rest of the same sequences (5F, paired "
+            "Wilcoxon over sequences) and the measured "
             "expression of sequences with each motif vs all (5G), with tables and summary.md in DIR."
         ),
     )
@@ -23,8 +25,12 @@ def register(subparsers) -> None:
                    help="sequences (txt/TSV, CSV or FASTA; e.g. test/Native_complex.csv); measured values enable 5G")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
     _add_motif_arguments(p)
-    p.add_argument("--method", choices=("saliency", "ism"), default="saliency",
-                   help="saliency = input x gradient (the paper's); ism = every single-base substitution")
+    p.add_argument("--method", choices=("saliency", "ism", "deeplift_shap", "integrated_gradients"), default="saliency",
+                   help="saliency = input x gradient (the paper's); ism = every single-base substitution; "
+                        "deeplift_shap = DeepLIFT/SHAP against 20 dinucleotide shuffles (tangermeme); "
+                        "integrated_gradients = from all-N (captum)")
+    p.add_argument("--ig-steps", type=int, default=64, metavar="N",
+                   help="integration points for integrated_gradients (default 64)")
     p.add_argument("--threshold", type=float, default=1e-4, help="FIMO p-value threshold (default 1e-4)")
     p.add_argument("--batch-size", type=int, default=1024,
                    help="sequences (ISM: substituted sequences) per batch; results do not depend on it")
@@ -39,7 +45,7 @@ def register(subparsers) -> None:
     p.add_argument("--ism-all-positions", action="store_true",
                    help="ISM: mutate the constant flanks too (default: only the variable region)")
     p.add_argument("--truth", metavar="JSON",
-                   help="simulation truth (default: SEQUENCES.truth.json if present): planted-site saliency ratio")
+                   help="simulation truth (default: SEQUENCES.truth.json if present): planted-site ratio and AUROC")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     p.set_defaults(func=run_interpret)
@@ -52,7 +58,9 @@ def register(subparsers) -> None:
             "expressed sequences (Fisher exact, Benjamini-Hochberg), merged into motifs; (b) the minimum-"
             "hypergeometric (mHG) statistic over the expression ranking (DRIMust) with exact p-values; (c) "
             "TF-MoDISco on attribution maps from 'crmnet interpret'. Every motif is matched with TOMTOM to the "
-            "S. cerevisiae JASPAR CORE motifs (p, E, q). With a simulation truth: precision and recall."
+            "S. cerevisiae JASPAR CORE motifs (p, E, q). With a simulation truth: precision and recall, strict "
+            "rule (a motif is correct when its best match among all yeast motifs is a planted one at q <= 0.05; "
+            "each planted motif counts once), overall and for activators and repressors."
         ),
     )
     m.add_argument("--sequences", required=True, metavar="FILE", help="sequences with measured expression")
@@ -70,6 +78,9 @@ def register(subparsers) -> None:
     m.add_argument("--limit", type=int, metavar="N", help="use only the first N sequences")
     m.add_argument("--truth", metavar="JSON", help="simulation truth (default: SEQUENCES.truth.json if present)")
     m.add_argument("--release", default=None, help="JASPAR release of the TOMTOM targets (default JASPAR2024)")
+    m.add_argument("--lenient", action="store_true",
+                   help="with a truth, also score recovery by the lenient rule (any planted match at q <= 0.05 or "
+                        "E <= 1, duplicates counted), labelled beside the strict rule")
     m.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
     m.set_defaults(func=run_motifs)
 
@@ -107,20 +118,11 @@ def _read(args, need_measured: bool):
     truth = None
     truth_file = Path(args.truth) if args.truth else Path(f"{args.sequences}.truth.json")
     if args.truth or truth_file.exists():
-        from crmnet.interpret.attribution import read_truth
+        from crmnet.interpret.scoring import read_truth, truth_prefix
 
         # A truth describes the whole file; with --limit only its first sequences are used.
-        truth = read_truth(truth_file, len(table.sequences))
-        if n < len(table.sequences):
-            truth = _truth_prefix(truth, n)
+        truth = truth_prefix(read_truth(truth_file, len(table.sequences)), n)
     return table.sequences[:n], measured, ids, truth
-
-
-def _truth_prefix(truth: dict, n: int) -> dict:
-    sites = truth["planted_sites"]
-    keep = [i for i, s in enumerate(sites["seq"]) if s < n]
-    planted = {k: [v[i] for i in keep] for k, v in sites.items()}
-    return {**truth, "n": n, "planted_sites": planted}
 
 
 def _check_out(args) -> None:
@@ -131,7 +133,9 @@ def _check_out(args) -> None:
 
 
 def run_interpret(args) -> int:
-    from crmnet.interpret.attribution import AttributionConfig, attribute, figure5
+    """``crmnet interpret``: attributions of a checkpoint and Figure 5; returns the exit status."""
+    from crmnet.interpret.attribution import AttributionConfig, attribute
+    from crmnet.interpret.figure5 import console_lines, figure5
     from crmnet.models.checkpoint import load_checkpoint
 
     _check_out(args)
@@ -142,6 +146,7 @@ def run_interpret(args) -> int:
             method=args.method, batch_size=args.batch_size, drop_below_mean=not args.keep_below_mean,
             min_value=None if args.min_value < 0 else args.min_value, zero_flanks=not args.keep_flanks,
             ism_variable_only=not args.ism_all_positions, gradient_correction=args.gradient_correction,
+            ig_steps=args.ig_steps,
         )
     except ValueError as exc:  # e.g. --batch-size 0
         raise InputError("arguments", str(exc)) from None
@@ -151,23 +156,16 @@ def run_interpret(args) -> int:
     summary = figure5(attr, motifs, args.out, measured=measured, ids=ids, config=config, threshold=args.threshold,
                       truth=truth, overwrite=args.overwrite)
     print(f"{args.method} attributions of {len(sequences):,} sequences; Figure 5 written to {args.out}")
-    for row in summary["fig5F"]:
-        print(f"  5F {row['motif']:>6}: {row['n_hits']:5d} hits, mean at matches {row['mean_matched']:.4g} "
-              f"vs all {row['mean_all']:.4g} (q = {row['q_value']:.2g})")
-    for row in summary.get("fig5G", []):
-        print(f"  5G {row['motif']:>6}: {row['n_sequences']:5d} sequences, mean expression {row['mean_with']:.3f} "
-              f"vs all {row['mean_all']:.3f} (q = {row['q_value']:.2g})")
-    if "ground_truth" in summary:
-        for group, v in summary["ground_truth"]["raw"].items():
-            print(f"  ground truth, {group}: mean |attribution| on / off the planted sites = {v['ratio']:.3g} "
-                  f"(signed means {v['mean_on_sites']:.3g} / {v['mean_elsewhere']:.3g})")
+    print("\n".join(console_lines(summary)))
     return 0
 
 
 def run_motifs(args) -> int:
+    """``crmnet motifs``: de novo discovery and, with a truth, recovery scores; returns the exit status."""
     from crmnet.data.jaspar import DEFAULT_RELEASE, load_yeast_motifs
-    from crmnet.interpret.attribution import Attributions
-    from crmnet.interpret.motifs import DiscoveryConfig, discover
+    from crmnet.interpret.attribution import Attributions, matching_attributions
+    from crmnet.interpret.denovo import discover
+    from crmnet.interpret.kmers import DiscoveryConfig
 
     _check_out(args)
     try:
@@ -179,36 +177,19 @@ def run_motifs(args) -> int:
     sequences, measured, _, truth = _read(args, need_measured=True)
     attributions = None
     if args.attributions:
-        attributions = _matching_attributions(Attributions.load(args.attributions), sequences, args.attributions)
+        attributions = matching_attributions(Attributions.load(args.attributions), sequences, args.attributions)
     targets = load_yeast_motifs(release=args.release or DEFAULT_RELEASE)
     summary = discover(sequences, measured, args.out, config, attributions=attributions, truth=truth, targets=targets,
                        mhg_test=not args.no_mhg, modisco_options={"n_leiden_runs": args.modisco_runs},
-                       overwrite=args.overwrite, source=args.sequences)
+                       lenient=args.lenient, overwrite=args.overwrite, source=args.sequences)
     print(f"de novo discovery on {len(sequences):,} sequences written to {args.out}")
     for method, entry in summary["methods"].items():
         line = f"  {method}: {entry['n_motifs']} motifs"
-        if "recovery" in entry:
-            r = entry["recovery"]
-            line += f"; precision {r['precision']:.2f}, recall {r['recall']:.2f} ({', '.join(r['recovered']) or 'none'})"
+        for key in ("recovery", "recovery_lenient"):
+            if key in entry:
+                r = entry[key]
+                precision = "–" if r["precision"] is None else f"{r['precision']:.2f}"
+                line += (f"; {r['rule']}: precision {precision}, recall {r['recall']:.2f} "
+                         f"({', '.join(r['recovered']) or 'none'})")
         print(line)
     return 0
-
-
-def _matching_attributions(attr, sequences: list[str], path: str):
-    """The attribution maps of ``sequences`` (the first ones of ``attr``), checked base by base."""
-    import numpy as np
-
-    from crmnet.interpret.attribution import Attributions, sequence_onehot
-
-    n = len(sequences)
-    if len(attr) < n:
-        raise InputError(path, f"{len(attr)} attribution maps for {n} sequences")
-    width = attr.onehot.shape[2]
-    if max(len(s) for s in sequences) > width:
-        raise InputError(path, "the attribution maps are shorter than the sequences: not computed on this file")
-    x = sequence_onehot(sequences, width)
-    seen = attr.mask[:n]
-    if not np.array_equal(x.argmax(1)[seen], attr.onehot[:n].argmax(1)[seen]):
-        raise InputError(path, "the attribution maps were computed on other sequences than --sequences")
-    return Attributions(attr.onehot[:n], attr.hypothetical[:n], attr.lengths[:n], attr.mask[:n], attr.method,
-                        dict(attr.meta))

@@ -8,7 +8,7 @@ import argparse
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "models",
-        help="list the registered models (parameters, buffers, FLOPs per sample)",
+        help="list the registered models (parameters, BN stats, FLOPs per sample)",
         description="List every model crmnet can build, with trainable parameters, saved batch-norm "
         "statistics, forward FLOPs per sample (a multiply-add counts 2; LSTMs are not counted) and a "
         "description.",
@@ -18,7 +18,8 @@ def register(subparsers) -> None:
 
 
 def model_table() -> list[dict]:
-    """One row per registered model: name, params, buffers, flops, input, description."""
+    """One row per registered model: name, params, buffers (the saved batch-norm statistics), flops, input,
+    description."""
     import torch
 
     from crmnet.models import MODELS, build_model, count_parameters, flops_per_sample
@@ -47,7 +48,7 @@ def format_table(rows: list[dict]) -> str:
     """The rows of :func:`model_table` as aligned console columns."""
     from crmnet.tables import render
 
-    return render(["name", "params", "buffers", "MFLOP/seq", "input", "description"],
+    return render(["name", "params", "BN stats", "MFLOP/seq", "input", "description"],
                   [[r["name"], f"{r['params']:,}", f"{r['buffers']:,}", f"{r['flops'] / 1e6:.1f}", r["input"],
                     r["description"]] for r in rows], style="text").rstrip("\n")
 

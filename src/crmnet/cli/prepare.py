@@ -41,7 +41,8 @@ def register(subparsers) -> None:
                    help="subsample (seeded) every medium to the size of the smallest")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing STORE (only a crmnet store or output, never a directory holding an input)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="no progress (by default a bar on a terminal, else a log "
+                   "line every $CRMNET_PROGRESS_INTERVAL seconds, default 30)")
     p.set_defaults(func=run)
 
 

@@ -169,11 +169,10 @@ def _transfer(remote: RemoteFile, part: Path, progress: bool) -> None:
         total = remote.size
         if total is None and response.headers.get("Content-Length"):
             total = have + int(response.headers["Content-Length"])
-        bar = None
-        if progress:
-            from tqdm import tqdm
+        from crmnet.progress import progress as progress_bar
 
-            bar = tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=remote.dest.name, leave=False)
+        bar = progress_bar(total=total, initial=have, unit="B", unit_scale=True, desc=remote.dest.name,
+                           enable=progress)
         expected = response.headers.get("Content-Length")
         received = 0
         try:
@@ -181,13 +180,11 @@ def _transfer(remote: RemoteFile, part: Path, progress: bool) -> None:
                 while block := response.read(CHUNK):
                     fh.write(block)
                     received += len(block)
-                    if bar is not None:
-                        bar.update(len(block))
+                    bar.update(len(block))
                 fh.flush()
                 os.fsync(fh.fileno())
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         # http.client returns b"" instead of raising when the connection closes early: count the bytes.
         if expected is not None and received < int(expected):
             raise ConnectionError(f"connection closed after {received:,} of {int(expected):,} bytes")

@@ -44,6 +44,21 @@ COMPLEMENT = np.array([3, 2, 1, 0, 4], dtype=np.uint8)
 Side = Literal["end", "start"]
 InvalidPolicy = Literal["error", "N"]
 
+#: what the bad-character error tells the user to do (``invalid="N"`` in Python)
+INVALID_HINT = "pass --invalid N to map them to N"
+
+
+def invalid_character_error(source, char: str, position: int, line: int | None) -> InputError:
+    """The one error for a character outside ACGTN: names it, its 1-based ``position`` in the sequence and
+    the ``--invalid N`` flag that maps such characters to N."""
+    return InputError(source, f"invalid character {char!r} at position {position} of the sequence (allowed: A, C, "
+                              f"G, T, N in either case; {INVALID_HINT})", line=line)
+
+
+def without_invalid_hint(exc: InputError) -> InputError:
+    """``exc`` without the ``--invalid N`` hint, for a command that has no such option."""
+    return InputError(exc.source, exc.problem.replace(f"; {INVALID_HINT}", ""), line=exc.line)
+
 
 @dataclass(frozen=True)
 class Encoding:
@@ -199,12 +214,8 @@ def encode_spans(
             row = int(np.flatnonzero(bad_rows)[0])
             span = data[orig_starts[row] : orig_starts[row] + orig_lengths[row]]
             pos_bad = int(np.flatnonzero(_LUT[span] == _INVALID)[0])
-            raise InputError(
-                source,
-                f"invalid character {chr(span[pos_bad])!r} at position {pos_bad + 1} of the sequence (allowed: "
-                "A, C, G, T, N in either case; use the invalid-to-N option to map other characters to N)",
-                line=None if lines is None else int(lines[row]),
-            )
+            raise invalid_character_error(source, chr(span[pos_bad]), pos_bad + 1,
+                                          None if lines is None else int(lines[row]))
         np.putmask(codes, bad, CODE_N)
     np.copyto(codes[:, edge], CODE_N, where=outside)
     if enc.flank:

@@ -63,6 +63,7 @@ class Motif:
 
     @property
     def width(self) -> int:
+        """``w``, the number of columns."""
         return self.counts.shape[1]
 
     @property
@@ -72,10 +73,22 @@ class Motif:
 
     @property
     def consensus(self) -> str:
+        """The most frequent base of each column (ties: A before C before G before T)."""
         return "".join(BASES[i] for i in self.counts.argmax(axis=0))
 
     def log_odds(self, background: float | Sequence[float] = 0.25) -> np.ndarray:
-        """(4, w) log2(pwm / background); ``background`` is one probability or four (A, C, G, T)."""
+        """Log-odds of the probabilities against a background.
+
+        Parameters
+        ----------
+        background : float or sequence of 4 floats
+            One probability for every base, or four (A, C, G, T); all positive.
+
+        Returns
+        -------
+        ndarray, shape (4, w)
+            ``log2(pwm / background)``.
+        """
         bg = np.broadcast_to(np.asarray(background, dtype=np.float64), (4,))
         if (bg <= 0).any():
             raise ValueError(f"background probabilities must be positive, not {bg.tolist()}")
@@ -131,11 +144,25 @@ def _other_species(release: str, name: str) -> list[str]:
 
 
 def load_yeast_motifs(names_or_ids: Sequence[str] | None = None, release: str = DEFAULT_RELEASE) -> list[Motif]:
-    """S. cerevisiae JASPAR CORE motifs, in the order asked for (``None``: all of them, sorted by name).
+    """S. cerevisiae JASPAR CORE motifs, in the order asked for.
 
-    Each entry is a factor name (case-insensitive, ``"reb1"``), a full matrix id (``"MA0363.3"``) or a base
-    id (``"MA0363"``, latest version). Raises :class:`InputError` for an entry that is not a yeast CORE
-    motif of ``release``, listing close matches (and the other species where the name exists).
+    Parameters
+    ----------
+    names_or_ids : sequence of str, optional
+        Factor names (case-insensitive, ``"reb1"``), full matrix ids (``"MA0363.3"``) or base ids
+        (``"MA0363"``, latest version); None: all of them, sorted by name.
+    release : str
+        JASPAR release of pyjaspar's bundled database.
+
+    Returns
+    -------
+    list of Motif
+
+    Raises
+    ------
+    InputError
+        For an entry that is not a yeast CORE motif of ``release``, listing close matches (and the other
+        species where the name exists).
     """
     motifs = _yeast_core(release)
     if names_or_ids is None:
@@ -165,7 +192,19 @@ def load_yeast_motifs(names_or_ids: Sequence[str] | None = None, release: str = 
 
 
 def write_meme(motifs: Iterable[Motif], path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write ``motifs`` to a MEME (version 4, DNA) file, atomically; returns the path."""
+    """Write motifs to a MEME (version 4, DNA) file, atomically.
+
+    Parameters
+    ----------
+    motifs : iterable of Motif
+    path : path-like
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+    """
     lines = ["MEME version 4", "", "ALPHABET= ACGT", "", "strands: + -", "",
              "Background letter frequencies", "A 0.25 C 0.25 G 0.25 T 0.25", ""]
     for m in motifs:
@@ -190,10 +229,23 @@ def _field(rest: str, name: str) -> float | None:
 
 
 def read_meme(path: str | os.PathLike) -> list[Motif]:
-    """Read a MEME text file (DNA alphabet) → motifs; counts are frequencies × ``nsites`` (default 100).
+    """Read a MEME text file (DNA alphabet).
 
-    ``MOTIF ID NAME`` gives ``matrix_id=ID`` and ``name=NAME`` (or ``ID`` when there is no name).
-    A malformed file raises :class:`InputError` naming the line.
+    ``MOTIF ID NAME`` gives ``matrix_id=ID`` and ``name=NAME`` (or ``ID`` when there is no name); counts
+    are the frequencies × ``nsites`` (default 100).
+
+    Parameters
+    ----------
+    path : path-like
+
+    Returns
+    -------
+    list of Motif
+
+    Raises
+    ------
+    InputError
+        For a malformed file, naming the line.
     """
     path = Path(path)
     try:
@@ -264,7 +316,18 @@ def read_meme(path: str | os.PathLike) -> list[Motif]:
 
 
 def information_content(pwm: np.ndarray) -> np.ndarray:
-    """(4, w) probabilities → letter heights in bits (probability × column information content)."""
+    """Letter heights of a logo: probability × the column's information content.
+
+    Parameters
+    ----------
+    pwm : ndarray, shape (4, w)
+        Probabilities, columns summing to 1.
+
+    Returns
+    -------
+    ndarray, shape (4, w)
+        Heights in bits (each column sums to its information content, at most 2).
+    """
     pwm = np.asarray(pwm, dtype=np.float64)
     ic = 2.0 + (pwm * np.log2(np.clip(pwm, 1e-12, None))).sum(axis=0)
     return pwm * ic[None, :]

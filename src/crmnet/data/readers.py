@@ -48,7 +48,14 @@ from typing import Literal
 import numpy as np
 
 from crmnet.config import Config
-from crmnet.data.encoding import CRMNET, Encoding, InvalidPolicy, encode_spans, invalid_positions
+from crmnet.data.encoding import (
+    CRMNET,
+    Encoding,
+    InvalidPolicy,
+    encode_spans,
+    invalid_character_error,
+    invalid_positions,
+)
 from crmnet.data.streams import (
     CHUNK_BYTES,
     background,
@@ -152,12 +159,7 @@ def check_alphabet(
     rows = np.searchsorted(starts, bad, side="right") - 1
     if invalid == "error":
         row, pos = int(rows[0]), int(bad[0] - starts[rows[0]])
-        raise InputError(
-            source,
-            f"invalid character {seqs[row][pos]!r} at position {pos + 1} of the sequence (allowed: A, C, G, T, "
-            "N in either case; use the invalid-to-N option to map other characters to N)",
-            line=int(lines[row]),
-        )
+        raise invalid_character_error(source, seqs[row][pos], pos + 1, int(lines[row]))
     out = list(seqs)
     for row in np.unique(rows):
         out[row] = _NOT_BASE.sub("N", out[row])

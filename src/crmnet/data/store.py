@@ -44,7 +44,6 @@ import datetime as _dt
 import json
 import os
 import struct
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -413,7 +412,7 @@ class _Streamed:
 
 def _stream_inputs(tmp: Path, sources: list[_Source], names: list[str], cfg: PrepareConfig) -> _Streamed:
     """Append every input's rows to codes/targets/medium .npy files (+ 16-bit lengths and fingerprints)."""
-    from tqdm import tqdm
+    from crmnet.progress import progress
 
     enc, invalid, keep_lines = cfg.encoding, cfg.invalid, cfg.duplicates == "error"
     codes = _Appender(tmp / "codes.npy", np.uint8, (enc.length,))
@@ -425,8 +424,7 @@ def _stream_inputs(tmp: Path, sources: list[_Source], names: list[str], cfg: Pre
     mapped = truncated = 0
     records = []
     total = sum(s.path.stat().st_size for s in sources)
-    bar = tqdm(total=total, unit="B", unit_scale=True, desc="prepare", file=sys.stderr, disable=not cfg.progress,
-               mininterval=0.5)
+    bar = progress(total=total, unit="B", unit_scale=True, desc="prepare", enable=cfg.progress, mininterval=0.5)
     with bar, contextlib.ExitStack() as closing:
         for arr in (codes, lengths, targets, medium, hashes):
             closing.callback(arr.close)

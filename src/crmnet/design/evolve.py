@@ -248,11 +248,10 @@ def evolve_to_file(objective: Objective, ids: Sequence[str], sequences: Sequence
     import json
     from pathlib import Path
 
-    from tqdm import tqdm
-
     from crmnet.fsutil import atomic_path
     from crmnet.plot.common import save_png
     from crmnet.plot.design import trajectory_figure
+    from crmnet.progress import progress as progress_bar
 
     codes0, lengths0 = encode_sequences(sequences, source, lines)
     names = list(objective.predictors)
@@ -261,8 +260,8 @@ def evolve_to_file(objective: Objective, ids: Sequence[str], sequences: Sequence
         tmp.mkdir()
         (tmp / "config.json").write_text(json.dumps({**config.to_dict(), "objective": objective.expression},
                                                     indent=2) + "\n", encoding="utf-8")
-        with open(tmp / "trajectory.tsv", "w", encoding="utf-8") as fh, tqdm(
-                total=config.generations, desc=f"evolve ({config.mode})", disable=not progress, leave=False) as bar:
+        with open(tmp / "trajectory.tsv", "w", encoding="utf-8") as fh, progress_bar(
+                total=config.generations, desc=f"evolve ({config.mode})", unit="generation", enable=progress) as bar:
             fh.write("\t".join(["start_id", "lineage", "generation", "individual", "sequence",
                                 *(f"prediction_{n}" for n in names), "objective", "n_mutations", "mutations"]) + "\n")
             for gen in evolve(objective, sequences, config, source, lines):

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from crmnet.data.encoding import Encoding, encode
+from crmnet.data.encoding import Encoding, encode, without_invalid_hint
 from crmnet.errors import InputError
 
 # Expression values measured in Vaishnav et al.'s assay lie in [0, 17] (the simulator clips to it too).
@@ -59,7 +59,8 @@ def encode_sequences(sequences: Sequence[str], source: str | None = None,
         codes, _ = encode(list(sequences), sequence_encoding(int(lengths.max())), source=source, first_line=0)
     except InputError as exc:
         line = exc.line if lines is None else int(lines[exc.line])
-        raise InputError(source, exc.problem, line=line + (lines is None)) from None
+        # design commands have no --invalid option: drop the hint that names it
+        raise InputError(source, without_invalid_hint(exc).problem, line=line + (lines is None)) from None
     return codes, lengths
 
 

@@ -136,9 +136,8 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
     dict
         ``n`` sequences and ``mutants`` predicted.
     """
-    from tqdm import tqdm
-
     from crmnet.data.readers import iter_records
+    from crmnet.evaluation.predict import FileProgress
     from crmnet.plot.common import save_png
     from crmnet.plot.design import evolvability_figure, heatmap_figure
 
@@ -153,13 +152,13 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
         npz = _ChunkedNpz(tmp)
         tsv = open(tmp / "mutants.tsv", "w", encoding="utf-8") if write_tsv else None  # noqa: SIM115
         try:
-            with open(tmp / "evolvability.tsv", "w", encoding="utf-8") as evo, tqdm(
-                total=Path(input_path).stat().st_size, unit="B", unit_scale=True, desc="mutagenesis",
-                disable=not progress, leave=False) as bar:
+            with open(tmp / "evolvability.tsv", "w", encoding="utf-8") as evo, \
+                    FileProgress(input_path, "mutagenesis", enable=progress) as meter:
                 evo.write("\t".join(("id", *Evolvability.COLUMNS)) + "\n")
                 if tsv:
                     tsv.write("id\tposition\treference\talternative\tprediction\tdelta\n")
-                for chunk in iter_records(input_path, chunk_size=chunk_size, on_raw=bar.update):
+                for chunk in iter_records(input_path, chunk_size=chunk_size, on_raw=meter.on_raw):
+                    meter.chunk(len(chunk.sequences))
                     chunk.ids = chunk.ids or [str(line) for line in chunk.lines]  # as crmnet predict names them
                     codes, lengths = encode_sequences(chunk.sequences, source, chunk.lines)
                     windows = resolve_windows(codes, lengths, window, source, chunk.lines)
@@ -176,6 +175,7 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
                     predictions.append(ev.prediction)
                     n += len(sat)
                     mutants += int(ev.n_mutants.sum())
+                    meter.done(len(sat))
         finally:
             if tsv:
                 tsv.close()

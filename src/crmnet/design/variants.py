@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crmnet.data.encoding import without_invalid_hint
 from crmnet.errors import InputError, OutputExistsError
 from crmnet.fsutil import atomic_file
 
@@ -71,7 +72,8 @@ def variant_effects(model, ref: Sequence[str], alt: Sequence[str], *, batch_size
         if exc.line is None or exc.source != source:
             raise
         i = first_line[exc.line] % max(len(ref), 1)
-        raise InputError(source, exc.problem, line=int(lines[i]) if lines is not None else i + 1) from None
+        raise InputError(source, without_invalid_hint(exc).problem,  # no --invalid option here
+                         line=int(lines[i]) if lines is not None else i + 1) from None
     ref_pred = pred[[unique[s] for s in ref]]
     alt_pred = pred[[unique[s] for s in alt]]
     unequal = sum(len(a) != len(b) for a, b in zip(ref, alt))

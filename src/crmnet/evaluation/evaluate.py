@@ -38,6 +38,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,7 @@ from crmnet.data.catalogue import PEERS, TEST_SETS, data_dir
 from crmnet.data.readers import Columns
 from crmnet.errors import InputError
 from crmnet.evaluation.metrics import bootstrap_ci, compare_models, compute_metrics
+from crmnet.progress import progress as progress_bar
 
 DUPLICATE_POLICY = (
     "every test row is scored, repeated sequences included (each is its own measurement); predictions are "
@@ -200,7 +202,8 @@ class Evaluation:
 
     predictions[model][test]: (n_test,) predictions with NaN where the model has none; primary: the
     model whose metrics go to metrics.json (None for a peer table alone); coverage[model][test]: rows
-    scored and duplicate counts (see :meth:`add`).
+    scored and duplicate counts (see :meth:`add`). bar: a progress bar (:func:`crmnet.progress.progress`)
+    moved once per score and per comparison (their bootstraps are most of the time), or None.
     """
 
     tests: dict[str, LoadedTest] = field(default_factory=dict)
@@ -210,6 +213,17 @@ class Evaluation:
     info: dict = field(default_factory=dict)
     primary: str | None = None
     coverage: dict[str, dict[str, dict]] = field(default_factory=dict)
+    bar: Any = None
+
+    def plan(self, steps: int) -> None:
+        """``steps`` more scores or comparisons are coming (the bar's total, for its ETA)."""
+        if self.bar is not None:
+            self.bar.total = (self.bar.total or 0) + steps
+            self.bar.refresh()
+
+    def _tick(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
 
     def add(self, model: str, test: LoadedTest, predicted: np.ndarray, n_boot: int, seed: int, *,
             allow_partial: bool = False, source=None, repeated: int = 0) -> None:
@@ -244,6 +258,7 @@ class Evaluation:
         }
         self.predictions.setdefault(model, {})[test.name] = predicted
         self.metrics.setdefault(model, {})[test.name] = metrics
+        self._tick()
 
     def reported(self, model: str) -> dict[str, dict]:
         """``model``'s metrics per test set with its coverage and duplicate counts (metrics.json)."""
@@ -253,18 +268,22 @@ class Evaluation:
         """Compare every pair of models on each test set, on the sequences both predicted."""
         self.comparisons = []
         models = list(self.predictions)
-        for name, test in self.tests.items():
+        pairs = []
+        for name in self.tests:
             have = [m for m in models if name in self.predictions[m]]
-            for i, a in enumerate(have):
-                for b in have[i + 1 :]:
-                    pa, pb = self.predictions[a][name], self.predictions[b][name]
-                    both = np.isfinite(pa) & np.isfinite(pb)
-                    try:
-                        c = compare_models(test.measured[both], pa[both], pb[both], n_boot=max(n_boot, 1),
-                                           seed=seed, level=level)
-                    except ValueError as exc:  # too few shared rows, or a perfect correlation
-                        raise InputError(test.source, f"cannot compare {a!r} with {b!r}: {exc}") from None
-                    self.comparisons.append({"test": name, "model_a": a, "model_b": b, **c})
+            pairs += [(name, a, b) for i, a in enumerate(have) for b in have[i + 1 :]]
+        self.plan(len(pairs))
+        for name, a, b in pairs:
+            test = self.tests[name]
+            pa, pb = self.predictions[a][name], self.predictions[b][name]
+            both = np.isfinite(pa) & np.isfinite(pb)
+            try:
+                c = compare_models(test.measured[both], pa[both], pb[both], n_boot=max(n_boot, 1), seed=seed,
+                                   level=level)
+            except ValueError as exc:  # too few shared rows, or a perfect correlation
+                raise InputError(test.source, f"cannot compare {a!r} with {b!r}: {exc}") from None
+            self.comparisons.append({"test": name, "model_a": a, "model_b": b, **c})
+            self._tick()
 
 
 def model_description(model) -> dict:
@@ -279,10 +298,14 @@ def model_description(model) -> dict:
 
 
 def describe_encoding(enc) -> str:
-    """A sentence naming an encoding's layout, e.g. CRMnet's or Vaishnav's convention."""
+    """A sentence naming an encoding's layout, e.g. CRMnet's, Vaishnav's or LegNet's convention."""
     kept = "first" if enc.truncate == "end" else "last"
-    text = (f"{enc.body_length} nt, the {kept} {enc.body_length} nt kept, N padding at the {enc.pad}, "
-            f"channels {enc.channels}")
+    text = f"{enc.body_length} nt"
+    if enc.trim_start:
+        text += f", the first {enc.trim_start} nt of each sequence dropped"
+    pad = (f"padded at the {enc.pad} with the model's {len(enc.flank)}-nt plasmid flank" if enc.flank
+           else f"N padding at the {enc.pad}")
+    text += f", the {kept} {enc.body_length} nt kept, {pad}, channels {enc.channels}"
     if enc.prefix:
         text += f", after a fixed {len(enc.prefix)}-nt prefix"
     return text
@@ -290,8 +313,11 @@ def describe_encoding(enc) -> str:
 
 def evaluate_model(model, tests: list[LoadedTest], evaluation: Evaluation | None = None, *, label: str,
                    batch_size: int = 1024, device=None, invalid: str = "error", n_boot: int = 1000,
-                   seed: int = 0) -> Evaluation:
-    """Predict every test set with ``model`` (raw sequences, the model's own encoding) and score it."""
+                   seed: int = 0, progress: bool = False) -> Evaluation:
+    """Predict every test set with ``model`` (raw sequences, the model's own encoding) and score it.
+
+    progress: show each test set's prediction (sequences, rate, ETA; log lines when not on a terminal).
+    """
     from crmnet.evaluation.predict import EncodingStats, predict_at_lines
 
     ev = evaluation or Evaluation()
@@ -299,8 +325,9 @@ def evaluate_model(model, tests: list[LoadedTest], evaluation: Evaluation | None
     info = ev.info.setdefault("models", {}).setdefault(label, model_description(model))
     for test in tests:
         stats = EncodingStats()
-        pred = predict_at_lines(model, test.sequences, test.lines, batch_size=batch_size, device=device,
-                                invalid=invalid, source=str(test.source), stats=stats)
+        with progress_bar(total=len(test), desc=f"predict {test.name}", unit="seq", enable=progress) as bar:
+            pred = predict_at_lines(model, test.sequences, test.lines, batch_size=batch_size, device=device,
+                                    invalid=invalid, source=str(test.source), stats=stats, on_batch=bar.update)
         # How the encoding policy changed the sequences goes on record: it states the convention used.
         info.setdefault("tests", {})[test.name] = {
             "source": str(test.source), "n": len(test),
@@ -364,13 +391,11 @@ def peer_table(directory: str | os.PathLike | None = None, tests: list[str] | No
     ev = evaluation or Evaluation()
     names = tests or list(TEST_SETS)
     loaded = {n: ev.tests.get(n) or load_test_set(n, root) for n in names}
-    for label, files in PEERS.items():
-        for name in names:
-            rel = files.get(name)
-            if rel is None or not (root / rel).is_file():
-                continue
-            evaluate_prediction_file(root / rel, loaded[name], ev, label=label, n_boot=n_boot, seed=seed,
-                                     primary=False)
+    found = [(label, name, root / files[name]) for label, files in PEERS.items() for name in names
+             if name in files and (root / files[name]).is_file()]
+    ev.plan(len(found))
+    for label, name, path in found:
+        evaluate_prediction_file(path, loaded[name], ev, label=label, n_boot=n_boot, seed=seed, primary=False)
     if not any(label in ev.metrics for label in PEERS):
         raise InputError(root, "no peer prediction files found (expected vaishnav2022/peer_predictions/...)")
     return ev
@@ -399,6 +424,7 @@ class EvaluateConfig(Config):
     invalid: str = "error"
     allow_partial: bool = False
     columns: Columns = field(default_factory=Columns)
+    quiet: bool = False
 
     def check(self) -> None:
         """Raise InputError for options that cannot work together (before any work starts)."""
@@ -442,7 +468,12 @@ def run_evaluation(cfg: EvaluateConfig) -> tuple[Evaluation, dict]:
     overwritten); the first file's model is the primary one (metrics.json), the others go to peers.json.
     """
     cfg.check()
-    ev = Evaluation()
+    with progress_bar(total=0, desc="evaluate", unit="step", enable=not cfg.quiet) as bar:
+        return _run(cfg, Evaluation(bar=bar))
+
+
+def _run(cfg: EvaluateConfig, ev: Evaluation) -> tuple[Evaluation, dict]:
+    """:func:`run_evaluation` with its progress bar open in ``ev.bar``."""
     config = {"command": "evaluate", "data_dir": str(data_dir(cfg.data_dir).resolve()), "bootstrap": cfg.bootstrap,
               "seed": cfg.seed, "duplicate_policy": DUPLICATE_POLICY, "allow_partial": cfg.allow_partial}
     if cfg.checkpoint:
@@ -452,9 +483,11 @@ def run_evaluation(cfg: EvaluateConfig) -> tuple[Evaluation, dict]:
         tests = [resolve_test(t, cfg.data_dir, cfg.columns) for t in cfg.tests or TEST_SETS]
         label = cfg.labels[0] if cfg.labels else f"{model.checkpoint_meta.get('model', 'model')} " \
                                                  f"({Path(cfg.checkpoint).stem})"
+        ev.plan(len(tests))
         evaluate_model(model, tests, ev, label=label, batch_size=cfg.batch_size, device=cfg.device,
-                       invalid=cfg.invalid, n_boot=cfg.bootstrap, seed=cfg.seed)
+                       invalid=cfg.invalid, n_boot=cfg.bootstrap, seed=cfg.seed, progress=not cfg.quiet)
         config.update(checkpoint=str(Path(cfg.checkpoint).resolve()), batch_size=cfg.batch_size)
+    ev.plan(len(cfg.predictions))
     for i, (path, label) in enumerate(zip(cfg.predictions, cfg.file_labels())):
         test = None
         if cfg.tests:

@@ -6,8 +6,9 @@
   results do not depend on the batch size (up to float rounding in the convolutions).
 * :func:`predict_file` — the streaming path behind ``crmnet predict``: reads any format of
   :mod:`crmnet.data.readers` in chunks (:func:`crmnet.data.readers.iter_records`), never holding more than
-  one chunk in memory, shows a progress bar over the input's
-  bytes, and writes ``id<TAB>sequence<TAB>prediction`` atomically.
+  one chunk in memory, shows progress (:class:`FileProgress`: a bar on a terminal, periodic log lines
+  elsewhere) over the input's bytes as its records are predicted, and writes
+  ``id<TAB>sequence<TAB>prediction`` atomically.
 
 Encoding policy (the contract of :mod:`crmnet.data.encoding`, reported in :class:`EncodingStats`): lower case
 is accepted as upper case; a sequence longer than the model's input is truncated at the model's
@@ -24,7 +25,7 @@ uses its ``id``/``name`` column (or a pandas index, the unnamed first column), a
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,42 +36,107 @@ from crmnet.data.readers import Format, iter_records
 from crmnet.data.streams import check_file, display_name, is_stdin
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_file
+from crmnet.progress import progress as progress_bar
 
 
 @dataclass
 class EncodingStats:
-    """What the encoding policy did to the sequences seen so far (for the message to the user)."""
+    """What the encoding policy did to the sequences seen so far (for the message to the user).
+
+    Lengths are counted as the model lays sequences out: after its ``trim_start`` leading bases are dropped
+    (LegNet's released models replace the first 17 nt by their plasmid flank).
+    """
 
     n: int = 0
     truncated: int = 0
     padded: int = 0
     lowercase: int = 0
     mapped_to_n: int = 0
+    #: shortest and longest length among the padded sequences (None when none was padded)
+    padded_lengths: tuple[int, int] | None = None
 
     def add(self, seqs: Sequence[str], enc: Encoding, mapped: int) -> None:
-        lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+        lengths = np.fromiter((max(len(s) - enc.trim_start, 0) for s in seqs), dtype=np.int64, count=len(seqs))
         self.n += len(seqs)
         self.truncated += int((lengths > enc.body_length).sum())
-        self.padded += int((lengths < enc.body_length).sum())
+        short = lengths[lengths < enc.body_length]
+        self.padded += len(short)
+        if len(short):
+            low, high = int(short.min()), int(short.max())
+            if self.padded_lengths is not None:
+                low, high = min(low, self.padded_lengths[0]), max(high, self.padded_lengths[1])
+            self.padded_lengths = (low, high)
         self.lowercase += sum(1 for s in seqs if not s.isupper() and s.upper() != s.lower())
         self.mapped_to_n += mapped
 
     def message(self, enc: Encoding) -> str:
-        """One paragraph saying how many sequences the policy changed, and how."""
+        """One paragraph saying how the sequences were fitted to the model's input: information, not a
+        warning (padding 110-nt promoters to CRMnet's 112 nt is the normal case)."""
         body = enc.body_length
         kept = "first" if enc.truncate == "end" else "last"
-        parts = [f"{self.n:,} sequences encoded for a {body}-nt model input"]
+        parts = [f"note: {self.n:,} sequences encoded for the model's input of {body} nt"]
+        if enc.trim_start:
+            parts.append(f"the first {enc.trim_start} nt of each were dropped (the model's convention)")
+        if self.padded:
+            after = " (after the drop)" if enc.trim_start else ""
+            low, high = self.padded_lengths
+            what = f"{self.padded:,} of {low if low == high else f'{low}-{high}'} nt{after}"
+            if enc.flank:
+                beyond = " and N beyond it" if len(enc.flank) < body else ""
+                how = f"at the {enc.pad} with the model's {len(enc.flank)}-nt plasmid flank{beyond}"
+            else:
+                how = f"with N at the {enc.pad}"
+            parts.append(f"{what} were padded {how} to {body} nt")
         if self.truncated:
             parts.append(f"{self.truncated:,} longer than {body} nt were truncated (the {kept} {body} nt kept)")
-        if self.padded:
-            parts.append(f"{self.padded:,} shorter than {body} nt were padded with N at the {enc.pad}")
         if self.lowercase:
             parts.append(f"{self.lowercase:,} contained lower-case bases (read as upper case)")
         if self.mapped_to_n:
-            parts.append(f"{self.mapped_to_n:,} characters outside ACGTN were mapped to N")
+            parts.append(f"{self.mapped_to_n:,} characters outside ACGTN were mapped to N (--invalid N)")
         if enc.prefix:
             parts.append(f"each was placed after the model's fixed {len(enc.prefix)}-nt prefix")
         return "; ".join(parts) + "."
+
+
+class FileProgress:
+    """Progress over an input file's bytes that moves as its records are *done*, not as they are read.
+
+    The readers report bytes when they read them, ahead of the work (``on_raw``); the bar shows them as the
+    records of each chunk are processed (:meth:`chunk` then :meth:`done` per batch), so it moves at least
+    once per batch whatever the chunk size, and its description counts the records done and their rate.
+    Built on :func:`crmnet.progress.progress`: a bar on a terminal, periodic log lines elsewhere.
+    """
+
+    def __init__(self, path, desc: str, what: str = "sequences", enable: bool = True):
+        size = None if is_stdin(path) or not Path(path).is_file() else Path(path).stat().st_size
+        self.bar = progress_bar(total=size or None, unit="B", unit_scale=True, desc=desc, enable=enable)
+        self.desc, self.what, self.records = desc, what, 0
+        self._read = self._base = self._target = self._size = self._in_chunk = 0
+
+    def on_raw(self, n: int) -> None:
+        self._read += n
+
+    def chunk(self, size: int) -> None:
+        """A chunk of ``size`` records starts: its bytes are the ones read since the last chunk."""
+        self._base, self._target, self._size, self._in_chunk = self.bar.n, self._read, max(size, 1), 0
+
+    def done(self, k: int) -> None:
+        """``k`` more records of the current chunk are done."""
+        self._in_chunk += k
+        self.records += k
+        elapsed = self.bar.format_dict.get("elapsed") or 0.0
+        rate = f", {self.records / elapsed:,.0f}/s" if elapsed > 0 else ""
+        self.bar.set_description_str(f"{self.desc} ({self.records:,} {self.what}{rate})", refresh=False)
+        at = self._base + (self._target - self._base) * min(self._in_chunk, self._size) // self._size
+        self.bar.update(at - self.bar.n)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is None:
+            self.bar.update(self._read - self.bar.n)  # what the last chunk read beyond its records
+        self.bar.__exit__(*exc)
 
 
 def _device_of(model, device):
@@ -92,12 +158,14 @@ def predict(
     source: str | None = None,
     first_line: int = 1,
     stats: EncodingStats | None = None,
+    on_batch: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """Predict expression for ``sequences`` with ``model`` (any registered model, ``.encoding`` set).
 
     sequences: a sequence of DNA strings, or codes ``(n, model.encoding.length)`` uint8 already laid out
     in the model's encoding. device: where to run (default: where the model's parameters are; the model
     is moved there). Sequence ``i`` is reported as line ``first_line + i`` of ``source`` on error.
+    on_batch: called with the number of sequences after each batch (progress).
     Returns predictions (n,) float32. The model runs in eval mode; its training flag is restored after.
     """
     import torch
@@ -131,6 +199,8 @@ def predict(
                         stats.add(chunk, enc, mapped)
                 x = onehot(torch.from_numpy(np.ascontiguousarray(codes)).to(dev), enc)
                 out[start : start + len(chunk)] = run(x).float().reshape(-1).cpu().numpy()
+                if on_batch is not None:
+                    on_batch(len(chunk))
     finally:
         model.train(was_training)
     return out
@@ -138,13 +208,14 @@ def predict(
 
 def predict_at_lines(model, sequences: Sequence[str], lines: Sequence[int], *, batch_size: int = 1024,
                      device=None, invalid: InvalidPolicy = "error", source: str | None = None,
-                     stats: EncodingStats | None = None) -> np.ndarray:
+                     stats: EncodingStats | None = None, on_batch: Callable[[int], None] | None = None
+                     ) -> np.ndarray:
     """:func:`predict` for sequences read from ``source``; an invalid character is reported at its
     input line ``lines[i]`` (1-based), wherever the sequence sat in the file. A non-finite prediction
     (NaN weights) is an InputError naming the first such line: nothing non-finite is written or scored."""
     try:
         preds = predict(model, sequences, batch_size, device, invalid=invalid, source=source, first_line=0,
-                        stats=stats)
+                        stats=stats, on_batch=on_batch)
     except InputError as exc:
         if exc.line is None or exc.source != source:
             raise
@@ -167,28 +238,26 @@ def predict_file(
     device=None,
     invalid: InvalidPolicy = "error",
     overwrite: bool = False,
-    chunk_size: int = 65536,
+    chunk_size: int = 8192,
     progress: bool = True,
 ) -> EncodingStats:
     """Stream ``input_path`` through ``model`` into ``out_path`` (TSV: id, sequence, prediction).
 
     ``input_path`` may be a file, a pipe or ``-`` (standard input), each read once.
-    The output appears only when complete (atomic); an error leaves no partial file. Returns the
-    encoding statistics (see :meth:`EncodingStats.message`).
+    The output appears only when complete (atomic); an error leaves no partial file. ``progress``: show
+    progress per batch (a bar on a terminal, log lines elsewhere). Returns the encoding statistics (see
+    :meth:`EncodingStats.message`).
     """
-    from tqdm import tqdm
-
     source = display_name(input_path)
     stats = EncodingStats()
     check_file(input_path)
-    total = Path(input_path).stat().st_size if not is_stdin(input_path) and Path(input_path).is_file() else None
-    with atomic_file(out_path, overwrite=overwrite, inputs=[input_path]) as out, tqdm(
-        total=total, unit="B", unit_scale=True, desc="predict", disable=not progress, leave=False
-    ) as bar:
+    with atomic_file(out_path, overwrite=overwrite, inputs=[input_path]) as out, \
+            FileProgress(input_path, "predict", enable=progress) as meter:
         out.write("id\tsequence\tprediction\n")
-        for chunk in iter_records(input_path, fmt, chunk_size=chunk_size, on_raw=bar.update):
+        for chunk in iter_records(input_path, fmt, chunk_size=chunk_size, on_raw=meter.on_raw):
+            meter.chunk(len(chunk.sequences))
             preds = predict_at_lines(model, chunk.sequences, chunk.lines, batch_size=batch_size, device=device,
-                                     invalid=invalid, source=source, stats=stats)
+                                     invalid=invalid, source=source, stats=stats, on_batch=meter.done)
             ids = chunk.ids or [str(line) for line in chunk.lines]
             out.writelines(f"{i}\t{s}\t{p:.7g}\n" for i, s, p in zip(ids, chunk.sequences, preds))
     return stats

@@ -31,6 +31,7 @@ import numpy as np
 from crmnet.data.catalogue import TEST_SETS
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_path
+from crmnet.progress import progress as progress_bar
 from crmnet.tables import format_p, render
 
 
@@ -146,31 +147,32 @@ def load_inputs(paths: list[str | os.PathLike]) -> ReportData:
     return data
 
 
-def comparisons(data: ReportData, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+def comparisons(data: ReportData, n_boot: int = 1000, seed: int = 0, progress: bool = False) -> list[dict]:
     """Pairs of models with predictions on the same test set, aligned by sequence: every pair that
-    involves a run (each run against the peers and the other runs), or every pair when there are no runs."""
+    involves a run (each run against the peers and the other runs), or every pair when there are no runs.
+    progress: show one step per pair (its bootstrap is most of the time; log lines when not on a terminal)."""
     from crmnet.evaluation.metrics import compare_models
 
-    out = []
+    pairs = []
     for test in data.tests:
-        models = data.predictions.get(test, {})
-        names = list(models)
+        names = list(data.predictions.get(test, {}))
         has_run = any(n in data.runs for n in names)
-        for i, a in enumerate(names):
-            for b in names[i + 1 :]:
-                if has_run and a not in data.runs and b not in data.runs:
-                    continue
-                sa, ya, pa = models[a]
-                sb, _, pb = models[b]
-                index = {s: k for k, s in enumerate(sb)}
-                rows = [(k, index[s]) for k, s in enumerate(sa) if s in index]
-                ia = np.array([r[0] for r in rows], dtype=np.int64)
-                ib = np.array([r[1] for r in rows], dtype=np.int64)
-                ok = np.isfinite(pa[ia]) & np.isfinite(pb[ib])
-                if ok.sum() < 4:
-                    continue
+        pairs += [(test, a, b) for i, a in enumerate(names) for b in names[i + 1 :]
+                  if not has_run or a in data.runs or b in data.runs]
+    out = []
+    with progress_bar(total=len(pairs), desc="compare", unit="pair", enable=progress and bool(pairs)) as bar:
+        for test, a, b in pairs:
+            sa, ya, pa = data.predictions[test][a]
+            sb, _, pb = data.predictions[test][b]
+            index = {s: k for k, s in enumerate(sb)}
+            rows = [(k, index[s]) for k, s in enumerate(sa) if s in index]
+            ia = np.array([r[0] for r in rows], dtype=np.int64)
+            ib = np.array([r[1] for r in rows], dtype=np.int64)
+            ok = np.isfinite(pa[ia]) & np.isfinite(pb[ib])
+            if ok.sum() >= 4:
                 c = compare_models(ya[ia][ok], pa[ia][ok], pb[ib][ok], n_boot=n_boot, seed=seed)
                 out.append({"test": test, "model_a": a, "model_b": b, **c})
+            bar.update(1)
     return out
 
 
@@ -304,12 +306,14 @@ def render_html(blocks: list[tuple], title: str) -> str:
 
 
 def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, *, title: str = "crmnet evaluation report",
-                 n_boot: int = 1000, seed: int = 0, overwrite: bool = False) -> Path:
-    """Write report.md, report.html and figures 2–4 (PNG + PDF) for ``paths`` into the directory ``out``."""
+                 n_boot: int = 1000, seed: int = 0, overwrite: bool = False, progress: bool = False) -> Path:
+    """Write report.md, report.html and figures 2–4 (PNG + PDF) for ``paths`` into the directory ``out``.
+    progress: show the paired comparisons' progress (:func:`comparisons`)."""
+    from crmnet.evaluation.metrics import compute_metrics
     from crmnet.plot import ablation_bars, benchmark_bars, figure2, save_figure
 
     data = load_inputs(paths)
-    comps = comparisons(data, n_boot=n_boot, seed=seed)
+    comps = comparisons(data, n_boot=n_boot, seed=seed, progress=progress)
     fig2_models = [r for r in data.runs if any(r in m for m in data.predictions.values())]
     if not fig2_models:
         fig2_models = [m for m in data.rows if any(m in p for p in data.predictions.values())][:1]
@@ -321,6 +325,7 @@ def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, *, titl
             panels = [(test, data.predictions[test][model][1], data.predictions[test][model][2])
                       for test in data.tests if model in data.predictions.get(test, {})]
             panels = [(t, y[np.isfinite(p)], p[np.isfinite(p)]) for t, y, p in panels]
+            panels = [(t, y, p, compute_metrics(y, p)) for t, y, p in panels]
             stem = f"fig2_{_slug(model)}"
             while stem in figures.values():
                 stem += "_"

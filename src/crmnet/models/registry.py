@@ -29,6 +29,12 @@ from crmnet.models.baselines import (
 from crmnet.models.blocks import ModelConfig
 from crmnet.models.crmnet import CRMnet, CRMnetConfig
 from crmnet.models.legnet import LegNet, LegNetConfig, released_preset
+from crmnet.models.vaishnav import (
+    DeepATTKeras,
+    DeepATTKerasConfig,
+    VaishnavTransformerKeras,
+    VaishnavTransformerKerasConfig,
+)
 
 
 @dataclass(frozen=True)
@@ -104,6 +110,15 @@ MODELS: dict[str, ModelEntry] = {
         LegNet,
         "LegNet as released for Vaishnav data: bilinear SE, the authors' 150-nt plasmid encoding",
         released_preset(),
+    ),
+    # Keras semantics of the released weights (crmnet import); outputs in expression units.
+    "deepatt-keras": ModelEntry(
+        DeepATTKerasConfig, DeepATTKeras, "DeepATT as released by Vaishnav et al. 2022 (Keras semantics)"
+    ),
+    "vaishnav-transformer-keras": ModelEntry(
+        VaishnavTransformerKerasConfig,
+        VaishnavTransformerKeras,
+        "Vaishnav et al. 2022 transformer as released (Keras semantics)",
     ),
 }
 

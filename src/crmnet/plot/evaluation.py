@@ -20,19 +20,29 @@ def metrics_text(m: dict) -> str:
     )
 
 
-def density_scatter(ax, y_true, y_pred, metrics: dict | None = None, title: str | None = None, gridsize: int = 60):
+def density_scatter(ax, y_true, y_pred, metrics: dict, title: str | None = None, gridsize: int = 60):
     """Draw predicted (y) vs measured (x) as a hexbin density with the identity line on ``ax``.
 
-    y_true, y_pred: (n,). ``metrics`` defaults to :func:`crmnet.evaluation.metrics.compute_metrics` of the pair.
-    Returns the hexbin collection (for a colour bar).
+    Parameters
+    ----------
+    ax : matplotlib Axes
+    y_true, y_pred : (n,) float
+    metrics : dict
+        The pair's metrics (:func:`crmnet.evaluation.metrics.compute_metrics`), written in the corner.
+    title : str, optional
+    gridsize : int
+        Hexagons across.
+
+    Returns
+    -------
+    PolyCollection
+        The hexbin (for a colour bar).
     """
     from matplotlib.colors import LogNorm
 
-    from crmnet.evaluation.metrics import compute_metrics
-
     y = np.asarray(y_true, dtype=np.float64)
     p = np.asarray(y_pred, dtype=np.float64)
-    m = compute_metrics(y, p) if metrics is None else metrics
+    m = metrics
     lo = float(min(y.min(), p.min()))
     hi = float(max(y.max(), p.max()))
     pad = 0.03 * (hi - lo or 1.0)
@@ -53,17 +63,38 @@ def density_scatter(ax, y_true, y_pred, metrics: dict | None = None, title: str 
     return hb
 
 
-def figure2(panels: Sequence[tuple[str, np.ndarray, np.ndarray]], suptitle: str | None = None):
-    """Figure 2: one density scatter per ``(title, y_true (n,), y_pred (n,))`` panel, two per row."""
+def count_ticks(vmax: float) -> list[int]:
+    """Integer colour-bar ticks for counts 1..``vmax`` on a log scale: 1, 2, 5, 10, 20, 50 ... while that
+    makes at most 10 ticks, else the powers of ten."""
+    top = max(int(np.floor(np.log10(max(vmax, 1.0)))), 0)
+    ticks = [m * 10**e for e in range(top + 1) for m in (1, 2, 5) if m * 10**e <= vmax]
+    return ticks if len(ticks) <= 10 else [10**e for e in range(top + 1)]
+
+
+def count_colorbar(fig, hb, ax):
+    """A colour bar for a log-scaled hexbin of counts, labelled with plain integers (not ``2×10^0``)."""
+    cbar = fig.colorbar(hb, ax=ax, label="sequences per bin", shrink=0.8)
+    counts = np.asarray(hb.get_array(), dtype=np.float64)
+    ticks = count_ticks(float(counts.max()) if counts.size else 1.0)
+    cbar.set_ticks(ticks, labels=[f"{t:,}" for t in ticks])
+    cbar.ax.minorticks_off()
+    return cbar
+
+
+def figure2(panels: Sequence[tuple[str, np.ndarray, np.ndarray, dict]], suptitle: str | None = None):
+    """Figure 2: one density scatter per ``(title, y_true (n,), y_pred (n,), metrics)`` panel, two per row.
+
+    The metrics are the caller's (computed once, where the numbers are reported), so the figure and the
+    tables cannot disagree.
+    """
     if not panels:
         raise ValueError("figure 2 needs at least one panel of predictions")
     ncols = min(2, len(panels))
     nrows = (len(panels) + ncols - 1) // ncols
     fig = _figure(4.6 * ncols, 4.4 * nrows)
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False).ravel())
-    for ax, (title, y, p) in zip(axes, panels):
-        hb = density_scatter(ax, y, p, title=title)
-        fig.colorbar(hb, ax=ax, label="sequences per bin", shrink=0.8)
+    for ax, (title, y, p, metrics) in zip(axes, panels):
+        count_colorbar(fig, density_scatter(ax, y, p, metrics, title=title), ax)
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     if suptitle:

@@ -147,7 +147,7 @@ def _run(config: QuickstartConfig, out: Path) -> QuickstartSummary:
     vs_truth = compute_metrics(test_data.noise_free, pred)
     metrics = {TEST_SET: test_metrics}
     write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    _figures(out, test_data.expression, pred, result)
+    _figures(out, test_data.expression, pred, test_metrics, result)
     seconds["evaluate"] = time.perf_counter() - t
     seconds["total"] = time.perf_counter() - t_all
 
@@ -156,10 +156,10 @@ def _run(config: QuickstartConfig, out: Path) -> QuickstartSummary:
     return QuickstartSummary(out=out, metrics=metrics, ceiling_r=ceiling["pearson_r"], seconds=seconds, text=text)
 
 
-def _figures(out: Path, measured, pred, result) -> None:
+def _figures(out: Path, measured, pred, metrics: dict, result) -> None:
     from crmnet.plot import figure2, learning_curve_figure, save_png
 
-    save_png(figure2([("held-out simulated test set", measured, pred)]), out / "scatter.png")
+    save_png(figure2([("held-out simulated test set", measured, pred, metrics)]), out / "scatter.png")
     if result.history:
         save_png(learning_curve_figure(result.history), out / "learning_curve.png")
 

@@ -1,0 +1,228 @@
+"""What each page computes, as job functions ``fn(progress) -> Result`` (:mod:`crmnet.serve.jobs`).
+
+* :func:`predict_job` — :func:`crmnet.evaluation.predict.predict` for every chosen model, in the batches of
+  ``crmnet predict`` (so the numbers are the same); table, distribution plot, TSV in ``crmnet predict``'s
+  layout (``id, sequence, prediction``; one ``prediction_<model>`` column per model when several).
+* :func:`explain_job` — one sequence: input × gradient saliency and saturation mutagenesis
+  (:func:`crmnet.interpret.attribution.attribute`), and the yeast JASPAR motifs FIMO finds in it.
+* :func:`mutate_job` — robustness and evolvability vectors per sequence and model (:mod:`crmnet.design`).
+* :func:`evolve_job` — SSWM, GA or drift under one model or an objective over two (:mod:`crmnet.design`).
+
+Everything is held in memory; the pages' limits (:class:`~crmnet.serve.config.ServeConfig`) bound it.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import numpy as np
+
+from crmnet.serve.inputs import Sequences
+from crmnet.serve.jobs import Result
+
+PNG = "image/png"
+TSV = "text/tab-separated-values; charset=utf-8"
+SHOWN_ROWS = 1000  # rows drawn in a page's table; the download has all
+
+
+def _png(fig) -> tuple[bytes, str]:
+    from crmnet.plot.serve import figure_bytes
+
+    return figure_bytes(fig), PNG
+
+
+def predict_job(models: list, seqs: Sequences, batch_size: int, invalid: str = "error") -> Callable:
+    """Predictions of ``seqs`` under each of ``models`` (:class:`~crmnet.serve.models.ServedModel`);
+    ``invalid="N"``: characters outside ACGTN were mapped to N (as ``crmnet predict --invalid N``)."""
+    from crmnet.evaluation.predict import EncodingStats, predict
+    from crmnet.plot.serve import prediction_histogram
+
+    def run(progress) -> Result:
+        n, total = len(seqs), len(seqs) * len(models)
+        values, notes = {}, []
+        for k, served in enumerate(models):
+            stats, out = EncodingStats(), np.empty(n, dtype=np.float32)
+            for start in range(0, n, batch_size):
+                progress(k * n + start, total, f"{served.name}: {start:,} of {n:,} sequences")
+                out[start : start + batch_size] = predict(served.model, seqs.sequences[start : start + batch_size],
+                                                          batch_size, invalid=invalid, source=seqs.source,
+                                                          stats=stats)
+            values[served.name] = out
+            notes.append(f"{served.name}: {stats.message(served.model.encoding)}")
+        names = list(values)
+        header = ["prediction"] if len(names) == 1 else [f"prediction_{m}" for m in names]
+        text = [f"{v:.7g}" for v in np.stack([values[m] for m in names], axis=1).ravel()]
+        cells = [text[i * len(names) : (i + 1) * len(names)] for i in range(n)]
+        tsv = "".join(f"{i}\t{s}\t{chr(9).join(c)}\n" for i, s, c in zip(seqs.ids, seqs.sequences, cells))
+        rows = list(zip(seqs.ids, seqs.sequences, cells))[:SHOWN_ROWS]
+        files = {"predictions.tsv": (("\t".join(["id", "sequence", *header]) + "\n" + tsv).encode(), TSV),
+                 "distribution.png": _png(prediction_histogram(values))}
+        summary = [(m, float(values[m].mean()), float(values[m].min()), float(values[m].max())) for m in names]
+        return Result({"models": names, "header": header, "rows": rows, "n": n, "notes": notes,
+                       "summary": summary}, files)
+
+    return run
+
+
+def _hits(sequence: str, threshold: float) -> list[dict]:
+    """FIMO matches of the yeast JASPAR CORE motifs in ``sequence`` (p ≤ ``threshold``), best first."""
+    from crmnet.data.jaspar import load_yeast_motifs
+    from crmnet.interpret.attribution import sequence_onehot
+    from crmnet.interpret.scanning import scan
+
+    rows = scan(load_yeast_motifs(), sequence_onehot([sequence]), threshold=threshold).rows()
+    return sorted(rows, key=lambda r: r["p_value"])
+
+
+def explain_job(served, ident: str, sequence: str, threshold: float) -> Callable:
+    """Saliency, single-mutant Δ and motif matches of one sequence under one model."""
+    from crmnet.evaluation.predict import predict
+    from crmnet.interpret.attribution import AttributionConfig, attribute
+    from crmnet.plot.serve import explain_figure
+
+    def run(progress) -> Result:
+        model = served.model
+        progress(0, 4, "prediction and saliency")
+        value = float(predict(model, [sequence])[0])
+        sal = attribute(model, [sequence], AttributionConfig(method="saliency"))
+        progress(1, 4, "saturation mutagenesis")
+        ism = attribute(model, [sequence], AttributionConfig(method="ism", ism_variable_only=False))
+        # ISM is centred over the four bases; Δ of a substitution is its value minus the reference base's.
+        hyp, x = ism.hypothetical[0], ism.onehot[0]
+        seen = ism.mask[0] & (x.sum(0) > 0)
+        delta = np.where(seen[None, :], hyp - (hyp * x).sum(0, keepdims=True), np.nan).astype(np.float32)
+        progress(2, 4, "yeast JASPAR motifs")
+        hits = _hits(sequence, threshold)
+        progress(3, 4, "figure")
+        saliency = sal.scores[0]
+        title = f"{ident}: predicted {value:.4g} ({served.name})"
+        lines = ["position\tbase\tsaliency\tdelta_A\tdelta_C\tdelta_G\tdelta_T\n"]
+        for j, base in enumerate(sequence.upper()):
+            d = "\t".join("" if not np.isfinite(v) else f"{v:.6g}" for v in delta[:, j])
+            lines.append(f"{j + 1}\t{base}\t{saliency[:, j].sum():.6g}\t{d}\n")
+        motif_tsv = ["motif\tmatrix_id\tstart\tend\tstrand\tscore\tp_value\n"] + [
+            f"{h['motif']}\t{h['matrix_id']}\t{h['start'] + 1}\t{h['end']}\t{h['strand']}\t{h['score']:.4g}\t"
+            f"{h['p_value']:.3g}\n" for h in hits]
+        files = {"explain.png": _png(explain_figure(x, saliency, delta, hits, title)),
+                 "positions.tsv": ("".join(lines).encode(), TSV), "motifs.tsv": ("".join(motif_tsv).encode(), TSV)}
+        best = np.nanargmax(np.where(np.isfinite(delta), delta, -np.inf))
+        worst = np.nanargmin(np.where(np.isfinite(delta), delta, np.inf))
+        effect = [(f"{sequence[j].upper()}{j + 1}{'ACGT'[b]}", float(delta[b, j]))
+                  for b, j in (np.unravel_index(best, delta.shape), np.unravel_index(worst, delta.shape))]
+        return Result({"model": served.name, "id": ident, "sequence": sequence, "prediction": value, "hits": hits,
+                       "threshold": threshold, "best": effect[0], "worst": effect[1]}, files)
+
+    return run
+
+
+def _chunk_size(windows: np.ndarray) -> int:
+    """Sequences whose mutants go through the model together (about 8,192 mutants at a time)."""
+    longest = int(max(1, (windows[:, 1] - windows[:, 0]).max(initial=1)))
+    return max(1, 8192 // (3 * longest))
+
+
+def mutate_job(models: list, seqs: Sequences, epsilon: float, batch_size: int) -> Callable:
+    """Robustness and evolvability of every sequence under each model (windows: the variable region)."""
+    from crmnet.design.evolvability import Evolvability, evolvability
+    from crmnet.design.mutagenesis import resolve_windows, saturate_codes
+    from crmnet.design.oracle import ModelPredictor, encode_sequences
+    from crmnet.design.outputs import write_evolvability_rows
+    from crmnet.plot.design import evolvability_figure, heatmap_figure
+    from crmnet.plot.serve import evolvability_vectors
+
+    def run(progress) -> Result:
+        codes, lengths = encode_sequences(seqs.sequences, seqs.source, seqs.lines)
+        windows = resolve_windows(codes, lengths, None)
+        step, n = _chunk_size(windows), len(seqs)
+        files, tables = {}, []
+        for k, served in enumerate(models):
+            predictor = ModelPredictor(served.model, batch_size=batch_size * 4)
+            parts = []
+            for s in range(0, n, step):
+                progress(k * n + s, n * len(models), f"{served.name}: sequence {s + 1:,} of {n:,}")
+                sat = saturate_codes(predictor, codes[s : s + step], lengths[s : s + step], windows[s : s + step])
+                parts.append(evolvability(sat, epsilon))
+                if s == 0:  # one heat map per model (the Explain page draws any sequence's)
+                    files[f"heatmap_{k}.png"] = _png(heatmap_figure(sat, 0, f"{seqs.ids[0]} ({served.name})"))
+            ev = _join(parts, Evolvability)
+            buf = io.StringIO()
+            buf.write("\t".join(("id", *Evolvability.COLUMNS)) + "\n")
+            write_evolvability_rows(buf, ev, seqs.ids)
+            files[f"evolvability_{k}.tsv"] = (buf.getvalue().encode(), TSV)
+            files[f"vectors_{k}.png"] = _png(evolvability_vectors(ev.vector, seqs.ids, epsilon, served.name))
+            files[f"robustness_{k}.png"] = _png(evolvability_figure(ev.prediction, ev.robustness, epsilon,
+                                                                    served.name))
+            tables.append({"model": served.name, "index": k, "rows": list(zip(seqs.ids, ev.rows()))[:SHOWN_ROWS],
+                           "first": seqs.ids[0]})
+        return Result({"tables": tables, "columns": Evolvability.COLUMNS, "epsilon": epsilon, "n": n}, files)
+
+    return run
+
+
+def _join(parts: list, cls):
+    """Concatenate per-chunk Evolvability results (vectors NaN-padded to the longest)."""
+    width = max(p.vector.shape[1] for p in parts)
+    vectors = [np.pad(p.vector, ((0, 0), (0, width - p.vector.shape[1])), constant_values=np.nan) for p in parts]
+    return cls(**{name: np.concatenate([getattr(p, name) for p in parts]) for name in
+                  ("robustness", "max_gain", "max_loss", "mean_abs_delta", "prediction", "n_mutants")},
+               gain_mutation=[m for p in parts for m in p.gain_mutation],
+               loss_mutation=[m for p in parts for m in p.loss_mutation],
+               vector=np.concatenate(vectors), epsilon=parts[0].epsilon)
+
+
+def evolve_job(predictors: dict, expression: str, seqs: Sequences, config, batch_size: int) -> Callable:
+    """An evolution run (:func:`crmnet.design.evolve.evolve`) with one progress step per generation.
+
+    predictors: name in the objective → ServedModel; expression: the objective over those names.
+    """
+    from crmnet.design.evolve import evolve, mutations_from
+    from crmnet.design.oracle import ModelPredictor, Objective, encode_sequences
+    from crmnet.plot.design import trajectory_figure
+
+    def run(progress) -> Result:
+        objective = Objective({k: ModelPredictor(m.model, batch_size=batch_size * 4) for k, m in predictors.items()},
+                              expression)
+        codes0, lengths0 = encode_sequences(seqs.sequences, seqs.source, seqs.lines)
+        names = list(predictors)
+        lines = ["\t".join(["start_id", "lineage", "generation", "individual", "sequence",
+                            *(f"prediction_{n}" for n in names), "objective", "n_mutations", "mutations"]) + "\n"]
+        gens, lins, objs, last = [], [], [], {}
+        progress(0, config.generations, "generation 0")
+        for gen in evolve(objective, seqs.sequences, config, seqs.source, seqs.lines):
+            progress(gen.generation, config.generations, f"generation {gen.generation} of {config.generations}")
+            individual = np.arange(len(gen.lineage)) - np.searchsorted(gen.lineage, gen.lineage)
+            for i in range(len(gen.lineage)):
+                s = int(gen.start[i])
+                muts = mutations_from(codes0[s], gen.codes[i], int(lengths0[s]))
+                seq = "".join("ACGTN"[c] for c in gen.codes[i, : lengths0[s]])
+                row = [seqs.ids[s], str(gen.lineage[i]), str(gen.generation), str(individual[i]), seq,
+                       *(f"{gen.predictions[n][i]:.6g}" for n in names), f"{gen.objective[i]:.6g}", str(len(muts)),
+                       ";".join(muts)]
+                lines.append("\t".join(row) + "\n")
+                best = last.get(int(gen.lineage[i]))
+                value = float(gen.objective[i])
+                if best is None or best["generation"] < gen.generation or _better(value, best["objective"], config):
+                    last[int(gen.lineage[i])] = {"start_id": seqs.ids[s], "generation": gen.generation,
+                                                 "objective": value, "sequence": seq, "mutations": muts}
+            gens.append(np.full(len(gen.lineage), gen.generation))
+            lins.append(gen.lineage)
+            objs.append(gen.objective)
+        g, lin, obj = np.concatenate(gens), np.concatenate(lins), np.concatenate(objs)
+        ga = config.mode == "ga"
+        title = f"{config.mode}: {objective.expression}" + (f" ({config.direction})" if config.mode == "sswm" else "")
+        fig = trajectory_figure(g, lin, obj, title, config.target if ga else None, config.tolerance if ga else None)
+        files = {"trajectory.png": _png(fig), "trajectory.tsv": ("".join(lines).encode(), TSV)}
+        finals = [v for _, v in sorted(last.items())][:SHOWN_ROWS]
+        return Result({"expression": objective.expression, "models": {k: m.name for k, m in predictors.items()},
+                       "config": config.to_dict(), "finals": finals, "generations": int(g.max()),
+                       "rows": len(lines) - 1}, files)
+
+    return run
+
+
+def _better(value: float, previous: float, config) -> bool:
+    """Within one generation: is ``value`` a better final pick than ``previous``?"""
+    if config.mode == "ga":
+        return abs(value - config.target) < abs(previous - config.target)
+    return value > previous if config.direction == "max" else value < previous

@@ -1,0 +1,111 @@
+"""Form fields → sequences, through the same readers as ``crmnet predict`` (:mod:`crmnet.data.readers`).
+
+Pasted text and uploads are written to a private temporary file, read with
+:func:`~crmnet.data.readers.iter_records` (FASTA, headerless txt, TSV/CSV with a header; format detected
+from the first line unless chosen) and checked against the alphabet. Every problem is an
+:class:`~crmnet.errors.InputError` naming ``pasted text`` or the upload's file name (never the temporary
+path) with the line, which the page shows as it is.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from crmnet.errors import InputError
+
+PASTED = "pasted text"
+
+
+@dataclass
+class Sequences:
+    """Sequences read from a form: ids (the file's, else the 1-based line), sequences, 1-based lines."""
+
+    ids: list[str]
+    sequences: list[str]
+    lines: list[int]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.sequences)
+
+
+def _named(exc: InputError, source: str) -> InputError:
+    return InputError(source, exc.problem, line=exc.line)
+
+
+def _records(path: Path, fmt: str, limit: int, source: str) -> tuple[list[str], list[str], list[int]]:
+    """(ids, sequences, 1-based lines) of the file at ``path``, up to ``limit`` records.
+
+    With ``fmt="auto"``, a first line that is neither a header, FASTA nor DNA (a sequence with a typo)
+    makes the text one sequence per line, so the alphabet check names the bad character and its line.
+    """
+    from crmnet.data.readers import detect_format, iter_records
+    from crmnet.data.streams import text_lines
+
+    if fmt == "auto":
+        try:
+            fmt = detect_format(path)
+        except InputError as exc:
+            if not exc.problem.startswith("cannot tell the format"):
+                raise
+            rows = [(str(n), t.strip(), n) for n, t in text_lines(path) if t.strip()]
+            if len(rows) > limit:
+                raise InputError(source, f"more than {limit:,} sequences: the limit of this page") from None
+            return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+    ids: list[str] = []
+    seqs: list[str] = []
+    lines: list[int] = []
+    for chunk in iter_records(path, fmt, chunk_size=limit + 1):
+        seqs += chunk.sequences
+        lines += [int(v) for v in chunk.lines]
+        ids += chunk.ids or [str(v) for v in chunk.lines]
+        if len(seqs) > limit:
+            raise InputError(source, f"more than {limit:,} sequences: the limit of this page")
+    return ids, seqs, lines
+
+
+def read_sequences(text: str, upload: bytes | None, filename: str | None, *, fmt: str = "auto",
+                   max_sequences: int, max_length: int, invalid: str = "error") -> Sequences:
+    """The sequences of a form: ``text`` (pasted) or ``upload`` (the bytes of an uploaded file).
+
+    Parameters
+    ----------
+    text : pasted text ('' when none)
+    upload, filename : an uploaded file's bytes and name (None or b'' when none)
+    fmt : one of :data:`crmnet.data.readers.FORMATS`
+    max_sequences, max_length : limits (more sequences or a longer one is an error)
+    invalid : characters outside ACGTN are an error (``"error"``) or left for the encoder to map to N (``"N"``)
+
+    Returns
+    -------
+    Sequences
+    """
+    from crmnet.data.readers import FORMATS, check_alphabet
+
+    if fmt not in FORMATS:
+        raise InputError(None, f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+    text = (text or "").strip()
+    if text and upload:
+        raise InputError(None, "paste sequences or upload a file, not both")
+    if not text and not upload:
+        raise InputError(None, "no sequences: paste some or upload a FASTA, TSV or CSV file")
+    source = PASTED if text else f"upload {Path(filename or 'file').name!r}"
+    data = text.encode("utf-8") + b"\n" if text else upload
+    with tempfile.TemporaryDirectory(prefix="crmnet-serve-") as tmp:
+        path = Path(tmp) / "input"
+        path.write_bytes(data)
+        try:
+            ids, seqs, lines = _records(path, fmt, max_sequences, source)
+            if invalid == "error":  # under "N" the sequences stay as given; the encoder maps and counts
+                check_alphabet(seqs, lines, source)
+        except InputError as exc:
+            raise _named(exc, source) from None
+        except UnicodeDecodeError:
+            raise InputError(source, "not a text file (FASTA, TSV or CSV, plain or gzip)") from None
+    for seq, line in zip(seqs, lines):
+        if len(seq) > max_length:
+            raise InputError(source, f"sequence of {len(seq):,} nt: longer than the limit of {max_length:,} nt",
+                             line=line)
+    return Sequences(ids, seqs, lines, source)

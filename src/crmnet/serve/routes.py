@@ -1,0 +1,192 @@
+"""Page handlers of :mod:`crmnet.serve.app`: read the form, check it, queue the job (see the app's docstring)."""
+
+from __future__ import annotations
+
+import math
+
+from crmnet.errors import CrmnetError, InputError
+from crmnet.serve import analyses
+from crmnet.serve.inputs import read_sequences
+from crmnet.serve.pages import page, read_form, submit
+
+
+def _chosen(request, values: dict, field: str = "model", many: bool = True) -> list:
+    """The models a form picked (at least one; names not on offer are an error)."""
+    models = request.app.state.models
+    names = values.get(field) or []
+    names = [names] if isinstance(names, str) else names
+    if not names:
+        raise InputError(None, "choose at least one model" if many else "choose a model")
+    unknown = [n for n in names if n not in models]
+    if unknown:
+        raise InputError(None, f"no model {unknown[0]!r} on this server")
+    if not many and len(names) > 1:
+        raise InputError(None, "choose one model")
+    return [models[n] for n in names]
+
+
+def _number(values: dict, name: str, default, kind=float, lo=None, hi=None):
+    """A numeric form field (``default`` when empty), checked against [lo, hi]; errors name the field."""
+    text = str(values.get(name, "")).strip()
+    if not text:
+        return default
+    try:
+        value = kind(text)
+    except ValueError:
+        raise InputError(None, f"{name}: {text!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(None, f"{name}: {text!r} is not a finite number")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise InputError(None, f"{name} {value:g} lies outside [{lo:g}, {hi:g}]")
+    return value
+
+
+def _sequences(request, values: dict, upload, filename, max_sequences: int, invalid: str = "error"):
+    limits = request.app.state.config
+    return read_sequences(values.get("sequences", ""), upload, filename, fmt=values.get("format", "auto"),
+                          max_sequences=max_sequences, max_length=limits.max_length, invalid=invalid)
+
+
+async def _post(request, template: str):
+    """The form of a POST, or (None, the page with the message) when the form itself cannot be read."""
+    try:
+        return await read_form(request), None
+    except CrmnetError as exc:
+        return None, page(request, template, {"error": str(exc)}, 400)
+
+
+async def predict_page(request):
+    if request.method == "GET":
+        return page(request, "predict.html")
+    form, failed = await _post(request, "predict.html")
+    if failed:
+        return failed
+    values, upload, filename = form
+    limits = request.app.state.config
+
+    def make():
+        models = _chosen(request, values)
+        invalid = "N" if values.get("invalid") == "N" else "error"
+        seqs = _sequences(request, values, upload, filename, limits.max_sequences, invalid)
+        return analyses.predict_job(models, seqs, limits.batch_size, invalid)
+
+    return await submit(request, "predict.html", "predict", "Predictions", make, values)
+
+
+async def explain_page(request):
+    if request.method == "GET":
+        return page(request, "explain.html")
+    form, failed = await _post(request, "explain.html")
+    if failed:
+        return failed
+    values, upload, filename = form
+
+    def make():
+        (served,) = _chosen(request, values, many=False)
+        seqs = _sequences(request, values, upload, filename, 1)
+        threshold = _number(values, "threshold", 1e-4, float, 1e-10, 0.01)
+        return analyses.explain_job(served, seqs.ids[0], seqs.sequences[0], threshold)
+
+    return await submit(request, "explain.html", "explain", "Explanation", make, values)
+
+
+async def mutate_page(request):
+    if request.method == "GET":
+        return page(request, "mutate.html")
+    form, failed = await _post(request, "mutate.html")
+    if failed:
+        return failed
+    values, upload, filename = form
+    limits = request.app.state.config
+
+    def make():
+        models = _chosen(request, values)
+        seqs = _sequences(request, values, upload, filename, limits.max_mutate_sequences)
+        epsilon = _number(values, "epsilon", 0.1616, float, 1e-6, 100.0)
+        return analyses.mutate_job(models, seqs, epsilon, limits.batch_size)
+
+    return await submit(request, "mutate.html", "mutate", "Robustness and evolvability", make, values)
+
+
+def _evolve_config(values: dict, limits, n_starts: int):
+    from crmnet.design.evolve import EvolveConfig
+
+    mode = values.get("mode", "sswm")
+    population = _number(values, "population", 1 if mode == "sswm" else 20, int, 1, limits.max_population)
+    if n_starts * population > limits.max_lineages:
+        raise InputError(None, f"{n_starts} start sequences × population {population} = {n_starts * population:,} "
+                               f"sequences per generation: more than the limit of {limits.max_lineages:,}")
+    target = _number(values, "target", None, float)
+    return EvolveConfig(
+        mode=mode, generations=_number(values, "generations", 10, int, 1, limits.max_generations),
+        seed=_number(values, "seed", 0, int, 0, 2**31 - 1), direction=values.get("direction", "max"),
+        mutations=_number(values, "mutations", 1, int, 1, 100), population=population,
+        mutation_rate=_number(values, "mutation_rate", 0.01, float, 0.0, 1.0),
+        crossover=_number(values, "crossover", 0.5, float, 0.0, 1.0), target=target if mode == "ga" else None,
+        tolerance=_number(values, "tolerance", 0.1, float, 1e-6, 100.0))
+
+
+async def evolve_page(request):
+    if request.method == "GET":
+        return page(request, "evolve.html")
+    form, failed = await _post(request, "evolve.html")
+    if failed:
+        return failed
+    values, upload, filename = form
+    limits = request.app.state.config
+
+    def make():
+        predictors = {"A": _chosen(request, values, "model_a", many=False)[0]}
+        if values.get("model_b"):
+            predictors["B"] = _chosen(request, values, "model_b", many=False)[0]
+        expression = (values.get("objective") or "A").strip()
+        seqs = _sequences(request, values, upload, filename, limits.max_evolve_sequences)
+        config = _evolve_config(values, limits, len(seqs))
+        return analyses.evolve_job(predictors, expression, seqs, config, limits.batch_size)
+
+    return await submit(request, "evolve.html", "evolve", "Evolution", make, values)
+
+
+async def models_page(request):
+    return page(request, "models.html")
+
+
+def _job(request):
+    from starlette.exceptions import HTTPException
+
+    job = request.app.state.jobs.get(request.path_params["job_id"])
+    if job is None:
+        raise HTTPException(404)
+    return job
+
+
+async def job_page(request):
+    job = _job(request)
+    return page(request, "job.html", {"job": job, "result": job.result.context if job.result else None})
+
+
+async def job_status(request):
+    from starlette.responses import JSONResponse
+
+    return JSONResponse(_job(request).status())
+
+
+async def job_stop(request):
+    from starlette.responses import RedirectResponse
+
+    job = _job(request)
+    request.app.state.jobs.stop(job.id)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+async def job_file(request):
+    from starlette.exceptions import HTTPException
+    from starlette.responses import Response
+
+    job = _job(request)
+    name = request.path_params["name"]
+    if job.result is None or name not in job.result.files:
+        raise HTTPException(404)
+    data, media = job.result.files[name]
+    headers = {} if media.startswith("image/") else {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(data, media_type=media, headers=headers)
