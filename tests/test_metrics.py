@@ -106,6 +106,7 @@ def test_bootstrap_is_seeded_and_covers_the_estimate():
     assert a["pearson_r"][0] == pytest.approx(math.tanh(z - 1.96 * se), abs=0.02)
     assert a["pearson_r"][1] == pytest.approx(math.tanh(z + 1.96 * se), abs=0.02)
     assert (a["level"], a["n_boot"], a["seed"]) == (0.95, 300, 7)
+    assert "resampled" not in a and "n_groups" not in a  # the row bootstrap's output is unchanged
 
 
 def test_bootstrap_rejects_bad_settings():
@@ -171,6 +172,8 @@ def test_compare_models_detects_a_real_difference_and_agrees_between_tests():
     assert c["delta_r_ci"][0] > 0
     assert c["bootstrap_p"] < 0.01 and c["steiger_p"] < 1e-6 and c["steiger_z"] > 0
     assert c["delta_mse"] < 0 and c["delta_mse_ci"][1] < 0
+    # Without groups the comparison's p (the one adjusted for multiplicity) is Steiger's.
+    assert (c["p"], c["p_method"]) == (c["steiger_p"], "steiger") and "cluster_p" not in c
     assert compare_models(y, good, worse, n_boot=500, seed=0) == c
 
     y, a, b = _dependent_null_sample(np.random.default_rng(9), 300)

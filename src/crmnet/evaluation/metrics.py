@@ -10,10 +10,17 @@ Contract (docs/architecture.md, "Metrics JSON"): :func:`compute_metrics` returns
 
 Everything is vectorised over bootstrap replicates, so 1,000 replicates of 5,000 points take well under a
 second. :class:`StreamingMetrics` computes the same Pearson r, R², MSE and MAE batch by batch on the
-device (the training loop's validation), reducible across data-parallel processes. :func:`compare_models` tests whether two models' correlations with the same measurements differ,
-which must account for the two predictions being correlated with each other: a paired bootstrap of
-Δr = r_a − r_b (resampling sequences, both models together) and Steiger's (1980) Z test for dependent
-correlations sharing one variable.
+device (the training loop's validation), reducible across data-parallel processes. :func:`compare_models`
+tests whether two models' correlations with the same measurements differ, which must account for the two
+predictions being correlated with each other: a paired bootstrap of Δr = r_a − r_b (resampling sequences,
+both models together) and Steiger's (1980) Z test for dependent correlations sharing one variable.
+
+Related sequences (drift lineages, SSWM trajectories, promoter classes) are not independent evidence:
+given ``groups`` (n,), :func:`bootstrap_ci` and :func:`compare_models` resample whole groups (a cluster
+bootstrap; singleton groups reproduce the row bootstrap draw for draw), and the comparison's ``p`` is a
+Wald test of Steiger's Fisher-z difference with the cluster bootstrap's standard error. Many comparisons
+at once are corrected by :func:`adjust_pvalues` (Benjamini-Hochberg, Benjamini-Yekutieli, Holm). Whether a
+pooled r mostly reflects differences between groups is :func:`crmnet.evaluation.modality.multimodality`.
 """
 
 from __future__ import annotations
@@ -200,14 +207,68 @@ def _as_tensor(a):
     return torch.from_numpy(np.asarray(a))
 
 
-def _boot_indices(n: int, n_boot: int, seed: int, chunk: int = 256):
-    """Yield (b, n) int index blocks of bootstrap resamples, drawn from one seeded generator."""
+def group_codes(groups, n: int) -> np.ndarray:
+    """Integer cluster codes (n,) of group labels, numbered in order of first appearance.
+
+    Parameters
+    ----------
+    groups : array-like (n,)
+        Any labels (lineage ids, promoter classes), compared as text (3 and "3" are one group); an empty,
+        None or NaN label is an error (a row without a group cannot be resampled with it).
+    n : int
+        The number of rows the labels must cover.
+
+    Returns
+    -------
+    numpy.ndarray (n,) int64
+        0 for the first row's group, 1 for the next new group, ... (so singleton groups number the rows
+        0..n-1, which makes a grouped bootstrap of singletons the row bootstrap, draw for draw).
+    """
+    labels = [str(g) for g in np.asarray(groups, dtype=object).ravel()]
+    if len(labels) != n:
+        raise ValueError(f"{len(labels)} group labels for {n} rows")
+    missing = [i for i, g in enumerate(labels) if g in ("", "None", "nan", "NaN")]
+    if missing:
+        raise ValueError(f"{len(missing)} rows have no group label (first at index {missing[0]})")
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(g, len(index)) for g in labels), dtype=np.int64, count=n)
+    if len(index) < 2:
+        raise ValueError("a grouped bootstrap needs at least 2 groups, got 1")
+    return codes
+
+
+def _boot_indices(n: int, n_boot: int, seed: int, codes: np.ndarray | None = None, chunk: int = 256):
+    """Yield (b, m) int index blocks of bootstrap resamples, drawn from one seeded generator.
+
+    Without ``codes`` rows are resampled (m = n). With cluster ``codes`` (n,) (:func:`group_codes`) the
+    G groups are resampled with replacement, each drawn group bringing all its rows: a replicate's size
+    varies with the groups drawn, so a block holds the replicates of equal size (one per block when sizes
+    differ). The draws are those of the row bootstrap with n replaced by G.
+    """
     rng = np.random.default_rng(seed)
+    if codes is not None:
+        order = np.argsort(codes, kind="stable")
+        sizes = np.bincount(codes)
+        starts = np.cumsum(sizes) - sizes
     done = 0
     while done < n_boot:
         b = min(chunk, n_boot - done)
-        yield rng.integers(0, n, size=(b, n))
         done += b
+        if codes is None:
+            yield rng.integers(0, n, size=(b, n))
+            continue
+        reps = [_cluster_rows(d, order, starts, sizes) for d in rng.integers(0, len(sizes), size=(b, len(sizes)))]
+        if len({len(r) for r in reps}) == 1:
+            yield np.stack(reps)
+        else:
+            yield from (r[None, :] for r in reps)
+
+
+def _cluster_rows(drawn: np.ndarray, order: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The rows (m,) of the drawn groups (G,), each group's rows contiguous in ``order``."""
+    lengths = sizes[drawn]
+    offsets = np.repeat(starts[drawn] - (np.cumsum(lengths) - lengths), lengths)
+    return order[offsets + np.arange(int(lengths.sum()))]
 
 
 def _interval(samples: np.ndarray, level: float) -> list[float]:
@@ -223,19 +284,36 @@ def _check_boot(n_boot: int, level: float) -> None:
         raise ValueError(f"level must lie strictly between 0 and 1, got {level}")
 
 
-def bootstrap_ci(y_true, y_pred, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
-    """Seeded percentile bootstrap intervals (resampling pairs) for every metric in :data:`BOOTSTRAP_KEYS`.
+def bootstrap_ci(y_true, y_pred, n_boot: int = 1000, seed: int = 0, level: float = 0.95, groups=None) -> dict:
+    """Seeded percentile bootstrap intervals for every metric in :data:`BOOTSTRAP_KEYS`.
 
-    Returns ``{"level", "n_boot", "seed", <metric>: [low, high], ...}``; the same seed gives the same
-    intervals.
+    Parameters
+    ----------
+    y_true, y_pred : array-like (n,)
+        Measured values and predictions.
+    n_boot, seed, level : int, int, float
+        Replicates, generator seed, interval coverage.
+    groups : array-like (n,), optional
+        Cluster labels (lineages, trajectories, promoter classes): whole groups are resampled (a cluster
+        bootstrap), so related sequences are not counted as independent evidence. Singleton groups give
+        the row bootstrap, draw for draw.
+
+    Returns
+    -------
+    dict
+        ``{"level", "n_boot", "seed", <metric>: [low, high], ...}``, plus ``"resampled": "groups"`` and
+        ``"n_groups"`` with ``groups``; the same seed gives the same intervals.
     """
     _check_boot(n_boot, level)
     y, p = _check_pair(y_true, y_pred)
+    codes = None if groups is None else group_codes(groups, len(y))
     samples: dict[str, list[np.ndarray]] = {k: [] for k in BOOTSTRAP_KEYS}
-    for idx in _boot_indices(len(y), n_boot, seed):
+    for idx in _boot_indices(len(y), n_boot, seed, codes):
         for k, v in _metric_arrays(y[idx], p[idx]).items():
             samples[k].append(v)
     out: dict = {"level": level, "n_boot": n_boot, "seed": seed}
+    if codes is not None:
+        out.update(resampled="groups", n_groups=int(codes.max()) + 1)
     out.update({k: _interval(np.concatenate(v), level) for k, v in samples.items()})
     return out
 
@@ -266,28 +344,48 @@ def steiger_z(r_ya: float, r_yb: float, r_ab: float, n: int) -> tuple[float, flo
     return z, float(2.0 * norm.sf(abs(z)))
 
 
-def compare_models(y, pred_a, pred_b, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> dict:
+def compare_models(y, pred_a, pred_b, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
+                   groups=None) -> dict:
     """Is model a's Pearson r with ``y`` different from model b's on the same sequences?
 
-    y, pred_a, pred_b: (n,) aligned on the same sequences. Returns r_a, r_b, delta_r = r_a − r_b, r_ab,
-    a paired-bootstrap interval and two-sided p of Δr (both models resampled together, so their
-    dependence is kept), Steiger's Z and p, and Δmse = mse_a − mse_b with its paired-bootstrap interval.
+    Parameters
+    ----------
+    y, pred_a, pred_b : array-like (n,)
+        Measurements and the two models' predictions, aligned on the same sequences.
+    n_boot, seed, level : int, int, float
+        Paired-bootstrap replicates, seed and interval coverage.
+    groups : array-like (n,), optional
+        Cluster labels: the paired bootstrap resamples whole groups, and ``p`` is the cluster-robust Wald
+        test below instead of Steiger's, which assumes independent sequences.
+
+    Returns
+    -------
+    dict
+        r_a, r_b, r_ab, delta_r = r_a − r_b with its paired-bootstrap interval and two-sided bootstrap p
+        (both models resampled together, so their dependence is kept), Steiger's Z and p, Δmse = mse_a −
+        mse_b with its interval, and ``p`` with ``p_method``: the comparison's p-value for multiplicity
+        correction (:func:`adjust_pvalues`). Without groups that is Steiger's p. With groups it is
+        ``cluster_p``, a Wald test of Fisher's Δz = atanh r_a − atanh r_b (Steiger's statistic) whose
+        standard error is the cluster bootstrap's (``cluster_z`` = Δz / sd of Δz*): valid for related
+        sequences, and unlike the bootstrap p not floored at 2 / (n_boot + 1). ``n_groups`` with groups.
     """
     _check_boot(n_boot, level)
     y, a = _check_pair(y, pred_a, "predictions of model a")
     _, b = _check_pair(y, pred_b, "predictions of model b")
     n = len(y)
+    codes = None if groups is None else group_codes(groups, n)
     r_a, r_b, r_ab = (float(_pearson(u, v)) for u, v in ((y, a), (y, b), (a, b)))
-    deltas, dmse = [], []
-    for idx in _boot_indices(n, n_boot, seed):
+    pairs, dmse = [], []
+    for idx in _boot_indices(n, n_boot, seed, codes):
         yy = y[idx]
-        deltas.append(_pearson(yy, a[idx]) - _pearson(yy, b[idx]))
+        pairs.append(np.stack([_pearson(yy, a[idx]), _pearson(yy, b[idx])], axis=-1))
         dmse.append(((yy - a[idx]) ** 2).mean(axis=-1) - ((yy - b[idx]) ** 2).mean(axis=-1))
-    d = np.concatenate(deltas)
+    rs = np.concatenate(pairs)
+    d = rs[:, 0] - rs[:, 1]
     # Two-sided bootstrap p: twice the smaller tail beyond 0, with the +1 correction so it is never 0.
     tail = min(int((d <= 0).sum()), int((d >= 0).sum()))
     z, p_z = steiger_z(r_a, r_b, r_ab, n)
-    return {
+    out = {
         "n": n,
         "r_a": r_a,
         "r_b": r_b,
@@ -302,4 +400,71 @@ def compare_models(y, pred_a, pred_b, n_boot: int = 1000, seed: int = 0, level: 
         "level": level,
         "n_boot": n_boot,
         "seed": seed,
+        "p": p_z,
+        "p_method": "steiger",
     }
+    if codes is not None:
+        cz, cp = _cluster_wald(r_a, r_b, rs)
+        out.update(n_groups=int(codes.max()) + 1, cluster_z=cz, cluster_p=cp, p=cp, p_method="cluster_wald")
+    return out
+
+
+def _cluster_wald(r_a: float, r_b: float, rs: np.ndarray) -> tuple[float, float]:
+    """Wald Z and two-tailed p of Fisher's Δz, its standard error from bootstrap pairs rs (B, 2) of (r_a*, r_b*)."""
+    from scipy.stats import norm
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dz = np.arctanh(np.clip(rs, -1.0, 1.0)) @ np.array([1.0, -1.0])
+    diff = math.atanh(r_a) - math.atanh(r_b)
+    dz = dz[np.isfinite(dz)]
+    se = float(np.std(dz, ddof=1)) if len(dz) > 1 else float("nan")
+    if not se > 1e-12:
+        # No resampling variance (identical predictors): the difference is 0 or certain.
+        z = 0.0 if abs(diff) < 1e-12 else math.copysign(math.inf, diff)
+    else:
+        z = diff / se
+    return z, float(2.0 * norm.sf(abs(z)))
+
+
+P_ADJUST_METHODS = ("bh", "by", "holm")
+
+
+def adjust_pvalues(pvalues, method: str = "bh") -> np.ndarray:
+    """p-values adjusted for multiple comparisons (NaN entries stay NaN and do not count as tests).
+
+    Parameters
+    ----------
+    pvalues : array-like (m,)
+        One p-value per comparison of the family (e.g. every pairwise model comparison of a run).
+    method : {"bh", "by", "holm"}
+        "bh": Benjamini-Hochberg q-values (false discovery rate, valid under independence or positive
+        dependence, as between comparisons sharing models and test sets); "by": Benjamini-Yekutieli (any
+        dependence); both by :func:`scipy.stats.false_discovery_control`. "holm": Holm's step-down
+        (family-wise error rate).
+
+    Returns
+    -------
+    numpy.ndarray (m,) float64
+    """
+    from scipy.stats import false_discovery_control
+
+    if method not in P_ADJUST_METHODS:
+        raise ValueError(f"unknown p-value adjustment {method!r}; known: {', '.join(P_ADJUST_METHODS)}")
+    p = np.asarray(pvalues, dtype=np.float64).ravel()
+    out = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    if ((p[ok] < 0) | (p[ok] > 1)).any():
+        raise ValueError("p-values must lie between 0 and 1")
+    if not ok.any():
+        return out
+    if method == "holm":
+        q = p[ok]
+        order = np.argsort(q, kind="stable")
+        m = len(q)
+        stepped = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * q[order]))
+        adjusted = np.empty(m)
+        adjusted[order] = stepped
+        out[ok] = adjusted
+    else:
+        out[ok] = false_discovery_control(p[ok], method=method)
+    return out
