@@ -237,6 +237,7 @@ def test_user_test_file_and_prediction_tsv_join(tmp_path, capsys):
     assert rc == 0
     m = json.loads((tmp_path / "o" / "metrics.json").read_text())["mytest"]
     coverage, duplicates = m.pop("coverage"), m.pop("duplicates")
+    assert m.pop("multimodality")["method"] == "mixture"
     assert m == pytest.approx(compute_metrics([1.0, 2.0, 3.0, 5.0], [1.5, 1.5, 2.5, 5.5]))
     assert coverage == {"test_rows": 4, "scored_rows": 4, "fraction": 1.0, "partial_allowed": False}
     assert duplicates["prediction_rows_repeating_a_sequence"] == 0 and "every test row" in duplicates["policy"]

@@ -43,6 +43,8 @@ _API = {
     "compute_metrics": "crmnet.evaluation.metrics",
     "bootstrap_ci": "crmnet.evaluation.metrics",
     "compare_models": "crmnet.evaluation.metrics",
+    "adjust_pvalues": "crmnet.evaluation.metrics",
+    "multimodality": "crmnet.evaluation.modality",
     "evaluate_model": "crmnet.evaluation.evaluate",
     "peer_table": "crmnet.evaluation.evaluate",
     "load_test_set": "crmnet.evaluation.evaluate",

@@ -24,7 +24,8 @@ def _register_evaluate(subparsers) -> None:
             "defined-random, resolved under --data-dir) or on test files. --checkpoint predicts the raw "
             "sequences in the model's own encoding; --predictions scores existing predictions (joined by "
             "sequence to --test when given; each file is its own model unless one --label names them all); "
-            "--peers adds the published peer models and tests every pair. Every test row is scored, repeated "
+            "--peers adds the published peer models and tests every pair (with Benjamini-Hochberg q over all "
+            "pairs). Every test row is scored, repeated "
             "sequences included; a prediction file must cover its test set (or --allow-partial). "
             "Writes DIR/metrics.json (with coverage and duplicate counts), metrics.csv, predictions/, "
             "config.json (+ peers.*, comparisons.*). Console: r2 is R², the coefficient of determination "
@@ -55,6 +56,11 @@ def _register_evaluate(subparsers) -> None:
                       "Expression'; e.g. meanEL in Vaishnav et al.'s full tables)")
     cols.add_argument("--predicted-column", metavar="NAME", help="prediction column (default: 'Predicted "
                       "Expression'; e.g. edvPred)")
+    cols.add_argument("--group-column", metavar="NAME",
+                      help="a column of the test set naming each row's lineage, trajectory or class: the bootstrap "
+                           "resamples whole groups, comparisons use a cluster-robust test instead of Steiger's "
+                           "(which assumes independent sequences), and r within groups is reported "
+                           "(multimodality in metrics.json)")
     ev.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                     help="bootstrap replicates for 95%% intervals and paired tests (0: no intervals; default 1000)")
     ev.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
@@ -151,6 +157,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         columns=Columns(sequence=args.sequence_column, measured=args.measured_column,
                         predicted=args.predicted_column),
         quiet=args.quiet,
+        group_column=args.group_column,
     )
     cfg.check()
     inputs = [*(args.predictions or ()), *(t for t in args.test or () if Path(t).exists()),
@@ -166,8 +173,22 @@ def run_evaluate(args: argparse.Namespace) -> int:
                       "prediction rows without a measurement", file=sys.stderr)
             if "encoding_message" in t:
                 print(f"{model}: {test}: {t['encoding_message']}", file=sys.stderr)
+    _print_statistics(ev)
     print(f"wrote {args.out}")
     return 0
+
+
+def _print_statistics(ev) -> None:
+    """Warnings of the multimodality check, and the comparisons that survive multiplicity correction."""
+    for model, per_test in ev.coverage.items():
+        for test, m in per_test.items():
+            message = m["multimodality"]["message"]
+            if message:
+                print(f"warning: {model}: {test}: {message}", file=sys.stderr)
+    if ev.comparisons:
+        k = sum(c["q_bh"] < 0.05 for c in ev.comparisons)
+        print(f"{len(ev.comparisons)} pairwise comparisons: {k} with Benjamini-Hochberg q < 0.05 (q_bh in "
+              "comparisons.csv)", file=sys.stderr)
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -31,12 +31,20 @@ per test set: the metric keys of :mod:`crmnet.evaluation.metrics`, ``bootstrap``
 ``metrics.csv`` for the evaluated model; ``peers.json``/``peers.csv`` (model → test set → metrics) and
 ``comparisons.json``/``.csv`` when more than one model is scored; ``predictions/<test>.tsv`` (id,
 sequence, measured, one column per model); ``config.json`` (settings, sources, join counts, encodings).
+
+**Related sequences** (``group_column``): a column of the test set (a test file, a registered test's CSV,
+or a prediction file scored on its own measured values) naming each row's lineage, trajectory or class.
+With it the bootstrap resamples whole groups and each comparison's ``p`` is the cluster-robust Wald test
+of :func:`crmnet.evaluation.metrics.compare_models` instead of Steiger's. Every comparison of a run gets
+``q_bh``, its Benjamini-Hochberg q over all the run's comparisons. Every scored set gets
+``multimodality`` (:func:`crmnet.evaluation.modality.multimodality`): pooled r vs r within the groups, or
+within the modes of the measured values when no groups are given; ``flag`` and ``message`` when it matters.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +54,8 @@ from crmnet.config import Config
 from crmnet.data.catalogue import PEERS, TEST_SETS, data_dir
 from crmnet.data.readers import Columns
 from crmnet.errors import InputError
-from crmnet.evaluation.metrics import bootstrap_ci, compare_models, compute_metrics
+from crmnet.evaluation.metrics import adjust_pvalues, bootstrap_ci, compare_models, compute_metrics
+from crmnet.evaluation.modality import multimodality
 from crmnet.progress import progress as progress_bar
 
 DUPLICATE_POLICY = (
@@ -57,11 +66,14 @@ DUPLICATE_POLICY = (
     "measured values is itself the test set, so every row of it is scored"
 )
 REPEAT_TOLERANCE = 1e-6
+MULTIPLICITY = ("q_bh: Benjamini-Hochberg q of each comparison's p (Steiger's, or the cluster Wald test with "
+                "--group-column) over all the comparisons of this evaluation")
 
 
 @dataclass
 class LoadedTest:
-    """A test set in memory. sequences: model inputs; keys: join keys; measured: (n,) float64."""
+    """A test set in memory. sequences: model inputs; keys: join keys; measured: (n,) float64; groups: (n,)
+    lineage/class labels from the group column, or None."""
 
     name: str
     source: Path
@@ -71,20 +83,30 @@ class LoadedTest:
     lines: list[int]
     description: str = ""
     sequence_column: str | None = None
+    groups: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.sequences)
 
 
-def _loaded(name: str, path: Path, description: str, columns: Columns | None = None) -> LoadedTest:
+def _with_groups(columns: Columns | None, group_column: str | None) -> Columns | None:
+    """The columns to read, with the group column as the per-row text column (the reader's ``id``)."""
+    if group_column is None:
+        return columns
+    return replace(columns or Columns(), id=group_column)
+
+
+def _loaded(name: str, path: Path, description: str, columns: Columns | None = None,
+            group_column: str | None = None) -> LoadedTest:
     """Read a test file; the join key of each row is its sequence in Vaishnav's 110-nt layout (last 110 nt,
-    left-padded with N), which is how the published prediction files spell the sequences."""
+    left-padded with N), which is how the published prediction files spell the sequences. group_column:
+    a column of lineage/class labels, kept as :attr:`LoadedTest.groups`."""
     from crmnet.data.catalogue import check_measurements
     from crmnet.data.encoding import VAISHNAV, decode, encode
     from crmnet.data.readers import read_records
     from crmnet.fsutil import file_digest
 
-    table = read_records(path, value="measured", columns=columns)
+    table = read_records(path, value="measured", columns=_with_groups(columns, group_column))
     if table.measured is None:
         raise InputError(path, "no measured values: a test set needs a 'Measured Expression' column (or name one "
                                "with --measured-column), or the sequence<TAB>measured format")
@@ -92,10 +114,12 @@ def _loaded(name: str, path: Path, description: str, columns: Columns | None = N
         check_measurements(path, file_digest(path), "it as --predictions")
     keys = decode(encode(table.sequences, VAISHNAV, source=str(path))[0])
     return LoadedTest(name, path, table.sequences, keys, np.asarray(table.measured, np.float64),
-                      [int(x) for x in table.lines], description, table.sequence_column)
+                      [int(x) for x in table.lines], description, table.sequence_column,
+                      table.ids if group_column else None)
 
 
-def load_test_set(name: str, directory: str | os.PathLike | None = None) -> LoadedTest:
+def load_test_set(name: str, directory: str | os.PathLike | None = None,
+                  group_column: str | None = None) -> LoadedTest:
     """Load a registered test set by name from the data directory (see :func:`crmnet.data.catalogue.data_dir`)."""
     if name not in TEST_SETS:
         raise InputError(None, f"unknown test set {name!r}; known: {', '.join(TEST_SETS)} (or give a file)")
@@ -103,26 +127,27 @@ def load_test_set(name: str, directory: str | os.PathLike | None = None) -> Load
     path = data_dir(directory) / spec.path
     if not path.is_file():
         raise InputError(path, f"test set {name!r} not found (run `crmnet download` or pass --data-dir)")
-    test = _loaded(name, path, spec.description)
+    test = _loaded(name, path, spec.description, group_column=group_column)
     if test.sequence_column != spec.sequence_column:
         raise InputError(path, f"sequences were read from column {test.sequence_column!r}, expected "
                                f"{spec.sequence_column!r}: not the published file?", line=1)
     return test
 
 
-def load_test_file(path: str | os.PathLike, columns: Columns | None = None) -> LoadedTest:
+def load_test_file(path: str | os.PathLike, columns: Columns | None = None,
+                   group_column: str | None = None) -> LoadedTest:
     """A user's test file (a header naming sequence and measured columns, or sequence<TAB>measured)."""
     path = Path(path)
-    return _loaded(path.stem, path, str(path), columns)
+    return _loaded(path.stem, path, str(path), columns, group_column)
 
 
 def resolve_test(name_or_file: str, directory: str | os.PathLike | None = None,
-                 columns: Columns | None = None) -> LoadedTest:
+                 columns: Columns | None = None, group_column: str | None = None) -> LoadedTest:
     """A registered test-set name, or else a path to a file with sequences and measured values."""
     if name_or_file in TEST_SETS:
-        return load_test_set(name_or_file, directory)
+        return load_test_set(name_or_file, directory, group_column)
     if Path(name_or_file).is_file():
-        return load_test_file(name_or_file, columns)
+        return load_test_file(name_or_file, columns, group_column)
     raise InputError(name_or_file, f"neither a test set ({', '.join(TEST_SETS)}) nor an existing file")
 
 
@@ -188,12 +213,18 @@ def join_predictions(test: LoadedTest, sequences, predicted, measured=None, *, s
     return Joined(out, int(np.isfinite(out).sum()), unmatched, duplicates, None if measured is None else diff)
 
 
-def score(y, pred, n_boot: int = 0, seed: int = 0) -> dict:
-    """:func:`~crmnet.evaluation.metrics.compute_metrics` plus ``bootstrap`` intervals when ``n_boot`` > 0."""
+def score(y, pred, n_boot: int = 0, seed: int = 0, groups=None) -> dict:
+    """:func:`~crmnet.evaluation.metrics.compute_metrics` plus ``bootstrap`` intervals when ``n_boot`` > 0
+    (resampling whole ``groups`` (n,) when given)."""
     m = compute_metrics(y, pred)
     if n_boot > 0:
-        m["bootstrap"] = bootstrap_ci(y, pred, n_boot=n_boot, seed=seed)
+        m["bootstrap"] = bootstrap_ci(y, pred, n_boot=n_boot, seed=seed, groups=groups)
     return m
+
+
+def _groups(test: LoadedTest, rows: np.ndarray):
+    """The group labels of the selected rows (bool mask (n,)), or None without a group column."""
+    return None if test.groups is None else np.asarray(test.groups, dtype=object)[rows]
 
 
 @dataclass
@@ -202,8 +233,9 @@ class Evaluation:
 
     predictions[model][test]: (n_test,) predictions with NaN where the model has none; primary: the
     model whose metrics go to metrics.json (None for a peer table alone); coverage[model][test]: rows
-    scored and duplicate counts (see :meth:`add`). bar: a progress bar (:func:`crmnet.progress.progress`)
-    moved once per score and per comparison (their bootstraps are most of the time), or None.
+    scored, duplicate counts and the multimodality check (see :meth:`add`). bar: a progress bar
+    (:func:`crmnet.progress.progress`) moved once per score and per comparison (their bootstraps are most
+    of the time), or None.
     """
 
     tests: dict[str, LoadedTest] = field(default_factory=dict)
@@ -230,9 +262,9 @@ class Evaluation:
         """Score ``predicted`` (n_test,) aligned to ``test`` on the rows that have a prediction.
 
         A model is scored once per test set (a second score would overwrite the first: refused). Test rows
-        without a prediction are an error naming ``source`` unless ``allow_partial``; the coverage and the
-        duplicate counts go into :attr:`coverage` (and metrics.json). repeated: prediction rows that repeated
-        a sequence (:data:`DUPLICATE_POLICY`).
+        without a prediction are an error naming ``source`` unless ``allow_partial``; the coverage, the
+        duplicate counts and the multimodality check go into :attr:`coverage` (and metrics.json). repeated:
+        prediction rows that repeated a sequence (:data:`DUPLICATE_POLICY`).
         """
         if test.name in self.metrics.get(model, {}):
             raise InputError(source or test.source, f"{model!r} is already scored on {test.name!r}: give each "
@@ -247,7 +279,8 @@ class Evaluation:
             raise InputError(source or test.source, f"predictions of {model!r} cover {k:,} of the {n:,} rows of test "
                              f"set {test.name!r} ({k / n:.1%}); pass --allow-partial to score the covered rows only")
         try:
-            metrics = score(test.measured[have], predicted[have], n_boot, seed)
+            metrics = score(test.measured[have], predicted[have], n_boot, seed, _groups(test, have))
+            modality = multimodality(test.measured[have], predicted[have], _groups(test, have))
         except ValueError as exc:  # fewer than 3 matched rows, or non-finite values
             raise InputError(test.source, f"cannot score {model!r}: {exc}") from None
         repeats = len(test.keys) - len({s.upper() for s in test.keys})
@@ -255,6 +288,7 @@ class Evaluation:
             "coverage": {"test_rows": n, "scored_rows": k, "fraction": k / n, "partial_allowed": allow_partial},
             "duplicates": {"policy": DUPLICATE_POLICY, "test_rows_repeating_a_sequence": repeats,
                            "prediction_rows_repeating_a_sequence": repeated},
+            "multimodality": modality,
         }
         self.predictions.setdefault(model, {})[test.name] = predicted
         self.metrics.setdefault(model, {})[test.name] = metrics
@@ -265,7 +299,8 @@ class Evaluation:
         return {t: {**m, **self.coverage.get(model, {}).get(t, {})} for t, m in self.metrics[model].items()}
 
     def compare(self, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> None:
-        """Compare every pair of models on each test set, on the sequences both predicted."""
+        """Compare every pair of models on each test set, on the sequences both predicted (whole groups
+        resampled where the test has groups); ``q_bh``: each ``p`` adjusted over all the comparisons."""
         self.comparisons = []
         models = list(self.predictions)
         pairs = []
@@ -279,11 +314,13 @@ class Evaluation:
             both = np.isfinite(pa) & np.isfinite(pb)
             try:
                 c = compare_models(test.measured[both], pa[both], pb[both], n_boot=max(n_boot, 1), seed=seed,
-                                   level=level)
+                                   level=level, groups=_groups(test, both))
             except ValueError as exc:  # too few shared rows, or a perfect correlation
                 raise InputError(test.source, f"cannot compare {a!r} with {b!r}: {exc}") from None
             self.comparisons.append({"test": name, "model_a": a, "model_b": b, **c})
             self._tick()
+        for c, q in zip(self.comparisons, adjust_pvalues([c["p"] for c in self.comparisons], "bh")):
+            c["q_bh"] = float(q)
 
 
 def model_description(model) -> dict:
@@ -353,16 +390,18 @@ def read_prediction_file(path: str | os.PathLike, columns: Columns | None = None
 
 def evaluate_prediction_file(path: str | os.PathLike, test: LoadedTest | None, evaluation: Evaluation | None = None,
                              *, label: str, n_boot: int = 1000, seed: int = 0, primary: bool = True,
-                             columns: Columns | None = None, allow_partial: bool = False) -> Evaluation:
+                             columns: Columns | None = None, allow_partial: bool = False,
+                             group_column: str | None = None) -> Evaluation:
     """Score a prediction file: joined by sequence to ``test``, or on its own measured values.
 
     primary: the file's model is the evaluated one (metrics.json), unless another already is. See
     :data:`DUPLICATE_POLICY` and :meth:`Evaluation.add` for repeated sequences and partial coverage.
+    group_column: read from the file when it is scored on its own (joined, the test's groups are used).
     """
     ev = evaluation or Evaluation()
     if primary:
         ev.primary = ev.primary or label
-    table = read_prediction_file(path, columns)
+    table = read_prediction_file(path, _with_groups(columns, group_column) if test is None else columns)
     info = ev.info.setdefault("models", {}).setdefault(label, {"model": label, "tests": {}})
     if test is None:
         if table.measured is None:
@@ -370,7 +409,8 @@ def evaluate_prediction_file(path: str | os.PathLike, test: LoadedTest | None, e
                                    "its measured column (--measured-column)")
         seqs = list(table.sequences)
         test = LoadedTest(Path(path).stem, Path(path), seqs, seqs, np.asarray(table.measured, np.float64),
-                          [int(x) for x in table.lines], str(path), table.sequence_column)
+                          [int(x) for x in table.lines], str(path), table.sequence_column,
+                          table.ids if group_column else None)
         ev.add(label, test, np.asarray(table.predicted, np.float64), n_boot, seed, source=path)
         info["tests"][test.name] = {"source": str(path), "n": len(seqs), "joined_to": None}
         return ev
@@ -385,12 +425,13 @@ def evaluate_prediction_file(path: str | os.PathLike, test: LoadedTest | None, e
 
 
 def peer_table(directory: str | os.PathLike | None = None, tests: list[str] | None = None,
-               evaluation: Evaluation | None = None, *, n_boot: int = 1000, seed: int = 0) -> Evaluation:
+               evaluation: Evaluation | None = None, *, n_boot: int = 1000, seed: int = 0,
+               group_column: str | None = None) -> Evaluation:
     """Score every published peer prediction file found under the data directory on ``tests``."""
     root = data_dir(directory)
     ev = evaluation or Evaluation()
     names = tests or list(TEST_SETS)
-    loaded = {n: ev.tests.get(n) or load_test_set(n, root) for n in names}
+    loaded = {n: ev.tests.get(n) or load_test_set(n, root, group_column) for n in names}
     found = [(label, name, root / files[name]) for label, files in PEERS.items() for name in names
              if name in files and (root / files[name]).is_file()]
     ev.plan(len(found))
@@ -409,6 +450,7 @@ class EvaluateConfig(Config):
     file names), or one label for all when the files cover different test sets (one model's files).
     tests: test-set names or files (default: all four with a checkpoint or peers; with predictions one
     per file, or one for all). columns: header columns of user files (:class:`crmnet.data.readers.Columns`).
+    group_column: a column of every test set giving each row's lineage/class (grouped statistics).
     """
 
     checkpoint: str | None = None
@@ -425,6 +467,7 @@ class EvaluateConfig(Config):
     allow_partial: bool = False
     columns: Columns = field(default_factory=Columns)
     quiet: bool = False
+    group_column: str | None = None
 
     def check(self) -> None:
         """Raise InputError for options that cannot work together (before any work starts)."""
@@ -475,12 +518,13 @@ def run_evaluation(cfg: EvaluateConfig) -> tuple[Evaluation, dict]:
 def _run(cfg: EvaluateConfig, ev: Evaluation) -> tuple[Evaluation, dict]:
     """:func:`run_evaluation` with its progress bar open in ``ev.bar``."""
     config = {"command": "evaluate", "data_dir": str(data_dir(cfg.data_dir).resolve()), "bootstrap": cfg.bootstrap,
-              "seed": cfg.seed, "duplicate_policy": DUPLICATE_POLICY, "allow_partial": cfg.allow_partial}
+              "seed": cfg.seed, "duplicate_policy": DUPLICATE_POLICY, "allow_partial": cfg.allow_partial,
+              "group_column": cfg.group_column, "multiplicity": MULTIPLICITY}
     if cfg.checkpoint:
         from crmnet.models.checkpoint import load_checkpoint
 
         model = load_checkpoint(cfg.checkpoint)
-        tests = [resolve_test(t, cfg.data_dir, cfg.columns) for t in cfg.tests or TEST_SETS]
+        tests = [resolve_test(t, cfg.data_dir, cfg.columns, cfg.group_column) for t in cfg.tests or TEST_SETS]
         label = cfg.labels[0] if cfg.labels else f"{model.checkpoint_meta.get('model', 'model')} " \
                                                  f"({Path(cfg.checkpoint).stem})"
         ev.plan(len(tests))
@@ -491,14 +535,17 @@ def _run(cfg: EvaluateConfig, ev: Evaluation) -> tuple[Evaluation, dict]:
     for i, (path, label) in enumerate(zip(cfg.predictions, cfg.file_labels())):
         test = None
         if cfg.tests:
-            test = resolve_test(cfg.tests[i if len(cfg.tests) > 1 else 0], cfg.data_dir, cfg.columns)
+            test = resolve_test(cfg.tests[i if len(cfg.tests) > 1 else 0], cfg.data_dir, cfg.columns,
+                                cfg.group_column)
         evaluate_prediction_file(path, test, ev, label=label, n_boot=cfg.bootstrap, seed=cfg.seed,
-                                 columns=cfg.columns, allow_partial=cfg.allow_partial)
+                                 columns=cfg.columns, allow_partial=cfg.allow_partial,
+                                 group_column=cfg.group_column)
     if cfg.predictions:
         config.update(predictions=[str(Path(p).resolve()) for p in cfg.predictions], labels=cfg.file_labels())
     if cfg.peers:
         names = [t for t in (cfg.tests or TEST_SETS) if t in TEST_SETS]
-        peer_table(cfg.data_dir, names, ev, n_boot=cfg.bootstrap, seed=cfg.seed)
+        peer_table(cfg.data_dir, names, ev, n_boot=cfg.bootstrap, seed=cfg.seed,
+                   group_column=cfg.group_column)
     if len(ev.predictions) > 1:
         ev.compare(n_boot=cfg.bootstrap, seed=cfg.seed)
     config["tests"] = list(ev.tests)

@@ -2,8 +2,11 @@
 
 Written by :func:`write_evaluation` atomically (nothing appears until it is complete); read back by
 :func:`read_predictions_tsv` (``crmnet report``). metrics.json and peers.json carry, per test set, the
-metric keys of :mod:`crmnet.evaluation.metrics`, ``bootstrap`` intervals when computed, ``coverage``
-(test rows, rows scored, fraction) and ``duplicates`` (the policy and the counts).
+metric keys of :mod:`crmnet.evaluation.metrics`, ``bootstrap`` intervals when computed (whole groups
+resampled with a group column), ``multimodality`` (pooled vs within-group r,
+:mod:`crmnet.evaluation.modality`), ``coverage`` (test rows, rows scored, fraction) and ``duplicates``
+(the policy and the counts).
+comparisons.* carry each comparison's ``p`` (``p_method``) and ``q_bh``, its Benjamini-Hochberg q over all.
 """
 
 from __future__ import annotations

@@ -150,8 +150,9 @@ def load_inputs(paths: list[str | os.PathLike]) -> ReportData:
 def comparisons(data: ReportData, n_boot: int = 1000, seed: int = 0, progress: bool = False) -> list[dict]:
     """Pairs of models with predictions on the same test set, aligned by sequence: every pair that
     involves a run (each run against the peers and the other runs), or every pair when there are no runs.
-    progress: show one step per pair (its bootstrap is most of the time; log lines when not on a terminal)."""
-    from crmnet.evaluation.metrics import compare_models
+    progress: show one step per pair (its bootstrap is most of the time; log lines when not on a terminal).
+    Each gets ``q_bh``: its Steiger p adjusted (Benjamini-Hochberg) over all the pairs of the report."""
+    from crmnet.evaluation.metrics import adjust_pvalues, compare_models
 
     pairs = []
     for test in data.tests:
@@ -173,6 +174,8 @@ def comparisons(data: ReportData, n_boot: int = 1000, seed: int = 0, progress: b
                 c = compare_models(ya[ia][ok], pa[ia][ok], pb[ib][ok], n_boot=n_boot, seed=seed)
                 out.append({"test": test, "model_a": a, "model_b": b, **c})
             bar.update(1)
+    for c, q in zip(out, adjust_pvalues([c["p"] for c in out], "bh")):
+        c["q_bh"] = float(q)
     return out
 
 
@@ -236,12 +239,14 @@ def _blocks(data: ReportData, figures: dict[str, str], comps: list[dict], title:
         b.append(("p", ("Δr = r_a − r_b on the sequences both models predicted; the interval and p come from a "
                        f"paired bootstrap of {n_boot:,} replicates (both models resampled together; the smallest "
                        f"p it can give is {2 / (n_boot + 1):.2g}), and Steiger's (1980) Z test accounts for the "
-                       "correlation between the two models' predictions.")))
+                       "correlation between the two models' predictions; q is Steiger's p adjusted for the "
+                       f"{len(comps)} comparisons (Benjamini-Hochberg).")))
         b.append(("table", ["test", "model a", "model b", "N", "Δr [95 % CI]", "bootstrap p", "Steiger Z",
-                            "Steiger p", "ΔMSE"],
+                            "Steiger p", "q (BH)", "ΔMSE"],
                   [[c["test"], c["model_a"], c["model_b"], _fmt(c["n"]),
                     f"{c['delta_r']:+.4f} [{c['delta_r_ci'][0]:+.4f}, {c['delta_r_ci'][1]:+.4f}]",
                     format_p(c["bootstrap_p"], None), f"{c['steiger_z']:.2f}", format_p(c["steiger_p"], None),
+                    format_p(c["q_bh"], None),
                     f"{c['delta_mse']:+.3f}"] for c in comps]))
     if "fig4" in figures:
         b.append(("h", 2, "Runs side by side (Figure 4)"))

@@ -25,14 +25,14 @@ def bh_adjust(p: np.ndarray) -> np.ndarray:
     Returns
     -------
     ndarray, same shape as ``p``
-        The q-values (scipy's ``false_discovery_control``, method ``"bh"``, over all entries).
+        The q-values over all entries (:func:`crmnet.evaluation.metrics.adjust_pvalues`, method ``"bh"``).
     """
-    from scipy.stats import false_discovery_control
+    from crmnet.evaluation.metrics import adjust_pvalues
 
     p = np.asarray(p, dtype=np.float64)
     if p.size == 0:
         return p.copy()
-    return false_discovery_control(p.ravel(), method="bh").reshape(p.shape)
+    return adjust_pvalues(p, "bh").reshape(p.shape)
 
 
 def add_q(rows: list[dict], key: str, out: str = "q_value") -> None:
