@@ -13,7 +13,6 @@ from crmnet.errors import InputError, OutputExistsError
 from crmnet.models import MODELS, build_model, list_models
 from crmnet.models.checkpoint import FORMAT, load_checkpoint, read_checkpoint, save_checkpoint
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
