@@ -100,7 +100,8 @@ def check_output(out: Path, *, resume: bool, overwrite: bool, layout: Layout = R
         return
     if out.is_symlink() or out.exists():
         if not overwrite:
-            raise OutputExistsError(out, "pass --overwrite to replace it or --resume to continue it")
+            raise OutputExistsError(out, "pass --overwrite to replace it" + (" or --resume to continue it"
+                                                                                 if layout is RUN else ""))
         if out.is_symlink() or not out.is_dir():
             raise CrmnetError(f"{out}: exists and is not a directory; --overwrite replaces only a "
                               f"{layout.kind} directory")
