@@ -34,7 +34,7 @@ _HELP = {
     "optimizer": "adam (default) or adamw",
     "weight_decay": "weight decay (default 0)",
     "precision": "32, bf16-mixed or 16-mixed",
-    "accelerator": "auto, cpu or cuda (also --device)",
+    "accelerator": "auto, cpu or cuda",
     "devices": "processes (devices) per node; > 1 on one node spawns DDP workers",
     "num_nodes": "nodes (start one process per device with torchrun or srun)",
     "compile": "torch.compile the training step",

@@ -8,6 +8,11 @@ A *run directory* holds ``config.json`` (the resolved :class:`~crmnet.training.c
 ``metrics.json`` (``{"validation": {n, pearson_r, pearson_p, spearman_r, r2, pearson_r_squared, mse,
 mae}}`` of the restored best weights).
 
+Before the run directory is created, replaced (``overwrite``: only a run directory crmnet wrote) or
+resumed, everything is checked (:mod:`crmnet.training.checks`: settings, model, store and its targets,
+device, output); the directory is locked while the run trains (:mod:`crmnet.training.rundir`). A
+non-finite training loss stops the run with an error naming the step, the last good state kept.
+
 Devices: CPU or CUDA; fp32 (TF32 matrix products on CUDA), bf16-mixed or fp16-mixed (autocast; fp16
 with a grad scaler). Several processes train with DistributedDataParallel: launched by ``torchrun`` or
 SLURM ``srun`` (one process per device, read from the environment), or spawned here when
