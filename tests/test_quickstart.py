@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from crmnet.errors import OutputExistsError
+from crmnet.errors import CrmnetError, OutputExistsError
 from crmnet.workflows.quickstart import TEST_SET, QuickstartConfig, run_quickstart
 
 KEYS = {"n", "pearson_r", "pearson_p", "spearman_r", "r2", "pearson_r_squared", "mse", "mae"}
@@ -61,6 +61,15 @@ def test_model_learns_and_report_states_the_ceiling(quick):
 def test_refuses_an_existing_directory(quick):
     with pytest.raises(OutputExistsError):
         run_quickstart(QuickstartConfig(n=3000, n_test=500), quick.out)
+    # --overwrite replaces a quickstart output, never one holding a file the quickstart does not write
+    foreign = quick.out / "data" / "my-notes.txt"
+    foreign.write_text("mine\n")
+    try:
+        with pytest.raises(CrmnetError, match=r"data/my-notes\.txt.*quickstart output"):
+            run_quickstart(QuickstartConfig(n=3000, n_test=500), quick.out, overwrite=True)
+        assert (quick.out / "report.md").exists()
+    finally:
+        foreign.unlink()
 
 
 def test_cli_with_the_full_paper_model(tmp_path, capsys):

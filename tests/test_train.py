@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from crmnet.config import ConfigError
 from crmnet.errors import InputError, OutputExistsError
 from crmnet.training.config import TrainConfig
 from crmnet.training.losses import loss_module
@@ -160,7 +161,7 @@ def test_transfer_learning_starts_from_the_checkpoint(store, run, tmp_path):
     init = run.run_dir / "best.ckpt"
     cfg = tiny_config(store, model="", overrides={}, init=str(init), max_epochs=1, lr_start=0.0, lr_peak=0.0,
                       lr_end=0.0)
-    with pytest.raises(InputError, match="overrides"):
+    with pytest.raises(ConfigError, match="overrides"):
         fit(cfg.replace(overrides={"kernel_size": 3}), tmp_path / "bad")
     with pytest.raises(InputError, match="holds model"):
         fit(cfg.replace(model="legnet"), tmp_path / "bad2")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import typing
 
 _HELP = {
@@ -91,11 +92,13 @@ def register(subparsers) -> None:
         default = f.default if f.default is not MISSING else None
         kind = _flag_type(hints[f.name])
         text = _HELP[f.name]
+        # --device: what users of torch type; without it argparse would take it for --devices
+        flags = [flag, "--device"] if f.name == "accelerator" else [flag]
         if kind is bool:
-            p.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+            p.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                            help=f"{text} (default {default})")
         else:
-            p.add_argument(flag, dest=f.name, type=kind, default=None, choices=CHOICES.get(f.name), help=text)
+            p.add_argument(*flags, dest=f.name, type=kind, default=None, choices=CHOICES.get(f.name), help=text)
     p.set_defaults(func=_train)
 
     q = subparsers.add_parser(
@@ -127,17 +130,40 @@ def _given(args, config_fields) -> dict:
     return given
 
 
+def _where(exc, given: dict, config_file: str | None, flags: dict[str, str]) -> tuple[str, str]:
+    """The source (a flag, ``--set KEY`` or the config file) and the message of a ConfigError."""
+    parts = exc.field.replace("[", ".").split(".")
+    if parts[0] == "overrides" and len(parts) > 1 and parts[1] in given.get("overrides", {}):
+        return f"--set {parts[1]}", exc.problem
+    if parts[0] in given and parts[0] != "overrides" or not config_file:
+        return flags.get(parts[0], "--" + parts[0].replace("_", "-")), exc.problem
+    return config_file, str(exc)
+
+
 def _train(args) -> int:
     from dataclasses import fields
 
+    from crmnet.config import ConfigError
     from crmnet.errors import InputError
     from crmnet.training.config import TrainConfig, load_config_file
-    from crmnet.training.recipe import run_recipe
-    from crmnet.training.run import fit
 
     names = [f.name for f in fields(TrainConfig) if f.name != "overrides"]
     given = _given(args, names)
     base = load_config_file(args.config) if args.config else {}
+    try:
+        return _train_with(args, base, given)
+    except ConfigError as exc:
+        if args.resume and "stages" not in base:  # the setting comes from the run's own config.json
+            raise InputError(os.path.join(args.out, "config.json"), str(exc)) from None
+        raise InputError(*_where(exc, given, args.config, {"overrides": "--set", "accelerator": "--accelerator/--device"})) from None
+
+
+def _train_with(args, base: dict, given: dict) -> int:
+    from crmnet.errors import InputError
+    from crmnet.training.config import TrainConfig
+    from crmnet.training.recipe import run_recipe
+    from crmnet.training.run import fit
+
     if "stages" in base:
         results = run_recipe(base, args.out, resume=args.resume, overwrite=args.overwrite, source=args.config,
                              **given)
@@ -151,10 +177,9 @@ def _train(args) -> int:
         return 0
     if "init" in given and "model" not in given and "model" not in base:
         given["model"] = ""  # the checkpoint names the model
-    try:
-        config = TrainConfig.from_dict({**base, **given})
-    except (ValueError, TypeError) as exc:
-        raise InputError(args.config or "command line", str(exc)) from None
+    if "overrides" in given and isinstance(base.get("overrides"), dict):
+        given["overrides"] = {**base["overrides"], **given["overrides"]}  # --set adds to the file's
+    config = TrainConfig.from_dict({**base, **given})
     _print_result("run", fit(config, args.out, overwrite=args.overwrite))
     return 0
 
@@ -168,17 +193,31 @@ def _print_result(name: str, result) -> None:
           f"r={val['pearson_r']:.4f} R²={val['r2']:.4f} MSE={val['mse']:.4f}")
 
 
+# quickstart flags of the QuickstartConfig / TrainConfig fields they set
+_QUICKSTART_FLAGS = {"n": "--n", "n_test": "--n-test", "seed": "--seed", "max_epochs": "--epochs",
+                     "batch_size": "--batch-size", "max_steps": "--max-steps", "model": "--model",
+                     "threads": "--threads", "overrides": "--model"}
+
+
 def _quickstart(args) -> int:
+    from crmnet.config import ConfigError
+    from crmnet.errors import InputError
     from crmnet.workflows.quickstart import QuickstartConfig, run_quickstart
 
     sizes = {k: v for k, v in {"n": args.n, "n_test": args.n_test}.items() if v is not None}
-    config = QuickstartConfig(seed=args.seed, **sizes)
     training = {"max_epochs": args.epochs, "batch_size": args.batch_size, "max_steps": args.max_steps,
                 "model": args.model, "threads": args.threads}
     chosen = {k: v for k, v in training.items() if v is not None}
     if args.model is not None:
         chosen["overrides"] = {}  # a named preset runs as registered (the paper's model for crmnet)
-    config = config.replace(train=config.train.replace(seed=args.seed, progress=not args.no_progress, **chosen))
-    summary = run_quickstart(config, args.out, overwrite=args.overwrite)
+    try:
+        default = QuickstartConfig()
+        train = default.train.replace(seed=args.seed, progress=not args.no_progress, **chosen)
+        config = QuickstartConfig(seed=args.seed, train=train, **sizes)
+        summary = run_quickstart(config, args.out, overwrite=args.overwrite)
+    except ConfigError as exc:
+        field = exc.field.removeprefix("train.").split(".")[0]
+        raise InputError(_QUICKSTART_FLAGS.get(field, "quickstart"), exc.problem if field in _QUICKSTART_FLAGS
+                         else str(exc)) from None
     print(summary.text)
     return 0

@@ -14,8 +14,11 @@ A checkpoint is a ``torch.save``d dict of plain Python types and tensors, readab
     extra           anything else the caller stores (plain types)
 
 ``load_checkpoint(path)`` returns the model in eval mode with the payload minus ``state_dict`` as
-``model.checkpoint_meta``; a file that is not a crmnet checkpoint, an unknown model name or a
-state_dict that does not fit the config is an :class:`~crmnet.errors.InputError` naming the file.
+``model.checkpoint_meta``; a file that is not a crmnet checkpoint, an unknown model name, a
+state_dict that does not fit the config, or weights holding NaN or infinity (a model that would
+predict NaN for everything: refused at load, so ``predict``, ``evaluate``, ``--init`` and the
+interpretation commands all stop with one line) is an :class:`~crmnet.errors.InputError` naming the
+file. Files are read with ``torch.load(weights_only=True)``: a checkpoint cannot run code.
 """
 
 from __future__ import annotations
@@ -125,11 +128,20 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if encoding != model.encoding:
         raise InputError(src, "the checkpoint's encoding does not match its model_config")
     _check_state_dict(src, payload["model"], model.state_dict(), payload["state_dict"])
+    _check_finite(src, payload["state_dict"])
     model.load_state_dict(payload["state_dict"])
     model.to(map_location)
     model.eval()
     model.checkpoint_meta = {k: v for k, v in payload.items() if k != "state_dict"}
     return model
+
+
+def _check_finite(src: str, state: dict) -> None:
+    """Refuse weights holding NaN or infinity: such a model predicts NaN for every input."""
+    bad = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise InputError(src, f"{len(bad)} of {len(state)} tensors hold NaN or infinite values (e.g. {bad[0]}); "
+                              "refusing a model that would predict NaN")
 
 
 def _check_state_dict(src: str, name: str, own: dict, saved: dict) -> None:

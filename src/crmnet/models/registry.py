@@ -9,6 +9,7 @@ checkpoints store).
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,10 +130,12 @@ def list_models() -> list[str]:
 
 
 def get_entry(name: str) -> ModelEntry:
-    try:
+    """The registry entry of ``name``; a ValueError listing the known names (and the closest) otherwise."""
+    if isinstance(name, str) and name in MODELS:
         return MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}") from None
+    close = difflib.get_close_matches(str(name), MODELS, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    raise ValueError(f"unknown model {name!r}; {hint}known models: {', '.join(MODELS)}")
 
 
 def build_model(name: str, **overrides: Any) -> nn.Module:

@@ -4,12 +4,13 @@ reading of JSON config and recipe files. Imports no torch: the CLI builds its fl
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from crmnet.config import Config
+from crmnet.config import Config, ConfigError
 from crmnet.errors import InputError
 from crmnet.training.schedule import SCHEDULES, WarmupCosine
 
@@ -86,29 +87,25 @@ class TrainConfig(Config):
     progress: bool = True
 
     def __post_init__(self) -> None:
+        """Check every value; a :class:`~crmnet.config.ConfigError` names the field."""
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {list(allowed)}, not {getattr(self, name)!r}")
-        positive = ("batch_size", "max_epochs", "devices", "num_nodes", "log_every_n_steps",
-                    "save_every_n_steps")
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, not {getattr(self, name)}")
-        if self.threads < 0:
-            raise ValueError(f"threads must be >= 0, not {self.threads}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps must be >= 1 or None, not {self.max_steps}")
-        if self.patience < 1:
-            raise ValueError(f"patience must be >= 1, not {self.patience}")
-        if self.huber_delta <= 0:
-            raise ValueError(f"huber_delta must be > 0, not {self.huber_delta}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, not {self.weight_decay}")
-        self.lr_schedule(1)  # checks warmup_epochs and the learning rates here, not after the model is built
+                raise ConfigError(name, f"must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        for name in ("batch_size", "max_epochs", "patience", "devices", "num_nodes", "log_every_n_steps",
+                     "save_every_n_steps"):
+            _at_least(self, name, 1)
+        _at_least(self, "threads", 0)
+        if self.max_steps is not None:
+            _at_least(self, "max_steps", 1)
+        for name in ("warmup_epochs", "lr_start", "lr_peak", "lr_end", "weight_decay"):
+            _at_least(self, name, 0)
+        if not (math.isfinite(self.huber_delta) and self.huber_delta > 0):
+            raise ConfigError("huber_delta", f"must be a finite number > 0, not {self.huber_delta}")
+        self.lr_schedule(1)  # the schedule's own checks, here rather than after the model is built
         if not self.store:
-            raise ValueError("store: the prepared store directory to train on is required")
+            raise ConfigError("store", "the prepared store directory to train on is required")
         if not self.model and not self.init:
-            raise ValueError("model: a registry name is required unless init names a checkpoint")
+            raise ConfigError("model", "a registry name is required unless init names a checkpoint")
 
     def lr_schedule(self, world_size: int) -> WarmupCosine:
         """The learning-rate schedule of this config for ``world_size`` data-parallel processes."""
@@ -117,6 +114,13 @@ class TrainConfig(Config):
             lr_start=self.lr_start, lr_peak=self.lr_peak, lr_end=self.lr_end, world_size=world_size,
             granularity=self.lr_granularity,
         )
+
+
+def _at_least(cfg: TrainConfig, name: str, low: int) -> None:
+    value = getattr(cfg, name)
+    if not (math.isfinite(value) and value >= low):
+        raise ConfigError(name, f"must be {'a finite number ' if isinstance(value, float) else ''}>= {low}, "
+                                f"not {value}")
 
 
 @dataclass

@@ -87,10 +87,13 @@ class RunLogs:
 
 
 class StopFlag:
-    """Turns the first Ctrl-C into a request to stop at the next step boundary (state saved first)."""
+    """Turns the first Ctrl-C into a request to stop at the next step boundary (state saved first).
 
-    def __init__(self):
+    announce: say so on stderr (the main process only)."""
+
+    def __init__(self, announce: bool = True):
         self.requested = False
+        self.announce = announce
         self._old = None
 
     def __enter__(self):
@@ -102,6 +105,9 @@ class StopFlag:
         if self.requested:  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
         self.requested = True
+        if self.announce:
+            print("\ncrmnet: stopping after this step (the state is saved first); Ctrl-C again stops at once",
+                  file=sys.stderr)
 
     def __exit__(self, *exc):
         if self._old is not None:

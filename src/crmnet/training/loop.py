@@ -59,6 +59,7 @@ class _Run:
     best_weights: dict | None = None
     best_metrics: dict | None = None
     last_metrics: dict | None = None
+    saved_step: int | None = None  # the step of the last state.pt written (None: none yet)
 
     @property
     def state_path(self) -> Path:
@@ -72,6 +73,7 @@ def train_loop(cfg: TrainConfig, out: Path, dist: Dist, device, *, resume: bool,
     torch.manual_seed(cfg.seed + 1 + dist.rank)  # dropout masks differ between ranks
     if resume and run.state_path.exists():
         _restore(run)
+        run.saved_step = run.progress.step
     else:
         run.train_loader.set_epoch(0)
     run.step_module = loss_module(run.model, cfg.loss, cfg.huber_delta)
@@ -80,13 +82,14 @@ def train_loop(cfg: TrainConfig, out: Path, dist: Dist, device, *, resume: bool,
     run.module = wrap_ddp(run.step_module, dist, device)
     logs = RunLogs(out, dist.main, run.progress.step)
     try:
-        with StopFlag() as stop:
+        with StopFlag(announce=dist.main) as stop:
             while not run.progress.finished(cfg.max_epochs, cfg.max_steps):
                 _end_epoch(run, logs, _train_epoch(run, logs, stop))
     except KeyboardInterrupt:
         if dist.main:
-            print(f"\ncrmnet: training interrupted at step {run.progress.step}; the run is saved: continue it "
-                  f"with `crmnet train --resume --out {out}`", file=sys.stderr)
+            saved = "from its start" if run.saved_step is None else f"from step {run.saved_step}"
+            print(f"\ncrmnet: training interrupted at step {run.progress.step}; continue it {saved} with "
+                  f"`crmnet train --resume --out {out}`", file=sys.stderr)
         raise
     finally:
         logs.close()
@@ -97,9 +100,7 @@ def _setup(cfg: TrainConfig, out: Path, dist: Dist, device, on_batch) -> _Run:
     from crmnet.data.loader import BatchLoader
     from crmnet.data.store import open_store
 
-    store_path = Path(cfg.store)
-    if not store_path.exists():
-        raise InputError(store_path, "store not found (create it with `crmnet prepare`)")
+    store_path = Path(cfg.store)  # checked by crmnet.training.checks before the run began
     store = open_store(store_path)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = _build_model(cfg)
@@ -157,6 +158,7 @@ def _train_epoch(run: _Run, logs: RunLogs, stop: StopFlag) -> float:
                        min(max(p.step - p.epoch * spe, 0), spe), per_step)
     epoch_acc = torch.zeros((), dtype=torch.float64, device=device)
     log_acc = torch.zeros((), dtype=torch.float64, device=device)
+    bad_step = torch.full((), -1, dtype=torch.int64, device=device)  # first step with a non-finite loss
     epoch_n = log_n = 0
     t0 = t_log = time.perf_counter()
     try:
@@ -166,6 +168,8 @@ def _train_epoch(run: _Run, logs: RunLogs, stop: StopFlag) -> float:
             lr = schedule.apply(run.optimizer, p.step, spe)
             loss = optimizer_step(run.module, run.optimizer, run.scaler, x, y, cfg.precision)
             p.step += 1
+            # on the device: no synchronisation; read where the loop synchronises anyway (log, save)
+            bad_step = torch.where(torch.isfinite(loss) | (bad_step >= 0), bad_step, p.step)
             epoch_acc += loss
             log_acc += loss
             epoch_n += 1
@@ -173,6 +177,11 @@ def _train_epoch(run: _Run, logs: RunLogs, stop: StopFlag) -> float:
             if bar is not None:
                 bar.update(per_step)
             logged = p.step % cfg.log_every_n_steps == 0
+            saving = p.step % cfg.save_every_n_steps == 0
+            last = cfg.max_steps is not None and p.step >= cfg.max_steps
+            checked = logged or saving or last
+            if checked:
+                _check_finite(run, bad_step)
             if logged:
                 now = time.perf_counter()
                 row = {"step": p.step, "epoch": p.epoch, "lr": lr, "train_loss": float(log_acc) / log_n,
@@ -182,13 +191,14 @@ def _train_epoch(run: _Run, logs: RunLogs, stop: StopFlag) -> float:
                 logs.step(row)
                 if bar is not None:
                     bar.set_postfix(loss=f"{row['train_loss']:.4f}", lr=f"{lr:.2e}", refresh=False)
-            saving = p.step % cfg.save_every_n_steps == 0
             # Several processes agree on stopping only when they synchronise anyway (log or save steps).
             stop_now = any_rank(stop.requested, dist, device) if logged or saving else False
             stop_now = stop_now or (stop.requested and not dist.distributed)
-            if cfg.max_steps is not None and p.step >= cfg.max_steps:
+            if last:
                 break
             if saving or stop_now:
+                if not checked:
+                    _check_finite(run, bad_step)
                 t0 = _bank(p, epoch_acc, epoch_n, t0)
                 epoch_n = 0
                 _save(run, epoch_done=False)
@@ -197,9 +207,21 @@ def _train_epoch(run: _Run, logs: RunLogs, stop: StopFlag) -> float:
     finally:
         if bar is not None:
             bar.close()
+    _check_finite(run, bad_step)  # before the epoch's end writes checkpoints and the state
     p.partial["loss_sum"] += float(epoch_acc)
     p.partial["steps"] += epoch_n
     return t0
+
+
+def _check_finite(run: _Run, bad_step: torch.Tensor) -> None:
+    """Stop with an error when a step's loss was NaN or infinite (on any process), before anything more is
+    saved: the state and checkpoints on disk stay those of the last good step."""
+    step = int(bad_step)
+    if any_rank(step >= 0, run.dist, run.device):
+        kept = "nothing was saved yet" if run.saved_step is None else f"the state of step {run.saved_step} is kept"
+        where = f"at step {step}" if step >= 0 else "on another process"
+        raise CrmnetError(f"{run.out}: training loss is not a finite number {where}; stopped ({kept}); start a "
+                          "new run with a lower learning rate or --precision 32, or check the data")
 
 
 def _bank(p: Progress, acc: torch.Tensor, n: int, t0: float) -> float:
@@ -255,6 +277,7 @@ def _save(run: _Run, epoch_done: bool) -> None:
     if run.dist.main:
         save_state(run.state_path, model=run.model, optimizer=run.optimizer, scaler=run.scaler,
                    progress=run.progress, ranks=ranks)
+    run.saved_step = run.progress.step
 
 
 def _finish(run: _Run) -> TrainResult:
@@ -303,15 +326,7 @@ def _build_model(cfg: TrainConfig):
         return build_model(cfg.model, **cfg.overrides)
     from crmnet.models.checkpoint import load_checkpoint
 
-    init = Path(cfg.init)
-    if not init.exists():
-        raise InputError(init, "initial checkpoint not found")
-    model = load_checkpoint(init)
-    name = model.checkpoint_meta["model"]
-    if cfg.model and cfg.model != name:
-        raise InputError(init, f"checkpoint holds model {name!r} but the config asks for {cfg.model!r}")
-    if cfg.overrides:
-        raise InputError(init, "model overrides cannot change a model initialised from a checkpoint")
+    model = load_checkpoint(cfg.init)  # name and overrides checked by crmnet.training.checks
     for p in model.parameters():
         p.requires_grad_(True)
     return model

@@ -7,7 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from crmnet.config import ConfigError
 from crmnet.errors import InputError
+from crmnet.training.checks import check_run
 from crmnet.training.config import TrainConfig, TrainResult
 from crmnet.training.run import fit, result_from_disk
 
@@ -42,9 +44,17 @@ def run_recipe(recipe: dict, out: str | os.PathLike, *, resume: bool = False, ov
     stages = recipe.get("stages")
     if not isinstance(stages, list) or not stages:
         raise InputError(source, "a recipe needs a non-empty list 'stages'")
+    configs: dict[str, TrainConfig] = {}
+    for i, stage in enumerate(stages):  # every stage is checked before the first one trains
+        name, cfg = _stage_config(stage, i, configs, out, source, settings)
+        if not (resume and (out / name / "config.json").exists()):
+            try:
+                check_run(cfg, out / name, resume=False, overwrite=overwrite, init=not stage.get("init_from"))
+            except ConfigError as exc:
+                raise InputError(source, f"stage {name!r}: {exc}") from None
+        configs[name] = cfg
     results: dict[str, TrainResult] = {}
-    for i, stage in enumerate(stages):
-        name, cfg = _stage_config(stage, i, results, out, source, settings)
+    for name, cfg in configs.items():
         run_dir = out / name
         if resume and (run_dir / "metrics.json").exists():
             results[name] = result_from_disk(run_dir)
@@ -61,6 +71,12 @@ def _stage_config(stage, i: int, done: dict, out: Path, source, settings: dict) 
     if unknown or "name" not in stage:
         raise InputError(source, f"stage {i + 1}: needs 'name' and 'config' (unknown keys {sorted(unknown)})")
     name = stage["name"]
+    if not isinstance(name, str) or not name or Path(name).name != name or name in (".", ".."):
+        raise InputError(source, f"stage {i + 1}: name must be a plain directory name, not {name!r}")
+    if name in done:
+        raise InputError(source, f"stage {i + 1}: name {name!r} is used twice")
+    if not isinstance(stage.get("config", {}), dict):
+        raise InputError(source, f"stage {name!r}: config must be an object of TrainConfig fields")
     cfg_dict = {**stage.get("config", {}), **settings}
     if stage.get("init_from"):
         if stage["init_from"] not in done:

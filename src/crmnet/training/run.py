@@ -8,6 +8,11 @@ A *run directory* holds ``config.json`` (the resolved :class:`~crmnet.training.c
 ``metrics.json`` (``{"validation": {n, pearson_r, pearson_p, spearman_r, r2, pearson_r_squared, mse,
 mae}}`` of the restored best weights).
 
+Before the run directory is created, replaced (``overwrite``: only a run directory crmnet wrote) or
+resumed, everything is checked (:mod:`crmnet.training.checks`: settings, model, store and its targets,
+device, output); the directory is locked while the run trains (:mod:`crmnet.training.rundir`). A
+non-finite training loss stops the run with an error naming the step, the last good state kept.
+
 Devices: CPU or CUDA; fp32 (TF32 matrix products on CUDA), bf16-mixed or fp16-mixed (autocast; fp16
 with a grad scaler). Several processes train with DistributedDataParallel: launched by ``torchrun`` or
 SLURM ``srun`` (one process per device, read from the environment), or spawned here when
@@ -18,12 +23,11 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from crmnet.errors import CrmnetError, InputError, OutputExistsError
-from crmnet.fsutil import write_text_atomic
+from crmnet.errors import CrmnetError, InputError
+from crmnet.training.checks import check_run
 from crmnet.training.config import TrainConfig, TrainResult
 from crmnet.training.distributed import (
     Dist,
@@ -34,6 +38,7 @@ from crmnet.training.distributed import (
     select_device,
     spawn,
 )
+from crmnet.training.rundir import run_directory
 
 
 def fit(
@@ -56,9 +61,14 @@ def fit(
     resume : bool
         Continue the run in ``out`` from its ``state.pt``.
     overwrite : bool
-        Replace an existing run directory (refused otherwise).
+        Replace an existing run directory that crmnet wrote (refused otherwise, and always refused for a
+        directory holding other files: :mod:`crmnet.training.rundir`).
     on_batch : callable, optional
         ``on_batch(epoch, step, x, y)`` called for every training batch (inspection).
+
+    Everything (settings, model, store, device, output) is checked before the run directory is created,
+    replaced or resumed (:func:`crmnet.training.checks.check_run`), and the directory is locked while
+    the run trains.
 
     Returns
     -------
@@ -67,7 +77,16 @@ def fit(
         ``devices`` local processes are spawned (one node only) and the result is rank 0's, read from disk.
     """
     out = Path(out)
-    config = _prepare_run_dir(config, out, resume=resume, overwrite=overwrite)
+    config = _run_config(config, out, resume=resume)
+    if not is_main_process():  # rank 0 of the launcher owns the run directory
+        check_run(config, None, resume=resume, overwrite=overwrite)
+        return _launch(config, out, resume=resume, on_batch=on_batch)
+    check_run(config, out, resume=resume, overwrite=overwrite)
+    with run_directory(out, None if resume else config.to_json() + "\n", resume=resume, overwrite=overwrite):
+        return _launch(config, out, resume=resume, on_batch=on_batch)
+
+
+def _launch(config: TrainConfig, out: Path, *, resume: bool, on_batch: Callable | None) -> TrainResult:
     launched = launcher_env()
     wanted = config.devices * config.num_nodes
     if launched is not None:
@@ -120,30 +139,22 @@ def result_from_disk(run_dir: Path) -> TrainResult:
                                   json.loads((run_dir / "metrics.json").read_text()))
 
 
-def _prepare_run_dir(config: TrainConfig | None, out: Path, *, resume: bool, overwrite: bool) -> TrainConfig:
-    """Check and create the run directory (on the main process only); return the run's config."""
+def _run_config(config: TrainConfig | None, out: Path, *, resume: bool) -> TrainConfig:
+    """The run's config: ``config``, or with ``resume`` the run's own ``config.json`` (a given config must
+    equal it)."""
+    if not resume:
+        if config is None:
+            raise ValueError("a TrainConfig is required unless resuming")
+        return config
     cfg_path = out / "config.json"
-    if resume:
-        if not cfg_path.exists():
-            raise InputError(out, "not a training run directory (no config.json): nothing to resume")
-        try:
-            saved = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
-        except (ValueError, TypeError) as exc:
-            raise InputError(cfg_path, f"invalid run configuration: {exc}") from None
-        if config is not None and config.to_dict() != saved.to_dict():
-            diff = sorted(k for k, v in config.to_dict().items() if saved.to_dict()[k] != v)
-            raise InputError(cfg_path, f"resume with a different configuration (fields {diff}); resume "
-                                       "without settings or start a new run")
-        return saved
-    if config is None:
-        raise ValueError("a TrainConfig is required unless resuming")
-    if is_main_process():
-        if out.exists():
-            if not overwrite:
-                raise OutputExistsError(out, "pass --overwrite to replace it or --resume to continue it")
-            if any(out.iterdir()) and not cfg_path.exists():
-                raise CrmnetError(f"{out}: exists and is not a training run; refusing to delete it")
-            shutil.rmtree(out)
-        out.mkdir(parents=True)
-        write_text_atomic(cfg_path, config.to_json() + "\n")
-    return config
+    if not cfg_path.is_file():
+        raise InputError(out, "not a training run directory (no config.json): nothing to resume")
+    try:
+        saved = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise InputError(cfg_path, f"invalid run configuration: {exc}") from None
+    if config is not None and config.to_dict() != saved.to_dict():
+        diff = sorted(k for k, v in config.to_dict().items() if saved.to_dict()[k] != v)
+        raise InputError(cfg_path, f"resume with a different configuration (fields {diff}); resume "
+                                   "without settings or start a new run")
+    return saved

@@ -20,21 +20,32 @@ Output directory ``DIR``::
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from crmnet.config import Config
-from crmnet.errors import CrmnetError, OutputExistsError
+from crmnet.config import Config, ConfigError
 from crmnet.fsutil import write_text_atomic
+from crmnet.training.checks import check_device, check_model
 from crmnet.training.config import TrainConfig
+from crmnet.training.rundir import LOG_FILES, RUN_FILES, Layout, check_output, run_directory
 
 QUICKSTART_MODEL = "crmnet-tiny"
 STORE = "store"  # TrainConfig.store of the quickstart: the store it prepares, DIR/store
 TEST_SET = "simulated_test"
+# what a quickstart writes: replaced by --overwrite only when nothing else is there
+LAYOUT = Layout("quickstart output", {
+    "": frozenset({"config.json", "data", STORE, "run", "metrics.json", "scatter.png", "learning_curve.png",
+                   "report.md"}),
+    "data": frozenset({"train.txt", "train.txt.truth.json", "test.txt", "test.txt.truth.json"}),
+    "run": RUN_FILES,
+    "run/logs": LOG_FILES,
+    # the files of a store (crmnet.data.store's module docstring)
+    STORE: frozenset({"manifest.json", "codes.npy", "lengths.npy", "targets.npy", "medium.npy", "split.npy"}),
+})
 
 
 def _quickstart_training() -> TrainConfig:
@@ -70,12 +81,19 @@ class QuickstartConfig(Config):
     train: TrainConfig = field(default_factory=_quickstart_training)
 
     def __post_init__(self) -> None:
-        if self.n < 100 or self.n_test < 10:
-            raise ValueError("quickstart needs n >= 100 training and n_test >= 10 test sequences")
+        """Check every value; a :class:`~crmnet.config.ConfigError` names the field."""
+        if self.n < 100:
+            raise ConfigError("n", f"must be >= 100 (training + validation sequences), not {self.n}")
+        if self.n_test < 10:
+            raise ConfigError("n_test", f"must be >= 10 (held-out test sequences), not {self.n_test}")
         if not 0.0 < self.val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in (0, 1), not {self.val_fraction}")
+            raise ConfigError("val_fraction", f"must be in (0, 1), not {self.val_fraction}")
         if self.train.store != STORE:
-            raise ValueError(f"train.store is the quickstart's own {STORE!r}, not {self.train.store!r}")
+            raise ConfigError("train.store", f"is the quickstart's own {STORE!r}, not {self.train.store!r}")
+        n_train = self.n - math.ceil(self.n * self.val_fraction)  # at most this many: prepare rounds the split
+        if n_train < self.train.batch_size * self.train.devices * self.train.num_nodes:
+            raise ConfigError("n", f"{self.n} sequences leave about {n_train} for training: fewer than one batch "
+                                   f"of {self.train.batch_size}; give a larger n or a smaller batch size")
 
 
 @dataclass
@@ -92,23 +110,23 @@ class QuickstartSummary:
 def run_quickstart(config: QuickstartConfig, out: str | os.PathLike, *, overwrite: bool = False) -> QuickstartSummary:
     """Run the quickstart into ``out`` (refused if it exists, unless ``overwrite``).
 
-    Sets torch's CPU thread count to ``config.train.threads`` (when not 0) for the whole quickstart
-    (simulation, training and evaluation) and puts the previous count back at the end.
+    The model and device settings and ``out`` are checked before anything is written. ``overwrite``
+    replaces only a quickstart output crmnet wrote (:data:`LAYOUT`), never a directory holding other
+    files. Sets torch's CPU thread count to ``config.train.threads`` (when not 0) for the whole
+    quickstart (simulation, training and evaluation) and puts the previous count back at the end.
     """
     import torch
 
     out = Path(out)
-    if out.exists():
-        if not overwrite:
-            raise OutputExistsError(out)
-        if any(out.iterdir()) and not (out / "config.json").exists():
-            raise CrmnetError(f"{out}: exists and is not a quickstart output; refusing to delete it")
-        shutil.rmtree(out)
+    check_device(config.train)
+    check_model(config.train)
+    check_output(out, resume=False, overwrite=overwrite, layout=LAYOUT)
     threads = torch.get_num_threads()
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     try:
-        return _run(config, out)
+        with run_directory(out, config.to_json() + "\n", resume=False, overwrite=overwrite, layout=LAYOUT):
+            return _run(config, out)
     finally:
         torch.set_num_threads(threads)
 
@@ -120,8 +138,7 @@ def _run(config: QuickstartConfig, out: Path) -> QuickstartSummary:
     from crmnet.evaluation.predict import predict
     from crmnet.training.run import fit
 
-    (out / "data").mkdir(parents=True)
-    write_text_atomic(out / "config.json", config.to_json() + "\n")
+    (out / "data").mkdir()
     seconds: dict[str, float] = {}
     t_all = time.perf_counter()
 
