@@ -190,7 +190,7 @@ def test_predict_refuses_a_checkpoint_with_nan_weights(work, capsys):
         next(model.parameters()).fill_(float("nan"))
     ckpt.save_checkpoint(work / "nan.pt", model)
     refused(work, capsys, ["predict", "train.txt", "--checkpoint", "nan.pt", "--out", "p.tsv", "--no-progress"],
-            "train.txt:1: the model predicted nan", "not finite")
+            "nan.pt", "NaN or infinite")
 
 
 def test_interpret_refuses_a_random_meme_file(work, capsys):

@@ -13,14 +13,11 @@ import dataclasses
 import typing
 from pathlib import Path
 
-import numpy as np
-
 from crmnet.config import ConfigError
 from crmnet.errors import InputError
 from crmnet.training.config import TrainConfig
 from crmnet.training.rundir import check_output
 
-_CHUNK = 1 << 22  # targets scanned 4 M rows (16 MiB of float32) at a time
 
 
 def check_run(cfg: TrainConfig, out: Path | None, *, resume: bool, overwrite: bool, init: bool = True) -> None:
@@ -108,8 +105,8 @@ def _no_negative_sizes(config, overrides: dict) -> None:
 
 
 def check_store(cfg: TrainConfig) -> None:
-    """The store opens, holds a full global batch of training rows and some validation rows, and every
-    target of those rows is a finite number."""
+    """The store opens (which checks that every target is a finite number: :func:`crmnet.data.store.open_store`)
+    and holds a full global batch of training rows and some validation rows."""
     from crmnet.data.loader import BatchLoader
     from crmnet.data.store import open_store
 
@@ -123,29 +120,3 @@ def check_store(cfg: TrainConfig) -> None:
         BatchLoader(store, "val", cfg.batch_size, world_size=world, pad_shards=False)
     except ValueError as exc:  # an empty split, or fewer rows than one global batch
         raise InputError(path, f"cannot train on this store: {exc}") from None
-    bad, first = non_finite_targets(store)
-    if bad:
-        raise InputError(path / "targets.npy", f"{bad} training/validation target(s) are not finite numbers "
-                                               f"(first at row {first}); prepare the store again from clean data")
-
-
-def non_finite_targets(store) -> tuple[int, int | None]:
-    """How many training or validation rows of ``store`` have a NaN or infinite target, and the first.
-
-    Scans the memory-mapped targets in chunks (a few hundred ms for the 7 M rows of the full data).
-
-    Returns
-    -------
-    (int, int or None)
-        The count and the first such row (None when there is none).
-    """
-    from crmnet.data.store import SPLITS
-
-    count, first = 0, None
-    for start in range(0, len(store.targets), _CHUNK):
-        targets = np.asarray(store.targets[start:start + _CHUNK])
-        bad = ~np.isfinite(targets) & np.isin(store.split[start:start + _CHUNK], list(SPLITS.values()))
-        if bad.any():
-            count += int(bad.sum())
-            first = start + int(np.argmax(bad)) if first is None else first
-    return count, first
