@@ -120,10 +120,10 @@ def progress_bar(enabled: bool, epoch: int, max_epochs: int, steps_per_epoch: in
     """A progress bar counting sequences (so it shows samples/s) with the epoch's ETA, or None."""
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from crmnet.progress import progress
 
-    return tqdm(total=steps_per_epoch * per_step, initial=done_steps * per_step, unit="seq", unit_scale=True,
-                desc=f"epoch {epoch + 1}/{max_epochs}", dynamic_ncols=True, leave=False, file=sys.stderr)
+    return progress(total=steps_per_epoch * per_step, initial=done_steps * per_step, unit="seq", unit_scale=True,
+                    desc=f"epoch {epoch + 1}/{max_epochs}", dynamic_ncols=True, leave=False)
 
 
 def print_epoch(row: dict, max_epochs: int) -> None:
