@@ -15,14 +15,7 @@ from crmnet.models.blocks import SameConv1d, SameConvTranspose1d, keras_same_pad
 from crmnet.models.crmnet import position_gains
 from crmnet.models.fastpath import optimize_for_inference
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These tensors are small: one thread avoids OpenMP hand-offs, which dominate on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

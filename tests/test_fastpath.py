@@ -9,13 +9,7 @@ from crmnet.models import build_model
 from crmnet.models.blocks import MultiHeadSelfAttention, SameConv1d, SameConvTranspose1d
 from crmnet.models.fastpath import FastCRMnet, _Attention, _Conv, _Polyphase, optimize_for_inference
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _perturb(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -42,12 +42,7 @@ STRAND_TOL = 5e-5  # one strand's expected bin (the reference's own rounding: 2.
 FP64_TOL = 1.5e-5
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

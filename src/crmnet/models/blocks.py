@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
+import typing
 
 import torch
 import torch.nn.functional as F
@@ -26,33 +26,31 @@ from crmnet.config import Config
 from crmnet.data.encoding import Encoding
 
 
-@dataclass
-class ModelConfig(Config):
-    """Fields every model config has: how its input is laid out and one-hot encoded.
+def _encoding_property(self) -> Encoding:
+    return Encoding(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Encoding)})
 
-    length: input positions (prefix included); pad/truncate: ``"end"`` or ``"start"``;
-    channels: one-hot channel order (``"NACGT"``, ``"ACGT"``, ...); unknown_fill: base-channel value
-    of an ``N`` when there is no ``N`` channel; prefix: constant sequence placed before every sequence;
-    trim_start: characters dropped from each sequence's start; flank: constant sequence the padding is
-    taken from instead of N (see :class:`~crmnet.data.encoding.Encoding`).
-    """
 
-    length: int = 112
-    pad: str = "end"
-    truncate: str = "end"
-    channels: str = "NACGT"
-    unknown_fill: float = 0.0
-    prefix: str = ""
-    trim_start: int = 0
-    flank: str = ""
+def _validate_encoding(self) -> None:
+    _ = self.encoding  # building the Encoding validates the fields now, not at first use
 
-    def __post_init__(self) -> None:
-        _ = self.encoding  # building the Encoding validates the fields now, not at first use
 
-    @property
-    def encoding(self) -> Encoding:
-        # The fields above are Encoding's, kept flat so that build_model(name, length=...) overrides them.
-        return Encoding(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Encoding)})
+# The fields every model config has are Encoding's own, declared once there and copied here flat (with
+# their resolved types, so the strict config parser checks them) so that build_model(name, length=...)
+# overrides them like any other field.
+ModelConfig = dataclasses.make_dataclass(
+    "ModelConfig",
+    [(f.name, typing.get_type_hints(Encoding)[f.name], dataclasses.field(default=f.default))
+     for f in dataclasses.fields(Encoding)],
+    bases=(Config,),
+    namespace={
+        "__doc__": "Fields every model config has: how its input is laid out and one-hot encoded — the fields "
+                   "of :class:`~crmnet.data.encoding.Encoding` (length, pad, truncate, channels, unknown_fill, "
+                   "prefix, trim_start, flank). ``.encoding`` is that Encoding.",
+        "__post_init__": _validate_encoding,
+        "encoding": property(_encoding_property),
+    },
+)
+ModelConfig.__module__ = __name__
 
 
 def keras_same_padding(length: int, kernel_size: int, stride: int) -> tuple[int, int]:

@@ -285,17 +285,37 @@ class CRMnet(nn.Module):
         return t.transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        skips = []
-        for block in self.encoder:
-            skip, x = block(x)
-            skips.append(skip)
-        if self.transformer is not None:
-            x = self._bottleneck(x)
-        for block, skip in zip(self.decoder, reversed(skips[:-1])):
-            x = block(x, skip)
-        for block in self.head:
-            x = block(x)
+        x = unet_features(self, x)
         x = x.transpose(1, 2).flatten(1)  # channels-last, as Keras' Flatten on (B, L, C)
         for dense, drop in zip(self.mlp[:-1], self.mlp_dropout):
             x = drop(F.leaky_relu(dense(x), self.config.leaky_slope))
         return self.mlp[-1](x).squeeze(-1)
+
+
+def unet_features(net, x: torch.Tensor) -> torch.Tensor:
+    """The U-Net path of a CRMnet-shaped module: encoder (keeping skips), the transformer bottleneck when
+    there is one, decoder (joined with the skips, deepest first) and the convolutional head.
+
+    Parameters
+    ----------
+    net : module
+        Has ``encoder``, ``transformer`` (or None), ``_bottleneck``, ``decoder`` and ``head`` — a
+        :class:`CRMnet` or its inference rewrite (:mod:`crmnet.models.fastpath`).
+    x : (B, C, L) tensor
+
+    Returns
+    -------
+    (B, C', L') tensor
+        The head's output, before flattening.
+    """
+    skips = []
+    for block in net.encoder:
+        skip, x = block(x)
+        skips.append(skip)
+    if net.transformer is not None:
+        x = net._bottleneck(x)
+    for block, skip in zip(net.decoder, reversed(skips[:-1])):
+        x = block(x, skip)
+    for block in net.head:
+        x = block(x)
+    return x

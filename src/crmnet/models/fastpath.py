@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crmnet.models.blocks import MultiHeadSelfAttention, SameConv1d, SameConvTranspose1d, keras_same_padding
-from crmnet.models.crmnet import CRMnet, DecoderBlock, EncoderBlock, TransformerBlock
+from crmnet.models.crmnet import CRMnet, DecoderBlock, EncoderBlock, TransformerBlock, unet_features
 
 _ONEDNN_LINEAR = hasattr(torch.ops.mkldnn, "_linear_pointwise") and torch.backends.mkldnn.is_available()
 
@@ -338,17 +338,7 @@ class FastCRMnet(nn.Module):
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = self.mlp_b[0].dtype
-        x = x.to(dtype)
-        skips = []
-        for block in self.encoder:
-            skip, x = block(x)
-            skips.append(skip)
-        if self.transformer is not None:
-            x = self._bottleneck(x)
-        for block, skip in zip(self.decoder, reversed(skips[:-1])):
-            x = block(x, skip)
-        for block in self.head:
-            x = block(x)
+        x = unet_features(self, x.to(dtype))
         x = x.flatten(1)
         slope = self.config.leaky_slope
         for w, b in zip(self.mlp_w[:-1], self.mlp_b[:-1]):

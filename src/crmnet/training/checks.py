@@ -19,7 +19,6 @@ from crmnet.training.config import TrainConfig
 from crmnet.training.rundir import check_output
 
 
-
 def check_run(cfg: TrainConfig, out: Path | None, *, resume: bool, overwrite: bool, init: bool = True) -> None:
     """Check the device, the model, the store and the output of a run; change nothing.
 
