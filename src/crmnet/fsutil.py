@@ -237,20 +237,13 @@ def atomic_file(path: str | os.PathLike, overwrite: bool = False, mode: str = "w
     path = Path(path)
     inputs = list(inputs)
     _check_target(path, overwrite, inputs, directory=False)
-    with _locked_sibling(path) as tmp:
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
-            with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
-                yield fh
-                fh.flush()
-                os.fsync(fh.fileno())
-            _install(tmp, path, overwrite)
-        except BaseException as exc:
-            _remove(tmp)
-            error = _output_error(exc, path, tmp)
-            if error is not None:
-                raise error from None
-            raise
+    with _locked_sibling(path) as tmp, _undo_on_error(tmp, path):
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": ""})) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        _install(tmp, path, overwrite)
 
 
 @contextlib.contextmanager
@@ -264,20 +257,27 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False,
     path = Path(path)
     inputs = list(inputs)
     _check_target(path, overwrite, inputs, directory=True)
-    with _locked_sibling(path) as tmp:
-        try:
-            yield tmp
-            if not tmp.exists():
-                raise CrmnetError(f"{path}: nothing was written")
-            if tmp.is_dir():
-                mark_output(tmp)
-            _install(tmp, path, overwrite)
-        except BaseException as exc:
-            _remove(tmp)
-            error = _output_error(exc, path, tmp)
-            if error is not None:
-                raise error from None
-            raise
+    with _locked_sibling(path) as tmp, _undo_on_error(tmp, path):
+        yield tmp
+        if not tmp.exists():
+            raise CrmnetError(f"{path}: nothing was written")
+        if tmp.is_dir():
+            mark_output(tmp)
+        _install(tmp, path, overwrite)
+
+
+@contextlib.contextmanager
+def _undo_on_error(tmp: Path, path: Path) -> Iterator[None]:
+    """On any failure inside: remove the temporary, and turn an operating-system refusal into one
+    :class:`~crmnet.errors.OutputError` naming ``path`` (anything else propagates unchanged)."""
+    try:
+        yield
+    except BaseException as exc:
+        _remove(tmp)
+        error = _output_error(exc, path, tmp)
+        if error is not None:
+            raise error from None
+        raise
 
 
 def write_text_atomic(path: str | os.PathLike, text: str, overwrite: bool = True) -> None:
