@@ -47,65 +47,49 @@ def _sequences(request, values: dict, upload, filename, max_sequences: int, inva
                           max_sequences=max_sequences, max_length=limits.max_length, invalid=invalid)
 
 
-async def _post(request, template: str):
-    """The form of a POST, or (None, the page with the message) when the form itself cannot be read."""
+async def _form_page(request, name: str, title: str, make):
+    """GET shows the form ``name``.html; POST reads it and queues ``make(values, upload, filename, limits)``
+    (which checks the input and returns the job function); a form that cannot be read, or a user error
+    in it, is shown in the page itself."""
+    template = f"{name}.html"
+    if request.method == "GET":
+        return page(request, template)
     try:
-        return await read_form(request), None
+        values, upload, filename = await read_form(request)
     except CrmnetError as exc:
-        return None, page(request, template, {"error": str(exc)}, 400)
+        return page(request, template, {"error": str(exc)}, 400)
+    limits = request.app.state.config
+    return await submit(request, template, name, title, lambda: make(values, upload, filename, limits), values)
 
 
 async def predict_page(request):
-    if request.method == "GET":
-        return page(request, "predict.html")
-    form, failed = await _post(request, "predict.html")
-    if failed:
-        return failed
-    values, upload, filename = form
-    limits = request.app.state.config
-
-    def make():
+    def make(values, upload, filename, limits):
         models = _chosen(request, values)
         invalid = "N" if values.get("invalid") == "N" else "error"
         seqs = _sequences(request, values, upload, filename, limits.max_sequences, invalid)
         return analyses.predict_job(models, seqs, limits.batch_size, invalid)
 
-    return await submit(request, "predict.html", "predict", "Predictions", make, values)
+    return await _form_page(request, "predict", "Predictions", make)
 
 
 async def explain_page(request):
-    if request.method == "GET":
-        return page(request, "explain.html")
-    form, failed = await _post(request, "explain.html")
-    if failed:
-        return failed
-    values, upload, filename = form
-
-    def make():
+    def make(values, upload, filename, limits):
         (served,) = _chosen(request, values, many=False)
         seqs = _sequences(request, values, upload, filename, 1)
         threshold = _number(values, "threshold", 1e-4, float, 1e-10, 0.01)
         return analyses.explain_job(served, seqs.ids[0], seqs.sequences[0], threshold)
 
-    return await submit(request, "explain.html", "explain", "Explanation", make, values)
+    return await _form_page(request, "explain", "Explanation", make)
 
 
 async def mutate_page(request):
-    if request.method == "GET":
-        return page(request, "mutate.html")
-    form, failed = await _post(request, "mutate.html")
-    if failed:
-        return failed
-    values, upload, filename = form
-    limits = request.app.state.config
-
-    def make():
+    def make(values, upload, filename, limits):
         models = _chosen(request, values)
         seqs = _sequences(request, values, upload, filename, limits.max_mutate_sequences)
         epsilon = _number(values, "epsilon", 0.1616, float, 1e-6, 100.0)
         return analyses.mutate_job(models, seqs, epsilon, limits.batch_size)
 
-    return await submit(request, "mutate.html", "mutate", "Robustness and evolvability", make, values)
+    return await _form_page(request, "mutate", "Robustness and evolvability", make)
 
 
 def _evolve_config(values: dict, limits, n_starts: int):
@@ -127,15 +111,7 @@ def _evolve_config(values: dict, limits, n_starts: int):
 
 
 async def evolve_page(request):
-    if request.method == "GET":
-        return page(request, "evolve.html")
-    form, failed = await _post(request, "evolve.html")
-    if failed:
-        return failed
-    values, upload, filename = form
-    limits = request.app.state.config
-
-    def make():
+    def make(values, upload, filename, limits):
         predictors = {"A": _chosen(request, values, "model_a", many=False)[0]}
         if values.get("model_b"):
             predictors["B"] = _chosen(request, values, "model_b", many=False)[0]
@@ -144,7 +120,7 @@ async def evolve_page(request):
         config = _evolve_config(values, limits, len(seqs))
         return analyses.evolve_job(predictors, expression, seqs, config, limits.batch_size)
 
-    return await submit(request, "evolve.html", "evolve", "Evolution", make, values)
+    return await _form_page(request, "evolve", "Evolution", make)
 
 
 async def models_page(request):
