@@ -35,6 +35,10 @@ def _config(store: Path, **kw) -> dict:
     return config
 
 
+# Two processes each, 10-15 s on a loaded 2-core machine.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def store(tmp_path_factory) -> Path:
     return make_store(tmp_path_factory.mktemp("ddp"))
