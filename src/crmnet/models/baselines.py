@@ -1,4 +1,4 @@
-"""Peer models, re-implemented in PyTorch from their public descriptions (``shared/docs/baselines.md``).
+"""Peer models, re-implemented in PyTorch from their papers and public code.
 
 Each is a plain ``nn.Module`` with ``.config`` (its own :class:`~crmnet.models.blocks.ModelConfig`,
 holding its input encoding) and ``.encoding``; ``forward(x: (B, C, L)) -> (B,)``. The Keras-born models

@@ -2,8 +2,8 @@
 
 With the default :class:`CRMnetConfig` (registry preset ``crmnet``) the module has exactly 34,165,681
 trainable parameters and 4,608 batch-norm statistics (``running_mean``/``running_var`` buffers), and its
-forward pass matches the Keras model (docs: ``shared/docs/model-spec.md``): Keras 'same' padding for
-the stride-2 and transposed convolutions, SE before batch norm, 12 attention heads of size 256, the
+forward pass matches the authors' architecture built in Keras (tested): Keras 'same' padding for the
+stride-2 and transposed convolutions, SE before batch norm, 12 attention heads of size 256, the
 multiplicative position gains computed in float32, the parallel transformer pairs, channels-last
 flattening before the MLP, BatchNorm eps 1e-3 / momentum 0.01 (Keras 0.99), LayerNorm eps 1e-6.
 

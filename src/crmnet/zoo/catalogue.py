@@ -54,28 +54,28 @@ RELEASED: dict[str, ReleasedModel] = {
             "vaishnav-transformer-complex", "Vaishnav transformer (fitness_function): reverse-complement conv "
             "256x30, 2 attention layers of 8 heads, BiLSTM, dense", "complex", COMPLEX_DATA, 1_296_785,
             "r 0.961 native, 0.978 random (complex)", VAISHNAV_FILES, "MIT", "vaishnav-transformer-complex",
-            "fixture: the authors' code and HDF5 format with random weights (shared/fixtures/vaishnav_transformer)"),
+            "fixture: the authors' code and HDF5 format with random weights (tests/test_zoo_vaishnav.py)"),
         ReleasedModel(
             "vaishnav-transformer-defined", "Vaishnav transformer (fitness_function), same hyper-parameters as "
             "the complex model", "defined", DEFINED_DATA, 1_296_785,
             "r 0.950 native, 0.969 random (defined)", VAISHNAV_FILES, "MIT", "vaishnav-transformer-defined",
-            "fixture: the authors' code and HDF5 format with random weights (shared/fixtures/vaishnav_transformer)"),
+            "fixture: the authors' code and HDF5 format with random weights (tests/test_zoo_vaishnav.py)"),
         ReleasedModel(
             "legnet-complex", "LegNet (EfficientNetV2-style blocks, low-rank bilinear SE, 18-bin expectation "
             "head), 150 nt with plasmid prefix, forward/reverse average", "complex", COMPLEX_DATA, 1_852_846,
             "r 0.971 native (complex)", LEGNET_FILES, "MIT", "legnet-complex",
-            "fixture: the authors' code and state_dict format with random weights (shared/fixtures/legnet)"),
+            "fixture: the authors' code and state_dict format with random weights (tests/test_zoo_legnet.py)"),
         ReleasedModel(
             "legnet-defined", "LegNet, as legnet-complex", "defined", DEFINED_DATA, None,
             "r 0.964 native (defined)", LEGNET_FILES, "MIT", "legnet-defined",
-            "fixture: the authors' code and state_dict format with random weights (shared/fixtures/legnet)"),
+            "fixture: the authors' code and state_dict format with random weights (tests/test_zoo_legnet.py)"),
         ReleasedModel(
             "crmnet-authors", "CRMnet (Ding et al. 2023): U-Net encoder-decoder with transformer blocks",
             "complex", "Vaishnav et al. 2022 training data (per the CRMnet paper)", 34_165_681,
             "r 0.971 native, 0.987 random (complex); 0.955, 0.973 (defined)",
             "Ding et al. 2023 (CRMnet paper; native set not public)", "see Zenodo record 7375243",
             "crmnet-authors",
-            "fixture: Keras SavedModel and HDF5 models built with the authors' layers (shared/fixtures/keras_crmnet)"),
+            "fixture: Keras SavedModel and HDF5 models built with the authors' layers (tests/test_keras_import.py)"),
     )
 }
 
