@@ -56,6 +56,7 @@ def test_model_learns_and_report_states_the_ceiling(quick):
     text = (quick.out / "report.md").read_text()
     assert f"| Pearson r | {m['pearson_r']:.4f} | {quick.ceiling_r:.4f} |" in text
     assert "scatter.png" in text and "learning_curve.png" in text
+    assert "learned *simulated* promoters" in text and "expression bins" in text  # what the demo is, and its units
 
 
 def test_refuses_an_existing_directory(quick):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import typing
 
 _HELP = {
@@ -220,4 +221,5 @@ def _quickstart(args) -> int:
         raise InputError(_QUICKSTART_FLAGS.get(field, "quickstart"), exc.problem if field in _QUICKSTART_FLAGS
                          else str(exc)) from None
     print(summary.text)
+    print(f"wrote {summary.out}: report.md, metrics.json, scatter.png, learning_curve.png, run/best.ckpt", file=sys.stderr)
     return 0
