@@ -269,6 +269,7 @@ def test_load_errors_name_the_file_and_problem(tmp_path):
     with pytest.raises(InputError, match="not found"):
         load_checkpoint(tmp_path / "missing.pt")
 
+
     good = tmp_path / "good.pt"
     save_checkpoint(good, build_model("crmnet-tiny"))
     payload = torch.load(good, weights_only=True)
@@ -298,6 +299,24 @@ def test_load_errors_name_the_file_and_problem(tmp_path):
     with pytest.raises(InputError, match="invalid encoding"):
         load_checkpoint(variant("encoding.pt", encoding={**payload["encoding"], "pad": "middle"}))
     assert read_checkpoint(good)["model"] == "crmnet-tiny"
+
+
+class _RunsCode:
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {_RunsCode.target}",)
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unrun(tmp_path):
+    _RunsCode.target = tmp_path / "ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"state_dict": _RunsCode()}, evil)
+    with pytest.raises(InputError) as info:
+        load_checkpoint(evil)
+    assert "Python objects other than tensors" in str(info.value) and "weights_only=False" not in str(info.value)
+    assert "\n" not in str(info.value) and not _RunsCode.target.exists()
+
 
 
 def test_cli_models_lists_every_model(capsys):

@@ -24,6 +24,8 @@ file. Files are read with ``torch.load(weights_only=True)``: a checkpoint cannot
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
 from typing import Any
 
 import torch
@@ -91,10 +93,16 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not os.path.isfile(src):
         raise InputError(src, "checkpoint file not found")
     try:
-        payload = torch.load(src, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(src, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        # torch's own text goes on to suggest weights_only=False, which would run code from the file.
+        raise InputError(src, "not a crmnet checkpoint: it holds Python objects other than tensors and plain "
+                              "types, which crmnet never unpickles") from None
     except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on foreign files; all mean one thing here
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(src, f"not a crmnet checkpoint (torch.load failed: {first})") from None
+        raise InputError(src, f"not a crmnet checkpoint (not a file torch can read: {first})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(src, f"not a crmnet checkpoint (no format {FORMAT!r} marker)")
     if payload.get("format_version") != FORMAT_VERSION:
