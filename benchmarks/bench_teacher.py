@@ -135,7 +135,7 @@ def shuffled(attr, seed: int):
 
 def interpretation(student, teacher, test, truth, args, clock: Clock) -> dict:
     from crmnet.interpret.attribution import AttributionConfig, attribute
-    from crmnet.interpret.teacher_score import score_against_teacher
+    from crmnet.interpret.teacher_score import METRICS, score_against_teacher
 
     seqs = test.sequences[: args.ism_n]
     maps = {}
@@ -150,12 +150,10 @@ def interpretation(student, teacher, test, truth, args, clock: Clock) -> dict:
     results = {name: score_against_teacher(m, truth, k=args.k).summary() for name, m in maps.items()}
     print(f"\n## Attributions vs the teacher's ISM ({args.ism_n} test sequences, 80-nt variable region, "
           f"k = {args.k}; per-sequence mean)\n"
-          "| map | r observed | ρ observed | r magnitude | ρ magnitude | r substitutions | top-k overlap "
-          "| top-k AUROC | top-k sign agreement |\n|---|---|---|---|---|---|---|---|---|")
+          "| map | r displayed | r observed | ρ observed | r magnitude | ρ magnitude | r substitutions | top-k overlap "
+          "| top-k AUROC | top-k sign agreement |\n|---|---|---|---|---|---|---|---|---|---|")
     for name, s in results.items():
-        cells = " | ".join(f"{s[m]['mean']:.3f}" for m in (
-            "pearson_observed", "spearman_observed", "pearson_magnitude", "spearman_magnitude",
-            "pearson_substitutions", "topk_overlap", "topk_auroc", "topk_sign_agreement"))
+        cells = " | ".join(f"{s[m]['mean']:.3f}" for m in METRICS)
         print(f"| {name} | {cells} |")
     print(f"(top-k overlap by chance: {results[name]['chance_topk_overlap']:.3f})")
     return results

@@ -18,7 +18,9 @@ all methods are compared on the same footing. Two per-position importances follo
 * ``magnitude``: ``mean |D[b, j]|`` over the three substitutions, how much mutating position ``j`` matters.
 
 Per sequence, over the positions both maps saw inside the variable region, :func:`score_against_teacher`
-reports the Pearson and Spearman correlation of each importance, the Pearson correlation of the full
+reports the Pearson and Spearman correlation of each importance, the Pearson correlation of the student's
+map as displayed (``per_position``, the observed base's uncentred score: the paper's input × gradient) with
+the teacher's ``observed`` importance, the Pearson correlation of the full
 substitution map (3 substitutions × positions, which also asks *which* base matters), the overlap of the
 ``k`` most important positions, the AUROC with which the student's magnitude ranks the teacher's top ``k``
 positions above the rest, and the sign agreement at the teacher's top ``k`` positions. A student identical
@@ -37,8 +39,8 @@ from crmnet.data.construct import FLANKS, variable_region
 from crmnet.errors import InputError
 from crmnet.interpret.attribution import Attributions
 
-METRICS = ("pearson_observed", "spearman_observed", "pearson_magnitude", "spearman_magnitude",
-           "pearson_substitutions", "topk_overlap", "topk_auroc", "topk_sign_agreement")
+METRICS = ("pearson_displayed", "pearson_observed", "spearman_observed", "pearson_magnitude",
+           "spearman_magnitude", "pearson_substitutions", "topk_overlap", "topk_auroc", "topk_sign_agreement")
 
 
 def substitution_effects(attr: Attributions) -> np.ndarray:
@@ -212,6 +214,7 @@ def score_against_teacher(student: Attributions, teacher: Attributions, k: int =
     with np.errstate(invalid="ignore", divide="ignore"):
         sign = (nonzero & (np.sign(s_obs) == np.sign(t_obs))).sum(axis=1) / nonzero.sum(axis=1)
     values = {
+        "pearson_displayed": masked_pearson(student.per_position.astype(np.float64), t_obs, region),
         "pearson_observed": masked_pearson(s_obs, t_obs, region),
         "spearman_observed": masked_pearson(_masked_ranks(s_obs, region), _masked_ranks(t_obs, region), region),
         "pearson_magnitude": masked_pearson(s_mag, t_mag, region),
