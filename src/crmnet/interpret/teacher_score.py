@@ -20,12 +20,12 @@ all methods are compared on the same footing. Two per-position importances follo
 Per sequence, over the positions both maps saw inside the variable region, :func:`score_against_teacher`
 reports the Pearson and Spearman correlation of each importance, the Pearson correlation of the student's
 map as displayed (``per_position``, the observed base's uncentred score: the paper's input × gradient) with
-the teacher's ``observed`` importance, the Pearson correlation of the full
-substitution map (3 substitutions × positions, which also asks *which* base matters), the overlap of the
-``k`` most important positions, the AUROC with which the student's magnitude ranks the teacher's top ``k``
+the teacher's ``observed`` importance, the Pearson correlation of the full substitution map
+(3 substitutions × positions, which also asks *which* base matters), the overlap of the ``k`` most
+important positions, the AUROC with which the student's magnitude ranks the teacher's top ``k``
 positions above the rest, and the sign agreement at the teacher's top ``k`` positions. A student identical
-to the teacher scores 1 on all of them; a map unrelated to the teacher's scores ≈0 correlation, AUROC ≈0.5,
-overlap ≈ k / positions and sign agreement ≈0.5.
+to the teacher (a centred map, as ISM is) scores 1 on all of them; a map unrelated to the teacher's scores
+≈0 correlation, AUROC ≈0.5, overlap ≈ k / positions and sign agreement ≈0.5.
 """
 
 from __future__ import annotations
