@@ -11,11 +11,12 @@ recover the teacher's own ISM (issue 17, item 2).
    beside the noise ceiling (noise-free vs labels).
 4. Interpretation (:func:`crmnet.interpret.teacher_score.score_against_teacher`): the student's saliency,
    ISM and DeepLIFT/SHAP maps of the ``--ism-n`` sequences against the teacher's ISM; for reference the
-   teacher's own saliency (what the method loses with a perfect model) and the teacher's ISM shuffled
-   across positions within each sequence (chance).
+   teacher's own saliency (what saliency loses with a perfect student), a random map (chance) and the
+   teacher's ISM with its four-base columns shuffled across positions (its base preferences alone).
 
 Prints Markdown tables with wall and CPU seconds per stage; writes ``results.json`` and all data to
-``--out``. Example (about 10 CPU minutes on a shared 2-core machine):
+``--out``. Example (defaults: 4.6 CPU minutes, 10 wall minutes on a loaded 2-core machine; student
+test r 0.91 against the teacher's noise-free values):
     PYTHONPATH=src .venv/bin/python benchmarks/bench_teacher.py --out /tmp/bench_teacher
 """
 
@@ -143,7 +144,8 @@ def interpretation(student, teacher, test, truth, args, clock: Clock) -> dict:
         with clock.stage(f"student {method}"):
             maps[f"student {method}"] = attribute(student, seqs, AttributionConfig(method=method))
     with clock.stage("teacher saliency"):
-        maps["teacher saliency (method ceiling)"] = attribute(teacher, seqs, AttributionConfig(method="saliency"))
+        maps["teacher saliency (saliency of a perfect student)"] = attribute(
+            teacher, seqs, AttributionConfig(method="saliency"))
     maps["random map (chance)"] = random_map(truth, args.seed)
     maps["teacher ISM, positions shuffled (base preference only)"] = shuffled(truth, args.seed)
     maps["teacher ISM (identity)"] = truth
