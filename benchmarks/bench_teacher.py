@@ -15,7 +15,7 @@ recover the teacher's own ISM (issue 17, item 2).
    teacher's ISM with its four-base columns shuffled across positions (its base preferences alone).
 
 Prints Markdown tables with wall and CPU seconds per stage; writes ``results.json`` and all data to
-``--out``. Example (defaults: 4.6 CPU minutes, 10 wall minutes on a loaded 2-core machine; student
+``--out``. Example (defaults: 4–4.6 CPU minutes, 4.4–10 wall minutes on a shared 2-core machine; student
 test r 0.91 against the teacher's noise-free values):
     PYTHONPATH=src .venv/bin/python benchmarks/bench_teacher.py --out /tmp/bench_teacher
 """
