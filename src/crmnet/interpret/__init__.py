@@ -9,6 +9,8 @@ Modules, in import order (each imports only those above it):
 * :mod:`~crmnet.interpret.enrichment` — Figure 5F (sequence-level, paired) and 5G statistics;
 * :mod:`~crmnet.interpret.scoring` — ground truth: planted-site attribution (ratio, AUROC), strict and
   lenient motif recovery, per class;
+* :mod:`~crmnet.interpret.teacher_score` — ground truth in teacher mode: a student's map against the
+  teacher's ISM (per-sequence correlation, top-k overlap and AUROC, sign agreement);
 * :mod:`~crmnet.interpret.kmers` — k-mer and gapped k-mer enrichment, mHG k-mers, merging into motifs;
 * :mod:`~crmnet.interpret.denovo` — TF-MoDISco and the discovery pipeline (``crmnet motifs``);
 * :mod:`~crmnet.interpret.figure5` — the Figure 5 pipeline (``crmnet interpret``).
