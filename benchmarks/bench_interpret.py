@@ -42,7 +42,8 @@ def train_model(out: Path, n_train: int, n_test: int) -> tuple[Path, Path, dict]
     from crmnet.workflows.quickstart import QuickstartConfig, run_quickstart
 
     t = time.perf_counter()
-    summary = run_quickstart(QuickstartConfig(n=n_train, n_test=n_test, progress=False), out, overwrite=True)
+    train = QuickstartConfig().train.replace(progress=False)
+    summary = run_quickstart(QuickstartConfig(n=n_train, n_test=n_test, train=train), out, overwrite=True)
     m = summary.metrics["simulated_test"]
     fit = {"train_seconds": time.perf_counter() - t, "test_r": m["pearson_r"], "ceiling_r": summary.ceiling_r}
     print(f"quickstart model trained in {fit['train_seconds']:.0f} s: simulated test r = {fit['test_r']:.3f} "

@@ -10,7 +10,8 @@ load works as a teacher, e.g. a model imported from the authors' Keras files.
 The ground truth for interpretation is the teacher's own in-silico saturation mutagenesis
 (:func:`crmnet.interpret.attribution.attribute` with ``method="ism"``), stored for the first ``truth_ism``
 sequences as an :class:`~crmnet.interpret.attribution.Attributions` file: a student's attributions of the
-same sequences can be scored against it.
+same sequences are scored against it by :func:`crmnet.interpret.teacher_score.score_against_teacher`
+(`benchmarks/bench_teacher.py` runs the whole teacher → student → attribution benchmark).
 
 This module sits in ``workflows`` because it needs models, prediction and attribution, all later layers
 than ``data``.
