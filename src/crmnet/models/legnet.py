@@ -144,9 +144,13 @@ class CPBilinear(nn.Module):
     """Low-rank bilinear map: x (B, n) → y (B, out), y_c = Σ_ab x_a x_b W[a, b, c] + bias_c.
 
     W (n, n, out) is held as a rank-R CP decomposition, W[a, b, c] = Σ_r weights_r f0[a, r] f1[b, r]
-    f2[c, r] (tensorly-torch's ``TRL`` over the outer product x xᵀ, as LegNet's ``Bilinear``), and never
-    built: y = ((x f0) ⊙ (x f1) ⊙ weights) f2ᵀ + bias. R = :func:`cp_rank` of (n, n, out) at
-    ``rank_fraction``. Initialisation as LegNet's: the CP tensor ``normal_(std=0.00075)`` of
+    f2[c, r] (tensorly-torch's ``TRL`` over the outer product x xᵀ, as LegNet's ``Bilinear``). The
+    forward pass is tensorly's float32 operations in tensorly's order, so that the released models'
+    outputs are reproduced bit for bit rather than to float32 noise (the cheaper factored form
+    ((x f0) ⊙ (x f1) ⊙ weights) f2ᵀ rounds differently, by 6e-8, which the network amplifies to 1e-5):
+    W is built as its mode-0 unfolding (f0 ⊙ weights) · khatri_rao(f1, f2)ᵀ, and y = vec(x xᵀ) ·
+    W.reshape(n², out) + bias. R = :func:`cp_rank` of (n, n, out) at ``rank_fraction``.
+    Initialisation as LegNet's: the CP tensor ``normal_(std=0.00075)`` of
     tensorly-torch (weights 1, factors N(0, (0.00075 / √R)^(1/3))); bias zero (tensorly-torch leaves it
     uninitialised).
     """
@@ -161,8 +165,15 @@ class CPBilinear(nn.Module):
         self.factor_2 = nn.Parameter(torch.randn(out, rank) * sd)
         self.bias = nn.Parameter(torch.zeros(out))
 
+    def weight(self) -> torch.Tensor:
+        """The full CP tensor W as a (n², out) matrix, rows (a, b) in C order."""
+        n, rank = self.factor_0.shape
+        khatri_rao = (self.factor_1[:, None, :] * self.factor_2[None, :, :]).reshape(-1, rank)  # (n·out, R)
+        return ((self.factor_0 * self.weights) @ khatri_rao.T).reshape(n * n, -1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear((x @ self.factor_0) * (x @ self.factor_1) * self.weights, self.factor_2, self.bias)
+        outer = x.unsqueeze(-1) @ x.unsqueeze(-2)  # (B, n, n)
+        return outer.reshape(len(x), -1) @ self.weight() + self.bias
 
 
 class BilinearSqueezeExcite(nn.Module):
@@ -258,11 +269,12 @@ class LegNet(nn.Module):
     ) -> torch.Tensor:
         """x: (B, 4, L) one-hot; reverse, singleton: (B,) flags or scalars → (B, bins) logits."""
         h = self.blocks(self.stem(self.inputs(x, reverse, singleton)))
-        return self.mapper(h).mean(dim=-1)
+        # the authors' pooling and expectation ops (not mean / a dot product): the same float32 rounding
+        return F.adaptive_avg_pool1d(self.mapper(h), 1).squeeze(-1)
 
     def expected_bin(self, logits: torch.Tensor) -> torch.Tensor:
         """(B, bins) → (B,) Σ p_k · k."""
-        return logits.softmax(dim=-1) @ self.bin_values
+        return (logits.softmax(dim=-1) * self.bin_values).sum(dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pred = self.expected_bin(self.logits(x))
