@@ -22,9 +22,11 @@ from crmnet.version import __version__
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with the CLI's error contract: a bad option is one line, ``crmnet COMMAND: error: ...``
-    with exit status 2 (argparse would print the usage lines first; ``--help`` still shows them).
-    Sub-command parsers are of the same class."""
+    """argparse with the CLI's error contract.
+
+    A bad option is one line, ``crmnet COMMAND: error: ...`` with exit status 2 (argparse would print the
+    usage lines first; ``--help`` still shows them). Sub-command parsers are of the same class.
+    """
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")

@@ -18,8 +18,10 @@ def register(subparsers) -> None:
 
 
 def model_table() -> list[dict]:
-    """One row per registered model: name, params, buffers (the saved batch-norm statistics), flops, input,
-    description."""
+    """One row per registered model.
+
+    Name, params, buffers (the saved batch-norm statistics), flops, input, description.
+    """
     import torch
 
     from crmnet.models import MODELS, build_model, count_parameters, flops_per_sample

@@ -49,7 +49,7 @@ _HELP = {
 
 
 def _flag_type(kind):
-    """argparse type for a TrainConfig field annotation (``int | None`` → int)."""
+    """The argparse type for a TrainConfig field annotation (``int | None`` → int)."""
     args = [a for a in typing.get_args(kind) if a is not type(None)]
     if args:
         kind = args[0]

@@ -49,8 +49,11 @@ INVALID_HINT = "pass --invalid N to map them to N"
 
 
 def invalid_character_error(source, char: str, position: int, line: int | None) -> InputError:
-    """The one error for a character outside ACGTN: names it, its 1-based ``position`` in the sequence and
-    the ``--invalid N`` flag that maps such characters to N."""
+    """The one error for a character outside ACGTN.
+
+    Names it, its 1-based ``position`` in the sequence and the ``--invalid N`` flag that maps such characters
+    to N.
+    """
     return InputError(source, f"invalid character {char!r} at position {position} of the sequence (allowed: A, C, "
                               f"G, T, N in either case; {INVALID_HINT})", line=line)
 

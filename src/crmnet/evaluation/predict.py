@@ -70,8 +70,10 @@ class EncodingStats:
         self.mapped_to_n += mapped
 
     def message(self, enc: Encoding) -> str:
-        """One paragraph saying how the sequences were fitted to the model's input: information, not a
-        warning (padding 110-nt promoters to CRMnet's 112 nt is the normal case)."""
+        """One paragraph saying how the sequences were fitted to the model's input.
+
+        Information, not a warning (padding 110-nt promoters to CRMnet's 112 nt is the normal case).
+        """
         body = enc.body_length
         kept = "first" if enc.truncate == "end" else "last"
         parts = [f"note: {self.n:,} sequences encoded for the model's input of {body} nt"]
@@ -210,9 +212,12 @@ def predict_at_lines(model, sequences: Sequence[str], lines: Sequence[int], *, b
                      device=None, invalid: InvalidPolicy = "error", source: str | None = None,
                      stats: EncodingStats | None = None, on_batch: Callable[[int], None] | None = None
                      ) -> np.ndarray:
-    """:func:`predict` for sequences read from ``source``; an invalid character is reported at its
-    input line ``lines[i]`` (1-based), wherever the sequence sat in the file. A non-finite prediction
-    (NaN weights) is an InputError naming the first such line: nothing non-finite is written or scored."""
+    """:func:`predict` for sequences read from ``source``.
+
+    An invalid character is reported at its input line ``lines[i]`` (1-based), wherever the sequence sat in
+    the file. A non-finite prediction (NaN weights) is an InputError naming the first such line: nothing
+    non-finite is written or scored.
+    """
     try:
         preds = predict(model, sequences, batch_size, device, invalid=invalid, source=source, first_line=0,
                         stats=stats, on_batch=on_batch)

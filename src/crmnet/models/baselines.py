@@ -58,10 +58,12 @@ def flatten_channels_last(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class VaishnavTransformerConfig(PeerConfig):
-    """motif_filters/motif_width: the strand-shared motif scan; coop_filters/coop_width: the 2-D
-    "cooperativity" conv over the two strands and the conv after it; heads × head_dim attention on
-    coop_filters features with ff_dim feed-forward; transformer_layers blocks; lstm_units per direction;
-    dense_units of the head; dropout after attention, feed-forward and the LSTM."""
+    """motif_filters/motif_width: the strand-shared motif scan.
+
+    Coop_filters/coop_width: the 2-D "cooperativity" conv over the two strands and the conv after it; heads ×
+    head_dim attention on coop_filters features with ff_dim feed-forward; transformer_layers blocks;
+    lstm_units per direction; dense_units of the head; dropout after attention, feed-forward and the LSTM.
+    """
 
     motif_filters: int = 256
     motif_width: int = 30
@@ -143,8 +145,10 @@ class VaishnavTransformer(nn.Module):
 
 @dataclass
 class VaishnavCNNConfig(PeerConfig):
-    """filters/width of the per-strand first conv; pointwise_filters of the following 1×1 convs;
-    dense_units with dense_dropout after each."""
+    """filters/width of the per-strand first conv.
+
+    Pointwise_filters of the following 1×1 convs; dense_units with dense_dropout after each.
+    """
 
     filters: int = 256
     width: int = 30

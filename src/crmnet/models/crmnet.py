@@ -293,8 +293,10 @@ class CRMnet(nn.Module):
 
 
 def unet_features(net, x: torch.Tensor) -> torch.Tensor:
-    """The U-Net path of a CRMnet-shaped module: encoder (keeping skips), the transformer bottleneck when
-    there is one, decoder (joined with the skips, deepest first) and the convolutional head.
+    """The U-Net path of a CRMnet-shaped module.
+
+    Encoder (keeping skips), the transformer bottleneck when there is one, decoder (joined with the skips,
+    deepest first) and the convolutional head.
 
     Parameters
     ----------

@@ -177,9 +177,12 @@ def _bn(channels: int) -> nn.BatchNorm1d:
 
 @dataclass
 class DeepATTKerasConfig(VaishnavKerasConfig):
-    """The released DeepATT: Conv1D ``filters`` × ``width`` (valid, ReLU) → max-pool ``pool`` → BiLSTM
+    """The released DeepATT (Keras layout).
+
+    The released DeepATT: Conv1D ``filters`` × ``width`` (valid, ReLU) → max-pool ``pool`` → BiLSTM
     ``lstm_units`` per direction → keras-multi-head attention with ``heads`` heads over the 2 · lstm_units
-    features → Dense ``dense_units`` (ReLU) → Dense 1; ``dropout`` after the pool and the attention."""
+    features → Dense ``dense_units`` (ReLU) → Dense 1; ``dropout`` after the pool and the attention.
+    """
 
     filters: int = 256
     width: int = 30
@@ -230,11 +233,13 @@ class DeepATTKeras(nn.Module):
 
 @dataclass
 class VaishnavTransformerKerasConfig(VaishnavKerasConfig):
-    """The released transformer (Glu/SC_Ura ``model_params.pkl``): a reverse-complement motif scan of
-    ``motif_filters`` × ``motif_width``, the cooperativity Conv2D and a Conv1D of ``coop_filters`` ×
-    ``coop_width``, ``transformer_layers`` blocks of ``heads``-head attention and a ``ff_dim``
-    feed-forward, a BiLSTM of ``lstm_units``, Dense ``dense_units``; ``dropout`` where the authors had it;
-    ``layernorm_eps`` and ``softmax_eps`` as their custom layers."""
+    """The released transformer (Glu/SC_Ura ``model_params.pkl``).
+
+    A reverse-complement motif scan of ``motif_filters`` × ``motif_width``, the cooperativity Conv2D and a
+    Conv1D of ``coop_filters`` × ``coop_width``, ``transformer_layers`` blocks of ``heads``-head attention and
+    a ``ff_dim`` feed-forward, a BiLSTM of ``lstm_units``, Dense ``dense_units``; ``dropout`` where the
+    authors had it; ``layernorm_eps`` and ``softmax_eps`` as their custom layers.
+    """
 
     motif_filters: int = 256
     motif_width: int = 30

@@ -28,8 +28,11 @@ class TooLarge(Exception):
 
 
 class BodyLimit:
-    """ASGI middleware: a request whose body is over ``limit`` bytes raises :class:`TooLarge` when read
-    (at once when its Content-Length says so), which the app answers with a 413 page."""
+    """ASGI middleware limiting the size of a request body.
+
+    ASGI middleware: a request whose body is over ``limit`` bytes raises :class:`TooLarge` when read
+    (at once when its Content-Length says so), which the app answers with a 413 page.
+    """
 
     def __init__(self, app, limit: int):
         self.app = app

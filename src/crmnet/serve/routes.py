@@ -48,9 +48,11 @@ def _sequences(request, values: dict, upload, filename, max_sequences: int, inva
 
 
 async def _form_page(request, name: str, title: str, make):
-    """GET shows the form ``name``.html; POST reads it and queues ``make(values, upload, filename, limits)``
-    (which checks the input and returns the job function); a form that cannot be read, or a user error
-    in it, is shown in the page itself."""
+    """GET shows the form ``name``.html.
+
+    POST reads it and queues ``make(values, upload, filename, limits)`` (which checks the input and returns
+    the job function); a form that cannot be read, or a user error in it, is shown in the page itself.
+    """
     template = f"{name}.html"
     if request.method == "GET":
         return page(request, template)

@@ -1,6 +1,9 @@
-"""Processes: who this process is (torchrun, SLURM or a local spawn), its device, the process group, and
+"""Processes for data-parallel training.
+
+Processes: who this process is (torchrun, SLURM or a local spawn), its device, the process group, and
 DistributedDataParallel. The :class:`~crmnet.data.loader.BatchLoader` shards the data itself (no
-DistributedSampler)."""
+DistributedSampler).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from crmnet.errors import CrmnetError
 
 @dataclass(frozen=True)
 class Dist:
-    """This process's place among the data-parallel processes."""
+    """The place of this process among the data-parallel processes."""
 
     rank: int = 0
     local_rank: int = 0

@@ -72,7 +72,7 @@ def save_state(path: Path, *, model, optimizer, scaler, progress: Progress, rank
 
 
 def rank_state(device, loader, epoch_done: bool) -> dict:
-    """This rank's RNG states and loader position (empty at an epoch's end: the next epoch starts afresh)."""
+    """The RNG states and loader position of this rank (empty at an epoch's end: the next epoch starts afresh)."""
     import torch
 
     rng = {"torch": torch.get_rng_state()}
