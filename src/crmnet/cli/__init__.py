@@ -33,6 +33,13 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``crmnet`` argument parser, with every ``crmnet.cli`` module's subcommands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; each subcommand sets ``func``, the function that runs it.
+    """
     parser = Parser(
         prog="crmnet",
         description="CRMnet and its peers: predict yeast promoter expression from sequence.",
@@ -70,6 +77,18 @@ def user_error_message(exc: BaseException) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``crmnet`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after the program name; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    int
+        The exit status: the subcommand's, 2 for a user error (one line on stderr), 130 when interrupted.
+    """
     try:
         args = build_parser().parse_args(argv)  # inside: Ctrl-C while the subcommands import is an interrupt too
         return int(args.func(args) or 0)

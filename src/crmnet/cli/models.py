@@ -6,6 +6,13 @@ import argparse
 
 
 def register(subparsers) -> None:
+    """Add the ``models`` subcommand to the CLI.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
+    """
     p = subparsers.add_parser(
         "models",
         help="list the registered models (parameters, BN stats, FLOPs per sample)",

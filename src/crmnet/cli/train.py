@@ -67,6 +67,13 @@ def _parse_set(text: str) -> tuple[str, object]:
 
 
 def register(subparsers) -> None:
+    """Add the ``train`` and ``quickstart`` subcommands to the CLI.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
+    """
     from dataclasses import MISSING, fields
 
     from crmnet.training.config import CHOICES, TrainConfig
