@@ -91,7 +91,7 @@ class ModelPredictor:
         self.value_range = tuple(float(v) for v in value_range)
 
     def __call__(self, codes, lengths) -> np.ndarray:
-        """Predict from codes (B, W) uint8 and lengths (B,) (numpy or torch, any device) → predictions (B,) float32."""
+        """Predict codes (B, W) uint8 with lengths (B,) (numpy or torch, any device) → (B,) float32."""
         import torch
 
         from crmnet.data.encoding import onehot, relayout

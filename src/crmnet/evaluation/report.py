@@ -290,6 +290,22 @@ def _inline_html(text: str) -> str:
 
 
 def render_html(blocks: list[tuple], title: str) -> str:
+    """The report as a standalone HTML page.
+
+    Parameters
+    ----------
+    blocks : list of tuple
+        The report's content in order: ``("h", level, text)``, ``("p", text)`` (with ``**bold**`` and
+        backtick ``code`` marks), ``("img", stem, caption)`` (``stem``.png shown, ``stem``.pdf linked) and
+        ``("table", header, rows)``.
+    title : str
+        The page title.
+
+    Returns
+    -------
+    str
+        The HTML document.
+    """
     body = []
     for kind, *rest in blocks:
         if kind == "h":

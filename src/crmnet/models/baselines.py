@@ -60,7 +60,7 @@ def flatten_channels_last(x: torch.Tensor) -> torch.Tensor:
 class VaishnavTransformerConfig(PeerConfig):
     """motif_filters/motif_width: the strand-shared motif scan.
 
-    Coop_filters/coop_width: the 2-D "cooperativity" conv over the two strands and the conv after it; heads ×
+    coop_filters/coop_width: the 2-D "cooperativity" conv over the two strands and the conv after it; heads ×
     head_dim attention on coop_filters features with ff_dim feed-forward; transformer_layers blocks;
     lstm_units per direction; dense_units of the head; dropout after attention, feed-forward and the LSTM.
     """
@@ -147,7 +147,7 @@ class VaishnavTransformer(nn.Module):
 class VaishnavCNNConfig(PeerConfig):
     """filters/width of the per-strand first conv.
 
-    Pointwise_filters of the following 1×1 convs; dense_units with dense_dropout after each.
+    pointwise_filters of the following 1×1 convs; dense_units with dense_dropout after each.
     """
 
     filters: int = 256
@@ -188,6 +188,13 @@ class VaishnavCNN(nn.Module):
 
 @dataclass
 class DeepSEAConfig(PeerConfig):
+    """Hyper-parameters of :class:`DeepSEA`.
+
+    ``filters``: output channels of each conv layer ('same' padding, width ``width``), ``pool``: the
+    max-pool after the first two, ``dropout``: one rate per conv layer, ``dense_units``: the hidden Dense
+    layers (ReLU).
+    """
+
     filters: tuple[int, ...] = (320, 480, 960)
     width: int = 8
     pool: int = 2
@@ -232,6 +239,13 @@ class DeepSEA(nn.Module):
 
 @dataclass
 class DanQConfig(PeerConfig):
+    """Hyper-parameters of :class:`DanQ`.
+
+    ``filters`` × ``width``: the valid conv, ``pool``: its max-pool, ``lstm_units``: the BiLSTM per
+    direction, ``conv_dropout``/``lstm_dropout``: after the pool and after the LSTM, ``dense_units``: the
+    hidden Dense layer (ReLU).
+    """
+
     filters: int = 320
     width: int = 26
     pool: int = 13
@@ -273,6 +287,13 @@ class DanQ(nn.Module):
 
 @dataclass
 class DeepATTConfig(PeerConfig):
+    """Hyper-parameters of :class:`DeepATT`.
+
+    ``filters`` × ``width``: the valid conv, ``pool``: its max-pool, ``lstm_units``: the BiLSTM per
+    direction, ``heads``: self-attention heads over its 2 · lstm_units features, ``dropout``: after the pool
+    and after the attention, ``dense_units``: the hidden Dense layers (ReLU).
+    """
+
     filters: int = 256
     width: int = 30
     pool: int = 3

@@ -213,6 +213,16 @@ def _keras_shape(module: nn.Module, name: str, weight: torch.Tensor) -> tuple[in
 
 
 def glorot_uniform_(weight: torch.Tensor, keras_shape: tuple[int, ...]) -> None:
+    """Fill ``weight`` in place from Keras' Glorot-uniform initialiser.
+
+    Parameters
+    ----------
+    weight : torch.Tensor
+        The PyTorch parameter, any shape.
+    keras_shape : tuple of int
+        The same kernel's shape in Keras' layout, from which Keras computes the fans (a Dense kernel is
+        (in, out), a Conv1D kernel (k, in, out)).
+    """
     fan_in, fan_out = _keras_fans(keras_shape)
     limit = math.sqrt(6.0 / (fan_in + fan_out))
     with torch.no_grad():
@@ -220,6 +230,16 @@ def glorot_uniform_(weight: torch.Tensor, keras_shape: tuple[int, ...]) -> None:
 
 
 def he_normal_(weight: torch.Tensor, keras_shape: tuple[int, ...]) -> None:
+    """Fill ``weight`` in place from Keras' He-normal initialiser (truncated normal at 2 sd).
+
+    Parameters
+    ----------
+    weight : torch.Tensor
+        The PyTorch parameter, any shape.
+    keras_shape : tuple of int
+        The same kernel's shape in Keras' layout, from which Keras computes fan-in (a Conv1D kernel is
+        (k, in, out)).
+    """
     fan_in, _ = _keras_fans(keras_shape)
     sd = math.sqrt(2.0 / fan_in) / _TRUNC_NORMAL_SD
     nn.init.trunc_normal_(weight, std=sd, a=-2 * sd, b=2 * sd)

@@ -21,6 +21,22 @@ def page(request, name: str, context: dict | None = None, status: int = 200):
 
 
 def error_page(request, status: int, message: str):
+    """The error page with HTTP ``status`` and ``message``.
+
+    Parameters
+    ----------
+    request : starlette.requests.Request
+        The request that failed.
+    status : int
+        The HTTP status code.
+    message : str
+        What went wrong, shown on the page.
+
+    Returns
+    -------
+    starlette.templating._TemplateResponse
+        The rendered ``error.html``.
+    """
     return page(request, "error.html", {"status": status, "message": message}, status)
 
 

@@ -56,6 +56,13 @@ def is_main_process() -> bool:
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a local process group's rendezvous.
+
+    Returns
+    -------
+    int
+        The port number (the OS picked it; another program could take it before it is used).
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -126,6 +133,13 @@ def wrap_ddp(module, dist: Dist, device):
 
 
 def barrier(dist: Dist) -> None:
+    """Wait until every process reaches this point; does nothing in a single process.
+
+    Parameters
+    ----------
+    dist : Dist
+        This process's place among the data-parallel processes.
+    """
     if dist.distributed:
         import torch.distributed as tdist
 

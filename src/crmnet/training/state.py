@@ -72,7 +72,10 @@ def save_state(path: Path, *, model, optimizer, scaler, progress: Progress, rank
 
 
 def rank_state(device, loader, epoch_done: bool) -> dict:
-    """The RNG states and loader position of this rank (empty at an epoch's end: the next epoch starts afresh)."""
+    """The RNG states and loader position of this rank.
+
+    The loader position is empty at an epoch's end: the next epoch starts afresh.
+    """
     import torch
 
     rng = {"torch": torch.get_rng_state()}

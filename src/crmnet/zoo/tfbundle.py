@@ -481,6 +481,18 @@ def read_keras_metadata(path: str | Path) -> list[KerasObject]:
 
 
 def is_savedmodel(path: str | Path) -> bool:
+    """Whether ``path`` is a TensorFlow SavedModel directory.
+
+    Parameters
+    ----------
+    path : str or Path
+        The path to check.
+
+    Returns
+    -------
+    bool
+        True when it holds ``saved_model.pb`` and ``variables/variables.index``.
+    """
     path = Path(path)
     return (path / "saved_model.pb").is_file() and (path / "variables" / "variables.index").is_file()
 
