@@ -29,6 +29,7 @@ class Parser(argparse.ArgumentParser):
     """
 
     def error(self, message: str):
+        """Print ``message`` on one line (with a pointer to --help) and exit with status 2."""
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 

@@ -108,6 +108,7 @@ class Encoding:
 
     @property
     def n_channels(self) -> int:
+        """Input channels (one per letter of ``channels``)."""
         return len(self.channels)
 
     @property
@@ -116,10 +117,12 @@ class Encoding:
         return self.length - len(self.prefix)
 
     def to_dict(self) -> dict:
+        """The fields as a dict (the inverse of :meth:`from_dict`)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> Encoding:
+        """The encoding from :meth:`to_dict`'s dict; unknown keys are a ValueError."""
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown encoding keys: {sorted(unknown)}")

@@ -141,6 +141,7 @@ class BatchLoader:
 
     # ----- resume ------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Where the loader stands (epoch, batches delivered) and how it is set up, for resuming."""
         return {"epoch": self.epoch, "batches_delivered": self._delivered, "seed": self.seed,
                 "batch_size": self.batch_size, "rows": len(self.rows), "world_size": self.world_size,
                 "rank": self.rank, "shuffle": self.shuffle, "drop_last": self.drop_last}

@@ -87,6 +87,7 @@ class Store:
 
     @property
     def media(self) -> list[str]:
+        """The names of the growth media, in the manifest's order."""
         return list(self.manifest["media"])
 
     def indices(self, split: Literal["train", "val", "all"] = "train") -> np.ndarray:

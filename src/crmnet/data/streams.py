@@ -186,6 +186,7 @@ class LineChunk:
 
     @property
     def n_lines(self) -> int:
+        """The number of lines (newlines in ``data``), counted once."""
         if self._n_lines is None:
             self._n_lines = int(np.count_nonzero(np.frombuffer(self.data, dtype=np.uint8) == 10))
         return self._n_lines

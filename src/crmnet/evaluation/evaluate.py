@@ -168,6 +168,7 @@ class Joined:
     measured_max_abs_diff: float | None
 
     def info(self) -> dict:
+        """The join's counts for the report: matched rows, unmatched and duplicate prediction rows."""
         return {"matched": self.matched, "unmatched_prediction_rows": self.unmatched,
                 "duplicate_prediction_rows": self.duplicates,
                 "measured_max_abs_diff": self.measured_max_abs_diff}

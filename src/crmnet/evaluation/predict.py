@@ -56,6 +56,7 @@ class EncodingStats:
     padded_lengths: tuple[int, int] | None = None
 
     def add(self, seqs: Sequence[str], enc: Encoding, mapped: int) -> None:
+        """Count the truncated, padded, lowercase and ``mapped`` (to N) sequences among ``seqs``."""
         lengths = np.fromiter((max(len(s) - enc.trim_start, 0) for s in seqs), dtype=np.int64, count=len(seqs))
         self.n += len(seqs)
         self.truncated += int((lengths > enc.body_length).sum())
@@ -116,6 +117,7 @@ class FileProgress:
         self._read = self._base = self._target = self._size = self._in_chunk = 0
 
     def on_raw(self, n: int) -> None:
+        """Record ``n`` more stored bytes read (the reader's callback)."""
         self._read += n
 
     def chunk(self, size: int) -> None:

@@ -48,6 +48,7 @@ class ReportData:
 
     @property
     def tests(self) -> list[str]:
+        """The test sets with results: the standard ones in their order, then the others sorted."""
         seen = {t for row in self.rows.values() for t in row}
         return [t for t in TEST_SETS if t in seen] + sorted(seen - set(TEST_SETS))
 

@@ -92,6 +92,7 @@ class VaishnavTransformerBlock(nn.Module):
         self.ln2 = nn.LayerNorm(e, eps=1e-6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, T, E) → (B, T, E)."""
         x = self.ln1(x + self.drop1(self.attn(x)))
         return self.ln2(x + self.drop2(self.ff(x)))
 
@@ -128,6 +129,7 @@ class VaishnavTransformer(nn.Module):
         keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, 4, 110) one-hot → (B,) predictions."""
         fwd = F.relu(self.bn_fwd(self.motif(x)))
         rev = F.relu(self.bn_rev(self.motif(revcomp_onehot(x, self.encoding))))
         img = torch.stack([fwd, rev], dim=2)  # (B, F, 2, L): the strands as the image's two rows
@@ -179,6 +181,7 @@ class VaishnavCNN(nn.Module):
         keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, 4, 110) one-hot → (B,) predictions."""
         h = torch.cat([self.fwd(x), self.rev(revcomp_onehot(x, self.encoding))], dim=1)
         return self.head(flatten_channels_last(self.merge(h))).squeeze(-1)
 
@@ -234,6 +237,7 @@ class DeepSEA(nn.Module):
         keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, 4, 110) one-hot → (B,) predictions."""
         return self.head(flatten_channels_last(self.features(x))).squeeze(-1)
 
 
@@ -280,6 +284,7 @@ class DanQ(nn.Module):
         keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, 4, 110) one-hot → (B,) predictions."""
         h = self.conv_drop(self.pool(F.relu(self.conv(x))))
         h, _ = self.lstm(h.transpose(1, 2))
         return self.head(self.lstm_drop(h).flatten(1)).squeeze(-1)
@@ -335,6 +340,7 @@ class DeepATT(nn.Module):
         keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, 4, 110) one-hot → (B,) predictions."""
         h = self.conv_drop(self.pool(F.relu(self.conv(x))))
         h, _ = self.lstm(h.transpose(1, 2))
         return self.head(self.attn_drop(self.attn(h)).flatten(1)).squeeze(-1)

@@ -150,6 +150,7 @@ class Exported:
             raise InputError(src, f"not a crmnet ONNX or TorchScript export ({first})") from None
 
     def __call__(self, x) -> np.ndarray:
+        """Predict x (B, C, L) float32 (numpy or torch) → (B,) numpy."""
         x = np.ascontiguousarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, np.float32)
         if self.fmt == "torchscript":
             with torch.no_grad():

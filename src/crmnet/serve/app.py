@@ -39,6 +39,7 @@ class BodyLimit:
         self.limit = limit
 
     async def __call__(self, scope, receive, send):
+        """Pass the request on, with a body reader that raises :class:`TooLarge` over ``limit`` bytes."""
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers", [])).get(b"content-length", b"0")

@@ -26,10 +26,12 @@ class Dist:
 
     @property
     def main(self) -> bool:
+        """Whether this is rank 0, the main process."""
         return self.rank == 0
 
     @property
     def distributed(self) -> bool:
+        """Whether there are several processes."""
         return self.world_size > 1
 
 

@@ -83,6 +83,7 @@ class RunLogs:
             self.tb.flush()
 
     def close(self) -> None:
+        """Close the step log and the TensorBoard writer."""
         if self._steps is not None:
             self._steps.close()
         if self.tb is not None:

@@ -37,11 +37,13 @@ class Progress:
 
     @classmethod
     def from_state(cls, state: dict) -> Progress:
+        """The progress recorded in a loaded ``state.pt``."""
         return cls(epoch=int(state["epoch"]), step=int(state["step"]), history=list(state["history"]),
                    early=dict(state["early"]), stopped_early=bool(state["stopped_early"]),
                    partial=dict(state["partial"]))
 
     def finished(self, max_epochs: int, max_steps: int | None) -> bool:
+        """Whether training is over: stopped early, or ``max_epochs`` or ``max_steps`` reached."""
         return (self.stopped_early or self.epoch >= max_epochs
                 or (max_steps is not None and self.step >= max_steps))
 

@@ -61,6 +61,7 @@ class Weighted:
     roles: dict[str, np.ndarray]
 
     def get(self, role: str, source) -> np.ndarray:
+        """The weight of ``role``; a missing one is an InputError naming ``source``."""
         if role not in self.roles:
             raise InputError(source, f"Keras layer {self.layer.name!r} has no {role!r} weight")
         return self.roles[role]
