@@ -1,5 +1,6 @@
-"""crmnet: CRMnet (Ding et al. 2023) and its peer models in PyTorch, from raw Vaishnav et al. 2022 data
-to predictions, metrics and motifs.
+"""crmnet: CRMnet (Ding et al. 2023) and its peer models in PyTorch.
+
+From raw Vaishnav et al. 2022 data to predictions, metrics and motifs.
 
 The public API is re-exported here and imported lazily, so ``import crmnet`` stays cheap.
 """

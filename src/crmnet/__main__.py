@@ -1,3 +1,5 @@
+"""``python -m crmnet``: the command line (:func:`crmnet.cli.main`)."""
+
 import sys
 
 from crmnet.cli import main

@@ -111,9 +111,11 @@ class Config:
     """Mixin for ``@dataclass`` configs: ``to_dict``, ``from_dict`` (strict), ``replace`` (strict)."""
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict (nested dataclasses as dicts)."""
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
     def to_json(self) -> str:
+        """The fields as indented JSON with sorted keys."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod

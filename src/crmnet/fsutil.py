@@ -128,8 +128,11 @@ def _rename_noreplace(src: Path, dst: Path) -> None:
 
 
 def _install(tmp: Path, path: Path, overwrite: bool) -> None:
-    """Rename the complete ``tmp`` to ``path``; a ``path`` that appeared meanwhile is refused unless
-    ``overwrite``, in which case the old one is moved aside first and removed after."""
+    """Rename the complete ``tmp`` to ``path``.
+
+    A ``path`` that appeared meanwhile is refused unless ``overwrite``, in which case the old one is moved
+    aside first and removed after.
+    """
     old = None
     if overwrite and os.path.lexists(path):
         old = tmp.with_name(tmp.name[: -len(".tmp")] + ".old")
@@ -268,8 +271,11 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False,
 
 @contextlib.contextmanager
 def _undo_on_error(tmp: Path, path: Path) -> Iterator[None]:
-    """On any failure inside: remove the temporary, and turn an operating-system refusal into one
-    :class:`~crmnet.errors.OutputError` naming ``path`` (anything else propagates unchanged)."""
+    """Clean up a failed write.
+
+    On any failure inside: remove the temporary, and turn an operating-system refusal into one
+    :class:`~crmnet.errors.OutputError` naming ``path`` (anything else propagates unchanged).
+    """
     try:
         yield
     except BaseException as exc:
@@ -287,10 +293,10 @@ def write_text_atomic(path: str | os.PathLike, text: str, overwrite: bool = True
 
 
 def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
-    """Hex digest of a file's bytes, read in 8 MiB blocks.
+    r"""Hex digest of a file's bytes, read in 8 MiB blocks.
 
     algorithm: any ``hashlib`` name, or ``"git-blob"``: the id git gives the file's content,
-    ``sha1(b"blob <size>\\0" + content)`` (what GitHub shows for a file at a commit).
+    ``sha1(b"blob <size>\0" + content)`` (what GitHub shows for a file at a commit).
     """
     if algorithm == "git-blob":
         digest = hashlib.sha1(usedforsecurity=False)
@@ -305,8 +311,9 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
 
 def refuse_existing(*paths: str | os.PathLike | None, overwrite: bool = False,
                     inputs: Iterable[str | os.PathLike] = ()) -> None:
-    """Raise OutputExistsError for the first of ``paths`` that exists, unless ``overwrite``; under
-    ``overwrite``, raise unless each existing one may be replaced (:func:`check_replaceable`).
+    """Raise OutputExistsError for the first of ``paths`` that exists, unless ``overwrite``.
+
+    Under ``overwrite``, raise unless each existing one may be replaced (:func:`check_replaceable`).
 
     Commands call it before their work starts, so minutes of work are not lost to an output that the
     atomic writer would refuse at the end.

@@ -22,15 +22,25 @@ from crmnet.version import __version__
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with the CLI's error contract: a bad option is one line, ``crmnet COMMAND: error: ...``
-    with exit status 2 (argparse would print the usage lines first; ``--help`` still shows them).
-    Sub-command parsers are of the same class."""
+    """argparse with the CLI's error contract.
+
+    A bad option is one line, ``crmnet COMMAND: error: ...`` with exit status 2 (argparse would print the
+    usage lines first; ``--help`` still shows them). Sub-command parsers are of the same class.
+    """
 
     def error(self, message: str):
+        """Print ``message`` on one line (with a pointer to --help) and exit with status 2."""
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``crmnet`` argument parser, with every ``crmnet.cli`` module's subcommands.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        The parser; each subcommand sets ``func``, the function that runs it.
+    """
     parser = Parser(
         prog="crmnet",
         description="CRMnet and its peers: predict yeast promoter expression from sequence.",
@@ -68,6 +78,18 @@ def user_error_message(exc: BaseException) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``crmnet`` command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments after the program name; ``sys.argv[1:]`` when None.
+
+    Returns
+    -------
+    int
+        The exit status: the subcommand's, 2 for a user error (one line on stderr), 130 when interrupted.
+    """
     try:
         args = build_parser().parse_args(argv)  # inside: Ctrl-C while the subcommands import is an interrupt too
         return int(args.func(args) or 0)

@@ -26,6 +26,13 @@ def _common(p, several: bool = False) -> None:
 
 
 def register(subparsers) -> None:
+    """Add the ``variants``, ``mutagenesis``, ``evolvability`` and ``evolve`` subcommands to the CLI.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
+    """
     va = subparsers.add_parser(
         "variants", help="predicted effect of variants: delta = prediction(variant) - prediction(reference)",
         description="Read a TSV/CSV with a header holding reference and variant sequences (other columns are "
@@ -113,6 +120,18 @@ def _positive(name: str, value: int) -> None:
 
 
 def run_variants(args: argparse.Namespace) -> int:
+    """Predict the effect of variants: prediction(variant) − prediction(reference).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``crmnet variants``.
+
+    Returns
+    -------
+    int
+        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
+    """
     from crmnet.design.variants import variants_file
     from crmnet.models.checkpoint import load_checkpoint
 
@@ -134,6 +153,18 @@ def run_variants(args: argparse.Namespace) -> int:
 
 
 def run_mutagenesis(args: argparse.Namespace) -> int:
+    """Saturation mutagenesis: predict every single-base mutant of every sequence.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``crmnet mutagenesis``.
+
+    Returns
+    -------
+    int
+        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
+    """
     import time
 
     from crmnet.design.mutagenesis import parse_window
@@ -162,6 +193,18 @@ def run_mutagenesis(args: argparse.Namespace) -> int:
 
 
 def run_evolvability(args: argparse.Namespace) -> int:
+    """Robustness and evolvability vectors (table and figure) from a mutagenesis deltas file.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``crmnet evolvability``.
+
+    Returns
+    -------
+    int
+        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
+    """
     import numpy as np
 
     from crmnet.design.evolvability import Evolvability, evolvability
@@ -199,6 +242,18 @@ def _objective(args):
 
 
 def run_evolve(args: argparse.Namespace) -> int:
+    """Evolve sequences under a model (neutral drift, SSWM or a genetic algorithm).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``crmnet evolve``.
+
+    Returns
+    -------
+    int
+        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
+    """
     from crmnet.data.encoding import without_invalid_hint
     from crmnet.data.readers import read_records
     from crmnet.design.evolve import EvolveConfig, evolve_to_file

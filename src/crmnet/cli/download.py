@@ -6,6 +6,13 @@ import sys
 
 
 def register(subparsers) -> None:
+    """Add the ``download`` subcommand to the CLI.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
+    """
     from crmnet.data.catalogue import SOURCES  # stdlib only: cheap enough for --help
 
     p = subparsers.add_parser(
@@ -35,6 +42,19 @@ def register(subparsers) -> None:
 
 
 def run_download(args) -> int:
+    """Download the training data, test sets, peer predictions or released models.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``crmnet download``.
+
+    Returns
+    -------
+    int
+        The exit status: 0, or 2 when no download is named (the list of names is printed then); other user
+        errors are raised as :class:`~crmnet.errors.CrmnetError`.
+    """
     from crmnet.data.catalogue import SOURCES
     from crmnet.data.download import download
 

@@ -10,6 +10,13 @@ from crmnet.errors import InputError
 
 
 def register(subparsers) -> None:
+    """Add the ``evaluate``, ``predict`` and ``report`` subcommands to the CLI.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
+    """
     _register_evaluate(subparsers)
     _register_predict(subparsers)
     _register_report(subparsers)
@@ -143,6 +150,18 @@ def _check_positive(name: str, value: int) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    """Score a checkpoint, prediction files or the published peers on the test sets.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``crmnet evaluate``.
+
+    Returns
+    -------
+    int
+        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
+    """
     from crmnet.data.readers import Columns
     from crmnet.evaluation.evaluate import EvaluateConfig, run_evaluation, summary_rows
     from crmnet.evaluation.outputs import write_evaluation
@@ -192,6 +211,18 @@ def _print_statistics(ev) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    """Predict expression for the sequences of a FASTA, TSV or CSV file.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``crmnet predict``.
+
+    Returns
+    -------
+    int
+        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
+    """
     from crmnet.evaluation.predict import predict_file
     from crmnet.fsutil import refuse_existing
     from crmnet.models.checkpoint import load_checkpoint
@@ -209,6 +240,18 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    """Write figures 2-4 and a Markdown/HTML summary from evaluation outputs.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``crmnet report``.
+
+    Returns
+    -------
+    int
+        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
+    """
     from crmnet.evaluation.report import build_report
     from crmnet.fsutil import refuse_existing
 

@@ -6,6 +6,13 @@ import argparse
 
 
 def register(subparsers) -> None:
+    """Add the ``import`` subcommand to the CLI.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
+    """
     p = subparsers.add_parser(
         "import",
         aliases=["import-keras"],
@@ -32,6 +39,18 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Import a released model as a crmnet checkpoint (no TensorFlow needed).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``crmnet import``.
+
+    Returns
+    -------
+    int
+        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
+    """
     from pathlib import Path
 
     from crmnet.models.blocks import count_parameters

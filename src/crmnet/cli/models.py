@@ -6,6 +6,13 @@ import argparse
 
 
 def register(subparsers) -> None:
+    """Add the ``models`` subcommand to the CLI.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
+    """
     p = subparsers.add_parser(
         "models",
         help="list the registered models (parameters, BN stats, FLOPs per sample)",
@@ -18,8 +25,10 @@ def register(subparsers) -> None:
 
 
 def model_table() -> list[dict]:
-    """One row per registered model: name, params, buffers (the saved batch-norm statistics), flops, input,
-    description."""
+    """One row per registered model.
+
+    Name, params, buffers (the saved batch-norm statistics), flops, input, description.
+    """
     import torch
 
     from crmnet.models import MODELS, build_model, count_parameters, flops_per_sample

@@ -6,6 +6,13 @@ import argparse
 
 
 def register(subparsers) -> None:
+    """Add the ``prepare`` subcommand to the CLI.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
+    """
     p = subparsers.add_parser(
         "prepare",
         help="convert txt/csv files (plain or gzip) into a memory-mapped training store",
@@ -47,6 +54,18 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Convert txt/csv files (plain or gzip) into a memory-mapped training store.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``crmnet prepare``.
+
+    Returns
+    -------
+    int
+        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
+    """
     import time
 
     from crmnet.data.encoding import Encoding

@@ -6,6 +6,13 @@ import sys
 
 
 def register(subparsers) -> None:
+    """Add the ``serve`` subcommand to the CLI.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
+    """
     p = subparsers.add_parser(
         "serve",
         help="web pages: predict, explain, robustness and evolution in the browser",
@@ -34,6 +41,18 @@ def register(subparsers) -> None:
 
 
 def run_serve(args) -> int:
+    """Serve the web pages (predict, explain, robustness, evolution) until interrupted.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``crmnet serve``.
+
+    Returns
+    -------
+    int
+        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
+    """
     from crmnet.errors import InputError
 
     try:

@@ -18,6 +18,13 @@ PRESETS = ("planted", "calibrated")
 
 
 def register(subparsers) -> None:
+    """Add the ``simulate`` subcommand to the CLI.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
+    """
     p = subparsers.add_parser(
         "simulate",
         help="simulate yeast promoter expression with a known answer (planted motifs, calibrated, or a teacher model)",
@@ -98,6 +105,18 @@ def _outputs(args) -> list[Path]:
 
 
 def run_simulate(args) -> int:
+    """Simulate yeast promoter expression data with a known answer.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed options of ``crmnet simulate``.
+
+    Returns
+    -------
+    int
+        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
+    """
     from crmnet.data.simulate import simulate, write_simulation
     from crmnet.fsutil import refuse_existing
 

@@ -50,7 +50,7 @@ _HELP = {
 
 
 def _flag_type(kind):
-    """argparse type for a TrainConfig field annotation (``int | None`` → int)."""
+    """The argparse type for a TrainConfig field annotation (``int | None`` → int)."""
     args = [a for a in typing.get_args(kind) if a is not type(None)]
     if args:
         kind = args[0]
@@ -68,6 +68,13 @@ def _parse_set(text: str) -> tuple[str, object]:
 
 
 def register(subparsers) -> None:
+    """Add the ``train`` and ``quickstart`` subcommands to the CLI.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
+    """
     from dataclasses import MISSING, fields
 
     from crmnet.training.config import CHOICES, TrainConfig

@@ -6,6 +6,13 @@ import argparse
 
 
 def register(subparsers) -> None:
+    """Add the ``zoo`` subcommand to the CLI.
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
+    """
     p = subparsers.add_parser(
         "zoo",
         help="list the released trained models crmnet can run, with their published metrics and how to get them",

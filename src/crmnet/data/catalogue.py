@@ -1,4 +1,4 @@
-"""The data catalogue: every public file crmnet knows, named once.
+r"""The data catalogue: every public file crmnet knows, named once.
 
 For each file: where it comes from (a GitHub repository pinned to a full commit hash, or a Zenodo record),
 how it is verified (sha256, md5 from Zenodo's records API, or the git blob id), where it lies under a data
@@ -11,7 +11,7 @@ training measurements (:func:`catalogued`).
 Checksums:
 
 * ``sha256``: the file's sha256 (for the data files: that of the copies in the shared data directory).
-* ``git-blob``: the id git gives the file, ``sha1(b"blob <size>\\0" + content)`` — what GitHub shows for a
+* ``git-blob``: the id git gives the file, ``sha1(b"blob <size>\0" + content)`` — what GitHub shows for a
   file at a commit, so a released file is pinned without anyone having to download it first.
 * Zenodo files: the ``md5:`` checksum its records API lists.
 

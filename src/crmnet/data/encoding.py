@@ -49,8 +49,11 @@ INVALID_HINT = "pass --invalid N to map them to N"
 
 
 def invalid_character_error(source, char: str, position: int, line: int | None) -> InputError:
-    """The one error for a character outside ACGTN: names it, its 1-based ``position`` in the sequence and
-    the ``--invalid N`` flag that maps such characters to N."""
+    """The one error for a character outside ACGTN.
+
+    Names it, its 1-based ``position`` in the sequence and the ``--invalid N`` flag that maps such characters
+    to N.
+    """
     return InputError(source, f"invalid character {char!r} at position {position} of the sequence (allowed: A, C, "
                               f"G, T, N in either case; {INVALID_HINT})", line=line)
 
@@ -105,6 +108,7 @@ class Encoding:
 
     @property
     def n_channels(self) -> int:
+        """Input channels (one per letter of ``channels``)."""
         return len(self.channels)
 
     @property
@@ -113,10 +117,12 @@ class Encoding:
         return self.length - len(self.prefix)
 
     def to_dict(self) -> dict:
+        """The fields as a dict (the inverse of :meth:`from_dict`)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> Encoding:
+        """The encoding from :meth:`to_dict`'s dict; unknown keys are a ValueError."""
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown encoding keys: {sorted(unknown)}")

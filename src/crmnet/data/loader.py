@@ -1,6 +1,8 @@
-"""Batch-level sampling from a store: whole batches are gathered from the memory-mapped arrays with one
-fancy index each (no per-sample Python work), moved to the device as uint8 codes, and re-laid out and
-one-hot encoded there in the model's :class:`~crmnet.data.encoding.Encoding`.
+"""Batch-level sampling from a store.
+
+Whole batches are gathered from the memory-mapped arrays with one fancy index each (no per-sample Python
+work), moved to the device as uint8 codes, and re-laid out and one-hot encoded there in the model's
+:class:`~crmnet.data.encoding.Encoding`.
 
 Order. Each epoch is a permutation of the chosen rows drawn from ``numpy.random.default_rng([seed,
 epoch])`` (the identity when ``shuffle=False``), so it is reproducible from the seed and different every
@@ -39,8 +41,11 @@ from crmnet.data.streams import background
 
 
 class CodeBatch(NamedTuple):
-    """One batch on the host, in delivery order. index: (B,) int64 store rows; codes: (B, W) uint8 in
-    the store's layout; lengths: (B,) true lengths; targets: (B,) float32."""
+    """One batch on the host, in delivery order.
+
+    index: (B,) int64 store rows; codes: (B, W) uint8 in the store's layout; lengths: (B,) true lengths;
+    targets: (B,) float32.
+    """
 
     index: np.ndarray
     codes: np.ndarray
@@ -136,6 +141,7 @@ class BatchLoader:
 
     # ----- resume ------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """Where the loader stands (epoch, batches delivered) and how it is set up, for resuming."""
         return {"epoch": self.epoch, "batches_delivered": self._delivered, "seed": self.seed,
                 "batch_size": self.batch_size, "rows": len(self.rows), "world_size": self.world_size,
                 "rank": self.rank, "shuffle": self.shuffle, "drop_last": self.drop_last}

@@ -127,6 +127,7 @@ class SimulatedData:
 
     @property
     def sequences(self) -> list[str]:
+        """The sequences as strings (decoded ``codes``)."""
         return decode(self.codes)
 
     def __len__(self) -> int:

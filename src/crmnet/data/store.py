@@ -87,6 +87,7 @@ class Store:
 
     @property
     def media(self) -> list[str]:
+        """The names of the growth media, in the manifest's order."""
         return list(self.manifest["media"])
 
     def indices(self, split: Literal["train", "val", "all"] = "train") -> np.ndarray:
@@ -161,8 +162,11 @@ def open_store(path: str | os.PathLike) -> Store:
 
 
 def _check_finite(targets: np.ndarray, file: Path, block: int = 1 << 24) -> None:
-    """Refuse a store whose targets hold NaN or infinity (prepare never writes one; training on it would
-    only show NaN losses an epoch later). Reads the targets in blocks: ~0.1 s per 50 M rows."""
+    """Refuse a store whose targets hold NaN or infinity.
+
+    Refuse a store whose targets hold NaN or infinity (prepare never writes one; training on it would
+    only show NaN losses an epoch later). Reads the targets in blocks: ~0.1 s per 50 M rows.
+    """
     for first in range(0, len(targets), block):
         bad = np.flatnonzero(~np.isfinite(targets[first : first + block]))
         if len(bad):

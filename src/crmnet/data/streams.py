@@ -60,8 +60,10 @@ def check_file(path: str | os.PathLike) -> None:
 
 
 def check_line(raw: bytes, source: str, line: int) -> str:
-    """One line of a file without its LF → its text (CRLF accepted); lone CR line ends and binary data
-    (NUL or other control bytes) are InputError naming ``line``."""
+    """One line of a file without its LF → its text (CRLF accepted).
+
+    Lone CR line ends and binary data (NUL or other control bytes) are InputError naming ``line``.
+    """
     text = raw[:-1] if raw.endswith(b"\r") else raw
     if has_control(text):
         byte = text.translate(None, _NOT_CONTROL)[0]
@@ -155,8 +157,11 @@ class ByteStream:
             raise InputError(self.name, f"cannot read ({exc.strerror})") from None
 
     def _text_start(self, data: bytes) -> bytes:
-        """``data`` without a UTF-8 byte-order mark when it is the start of the text (the BOM is not
-        part of the first line, for every reader alike); UTF-16/32 text is refused."""
+        """The text start of ``data``: a UTF-8 byte-order mark removed, UTF-16/32 refused.
+
+        ``data`` without a UTF-8 byte-order mark when it is the start of the text (the BOM is not
+        part of the first line, for every reader alike); UTF-16/32 text is refused.
+        """
         if self._started or not data:
             return data
         self._started = True
@@ -181,14 +186,18 @@ class LineChunk:
 
     @property
     def n_lines(self) -> int:
+        """The number of lines (newlines in ``data``), counted once."""
         if self._n_lines is None:
             self._n_lines = int(np.count_nonzero(np.frombuffer(self.data, dtype=np.uint8) == 10))
         return self._n_lines
 
 
 def iter_line_chunks(stream: ByteStream, chunk_bytes: int = CHUNK_BYTES) -> Iterator[LineChunk]:
-    """Cut a byte stream into chunks of whole lines of about ``chunk_bytes`` (a last line without a
-    newline is given one). Chunk data is a zero-copy view where possible."""
+    """Cut a byte stream into chunks of whole lines of about ``chunk_bytes``.
+
+    Cut a byte stream into chunks of whole lines of about ``chunk_bytes`` (a last line without a
+    newline is given one). Chunk data is a zero-copy view where possible.
+    """
     carry = b""
     first_line = 1
     pending: list[bytes] = []
@@ -218,9 +227,12 @@ def iter_line_chunks(stream: ByteStream, chunk_bytes: int = CHUNK_BYTES) -> Iter
 def text_lines(
     path: str | os.PathLike, on_raw: Callable[[int], None] | None = None, chunk_bytes: int = CHUNK_BYTES
 ) -> Iterator[tuple[int, str]]:
-    """(1-based line number, text without its line end) for every line of a plain or gzip file, a pipe or
+    """Every line of a plain or gzip file, a pipe or ``-``, with its 1-based number.
+
+    (1-based line number, text without its line end) for every line of a plain or gzip file, a pipe or
     ``-`` (standard input), read ``chunk_bytes`` at a time; ``on_raw(n)`` gets the stored bytes read
-    (progress bars). Lines are checked by :func:`check_line`."""
+    (progress bars). Lines are checked by :func:`check_line`.
+    """
     stream = ByteStream(path, block_bytes=min(8 << 20, chunk_bytes), on_raw=on_raw)
     for chunk in iter_line_chunks(stream, chunk_bytes):
         for i, raw in enumerate(bytes(chunk.data).split(b"\n")[:-1]):

@@ -30,8 +30,10 @@ from crmnet.errors import InputError
 
 
 def parse_txt_lines(chunk: LineChunk, source: str) -> tuple[list[str], list[float], list[int], int]:
-    """The exact, line-by-line parser of ``sequence<TAB>value`` lines: (sequences, values, lines, blank
-    lines) of one chunk. Raises InputError naming the line of the first problem (alphabet not checked here).
+    """The exact, line-by-line parser of ``sequence<TAB>value`` lines.
+
+    (sequences, values, lines, blank lines) of one chunk. Raises InputError naming the line of the first
+    problem (alphabet not checked here).
     """
     seqs: list[str] = []
     values: list[float] = []
@@ -76,8 +78,11 @@ class _ArrowTxt:
                         for skip in (False, True)}
 
     def parse_lines(self, chunk: LineChunk):
-        """(table, strict) or None: first without blank lines (strict: row i is line ``first_line + i``);
-        a chunk that has some is parsed again skipping them (strict False)."""
+        """(table, strict) or None.
+
+        First without blank lines (strict: row i is line ``first_line + i``); a chunk that has some is parsed
+        again skipping them (strict False).
+        """
         for skip_blank in (False, True):
             table = self.parse(chunk.data, skip_blank)
             if table is not None:

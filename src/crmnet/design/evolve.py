@@ -99,7 +99,10 @@ def _score(objective: Objective, codes: np.ndarray, lengths: np.ndarray) -> tupl
 
 
 def _random_mutations(rng: np.random.Generator, codes: np.ndarray, windows: np.ndarray, k: int) -> None:
-    """k random substitutions per row of ``codes`` (in place), each to a base other than the current one."""
+    """Make ``k`` random substitutions per row of ``codes`` in place.
+
+    Each substitution changes a base to one of the other three.
+    """
     rows = np.arange(len(codes))
     for _ in range(k):
         pos = rng.integers(windows[:, 0], windows[:, 1])

@@ -91,7 +91,7 @@ class ModelPredictor:
         self.value_range = tuple(float(v) for v in value_range)
 
     def __call__(self, codes, lengths) -> np.ndarray:
-        """codes (B, W) uint8 and lengths (B,) (numpy or torch, any device) → predictions (B,) float32."""
+        """Predict codes (B, W) uint8 with lengths (B,) (numpy or torch, any device) → (B,) float32."""
         import torch
 
         from crmnet.data.encoding import onehot, relayout
@@ -127,7 +127,7 @@ class SimulatorPredictor:
         self.device = "cpu"
 
     def __call__(self, codes, lengths) -> np.ndarray:
-        """codes (B, W ≥ 110) uint8, lengths (B,) all 110 → noise-free expression (B,) float32."""
+        """Map codes (B, W ≥ 110) uint8, lengths (B,) all 110 → noise-free expression (B,) float32."""
         from crmnet.data.simulate import noise_free_expression
 
         codes = np.asarray(codes.cpu() if hasattr(codes, "cpu") else codes)

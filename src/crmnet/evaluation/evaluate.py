@@ -72,8 +72,11 @@ MULTIPLICITY = ("q_bh: Benjamini-Hochberg q of each comparison's p (Steiger's, o
 
 @dataclass
 class LoadedTest:
-    """A test set in memory. sequences: model inputs; keys: join keys; measured: (n,) float64; groups: (n,)
-    lineage/class labels from the group column, or None."""
+    """A test set in memory.
+
+    sequences: model inputs; keys: join keys; measured: (n,) float64; groups: (n,) lineage/class labels from
+    the group column, or None.
+    """
 
     name: str
     source: Path
@@ -98,9 +101,12 @@ def _with_groups(columns: Columns | None, group_column: str | None) -> Columns |
 
 def _loaded(name: str, path: Path, description: str, columns: Columns | None = None,
             group_column: str | None = None) -> LoadedTest:
-    """Read a test file; the join key of each row is its sequence in Vaishnav's 110-nt layout (last 110 nt,
-    left-padded with N), which is how the published prediction files spell the sequences. group_column:
-    a column of lineage/class labels, kept as :attr:`LoadedTest.groups`."""
+    """Read a test file.
+
+    The join key of each row is its sequence in Vaishnav's 110-nt layout (last 110 nt, left-padded with N),
+    which is how the published prediction files spell the sequences. group_column: a column of lineage/class
+    labels, kept as :attr:`LoadedTest.groups`.
+    """
     from crmnet.data.catalogue import check_measurements
     from crmnet.data.encoding import VAISHNAV, decode, encode
     from crmnet.data.readers import read_records
@@ -162,6 +168,7 @@ class Joined:
     measured_max_abs_diff: float | None
 
     def info(self) -> dict:
+        """The join's counts for the report: matched rows, unmatched and duplicate prediction rows."""
         return {"matched": self.matched, "unmatched_prediction_rows": self.unmatched,
                 "duplicate_prediction_rows": self.duplicates,
                 "measured_max_abs_diff": self.measured_max_abs_diff}
@@ -214,8 +221,11 @@ def join_predictions(test: LoadedTest, sequences, predicted, measured=None, *, s
 
 
 def score(y, pred, n_boot: int = 0, seed: int = 0, groups=None) -> dict:
-    """:func:`~crmnet.evaluation.metrics.compute_metrics` plus ``bootstrap`` intervals when ``n_boot`` > 0
-    (resampling whole ``groups`` (n,) when given)."""
+    """Metrics of ``pred`` against ``y``, with bootstrap intervals when asked.
+
+    :func:`~crmnet.evaluation.metrics.compute_metrics` plus ``bootstrap`` intervals when ``n_boot`` > 0
+    (resampling whole ``groups`` (n,) when given).
+    """
     m = compute_metrics(y, pred)
     if n_boot > 0:
         m["bootstrap"] = bootstrap_ci(y, pred, n_boot=n_boot, seed=seed, groups=groups)
@@ -299,8 +309,11 @@ class Evaluation:
         return {t: {**m, **self.coverage.get(model, {}).get(t, {})} for t, m in self.metrics[model].items()}
 
     def compare(self, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> None:
-        """Compare every pair of models on each test set, on the sequences both predicted (whole groups
-        resampled where the test has groups); ``q_bh``: each ``p`` adjusted over all the comparisons."""
+        """Compare every pair of models on each test set.
+
+        Compare every pair of models on each test set, on the sequences both predicted (whole groups
+        resampled where the test has groups); ``q_bh``: each ``p`` adjusted over all the comparisons.
+        """
         self.comparisons = []
         models = list(self.predictions)
         pairs = []
@@ -376,9 +389,11 @@ def evaluate_model(model, tests: list[LoadedTest], evaluation: Evaluation | None
 
 
 def read_prediction_file(path: str | os.PathLike, columns: Columns | None = None):
-    """A prediction file as a :class:`crmnet.data.readers.SequenceTable` with predictions: a header naming a
-    prediction column ('Predicted Expression', the published peer files, or ``columns.predicted``) or a
-    headerless sequence<TAB>prediction file (LegNet)."""
+    """A prediction file as a :class:`crmnet.data.readers.SequenceTable` with predictions.
+
+    A header naming a prediction column ('Predicted Expression', the published peer files, or
+    ``columns.predicted``) or a headerless sequence<TAB>prediction file (LegNet).
+    """
     from crmnet.data.readers import read_records
 
     table = read_records(path, value="predicted", columns=columns)

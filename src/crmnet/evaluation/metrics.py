@@ -346,7 +346,7 @@ def steiger_z(r_ya: float, r_yb: float, r_ab: float, n: int) -> tuple[float, flo
 
 def compare_models(y, pred_a, pred_b, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
                    groups=None) -> dict:
-    """Is model a's Pearson r with ``y`` different from model b's on the same sequences?
+    """Test whether model a's Pearson r with ``y`` differs from model b's on the same sequences.
 
     Parameters
     ----------

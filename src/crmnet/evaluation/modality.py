@@ -1,4 +1,4 @@
-"""Is a scored set a mixture of groups whose differences, not the ranking within them, make the pooled r?
+"""Whether a pooled r comes from differences between groups rather than the ranking within them.
 
 A pooled Pearson r over a set that mixes groups with different mean expression (promoter classes in
 the native test sets, drift lineages, SSWM trajectories) is high for any model that only tells the groups

@@ -92,7 +92,10 @@ def write_evaluation(ev: Evaluation, out: str | os.PathLike, config: dict, overw
 
 
 def _write_predictions(path: Path, test: LoadedTest, models: list[str], preds: list[np.ndarray]) -> None:
-    """id (1-based input line), sequence, measured, then one column per model (empty: no prediction)."""
+    """Write the predictions table.
+
+    Columns: id (1-based input line), sequence, measured, then one per model (empty: no prediction).
+    """
     rows = [[line, seq, f"{y:.15g}", *["" if not np.isfinite(p[i]) else f"{p[i]:.9g}" for p in preds]]
             for i, (line, seq, y) in enumerate(zip(test.lines, test.sequences, test.measured))]
     path.write_text(render(["id", "sequence", "measured", *models], rows, style="tsv"), encoding="utf-8")

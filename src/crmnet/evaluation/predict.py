@@ -56,6 +56,7 @@ class EncodingStats:
     padded_lengths: tuple[int, int] | None = None
 
     def add(self, seqs: Sequence[str], enc: Encoding, mapped: int) -> None:
+        """Count the truncated, padded, lowercase and ``mapped`` (to N) sequences among ``seqs``."""
         lengths = np.fromiter((max(len(s) - enc.trim_start, 0) for s in seqs), dtype=np.int64, count=len(seqs))
         self.n += len(seqs)
         self.truncated += int((lengths > enc.body_length).sum())
@@ -70,8 +71,10 @@ class EncodingStats:
         self.mapped_to_n += mapped
 
     def message(self, enc: Encoding) -> str:
-        """One paragraph saying how the sequences were fitted to the model's input: information, not a
-        warning (padding 110-nt promoters to CRMnet's 112 nt is the normal case)."""
+        """One paragraph saying how the sequences were fitted to the model's input.
+
+        Information, not a warning (padding 110-nt promoters to CRMnet's 112 nt is the normal case).
+        """
         body = enc.body_length
         kept = "first" if enc.truncate == "end" else "last"
         parts = [f"note: {self.n:,} sequences encoded for the model's input of {body} nt"]
@@ -114,6 +117,7 @@ class FileProgress:
         self._read = self._base = self._target = self._size = self._in_chunk = 0
 
     def on_raw(self, n: int) -> None:
+        """Record ``n`` more stored bytes read (the reader's callback)."""
         self._read += n
 
     def chunk(self, size: int) -> None:
@@ -210,9 +214,12 @@ def predict_at_lines(model, sequences: Sequence[str], lines: Sequence[int], *, b
                      device=None, invalid: InvalidPolicy = "error", source: str | None = None,
                      stats: EncodingStats | None = None, on_batch: Callable[[int], None] | None = None
                      ) -> np.ndarray:
-    """:func:`predict` for sequences read from ``source``; an invalid character is reported at its
-    input line ``lines[i]`` (1-based), wherever the sequence sat in the file. A non-finite prediction
-    (NaN weights) is an InputError naming the first such line: nothing non-finite is written or scored."""
+    """:func:`predict` for sequences read from ``source``.
+
+    An invalid character is reported at its input line ``lines[i]`` (1-based), wherever the sequence sat in
+    the file. A non-finite prediction (NaN weights) is an InputError naming the first such line: nothing
+    non-finite is written or scored.
+    """
     try:
         preds = predict(model, sequences, batch_size, device, invalid=invalid, source=source, first_line=0,
                         stats=stats, on_batch=on_batch)

@@ -48,6 +48,7 @@ class ReportData:
 
     @property
     def tests(self) -> list[str]:
+        """The test sets with results: the standard ones in their order, then the others sorted."""
         seen = {t for row in self.rows.values() for t in row}
         return [t for t in TEST_SETS if t in seen] + sorted(seen - set(TEST_SETS))
 
@@ -148,10 +149,13 @@ def load_inputs(paths: list[str | os.PathLike]) -> ReportData:
 
 
 def comparisons(data: ReportData, n_boot: int = 1000, seed: int = 0, progress: bool = False) -> list[dict]:
-    """Pairs of models with predictions on the same test set, aligned by sequence: every pair that
-    involves a run (each run against the peers and the other runs), or every pair when there are no runs.
-    progress: show one step per pair (its bootstrap is most of the time; log lines when not on a terminal).
-    Each gets ``q_bh``: its Steiger p adjusted (Benjamini-Hochberg) over all the pairs of the report."""
+    """Pairs of models with predictions on the same test set, aligned by sequence.
+
+    Every pair that involves a run (each run against the peers and the other runs), or every pair when there
+    are no runs. progress: show one step per pair (its bootstrap is most of the time; log lines when not on a
+    terminal). Each gets ``q_bh``: its Steiger p adjusted (Benjamini-Hochberg) over all the pairs of the
+    report.
+    """
     from crmnet.evaluation.metrics import adjust_pvalues, compare_models
 
     pairs = []
@@ -287,6 +291,22 @@ def _inline_html(text: str) -> str:
 
 
 def render_html(blocks: list[tuple], title: str) -> str:
+    """The report as a standalone HTML page.
+
+    Parameters
+    ----------
+    blocks : list of tuple
+        The report's content in order: ``("h", level, text)``, ``("p", text)`` (with ``**bold**`` and
+        backtick ``code`` marks), ``("img", stem, caption)`` (``stem``.png shown, ``stem``.pdf linked) and
+        ``("table", header, rows)``.
+    title : str
+        The page title.
+
+    Returns
+    -------
+    str
+        The HTML document.
+    """
     body = []
     for kind, *rest in blocks:
         if kind == "h":
@@ -312,8 +332,11 @@ def render_html(blocks: list[tuple], title: str) -> str:
 
 def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, *, title: str = "crmnet evaluation report",
                  n_boot: int = 1000, seed: int = 0, overwrite: bool = False, progress: bool = False) -> Path:
-    """Write report.md, report.html and figures 2–4 (PNG + PDF) for ``paths`` into the directory ``out``.
-    progress: show the paired comparisons' progress (:func:`comparisons`)."""
+    """Write the evaluation report for ``paths`` into the directory ``out``.
+
+    Write report.md, report.html and figures 2–4 (PNG + PDF) for ``paths`` into the directory ``out``.
+    progress: show the paired comparisons' progress (:func:`comparisons`).
+    """
     from crmnet.evaluation.metrics import compute_metrics
     from crmnet.plot import ablation_bars, benchmark_bars, figure2, save_figure
 

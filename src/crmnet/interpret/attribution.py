@@ -196,7 +196,7 @@ def model_positions(lengths: np.ndarray, enc: Encoding, width: int) -> tuple[np.
 
 
 def _to_sequence_coords(values: np.ndarray, index: np.ndarray, seen: np.ndarray) -> np.ndarray:
-    """values (n, 4, L) in model positions → (n, 4, W) in sequence positions, 0 where unseen."""
+    """Move values (n, 4, L) in model positions → (n, 4, W) in sequence positions, 0 where unseen."""
     out = np.take_along_axis(values, np.broadcast_to(index[:, None, :], (len(index), 4, index.shape[1])), axis=2)
     return np.where(seen[:, None, :], out, 0.0).astype(np.float32)
 
@@ -240,7 +240,9 @@ def gradients(model, codes: np.ndarray, batch_size: int = 1024, on_batch=None):
 
 def ism(model, codes: np.ndarray, batch_size: int = 1024, span: tuple[int, int] | None = None, on_chunk=None,
         chunk: int = CHUNK):
-    """Saturation mutagenesis (tangermeme): prediction(substituted) − prediction(original) for every
+    """Saturation mutagenesis (tangermeme), centred over the four bases.
+
+    Saturation mutagenesis (tangermeme): prediction(substituted) − prediction(original) for every
     position and base, centred over the four bases at each position.
 
     Parameters

@@ -86,8 +86,10 @@ def _claimed_class(motif: Motif) -> str | None:
 
 def _discover_motifs(codes: np.ndarray, expression: np.ndarray, region: np.ndarray, config: DiscoveryConfig,
                      attributions, mhg_test: bool, modisco_options: dict | None, bar) -> tuple[dict, dict]:
-    """Run each method: returns ({method: motifs}, {table name: k-mer rows}); ``bar`` moves per gap and for
-    TF-MoDISco."""
+    """Run each method: returns ({method: motifs}, {table name: k-mer rows}).
+
+    ``bar`` moves per gap and for TF-MoDISco.
+    """
     found: dict[str, list[Motif]] = {}
     kmer_rows = kmer_enrichment(codes, expression, region, config, bar.update)
     found["kmer"] = merge_kmers(kmer_rows, config, "kmer")

@@ -1,5 +1,7 @@
-"""The paper's Figure 5 from attribution maps: logos (5A–E), attribution at motif matches (5F), expression
-of sequences with the motif (5G), with tables, ``summary.json`` and ``summary.md``.
+"""The paper's Figure 5 from attribution maps.
+
+Logos (5A–E), attribution at motif matches (5F), expression of sequences with the motif (5G), with tables,
+``summary.json`` and ``summary.md``.
 
 Known motifs are scanned with FIMO (:mod:`crmnet.interpret.scanning`) in the variable region the model saw;
 5F/5G statistics are :mod:`crmnet.interpret.enrichment`'s; on a simulation the planted sites are scored

@@ -67,8 +67,11 @@ class MethodResult:
 
 
 class _Attention(nn.Module):
-    """``F.scaled_dot_product_attention`` (no mask, no dropout: eval) spelt as modules tangermeme has
-    rules for: two bilinear contractions around a softmax."""
+    """Scaled dot-product attention spelt as modules tangermeme has rules for.
+
+    ``F.scaled_dot_product_attention`` (no mask, no dropout: eval) spelt as modules tangermeme has
+    rules for: two bilinear contractions around a softmax.
+    """
 
     def __init__(self) -> None:
         from tangermeme.deep_lift_shap import BilinearOp
@@ -82,8 +85,10 @@ class _Attention(nn.Module):
 
 
 class _Sequence(nn.Module):
-    """An RNN's output sequence alone (a single tensor, which tangermeme's rules need); the final states
-    it also returns are not used by any crmnet model."""
+    """An RNN's output sequence alone (a single tensor, which tangermeme's rules need).
+
+    The final states it also returns are not used by any crmnet model.
+    """
 
     def __init__(self, rnn: nn.RNNBase) -> None:
         super().__init__()
@@ -103,8 +108,11 @@ class _Tracer(fx.Tracer):
 
 
 def _untraceable(model: nn.Module) -> set[type]:
-    """Module classes of ``model`` that torch.fx cannot trace, found bottom-up so that a parent traces
-    with its untraceable children kept as leaves."""
+    """Module classes of ``model`` that torch.fx cannot trace.
+
+    Module classes of ``model`` that torch.fx cannot trace, found bottom-up so that a parent traces
+    with its untraceable children kept as leaves.
+    """
     leaves: set[type] = set()
     tried: set[type] = set()
     for module in reversed(list(model.modules())[1:]):  # children before their parents

@@ -59,7 +59,7 @@ def add_q(rows: list[dict], key: str, out: str = "q_value") -> None:
 # importing this module does not import numba. Compiling replaces each module global by its compiled
 # version, which is how the kernels find each other, and lets numba cache them on disk.
 def _log_tail(N, B, n, b):
-    """log P(X >= b) for X ~ Hypergeometric(N population, B successes, n draws); -inf if impossible."""
+    """The log P(X >= b) for X ~ Hypergeometric(N population, B successes, n draws); -inf if impossible."""
     hi = min(n, B)
     if b > hi:
         return -np.inf
@@ -93,8 +93,11 @@ def _statistic(labels):
 
 
 def _pvalue(N, B, log_stat):
-    """Probability that a uniformly random ranking of B ones among N reaches a lattice point (n, b) whose
-    tail is <= the statistic: the mass leaving the safe region, summed as it leaves (no 1 - x cancellation)."""
+    """The mHG p-value: exact probability of a statistic at least as extreme.
+
+    Probability that a uniformly random ranking of B ones among N reaches a lattice point (n, b) whose
+    tail is <= the statistic: the mass leaving the safe region, summed as it leaves (no 1 - x cancellation).
+    """
     if B == 0 or B == N:
         return 1.0
     thr = log_stat + 1e-9
@@ -156,7 +159,7 @@ def _mhg_kernels():
 
 
 def mhg(labels: np.ndarray) -> tuple[float, float, int]:
-    """mHG of one ranked binary list.
+    """The mHG statistic of one ranked binary list.
 
     Parameters
     ----------
@@ -177,7 +180,7 @@ def mhg(labels: np.ndarray) -> tuple[float, float, int]:
 
 
 def mhg_many(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """mHG of many ranked lists at once (see :func:`mhg`).
+    """The mHG statistic of many ranked lists at once (see :func:`mhg`).
 
     Parameters
     ----------

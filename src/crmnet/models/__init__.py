@@ -1,4 +1,6 @@
-"""crmnet's models: CRMnet (exact port of the authors' model, its ablations and CPU presets) and the
+"""crmnet's models: CRMnet, its ablations and presets, and the peer models.
+
+crmnet's models: CRMnet (exact port of the authors' model, its ablations and CPU presets) and the
 peer models, all built by name through the registry.
 
 >>> from crmnet.models import build_model

@@ -1,5 +1,6 @@
-"""Any crmnet model seen from plain ``A, C, G, T`` one-hot: the input tangermeme, captum and most
-genomics tools pass.
+"""Any crmnet model seen from plain ``A, C, G, T`` one-hot.
+
+The input tangermeme, captum and most genomics tools pass.
 
 :class:`ACGTAdapter` wraps a model so that ``adapter(x)`` takes ``x`` (B, 4, L) one-hot in channel order
 ``A, C, G, T`` (an all-zero column is ``N``) and returns (B, 1) predictions (tangermeme's

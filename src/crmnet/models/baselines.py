@@ -58,10 +58,12 @@ def flatten_channels_last(x: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class VaishnavTransformerConfig(PeerConfig):
-    """motif_filters/motif_width: the strand-shared motif scan; coop_filters/coop_width: the 2-D
-    "cooperativity" conv over the two strands and the conv after it; heads × head_dim attention on
-    coop_filters features with ff_dim feed-forward; transformer_layers blocks; lstm_units per direction;
-    dense_units of the head; dropout after attention, feed-forward and the LSTM."""
+    """motif_filters/motif_width: the strand-shared motif scan.
+
+    coop_filters/coop_width: the 2-D "cooperativity" conv over the two strands and the conv after it; heads ×
+    head_dim attention on coop_filters features with ff_dim feed-forward; transformer_layers blocks;
+    lstm_units per direction; dense_units of the head; dropout after attention, feed-forward and the LSTM.
+    """
 
     motif_filters: int = 256
     motif_width: int = 30
@@ -90,6 +92,7 @@ class VaishnavTransformerBlock(nn.Module):
         self.ln2 = nn.LayerNorm(e, eps=1e-6)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, T, E) → (B, T, E)."""
         x = self.ln1(x + self.drop1(self.attn(x)))
         return self.ln2(x + self.drop2(self.ff(x)))
 
@@ -126,6 +129,7 @@ class VaishnavTransformer(nn.Module):
         keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, 4, 110) one-hot → (B,) predictions."""
         fwd = F.relu(self.bn_fwd(self.motif(x)))
         rev = F.relu(self.bn_rev(self.motif(revcomp_onehot(x, self.encoding))))
         img = torch.stack([fwd, rev], dim=2)  # (B, F, 2, L): the strands as the image's two rows
@@ -143,8 +147,10 @@ class VaishnavTransformer(nn.Module):
 
 @dataclass
 class VaishnavCNNConfig(PeerConfig):
-    """filters/width of the per-strand first conv; pointwise_filters of the following 1×1 convs;
-    dense_units with dense_dropout after each."""
+    """filters/width of the per-strand first conv.
+
+    pointwise_filters of the following 1×1 convs; dense_units with dense_dropout after each.
+    """
 
     filters: int = 256
     width: int = 30
@@ -175,6 +181,7 @@ class VaishnavCNN(nn.Module):
         keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, 4, 110) one-hot → (B,) predictions."""
         h = torch.cat([self.fwd(x), self.rev(revcomp_onehot(x, self.encoding))], dim=1)
         return self.head(flatten_channels_last(self.merge(h))).squeeze(-1)
 
@@ -184,6 +191,13 @@ class VaishnavCNN(nn.Module):
 
 @dataclass
 class DeepSEAConfig(PeerConfig):
+    """Hyper-parameters of :class:`DeepSEA`.
+
+    ``filters``: output channels of each conv layer ('same' padding, width ``width``), ``pool``: the
+    max-pool after the first two, ``dropout``: one rate per conv layer, ``dense_units``: the hidden Dense
+    layers (ReLU).
+    """
+
     filters: tuple[int, ...] = (320, 480, 960)
     width: int = 8
     pool: int = 2
@@ -223,11 +237,19 @@ class DeepSEA(nn.Module):
         keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, 4, 110) one-hot → (B,) predictions."""
         return self.head(flatten_channels_last(self.features(x))).squeeze(-1)
 
 
 @dataclass
 class DanQConfig(PeerConfig):
+    """Hyper-parameters of :class:`DanQ`.
+
+    ``filters`` × ``width``: the valid conv, ``pool``: its max-pool, ``lstm_units``: the BiLSTM per
+    direction, ``conv_dropout``/``lstm_dropout``: after the pool and after the LSTM, ``dense_units``: the
+    hidden Dense layer (ReLU).
+    """
+
     filters: int = 320
     width: int = 26
     pool: int = 13
@@ -262,6 +284,7 @@ class DanQ(nn.Module):
         keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, 4, 110) one-hot → (B,) predictions."""
         h = self.conv_drop(self.pool(F.relu(self.conv(x))))
         h, _ = self.lstm(h.transpose(1, 2))
         return self.head(self.lstm_drop(h).flatten(1)).squeeze(-1)
@@ -269,6 +292,13 @@ class DanQ(nn.Module):
 
 @dataclass
 class DeepATTConfig(PeerConfig):
+    """Hyper-parameters of :class:`DeepATT`.
+
+    ``filters`` × ``width``: the valid conv, ``pool``: its max-pool, ``lstm_units``: the BiLSTM per
+    direction, ``heads``: self-attention heads over its 2 · lstm_units features, ``dropout``: after the pool
+    and after the attention, ``dense_units``: the hidden Dense layers (ReLU).
+    """
+
     filters: int = 256
     width: int = 30
     pool: int = 3
@@ -310,6 +340,7 @@ class DeepATT(nn.Module):
         keras_init(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, 4, 110) one-hot → (B,) predictions."""
         h = self.conv_drop(self.pool(F.relu(self.conv(x))))
         h, _ = self.lstm(h.transpose(1, 2))
         return self.head(self.attn_drop(self.attn(h)).flatten(1)).squeeze(-1)

@@ -91,6 +91,7 @@ class SameConv1d(nn.Conv1d):
         self.symmetric = symmetric
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, C_in, L) → (B, C_out, ceil(L / stride))."""
         if not self.symmetric:
             x = F.pad(x, keras_same_padding(x.shape[-1], self.kernel_size[0], self.stride[0]))
         return super().forward(x)
@@ -110,6 +111,7 @@ class SameConvTranspose1d(nn.ConvTranspose1d):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, C_in, L) → (B, C_out, L · stride)."""
         stride, length = self.stride[0], x.shape[-1]
         if x.device.type != "cpu":  # GPUs have fast transposed convolutions (and FLOP counts stay exact)
             return super().forward(x)[..., : length * stride]
@@ -136,6 +138,7 @@ class SqueezeExcite(nn.Module):
         self.fc2 = nn.Linear(hidden, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, C, L) → (B, C, L), each channel scaled by its gate."""
         gate = torch.sigmoid(self.fc2(self.act(self.fc1(x.mean(dim=-1)))))
         return x * gate.unsqueeze(-1)
 
@@ -168,6 +171,7 @@ class MultiHeadSelfAttention(nn.Module):
         self.qkv_act = qkv_activation() if qkv_activation is not None else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, T, E) → (B, T, E)."""
         b, t, _ = x.shape
 
         def split(proj: nn.Linear) -> torch.Tensor:  # (B, T, H·D) → (B, H, T, D)
@@ -213,6 +217,16 @@ def _keras_shape(module: nn.Module, name: str, weight: torch.Tensor) -> tuple[in
 
 
 def glorot_uniform_(weight: torch.Tensor, keras_shape: tuple[int, ...]) -> None:
+    """Fill ``weight`` in place from Keras' Glorot-uniform initialiser.
+
+    Parameters
+    ----------
+    weight : torch.Tensor
+        The PyTorch parameter, any shape.
+    keras_shape : tuple of int
+        The same kernel's shape in Keras' layout, from which Keras computes the fans (a Dense kernel is
+        (in, out), a Conv1D kernel (k, in, out)).
+    """
     fan_in, fan_out = _keras_fans(keras_shape)
     limit = math.sqrt(6.0 / (fan_in + fan_out))
     with torch.no_grad():
@@ -220,6 +234,16 @@ def glorot_uniform_(weight: torch.Tensor, keras_shape: tuple[int, ...]) -> None:
 
 
 def he_normal_(weight: torch.Tensor, keras_shape: tuple[int, ...]) -> None:
+    """Fill ``weight`` in place from Keras' He-normal initialiser (truncated normal at 2 sd).
+
+    Parameters
+    ----------
+    weight : torch.Tensor
+        The PyTorch parameter, any shape.
+    keras_shape : tuple of int
+        The same kernel's shape in Keras' layout, from which Keras computes fan-in (a Conv1D kernel is
+        (k, in, out)).
+    """
     fan_in, _ = _keras_fans(keras_shape)
     sd = math.sqrt(2.0 / fan_in) / _TRUNC_NORMAL_SD
     nn.init.trunc_normal_(weight, std=sd, a=-2 * sd, b=2 * sd)

@@ -153,6 +153,7 @@ class HeadBlock(nn.Module):
         self.conv, self.se, _ = conv_se_bn(cfg, cin, cout, bn=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, C_in, L) → (B, C_out, L)."""
         return self.se(F.relu(self.conv(x)))
 
 
@@ -167,6 +168,7 @@ class EncoderBlock(nn.Module):
         self.down = SameConv1d(filters, filters, cfg.kernel_size, stride=2) if condensing else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Map x (B, C_in, L) → (skip (B, F, L), next (B, F, L/2) or the skip itself)."""
         x = self.bn1(self.se1(F.relu(self.conv1(x))))
         skip = self.dropout(self.bn2(self.se2(F.relu(self.conv2(x)))))
         return skip, (F.relu(self.down(skip)) if self.down is not None else skip)
@@ -183,6 +185,7 @@ class DecoderBlock(nn.Module):
         self.conv2, self.se2, self.bn2 = conv_se_bn(cfg, d, d)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """Map x (B, C_in, L), skip (B, S, 2L) → (B, D, 2L)."""
         x = torch.cat([self.up(x), skip], dim=1)
         x = self.bn1(self.se1(F.relu(self.conv1(x))))
         return self.bn2(self.se2(F.relu(self.conv2(x))))
@@ -205,6 +208,7 @@ class TransformerBlock(nn.Module):
         self.ln2 = nn.LayerNorm(embed_dim, eps=cfg.ln_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, T, E) → (B, T, E)."""
         x = self.ln1(x + self.drop1(self.attn(x)))
         return self.ln2(x + self.drop2(self.ff2(F.relu(self.ff1(x)))))
 
@@ -285,6 +289,7 @@ class CRMnet(nn.Module):
         return t.transpose(1, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, C, L) one-hot in the model's encoding → (B,) expression."""
         x = unet_features(self, x)
         x = x.transpose(1, 2).flatten(1)  # channels-last, as Keras' Flatten on (B, L, C)
         for dense, drop in zip(self.mlp[:-1], self.mlp_dropout):
@@ -293,8 +298,10 @@ class CRMnet(nn.Module):
 
 
 def unet_features(net, x: torch.Tensor) -> torch.Tensor:
-    """The U-Net path of a CRMnet-shaped module: encoder (keeping skips), the transformer bottleneck when
-    there is one, decoder (joined with the skips, deepest first) and the convolutional head.
+    """The U-Net path of a CRMnet-shaped module.
+
+    Encoder (keeping skips), the transformer bottleneck when there is one, decoder (joined with the skips,
+    deepest first) and the convolutional head.
 
     Parameters
     ----------

@@ -34,8 +34,11 @@ _EXTRA = "crmnet.json"
 
 
 def example_input(model: nn.Module, n: int = 8, seed: int = 0) -> torch.Tensor:
-    """(n, C, L) one-hot of ``n`` random sequences (about 2 % N, lengths around the model's) as the model
-    sees them: its encoding's padding, prefix and flank included."""
+    """A (n, C, L) example input of ``n`` random sequences, as the model sees them.
+
+    (n, C, L) one-hot of ``n`` random sequences (about 2 % N, lengths around the model's) as the model
+    sees them: its encoding's padding, prefix and flank included.
+    """
     rng = np.random.default_rng(seed)
     enc: Encoding = model.encoding
     lengths = rng.integers(max(enc.body_length - 20, 1), enc.body_length + 20, size=n)
@@ -147,6 +150,7 @@ class Exported:
             raise InputError(src, f"not a crmnet ONNX or TorchScript export ({first})") from None
 
     def __call__(self, x) -> np.ndarray:
+        """Predict x (B, C, L) float32 (numpy or torch) → (B,) numpy."""
         x = np.ascontiguousarray(x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else x, np.float32)
         if self.fmt == "torchscript":
             with torch.no_grad():

@@ -332,6 +332,7 @@ class FastCRMnet(nn.Module):
         return blocks[-1](t).transpose(1, 2).contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, C, L) one-hot → (B,) expression."""
         # Samples are independent; chunks of CHUNK keep each layer's activations in the CPU's caches
         # (a batch of 256 at once is ≈20 % slower per sequence than four of 64).
         return torch.cat([self._forward(part) for part in x.split(self.CHUNK)])

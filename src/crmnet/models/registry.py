@@ -40,6 +40,12 @@ from crmnet.models.vaishnav import (
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """A registered model: its config and module classes, a one-line description and the preset.
+
+    ``preset`` holds the config fields that differ from the config class' defaults (e.g. the narrower
+    CPU-sized CRMnets); :meth:`config` applies them.
+    """
+
     config_class: type[ModelConfig]
     model_class: type[nn.Module]
     description: str

@@ -81,6 +81,7 @@ class KerasLSTM(nn.Module):
             self.bias[self.units : 2 * self.units] = 1.0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, T, D) → (B, T, H), the hidden state at every step."""
         batch, steps, _ = x.shape
         projected = x @ self.kernel + self.bias  # the input part of every step at once: (B, T, 4H)
         h = x.new_zeros(batch, self.units)
@@ -106,6 +107,7 @@ class KerasBiLSTM(nn.Module):
         self.backward_lstm = KerasLSTM(input_size, units, reverse=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, T, D) → (B, T, 2 · units): forward then backward outputs."""
         return torch.cat([self.forward_lstm(x), self.backward_lstm(x)], dim=-1)
 
 
@@ -126,6 +128,7 @@ class KerasMultiHeadAttention(nn.Module):
         self.q, self.k, self.v, self.o = (nn.Linear(dim, dim) for _ in range(4))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, T, E) → (B, T, E)."""
         batch, steps, dim = x.shape
         size = dim // self.heads
 
@@ -177,9 +180,12 @@ def _bn(channels: int) -> nn.BatchNorm1d:
 
 @dataclass
 class DeepATTKerasConfig(VaishnavKerasConfig):
-    """The released DeepATT: Conv1D ``filters`` × ``width`` (valid, ReLU) → max-pool ``pool`` → BiLSTM
+    """The released DeepATT (Keras layout).
+
+    The released DeepATT: Conv1D ``filters`` × ``width`` (valid, ReLU) → max-pool ``pool`` → BiLSTM
     ``lstm_units`` per direction → keras-multi-head attention with ``heads`` heads over the 2 · lstm_units
-    features → Dense ``dense_units`` (ReLU) → Dense 1; ``dropout`` after the pool and the attention."""
+    features → Dense ``dense_units`` (ReLU) → Dense 1; ``dropout`` after the pool and the attention.
+    """
 
     filters: int = 256
     width: int = 30
@@ -220,6 +226,7 @@ class DeepATTKeras(nn.Module):
         self.head = dense_stack(cfg.steps * width, cfg.dense_units)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, 4, 110) ACGT one-hot → (B,) expression."""
         h = self.conv_drop(self.pool(F.relu(self.conv(x))))
         h = self.attn_drop(self.attn(self.lstm(h.transpose(1, 2))))
         return self.config.to_expression(self.head(h.flatten(1)).squeeze(-1))
@@ -230,11 +237,13 @@ class DeepATTKeras(nn.Module):
 
 @dataclass
 class VaishnavTransformerKerasConfig(VaishnavKerasConfig):
-    """The released transformer (Glu/SC_Ura ``model_params.pkl``): a reverse-complement motif scan of
-    ``motif_filters`` × ``motif_width``, the cooperativity Conv2D and a Conv1D of ``coop_filters`` ×
-    ``coop_width``, ``transformer_layers`` blocks of ``heads``-head attention and a ``ff_dim``
-    feed-forward, a BiLSTM of ``lstm_units``, Dense ``dense_units``; ``dropout`` where the authors had it;
-    ``layernorm_eps`` and ``softmax_eps`` as their custom layers."""
+    """The released transformer (Glu/SC_Ura ``model_params.pkl``).
+
+    A reverse-complement motif scan of ``motif_filters`` × ``motif_width``, the cooperativity Conv2D and a
+    Conv1D of ``coop_filters`` × ``coop_width``, ``transformer_layers`` blocks of ``heads``-head attention and
+    a ``ff_dim`` feed-forward, a BiLSTM of ``lstm_units``, Dense ``dense_units``; ``dropout`` where the
+    authors had it; ``layernorm_eps`` and ``softmax_eps`` as their custom layers.
+    """
 
     motif_filters: int = 256
     motif_width: int = 30
@@ -264,6 +273,7 @@ class VaishnavTransformerKerasBlock(nn.Module):
         self.ln2 = nn.LayerNorm(e, eps=cfg.layernorm_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, T, E) → (B, T, E)."""
         x = self.ln1(x + self.drop1(self.attn(x)))
         return self.ln2(x + self.drop2(self.ff(x)))
 
@@ -302,6 +312,7 @@ class VaishnavTransformerKeras(nn.Module):
         return F.conv1d(x, torch.cat([w, w.flip(1, 2)])).split(w.shape[0], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, 4, 110) ACGT one-hot → (B,) expression."""
         fwd, rev = self.strands(x)
         img = torch.stack([F.relu(self.bn_fwd(fwd)), F.relu(self.bn_rev(rev))], dim=2)  # (B, F, 2, L)
         img = F.pad(img, keras_same_padding(img.shape[-1], self.config.coop_width, 1))  # ZeroPadding2D

@@ -8,8 +8,9 @@ from crmnet.plot.common import _figure, _palette
 
 
 def heatmap_figure(sat, i: int, title: str):
-    """Position × base heat map of sequence ``i`` of a Saturation: Δ in a diverging colour map
-    centred on 0, the reference base of each position marked with a dot.
+    """Position × base heat map of sequence ``i`` of a Saturation.
+
+    Δ in a diverging colour map centred on 0, the reference base of each position marked with a dot.
 
     Parameters
     ----------
@@ -63,8 +64,10 @@ def evolvability_figure(prediction: np.ndarray, robustness: np.ndarray, epsilon:
 
 def trajectory_figure(generation: np.ndarray, lineage: np.ndarray, objective: np.ndarray, title: str,
                       target: float | None = None, tolerance: float | None = None):
-    """Objective per generation: one line per lineage (up to 20 drawn); with a target (GA), per start
-    sequence (up to 10) the sequence closest to the target and the population mean.
+    """Objective per generation: one line per lineage (up to 20 drawn).
+
+    With a target (GA), per start sequence (up to 10) the sequence closest to the target and the population
+    mean.
 
     Parameters
     ----------

@@ -64,8 +64,10 @@ def density_scatter(ax, y_true, y_pred, metrics: dict, title: str | None = None,
 
 
 def count_ticks(vmax: float) -> list[int]:
-    """Integer colour-bar ticks for counts 1..``vmax`` on a log scale: 1, 2, 5, 10, 20, 50 ... while that
-    makes at most 10 ticks, else the powers of ten."""
+    """Integer colour-bar ticks for counts 1..``vmax`` on a log scale.
+
+    1, 2, 5, 10, 20, 50 ... while that makes at most 10 ticks, else the powers of ten.
+    """
     top = max(int(np.floor(np.log10(max(vmax, 1.0)))), 0)
     ticks = [m * 10**e for e in range(top + 1) for m in (1, 2, 5) if m * 10**e <= vmax]
     return ticks if len(ticks) <= 10 else [10**e for e in range(top + 1)]

@@ -84,8 +84,9 @@ def explain_figure(onehot: np.ndarray, saliency: np.ndarray, delta: np.ndarray, 
 
 
 def evolvability_vectors(vectors: np.ndarray, labels: list[str], epsilon: float, title: str):
-    """Vaishnav et al.'s evolvability vectors: each sequence's sorted single-mutant Δ (up to 20 drawn),
-    with the neutral band ``|Δ| < ε``.
+    """Vaishnav et al.'s evolvability vectors.
+
+    Each sequence's sorted single-mutant Δ (up to 20 drawn), with the neutral band ``|Δ| < ε``.
 
     Parameters
     ----------

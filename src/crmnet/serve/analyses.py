@@ -33,8 +33,10 @@ def _png(fig) -> tuple[bytes, str]:
 
 
 def predict_job(models: list, seqs: Sequences, batch_size: int, invalid: str = "error") -> Callable:
-    """Predictions of ``seqs`` under each of ``models`` (:class:`~crmnet.serve.models.ServedModel`);
-    ``invalid="N"``: characters outside ACGTN were mapped to N (as ``crmnet predict --invalid N``)."""
+    """Predictions of ``seqs`` under each of ``models`` (:class:`~crmnet.serve.models.ServedModel`).
+
+    ``invalid="N"``: characters outside ACGTN were mapped to N (as ``crmnet predict --invalid N``).
+    """
     from crmnet.evaluation.predict import EncodingStats, predict
     from crmnet.plot.serve import prediction_histogram
 
@@ -222,7 +224,7 @@ def evolve_job(predictors: dict, expression: str, seqs: Sequences, config, batch
 
 
 def _better(value: float, previous: float, config) -> bool:
-    """Within one generation: is ``value`` a better final pick than ``previous``?"""
+    """Whether, within one generation, ``value`` is a better final pick than ``previous``."""
     if config.mode == "ga":
         return abs(value - config.target) < abs(previous - config.target)
     return value > previous if config.direction == "max" else value < previous

@@ -28,14 +28,18 @@ class TooLarge(Exception):
 
 
 class BodyLimit:
-    """ASGI middleware: a request whose body is over ``limit`` bytes raises :class:`TooLarge` when read
-    (at once when its Content-Length says so), which the app answers with a 413 page."""
+    """ASGI middleware limiting the size of a request body.
+
+    ASGI middleware: a request whose body is over ``limit`` bytes raises :class:`TooLarge` when read
+    (at once when its Content-Length says so), which the app answers with a 413 page.
+    """
 
     def __init__(self, app, limit: int):
         self.app = app
         self.limit = limit
 
     async def __call__(self, scope, receive, send):
+        """Pass the request on, with a body reader that raises :class:`TooLarge` over ``limit`` bytes."""
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         declared = dict(scope.get("headers", [])).get(b"content-length", b"0")

@@ -66,6 +66,7 @@ class Job:
 
     @property
     def finished_state(self) -> bool:
+        """Whether the job is done, failed or stopped."""
         return self.state in ("done", "failed", "stopped")
 
     def status(self) -> dict:
@@ -108,6 +109,7 @@ class JobManager:
         return job
 
     def get(self, job_id: str) -> Job | None:
+        """The job ``job_id``, or None when there is none (or it was forgotten)."""
         with self._lock:
             return self._jobs.get(job_id)
 
@@ -124,6 +126,7 @@ class JobManager:
         return job is not None
 
     def shutdown(self) -> None:
+        """Cancel every job and wait for the workers to finish."""
         for job in self.jobs():
             job.cancel.set()
         self._pool.shutdown(wait=True, cancel_futures=True)

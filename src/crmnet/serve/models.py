@@ -1,5 +1,7 @@
-"""The models ``crmnet serve`` offers: checkpoints named on the command line, every ``*.pt`` of a
-directory, and the released models ``crmnet download`` has imported (``DATA/checkpoints/NAME.pt``).
+"""The models ``crmnet serve`` offers.
+
+Checkpoints named on the command line, every ``*.pt`` of a directory, and the released models ``crmnet
+download`` has imported (``DATA/checkpoints/NAME.pt``).
 
 All are loaded once at start-up, so a bad checkpoint stops the server with a one-line error naming the
 file instead of failing a user's job later. Pages show a model by its name (the file's stem) and never

@@ -1,5 +1,8 @@
-"""What every page handler shares: rendering a page with the navigation and limits, reading a form,
-and queueing a job (the handlers are in :mod:`crmnet.serve.routes`, the app in :mod:`crmnet.serve.app`)."""
+"""What every page handler shares.
+
+Rendering a page with the navigation and limits, reading a form, and queueing a job (the handlers are in
+:mod:`crmnet.serve.routes`, the app in :mod:`crmnet.serve.app`).
+"""
 
 from __future__ import annotations
 
@@ -18,13 +21,32 @@ def page(request, name: str, context: dict | None = None, status: int = 200):
 
 
 def error_page(request, status: int, message: str):
+    """The error page with HTTP ``status`` and ``message``.
+
+    Parameters
+    ----------
+    request : starlette.requests.Request
+        The request that failed.
+    status : int
+        The HTTP status code.
+    message : str
+        What went wrong, shown on the page.
+
+    Returns
+    -------
+    starlette.templating._TemplateResponse
+        The rendered ``error.html``.
+    """
     return page(request, "error.html", {"status": status, "message": message}, status)
 
 
 async def submit(request, template: str, kind: str, title: str, make, values: dict):
-    """Run ``make()`` (checks the input, returns the job function; in a worker thread, so a large upload
+    """Check a submitted form and queue its job, or show the form again with the error.
+
+    Run ``make()`` (checks the input, returns the job function; in a worker thread, so a large upload
     does not hold up other requests) and queue it; on a user error render ``template`` again with the
-    message and the form as it was."""
+    message and the form as it was.
+    """
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import RedirectResponse
 

@@ -48,9 +48,11 @@ def _sequences(request, values: dict, upload, filename, max_sequences: int, inva
 
 
 async def _form_page(request, name: str, title: str, make):
-    """GET shows the form ``name``.html; POST reads it and queues ``make(values, upload, filename, limits)``
-    (which checks the input and returns the job function); a form that cannot be read, or a user error
-    in it, is shown in the page itself."""
+    """GET shows the form ``name``.html.
+
+    POST reads it and queues ``make(values, upload, filename, limits)`` (which checks the input and returns
+    the job function); a form that cannot be read, or a user error in it, is shown in the page itself.
+    """
     template = f"{name}.html"
     if request.method == "GET":
         return page(request, template)
@@ -63,6 +65,18 @@ async def _form_page(request, name: str, title: str, make):
 
 
 async def predict_page(request):
+    """The prediction form: GET shows it, POST queues a job predicting the sequences under each chosen model.
+
+    Parameters
+    ----------
+    request : starlette.requests.Request
+        The GET or POST request.
+
+    Returns
+    -------
+    starlette.responses.Response
+        The form (again, with the error, after a user error), or a redirect to the queued job.
+    """
     def make(values, upload, filename, limits):
         models = _chosen(request, values)
         invalid = "N" if values.get("invalid") == "N" else "error"
@@ -73,6 +87,18 @@ async def predict_page(request):
 
 
 async def explain_page(request):
+    """The explanation form: GET shows it, POST queues a job explaining one sequence under one model.
+
+    Parameters
+    ----------
+    request : starlette.requests.Request
+        The GET or POST request.
+
+    Returns
+    -------
+    starlette.responses.Response
+        The form (again, with the error, after a user error), or a redirect to the queued job.
+    """
     def make(values, upload, filename, limits):
         (served,) = _chosen(request, values, many=False)
         seqs = _sequences(request, values, upload, filename, 1)
@@ -83,6 +109,18 @@ async def explain_page(request):
 
 
 async def mutate_page(request):
+    """The robustness/evolvability form: GET shows it, POST queues a mutagenesis job.
+
+    Parameters
+    ----------
+    request : starlette.requests.Request
+        The GET or POST request.
+
+    Returns
+    -------
+    starlette.responses.Response
+        The form (again, with the error, after a user error), or a redirect to the queued job.
+    """
     def make(values, upload, filename, limits):
         models = _chosen(request, values)
         seqs = _sequences(request, values, upload, filename, limits.max_mutate_sequences)
@@ -111,6 +149,18 @@ def _evolve_config(values: dict, limits, n_starts: int):
 
 
 async def evolve_page(request):
+    """The evolution form: GET shows it, POST queues an evolution job under one or two models.
+
+    Parameters
+    ----------
+    request : starlette.requests.Request
+        The GET or POST request.
+
+    Returns
+    -------
+    starlette.responses.Response
+        The form (again, with the error, after a user error), or a redirect to the queued job.
+    """
     def make(values, upload, filename, limits):
         predictors = {"A": _chosen(request, values, "model_a", many=False)[0]}
         if values.get("model_b"):
@@ -124,6 +174,18 @@ async def evolve_page(request):
 
 
 async def models_page(request):
+    """The page listing the models this server offers.
+
+    Parameters
+    ----------
+    request : starlette.requests.Request
+        The GET request.
+
+    Returns
+    -------
+    starlette.responses.Response
+        The page.
+    """
     return page(request, "models.html")
 
 
@@ -137,17 +199,53 @@ def _job(request):
 
 
 async def job_page(request):
+    """A job's page: its status while it runs, its result when done.
+
+    Parameters
+    ----------
+    request : starlette.requests.Request
+        The request; its path names ``job_id``.
+
+    Returns
+    -------
+    starlette.responses.Response
+        The page (404 for an unknown job).
+    """
     job = _job(request)
     return page(request, "job.html", {"job": job, "result": job.result.context if job.result else None})
 
 
 async def job_status(request):
+    """A job's status as JSON (the job page polls it).
+
+    Parameters
+    ----------
+    request : starlette.requests.Request
+        The request; its path names ``job_id``.
+
+    Returns
+    -------
+    starlette.responses.Response
+        The JSON status (404 for an unknown job).
+    """
     from starlette.responses import JSONResponse
 
     return JSONResponse(_job(request).status())
 
 
 async def job_stop(request):
+    """Stop a job.
+
+    Parameters
+    ----------
+    request : starlette.requests.Request
+        The request; its path names ``job_id``.
+
+    Returns
+    -------
+    starlette.responses.Response
+        A redirect to the job's page (404 for an unknown job).
+    """
     from starlette.responses import RedirectResponse
 
     job = _job(request)
@@ -156,6 +254,18 @@ async def job_stop(request):
 
 
 async def job_file(request):
+    """One file of a finished job: an image inline, anything else as a download.
+
+    Parameters
+    ----------
+    request : starlette.requests.Request
+        The request; its path names ``job_id`` and the file's ``name``.
+
+    Returns
+    -------
+    starlette.responses.Response
+        The file's bytes (404 for an unknown job or file).
+    """
     from starlette.exceptions import HTTPException
     from starlette.responses import Response
 

@@ -55,8 +55,11 @@ def check_device(cfg: TrainConfig) -> None:
 
 
 def check_model(cfg: TrainConfig, *, init: bool = True) -> None:
-    """The model can be built: a known name, overrides of the right names, types and signs; or a valid
-    ``init`` checkpoint (readable, finite weights, the named model, no overrides)."""
+    """The model can be built.
+
+    A known name, overrides of the right names, types and signs; or a valid ``init`` checkpoint (readable,
+    finite weights, the named model, no overrides).
+    """
     if cfg.init is not None:
         if cfg.overrides:
             raise ConfigError("overrides", "model overrides cannot change a model initialised from a checkpoint")
@@ -104,8 +107,11 @@ def _no_negative_sizes(config, overrides: dict) -> None:
 
 
 def check_store(cfg: TrainConfig) -> None:
-    """The store opens (which checks that every target is a finite number: :func:`crmnet.data.store.open_store`)
-    and holds a full global batch of training rows and some validation rows."""
+    """The store opens and holds enough training and validation rows.
+
+    The store opens (which checks that every target is a finite number: :func:`crmnet.data.store.open_store`)
+    and holds a full global batch of training rows and some validation rows.
+    """
     from crmnet.data.loader import BatchLoader
     from crmnet.data.store import open_store
 

@@ -1,5 +1,8 @@
-"""What determines a training run (:class:`TrainConfig`), what it returns (:class:`TrainResult`), and the
-reading of JSON config and recipe files. Imports no torch: the CLI builds its flags from here."""
+"""What determines a training run, what it returns, and the reading of config files.
+
+What determines a training run (:class:`TrainConfig`), what it returns (:class:`TrainResult`), and the
+reading of JSON config and recipe files. Imports no torch: the CLI builds its flags from here.
+"""
 
 from __future__ import annotations
 
@@ -125,8 +128,11 @@ def _at_least(cfg: TrainConfig, name: str, low: int) -> None:
 
 @dataclass
 class TrainResult:
-    """What :func:`crmnet.training.run.fit` returns on every rank: the run directory, the model with its
-    best weights, and the run's progress (the fields of the saved training state)."""
+    """What :func:`crmnet.training.run.fit` returns on every rank.
+
+    The run directory, the model with its best weights, and the run's progress (the fields of the saved
+    training state).
+    """
 
     run_dir: Path
     model: Any
@@ -140,8 +146,11 @@ class TrainResult:
 
     @classmethod
     def from_state(cls, run_dir: Path, model, state: dict, metrics: dict) -> TrainResult:
-        """Build the result from a training state (``state.pt``'s keys ``epoch, step, early, stopped_early,
-        history``: the loop's own progress or one loaded from disk)."""
+        """Build the result from a training state.
+
+        Build the result from a training state (``state.pt``'s keys ``epoch, step, early, stopped_early,
+        history``: the loop's own progress or one loaded from disk).
+        """
         return cls(run_dir=Path(run_dir), model=model, best_epoch=state["early"]["best_epoch"],
                    best_metric=state["early"]["best"], epochs=int(state["epoch"]), steps=int(state["step"]),
                    stopped_early=bool(state["stopped_early"]), metrics=metrics, history=list(state["history"]))

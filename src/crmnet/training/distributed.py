@@ -1,6 +1,9 @@
-"""Processes: who this process is (torchrun, SLURM or a local spawn), its device, the process group, and
+"""Processes for data-parallel training.
+
+Processes: who this process is (torchrun, SLURM or a local spawn), its device, the process group, and
 DistributedDataParallel. The :class:`~crmnet.data.loader.BatchLoader` shards the data itself (no
-DistributedSampler)."""
+DistributedSampler).
+"""
 
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from crmnet.errors import CrmnetError
 
 @dataclass(frozen=True)
 class Dist:
-    """This process's place among the data-parallel processes."""
+    """The place of this process among the data-parallel processes."""
 
     rank: int = 0
     local_rank: int = 0
@@ -23,10 +26,12 @@ class Dist:
 
     @property
     def main(self) -> bool:
+        """Whether this is rank 0, the main process."""
         return self.rank == 0
 
     @property
     def distributed(self) -> bool:
+        """Whether there are several processes."""
         return self.world_size > 1
 
 
@@ -53,6 +58,13 @@ def is_main_process() -> bool:
 
 
 def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a local process group's rendezvous.
+
+    Returns
+    -------
+    int
+        The port number (the OS picked it; another program could take it before it is used).
+    """
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -123,6 +135,13 @@ def wrap_ddp(module, dist: Dist, device):
 
 
 def barrier(dist: Dist) -> None:
+    """Wait until every process reaches this point; does nothing in a single process.
+
+    Parameters
+    ----------
+    dist : Dist
+        This process's place among the data-parallel processes.
+    """
     if dist.distributed:
         import torch.distributed as tdist
 

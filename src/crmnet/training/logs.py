@@ -1,5 +1,8 @@
-"""What a run tells: CSV logs (and TensorBoard events when installed), the progress bar, the epoch line,
-and Ctrl-C turned into a clean stop."""
+"""What a run tells.
+
+CSV logs (and TensorBoard events when installed), the progress bar, the epoch line, and Ctrl-C turned into a
+clean stop.
+"""
 
 from __future__ import annotations
 
@@ -80,6 +83,7 @@ class RunLogs:
             self.tb.flush()
 
     def close(self) -> None:
+        """Close the step log and the TensorBoard writer."""
         if self._steps is not None:
             self._steps.close()
         if self.tb is not None:
@@ -89,7 +93,8 @@ class RunLogs:
 class StopFlag:
     """Turns the first Ctrl-C into a request to stop at the next step boundary (state saved first).
 
-    announce: say so on stderr (the main process only)."""
+    announce: say so on stderr (the main process only).
+    """
 
     def __init__(self, announce: bool = True):
         self.requested = False

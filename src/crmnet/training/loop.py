@@ -214,8 +214,11 @@ def _train_epoch(run: _Run, logs: RunLogs, stop: StopFlag) -> float:
 
 
 def _check_finite(run: _Run, bad_step: torch.Tensor) -> None:
-    """Stop with an error when a step's loss was NaN or infinite (on any process), before anything more is
-    saved: the state and checkpoints on disk stay those of the last good step."""
+    """Stop with an error when a step's loss was NaN or infinite.
+
+    Stop with an error when a step's loss was NaN or infinite (on any process), before anything more is
+    saved: the state and checkpoints on disk stay those of the last good step.
+    """
     step = int(bad_step)
     if any_rank(step >= 0, run.dist, run.device):
         kept = "nothing was saved yet" if run.saved_step is None else f"the state of step {run.saved_step} is kept"

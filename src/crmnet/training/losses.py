@@ -78,6 +78,7 @@ class LossModule(nn.Module):
         self.huber_delta = float(huber_delta)
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and predictions of a batch: x (B, C, L), y (B,) → (scalar float32 loss, (B,) predictions)."""
         if self.kind == "own":
             value, pred = self.model.compute_loss(x, y)
             return value.float(), pred

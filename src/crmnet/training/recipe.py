@@ -1,5 +1,8 @@
-"""Multi-stage training recipes: pre-train, then fine-tune from the earlier stage's best weights
-(the paper's transfer recipe is ``configs/paper_transfer.json``)."""
+"""Multi-stage training recipes.
+
+Multi-stage training recipes: pre-train, then fine-tune from the earlier stage's best weights
+(the paper's transfer recipe is ``configs/paper_transfer.json``).
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""Training of any registered model: :func:`fit` checks the run directory, starts the processes and runs
-the loop (:mod:`crmnet.training.loop`) in each.
+"""Training of any registered model.
+
+:func:`fit` checks the run directory, starts the processes and runs the loop (:mod:`crmnet.training.loop`) in
+each.
 
 A *run directory* holds ``config.json`` (the resolved :class:`~crmnet.training.config.TrainConfig`),
 ``best.ckpt`` and ``last.ckpt`` (crmnet checkpoints, ``torch.load(weights_only=True)``), ``state.pt``
@@ -140,8 +142,11 @@ def result_from_disk(run_dir: Path) -> TrainResult:
 
 
 def _run_config(config: TrainConfig | None, out: Path, *, resume: bool) -> TrainConfig:
-    """The run's config: ``config``, or with ``resume`` the run's own ``config.json`` (a given config must
-    equal it)."""
+    """The run's config: ``config``, or with ``resume`` the run's own.
+
+    The run's config: ``config``, or with ``resume`` the run's own ``config.json`` (a given config must
+    equal it).
+    """
     if not resume:
         if config is None:
             raise ValueError("a TrainConfig is required unless resuming")

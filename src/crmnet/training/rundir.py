@@ -37,8 +37,11 @@ LOG_FILES = frozenset({"steps.csv", "epochs.csv", "tensorboard"})
 
 @dataclass(frozen=True)
 class Layout:
-    """What crmnet writes in an output directory it owns: ``names`` maps a subdirectory ("" for the
-    directory itself) to the entries written there; ``kind`` names it in messages."""
+    """What crmnet writes in an output directory it owns.
+
+    ``names`` maps a subdirectory ("" for the directory itself) to the entries written there; ``kind`` names
+    it in messages.
+    """
 
     kind: str
     names: dict[str, frozenset[str]]
@@ -59,8 +62,11 @@ def _orphans(directory: Path, names: frozenset[str]) -> list[Path]:
 
 
 def foreign_entries(out: Path, layout: Layout = RUN) -> list[str]:
-    """Entries of ``out`` (and of its subdirectories in ``layout``) that crmnet does not write there, as
-    relative names (links count as foreign: replacing the directory must never reach beyond it)."""
+    """Entries of ``out`` that crmnet does not write there.
+
+    Entries of ``out`` (and of its subdirectories in ``layout``) that crmnet does not write there, as
+    relative names (links count as foreign: replacing the directory must never reach beyond it).
+    """
     foreign = []
     for sub, names in layout.names.items():
         directory = out / sub if sub else out
@@ -199,8 +205,10 @@ def _clear(out: Path) -> None:
 
 
 def _sweep(out: Path, layout: Layout) -> None:
-    """Remove the leftovers of atomic writes killed midway (the run's lock is held: no writer is running);
-    a moved-aside previous version whose file is missing is put back instead (the only complete one)."""
+    """Remove the leftovers of atomic writes killed midway (the run's lock is held: no writer is running).
+
+    A moved-aside previous version whose file is missing is put back instead (the only complete one).
+    """
     stale = [p for sub, names in layout.names.items() for p in _orphans(out / sub if sub else out, names)]
     for p in stale:
         target = p.with_name(_TMP.match(p.name)["name"])

@@ -37,11 +37,13 @@ class Progress:
 
     @classmethod
     def from_state(cls, state: dict) -> Progress:
+        """The progress recorded in a loaded ``state.pt``."""
         return cls(epoch=int(state["epoch"]), step=int(state["step"]), history=list(state["history"]),
                    early=dict(state["early"]), stopped_early=bool(state["stopped_early"]),
                    partial=dict(state["partial"]))
 
     def finished(self, max_epochs: int, max_steps: int | None) -> bool:
+        """Whether training is over: stopped early, or ``max_epochs`` or ``max_steps`` reached."""
         return (self.stopped_early or self.epoch >= max_epochs
                 or (max_steps is not None and self.step >= max_steps))
 
@@ -72,7 +74,10 @@ def save_state(path: Path, *, model, optimizer, scaler, progress: Progress, rank
 
 
 def rank_state(device, loader, epoch_done: bool) -> dict:
-    """This rank's RNG states and loader position (empty at an epoch's end: the next epoch starts afresh)."""
+    """The RNG states and loader position of this rank.
+
+    The loader position is empty at an epoch's end: the next epoch starts afresh.
+    """
     import torch
 
     rng = {"torch": torch.get_rng_state()}

@@ -49,8 +49,11 @@ LAYOUT = Layout("quickstart output", {
 
 
 def _quickstart_training() -> TrainConfig:
-    """The quickstart's training settings: the paper's 50 / 10 / 10 epochs (max / patience / warm-up)
-    scaled down so that the run fits in minutes on a 2-core CPU."""
+    """The quickstart's training settings.
+
+    The paper's 50 / 10 / 10 epochs (max / patience / warm-up) scaled down so that the run fits in minutes on
+    a 2-core CPU.
+    """
     return TrainConfig(
         model=QUICKSTART_MODEL,
         # Keras' batch-norm momentum (0.01) lets the running statistics lag behind a run of ~1,000 steps.

@@ -374,7 +374,7 @@ class _Builder:
             )
 
     def conv_pair(self, prefix: str, what: str) -> int:
-        """conv SE BN conv SE BN, the body of every encoder and decoder block; returns its width."""
+        """Map conv SE BN conv SE BN, the body of every encoder and decoder block; returns its width."""
         width = self.conv(f"{prefix}.conv1", f"{what}, first convolution")
         self.ratios.add(self.se(f"{prefix}.se1", f"{what}, first SE"))
         self.bn(f"{prefix}.bn1", f"{what}, first batch norm")

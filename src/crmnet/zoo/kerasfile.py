@@ -74,6 +74,7 @@ class KerasModel:
 
     @property
     def has_graph(self) -> bool:
+        """Whether every layer knows its inputs (the file holds the model's graph)."""
         return all(layer.inbound is not None for layer in self.layers)
 
 

@@ -322,9 +322,11 @@ class TensorBundle:
                 )
 
     def shard_path(self, shard: int) -> Path:
+        """The path of data shard ``shard`` (0-based)."""
         return self.prefix.with_name(f"{self.prefix.name}.data-{shard:05d}-of-{self.num_shards:05d}")
 
     def data_files(self) -> list[Path]:
+        """The paths of every data shard."""
         return [self.shard_path(s) for s in range(self.num_shards)]
 
     def _shard_bytes(self, shard: int, needed: int) -> np.ndarray:
@@ -481,6 +483,18 @@ def read_keras_metadata(path: str | Path) -> list[KerasObject]:
 
 
 def is_savedmodel(path: str | Path) -> bool:
+    """Whether ``path`` is a TensorFlow SavedModel directory.
+
+    Parameters
+    ----------
+    path : str or Path
+        The path to check.
+
+    Returns
+    -------
+    bool
+        True when it holds ``saved_model.pb`` and ``variables/variables.index``.
+    """
     path = Path(path)
     return (path / "saved_model.pb").is_file() and (path / "variables" / "variables.index").is_file()
 

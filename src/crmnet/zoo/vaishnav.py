@@ -61,6 +61,7 @@ class Weighted:
     roles: dict[str, np.ndarray]
 
     def get(self, role: str, source) -> np.ndarray:
+        """The weight of ``role``; a missing one is an InputError naming ``source``."""
         if role not in self.roles:
             raise InputError(source, f"Keras layer {self.layer.name!r} has no {role!r} weight")
         return self.roles[role]
@@ -108,8 +109,11 @@ def recognise(keras: KerasModel) -> str | None:
 
 
 def is_vaishnav_family(keras: KerasModel) -> bool:
-    """Whether the file has layers only Vaishnav-style models have (an LSTM, keras-multi-head attention,
-    a feed-forward layer or a 2-D convolution): then a mismatch is reported against their architectures."""
+    """Whether the file has layers only Vaishnav-style models have.
+
+    Whether the file has layers only Vaishnav-style models have (an LSTM, keras-multi-head attention,
+    a feed-forward layer or a 2-D convolution): then a mismatch is reported against their architectures.
+    """
     return any(w.kind in ("bilstm", "mha", "ff", "conv2d") for w in weighted_layers(keras))
 
 
