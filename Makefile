@@ -11,7 +11,7 @@ TORCH_VERSION ?= 2.13.0
 # NVIDIA packages. For a GPU machine: make TORCH_INDEX=https://download.pytorch.org/whl/cu128 ...
 TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 
-.PHONY: demo test test-all install install-dev docs
+.PHONY: demo test test-all lint docs install install-dev docs
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,6 @@ test-all: $(VENV)/.installed-dev
 
 docs: $(VENV)/.installed-dev
 	$(PY) docs/api.py site
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check src tests benchmarks

@@ -7,7 +7,14 @@ import torch
 
 from crmnet.models import build_model
 from crmnet.models.blocks import MultiHeadSelfAttention, SameConv1d, SameConvTranspose1d
-from crmnet.models.fastpath import FastCRMnet, _Attention, _Conv, _Polyphase, optimize_for_inference
+from crmnet.models.fastpath import (
+    FastCRMnet,
+    _Attention,
+    _Conv,
+    _Polyphase,
+    optimize_for_inference,
+    worthwhile,
+)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -164,3 +171,10 @@ def test_fft_strided_convolution_keeps_the_keras_windows(length):
         want, got = torch.relu(conv(x)), fast(x)
     assert got.shape == want.shape == (2, 128, -(-length // 2))
     torch.testing.assert_close(got, want, rtol=0, atol=2e-6 * want.abs().max().item())
+
+
+def test_predict_uses_the_rewrite_only_where_it_pays():
+    with torch.device("meta"):
+        assert worthwhile(build_model("crmnet")) and worthwhile(build_model("crmnet-no-se"))
+        assert not worthwhile(build_model("crmnet-tiny")) and not worthwhile(build_model("crmnet-small"))
+        assert not worthwhile(build_model("legnet"))

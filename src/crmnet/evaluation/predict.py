@@ -175,7 +175,7 @@ def predict(
     import torch
 
     from crmnet.data.encoding import onehot
-    from crmnet.models.fastpath import optimize_for_inference
+    from crmnet.models.fastpath import optimize_for_inference, worthwhile
 
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -187,8 +187,8 @@ def predict(
     model.to(dev)
     was_training = model.training
     model.eval()
-    # The exact inference rewrite (cached per model) where it was measured: CPUs. Others run the model.
-    run = optimize_for_inference(model) if dev.type == "cpu" else model
+    # The exact inference rewrite (cached per model) where it was measured to pay: full-width CRMnet on CPUs.
+    run = optimize_for_inference(model) if dev.type == "cpu" and worthwhile(model) else model
     n = len(sequences)
     out = np.empty(n, dtype=np.float32)
     try:

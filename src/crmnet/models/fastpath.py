@@ -357,6 +357,25 @@ def _weights_key(model: nn.Module) -> tuple:
     return tuple((t.data_ptr(), t.device, t._version) for t in (*model.parameters(), *model.buffers()))
 
 
+#: below this many parameters the rewrite does not pay on a CPU (measured: crmnet-tiny 7,800 → 5,500 and
+#: crmnet-small 4,100 → 3,100 seq/s, as its batch chunking and FFT set-up outweigh small layers' savings)
+WORTHWHILE_PARAMETERS = 5_000_000
+
+
+def worthwhile(model: nn.Module) -> bool:
+    """Whether :func:`optimize_for_inference` speeds ``model`` up on a CPU (a CRMnet of full width).
+
+    Parameters
+    ----------
+    model : nn.Module
+
+    Returns
+    -------
+    bool
+    """
+    return type(model) is CRMnet and sum(p.numel() for p in model.parameters()) >= WORTHWHILE_PARAMETERS
+
+
 def optimize_for_inference(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
     """The fastest exact inference form of ``model`` for prediction: a :class:`FastCRMnet` for a CRMnet.
 

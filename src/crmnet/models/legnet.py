@@ -135,8 +135,10 @@ def conv_bn_silu(cin: int, cout: int, kernel: int, momentum: float, groups: int 
 
 
 def cp_rank(shape: tuple[int, ...], fraction: float) -> int:
-    """The CP rank whose factors hold ``fraction`` of a full tensor's parameters (tensorly's rule for a
-    fractional rank: round(fraction · prod(shape) / sum(shape)), at least 1)."""
+    """The CP rank whose factors hold ``fraction`` of a full tensor's parameters.
+
+    tensorly's rule for a fractional rank: round(fraction · prod(shape) / sum(shape)), at least 1.
+    """
     return max(round(fraction * math.prod(shape) / sum(shape)), 1)
 
 
@@ -172,6 +174,7 @@ class CPBilinear(nn.Module):
         return ((self.factor_0 * self.weights) @ khatri_rao.T).reshape(n * n, -1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, n) → (B, out): the bilinear form of x with itself, plus the bias."""
         outer = x.unsqueeze(-1) @ x.unsqueeze(-2)  # (B, n, n)
         return outer.reshape(len(x), -1) @ self.weight() + self.bias
 
@@ -191,6 +194,7 @@ class BilinearSqueezeExcite(nn.Module):
         self.fc3 = nn.Linear(hidden + hidden // 2, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, C, L) → (B, C, L), each channel scaled by its gate in (0, 1)."""
         h = self.fc2(F.silu(self.fc1(x.mean(dim=-1))))
         gate = torch.sigmoid(self.fc3(F.silu(torch.cat([h, self.bilinear(h)], dim=-1))))
         return x * gate.unsqueeze(-1)
@@ -221,6 +225,7 @@ class LegNetBlock(nn.Module):
         self.resize = conv_bn_silu(2 * cin, cout, cfg.kernel_size, m)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, C_in, L) → (B, C_out, L): the input beside its inverted-residual branch, resized."""
         return self.resize(torch.cat([x, self.inverted(x)], dim=1))
 
 
@@ -277,6 +282,7 @@ class LegNet(nn.Module):
         return (logits.softmax(dim=-1) * self.bin_values).sum(dim=-1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map x (B, C, L) → (B,) expected bin; in eval mode averaged with the reverse complement's."""
         pred = self.expected_bin(self.logits(x))
         if self.training:
             return pred
