@@ -26,13 +26,7 @@ def _common(p, several: bool = False) -> None:
 
 
 def register(subparsers) -> None:
-    """Add the ``variants``, ``mutagenesis``, ``evolvability`` and ``evolve`` subcommands to the CLI.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
-    """
+    """Add the ``variants``, ``mutagenesis``, ``evolvability`` and ``evolve`` subcommands to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
     va = subparsers.add_parser(
         "variants", help="predicted effect of variants: delta = prediction(variant) - prediction(reference)",
         description="Read a TSV/CSV with a header holding reference and variant sequences (other columns are "

@@ -6,13 +6,7 @@ import sys
 
 
 def register(subparsers) -> None:
-    """Add the ``download`` subcommand to the CLI.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
-    """
+    """Add the ``download`` subcommand to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
     from crmnet.data.catalogue import SOURCES  # stdlib only: cheap enough for --help
 
     p = subparsers.add_parser(

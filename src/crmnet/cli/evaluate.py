@@ -10,13 +10,7 @@ from crmnet.errors import InputError
 
 
 def register(subparsers) -> None:
-    """Add the ``evaluate``, ``predict`` and ``report`` subcommands to the CLI.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
-    """
+    """Add the ``evaluate``, ``predict`` and ``report`` subcommands to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
     _register_evaluate(subparsers)
     _register_predict(subparsers)
     _register_report(subparsers)

@@ -13,13 +13,7 @@ PARITY_TOLERANCE = 1e-4
 
 
 def register(subparsers) -> None:
-    """Add the ``export`` subcommand to the CLI.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
-    """
+    """Add the ``export`` subcommand to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
     p = subparsers.add_parser(
         "export",
         help="export a checkpoint to ONNX or TorchScript for deployment (with a parity check)",

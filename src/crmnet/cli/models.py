@@ -6,13 +6,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    """Add the ``models`` subcommand to the CLI.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
-    """
+    """Add the ``models`` subcommand to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
     p = subparsers.add_parser(
         "models",
         help="list the registered models (parameters, BN stats, FLOPs per sample)",

@@ -6,13 +6,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    """Add the ``prepare`` subcommand to the CLI.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
-    """
+    """Add the ``prepare`` subcommand to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
     p = subparsers.add_parser(
         "prepare",
         help="convert txt/csv files (plain or gzip) into a memory-mapped training store",

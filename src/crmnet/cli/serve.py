@@ -6,13 +6,7 @@ import sys
 
 
 def register(subparsers) -> None:
-    """Add the ``serve`` subcommand to the CLI.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
-    """
+    """Add the ``serve`` subcommand to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
     p = subparsers.add_parser(
         "serve",
         help="web pages: predict, explain, robustness and evolution in the browser",

@@ -18,13 +18,7 @@ PRESETS = ("planted", "calibrated")
 
 
 def register(subparsers) -> None:
-    """Add the ``simulate`` subcommand to the CLI.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
-    """
+    """Add the ``simulate`` subcommand to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
     p = subparsers.add_parser(
         "simulate",
         help="simulate yeast promoter expression with a known answer (planted motifs, calibrated, or a teacher model)",

@@ -68,13 +68,7 @@ def _parse_set(text: str) -> tuple[str, object]:
 
 
 def register(subparsers) -> None:
-    """Add the ``train`` and ``quickstart`` subcommands to the CLI.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
-    """
+    """Add the ``train`` and ``quickstart`` subcommands to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
     from dataclasses import MISSING, fields
 
     from crmnet.training.config import CHOICES, TrainConfig

@@ -6,13 +6,7 @@ import argparse
 
 
 def register(subparsers) -> None:
-    """Add the ``zoo`` subcommand to the CLI.
-
-    Parameters
-    ----------
-    subparsers : argparse._SubParsersAction
-        The ``crmnet`` parser's sub-command set (:func:`crmnet.cli.build_parser` calls this).
-    """
+    """Add the ``zoo`` subcommand to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
     p = subparsers.add_parser(
         "zoo",
         help="list the released trained models crmnet can run, with their published metrics and how to get them",

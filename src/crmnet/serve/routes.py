@@ -65,18 +65,7 @@ async def _form_page(request, name: str, title: str, make):
 
 
 async def predict_page(request):
-    """The prediction form: GET shows it, POST queues a job predicting the sequences under each chosen model.
-
-    Parameters
-    ----------
-    request : starlette.requests.Request
-        The GET or POST request.
-
-    Returns
-    -------
-    starlette.responses.Response
-        The form (again, with the error, after a user error), or a redirect to the queued job.
-    """
+    """The prediction form: POST queues a job predicting the sequences under each chosen model."""
     def make(values, upload, filename, limits):
         models = _chosen(request, values)
         invalid = "N" if values.get("invalid") == "N" else "error"
@@ -87,18 +76,7 @@ async def predict_page(request):
 
 
 async def explain_page(request):
-    """The explanation form: GET shows it, POST queues a job explaining one sequence under one model.
-
-    Parameters
-    ----------
-    request : starlette.requests.Request
-        The GET or POST request.
-
-    Returns
-    -------
-    starlette.responses.Response
-        The form (again, with the error, after a user error), or a redirect to the queued job.
-    """
+    """The explanation form: POST queues a job explaining one sequence under one model."""
     def make(values, upload, filename, limits):
         (served,) = _chosen(request, values, many=False)
         seqs = _sequences(request, values, upload, filename, 1)
@@ -109,18 +87,7 @@ async def explain_page(request):
 
 
 async def mutate_page(request):
-    """The robustness/evolvability form: GET shows it, POST queues a mutagenesis job.
-
-    Parameters
-    ----------
-    request : starlette.requests.Request
-        The GET or POST request.
-
-    Returns
-    -------
-    starlette.responses.Response
-        The form (again, with the error, after a user error), or a redirect to the queued job.
-    """
+    """The robustness and evolvability form: POST queues a mutagenesis job."""
     def make(values, upload, filename, limits):
         models = _chosen(request, values)
         seqs = _sequences(request, values, upload, filename, limits.max_mutate_sequences)
@@ -149,18 +116,7 @@ def _evolve_config(values: dict, limits, n_starts: int):
 
 
 async def evolve_page(request):
-    """The evolution form: GET shows it, POST queues an evolution job under one or two models.
-
-    Parameters
-    ----------
-    request : starlette.requests.Request
-        The GET or POST request.
-
-    Returns
-    -------
-    starlette.responses.Response
-        The form (again, with the error, after a user error), or a redirect to the queued job.
-    """
+    """The evolution form: POST queues an evolution job under one or two models."""
     def make(values, upload, filename, limits):
         predictors = {"A": _chosen(request, values, "model_a", many=False)[0]}
         if values.get("model_b"):
