@@ -21,6 +21,22 @@ from crmnet.errors import CrmnetError
 from crmnet.version import __version__
 
 
+def default_device(device: str | None) -> str:
+    """The device a command runs on: ``device`` when given, else CUDA when available, else the CPU."""
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def require_positive(name: str, value: int) -> None:
+    """Refuse an option ``name`` whose integer ``value`` is below 1 (one-line error naming the option)."""
+    if value < 1:
+        from crmnet.errors import InputError
+
+        raise InputError(None, f"{name} must be at least 1, got {value}")
+
 class Parser(argparse.ArgumentParser):
     """argparse with the CLI's error contract.
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from crmnet.cli import default_device, require_positive
 from crmnet.errors import InputError
 
 
@@ -100,40 +101,16 @@ def register(subparsers) -> None:
     eo.set_defaults(func=run_evolve)
 
 
-def _device(device: str | None) -> str:
-    if device:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _positive(name: str, value: int) -> None:
-    if value < 1:
-        raise InputError(None, f"{name} must be at least 1, got {value}")
-
-
 def run_variants(args: argparse.Namespace) -> int:
-    """Predict the effect of variants: prediction(variant) − prediction(reference).
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed options of ``crmnet variants``.
-
-    Returns
-    -------
-    int
-        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
-    """
+    """Predict the effect of variants: prediction(variant) − prediction(reference)."""
     from crmnet.design.variants import variants_file
     from crmnet.models.checkpoint import load_checkpoint
 
-    _positive("--batch-size", args.batch_size)
+    require_positive("--batch-size", args.batch_size)
     model = load_checkpoint(args.checkpoint)
     res = variants_file(model, args.pairs, args.out, ref_column=args.ref_column, alt_column=args.alt_column,
                         measured_column=args.measured_column, batch_size=args.batch_size,
-                        device=_device(args.device), overwrite=args.overwrite)
+                        device=default_device(args.device), overwrite=args.overwrite)
     print(f"{res['n']:,} pairs, {res['unique']:,} distinct sequences predicted", file=sys.stderr)
     if res["unequal_lengths"]:
         print(f"{res['unequal_lengths']:,} pairs have reference and variant of different lengths (insertions or "
@@ -147,18 +124,7 @@ def run_variants(args: argparse.Namespace) -> int:
 
 
 def run_mutagenesis(args: argparse.Namespace) -> int:
-    """Saturation mutagenesis: predict every single-base mutant of every sequence.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed options of ``crmnet mutagenesis``.
-
-    Returns
-    -------
-    int
-        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
-    """
+    """Saturation mutagenesis: predict every single-base mutant of every sequence."""
     import time
 
     from crmnet.design.mutagenesis import parse_window
@@ -166,15 +132,15 @@ def run_mutagenesis(args: argparse.Namespace) -> int:
     from crmnet.design.outputs import mutagenesis_file
     from crmnet.models.checkpoint import load_checkpoint
 
-    _positive("--batch-size", args.batch_size)
-    _positive("--chunk-size", args.chunk_size)
+    require_positive("--batch-size", args.batch_size)
+    require_positive("--chunk-size", args.chunk_size)
     if args.figures < 0:
         raise InputError(None, f"--figures must be 0 or more, got {args.figures}")
     if not args.epsilon > 0:
         raise InputError(None, f"--epsilon must be positive, got {args.epsilon}")
     window = parse_window(args.window)
     model = load_checkpoint(args.checkpoint)
-    predictor = ModelPredictor(model, args.batch_size, _device(args.device))
+    predictor = ModelPredictor(model, args.batch_size, default_device(args.device))
     t = time.perf_counter()
     res = mutagenesis_file(predictor, args.input, args.out, window=window, epsilon=args.epsilon,
                            max_figures=args.figures, write_tsv=not args.no_tsv, chunk_size=args.chunk_size,
@@ -187,18 +153,7 @@ def run_mutagenesis(args: argparse.Namespace) -> int:
 
 
 def run_evolvability(args: argparse.Namespace) -> int:
-    """Robustness and evolvability vectors (table and figure) from a mutagenesis deltas file.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed options of ``crmnet evolvability``.
-
-    Returns
-    -------
-    int
-        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
-    """
+    """Robustness and evolvability vectors (table and figure) from a mutagenesis deltas file."""
     import numpy as np
 
     from crmnet.design.evolvability import Evolvability, evolvability
@@ -231,30 +186,19 @@ def _objective(args):
         name, _, path = spec.rpartition("=") if "=" in spec else (chr(ord("A") + k), "", spec)
         if not name.isidentifier() or name in predictors:
             raise InputError(None, f"--checkpoint {spec!r}: NAME must be a unique identifier (letters, digits, _)")
-        predictors[name] = ModelPredictor(load_checkpoint(path), args.batch_size, _device(args.device))
+        predictors[name] = ModelPredictor(load_checkpoint(path), args.batch_size, default_device(args.device))
     return Objective(predictors, args.objective)
 
 
 def run_evolve(args: argparse.Namespace) -> int:
-    """Evolve sequences under a model (neutral drift, SSWM or a genetic algorithm).
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed options of ``crmnet evolve``.
-
-    Returns
-    -------
-    int
-        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
-    """
+    """Evolve sequences under a model (neutral drift, SSWM or a genetic algorithm)."""
     from crmnet.data.encoding import without_invalid_hint
     from crmnet.data.readers import read_records
     from crmnet.design.evolve import EvolveConfig, evolve_to_file
     from crmnet.design.mutagenesis import parse_window
     from crmnet.fsutil import refuse_existing
 
-    _positive("--batch-size", args.batch_size)
+    require_positive("--batch-size", args.batch_size)
     population = args.population if args.population is not None else (100 if args.mode == "ga" else 1)
     config = EvolveConfig(mode=args.mode, generations=args.generations, seed=args.seed, direction=args.direction,
                           mutations=args.mutations, population=population, mutation_rate=args.mutation_rate,

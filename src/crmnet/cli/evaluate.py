@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from crmnet.cli import default_device, require_positive
 from crmnet.errors import InputError
 
 
@@ -130,32 +131,8 @@ def _register_report(subparsers) -> None:
     rp.set_defaults(func=run_report)
 
 
-def _default_device(device: str | None) -> str:
-    if device:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _check_positive(name: str, value: int) -> None:
-    if value < 1:
-        raise InputError(None, f"{name} must be at least 1, got {value}")
-
-
 def run_evaluate(args: argparse.Namespace) -> int:
-    """Score a checkpoint, prediction files or the published peers on the test sets.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed options of ``crmnet evaluate``.
-
-    Returns
-    -------
-    int
-        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
-    """
+    """Score a checkpoint, prediction files or the published peers on the test sets."""
     from crmnet.data.readers import Columns
     from crmnet.evaluation.evaluate import EvaluateConfig, run_evaluation, summary_rows
     from crmnet.evaluation.outputs import write_evaluation
@@ -165,7 +142,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     cfg = EvaluateConfig(
         checkpoint=args.checkpoint, predictions=tuple(args.predictions or ()), labels=tuple(args.label or ()),
         peers=args.peers, tests=tuple(args.test or ()), data_dir=args.data_dir, bootstrap=args.bootstrap,
-        seed=args.seed, batch_size=args.batch_size, device=_default_device(args.device) if args.checkpoint else None,
+        seed=args.seed, batch_size=args.batch_size, device=default_device(args.device) if args.checkpoint else None,
         invalid=args.invalid, allow_partial=args.allow_partial,
         columns=Columns(sequence=args.sequence_column, measured=args.measured_column,
                         predicted=args.predicted_column),
@@ -205,28 +182,17 @@ def _print_statistics(ev) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """Predict expression for the sequences of a FASTA, TSV or CSV file.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed options of ``crmnet predict``.
-
-    Returns
-    -------
-    int
-        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
-    """
+    """Predict expression for the sequences of a FASTA, TSV or CSV file."""
     from crmnet.evaluation.predict import predict_file
     from crmnet.fsutil import refuse_existing
     from crmnet.models.checkpoint import load_checkpoint
 
-    _check_positive("--batch-size", args.batch_size)
-    _check_positive("--chunk-size", args.chunk_size)
+    require_positive("--batch-size", args.batch_size)
+    require_positive("--chunk-size", args.chunk_size)
     refuse_existing(args.out, overwrite=args.overwrite, inputs=[args.input, args.checkpoint])
     model = load_checkpoint(args.checkpoint)
     stats = predict_file(model, args.input, args.out, fmt=args.format, batch_size=args.batch_size,
-                         device=_default_device(args.device), invalid=args.invalid, overwrite=args.overwrite,
+                         device=default_device(args.device), invalid=args.invalid, overwrite=args.overwrite,
                          chunk_size=args.chunk_size, progress=not args.quiet)
     print(stats.message(model.encoding), file=sys.stderr)
     print(f"wrote {args.out}")
@@ -234,18 +200,7 @@ def run_predict(args: argparse.Namespace) -> int:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    """Write figures 2-4 and a Markdown/HTML summary from evaluation outputs.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed options of ``crmnet report``.
-
-    Returns
-    -------
-    int
-        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
-    """
+    """Write figures 2-4 and a Markdown/HTML summary from evaluation outputs."""
     from crmnet.evaluation.report import build_report
     from crmnet.fsutil import refuse_existing
 

@@ -33,18 +33,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Import a released model as a crmnet checkpoint (no TensorFlow needed).
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed options of ``crmnet import``.
-
-    Returns
-    -------
-    int
-        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
-    """
+    """Import a released model as a crmnet checkpoint (no TensorFlow needed)."""
     from pathlib import Path
 
     from crmnet.models.blocks import count_parameters

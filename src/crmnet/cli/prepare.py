@@ -48,18 +48,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Convert txt/csv files (plain or gzip) into a memory-mapped training store.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed options of ``crmnet prepare``.
-
-    Returns
-    -------
-    int
-        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
-    """
+    """Convert txt/csv files (plain or gzip) into a memory-mapped training store."""
     import time
 
     from crmnet.data.encoding import Encoding

@@ -35,18 +35,7 @@ def register(subparsers) -> None:
 
 
 def run_serve(args) -> int:
-    """Serve the web pages (predict, explain, robustness, evolution) until interrupted.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed options of ``crmnet serve``.
-
-    Returns
-    -------
-    int
-        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
-    """
+    """Serve the web pages (predict, explain, robustness, evolution) until interrupted."""
     from crmnet.errors import InputError
 
     try:
@@ -56,7 +45,7 @@ def run_serve(args) -> int:
     except ImportError as exc:
         raise InputError(None, f"crmnet serve needs the serve extra ({exc.name} is missing): "
                                "pip install 'crmnet[serve]'") from None
-    from crmnet.cli.evaluate import _default_device
+    from crmnet.cli import default_device
     from crmnet.serve.config import ServeConfig
     from crmnet.serve.models import load_models
 
@@ -64,7 +53,7 @@ def run_serve(args) -> int:
         raise InputError(None, f"--port {args.port} is not a port number (0-65535)")
     try:
         config = ServeConfig(max_sequences=args.max_sequences, max_request_bytes=int(args.max_upload_mb * 1048576),
-                             job_seconds=args.job_seconds, device=_default_device(args.device))
+                             job_seconds=args.job_seconds, device=default_device(args.device))
     except ValueError as exc:
         raise InputError(None, str(exc)) from None
     models = load_models(args.checkpoint, args.models_dir, args.data_dir, config.device)

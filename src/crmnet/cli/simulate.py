@@ -99,18 +99,7 @@ def _outputs(args) -> list[Path]:
 
 
 def run_simulate(args) -> int:
-    """Simulate yeast promoter expression data with a known answer.
-
-    Parameters
-    ----------
-    args : argparse.Namespace
-        The parsed options of ``crmnet simulate``.
-
-    Returns
-    -------
-    int
-        The exit status (0; user errors are raised as :class:`~crmnet.errors.CrmnetError`).
-    """
+    """Simulate yeast promoter expression data with a known answer."""
     from crmnet.data.simulate import simulate, write_simulation
     from crmnet.fsutil import refuse_existing
 

@@ -80,12 +80,12 @@ class ModelPredictor:
     """
 
     def __init__(self, model, batch_size: int = 4096, device=None, value_range=EXPRESSION_RANGE):
-        from crmnet.evaluation.predict import _device_of
+        from crmnet.evaluation.predict import device_of
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.model = model
-        self.device = _device_of(model, device)
+        self.device = device_of(model, device)
         model.to(self.device).eval()
         self.batch_size = batch_size
         self.value_range = tuple(float(v) for v in value_range)

@@ -143,7 +143,8 @@ class FileProgress:
         self.bar.__exit__(*exc)
 
 
-def _device_of(model, device):
+def device_of(model, device):
+    """``device`` when given, else the device of the model's parameters (the CPU for none)."""
     import torch
 
     if device is not None:
@@ -183,7 +184,7 @@ def predict(
     is_codes = isinstance(sequences, np.ndarray) and sequences.dtype == np.uint8
     if is_codes and (sequences.ndim != 2 or sequences.shape[1] != enc.length):
         raise ValueError(f"codes must have shape (n, {enc.length}) for this model, got {sequences.shape}")
-    dev = _device_of(model, device)
+    dev = device_of(model, device)
     model.to(dev)
     was_training = model.training
     model.eval()

@@ -155,53 +155,20 @@ def _job(request):
 
 
 async def job_page(request):
-    """A job's page: its status while it runs, its result when done.
-
-    Parameters
-    ----------
-    request : starlette.requests.Request
-        The request; its path names ``job_id``.
-
-    Returns
-    -------
-    starlette.responses.Response
-        The page (404 for an unknown job).
-    """
+    """A job's page: its status while it runs, its result when done."""
     job = _job(request)
     return page(request, "job.html", {"job": job, "result": job.result.context if job.result else None})
 
 
 async def job_status(request):
-    """A job's status as JSON (the job page polls it).
-
-    Parameters
-    ----------
-    request : starlette.requests.Request
-        The request; its path names ``job_id``.
-
-    Returns
-    -------
-    starlette.responses.Response
-        The JSON status (404 for an unknown job).
-    """
+    """A job's status as JSON (the job page polls it)."""
     from starlette.responses import JSONResponse
 
     return JSONResponse(_job(request).status())
 
 
 async def job_stop(request):
-    """Stop a job.
-
-    Parameters
-    ----------
-    request : starlette.requests.Request
-        The request; its path names ``job_id``.
-
-    Returns
-    -------
-    starlette.responses.Response
-        A redirect to the job's page (404 for an unknown job).
-    """
+    """Stop a job."""
     from starlette.responses import RedirectResponse
 
     job = _job(request)
