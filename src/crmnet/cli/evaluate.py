@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from crmnet.cli import default_device, require_positive
+from crmnet.data.construct import add_flanks_option
 from crmnet.errors import InputError
 
 
@@ -102,6 +103,7 @@ def _register_predict(subparsers) -> None:
     pr.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     pr.add_argument("--invalid", choices=("error", "N"), default="error",
                     help="characters outside ACGTN: an error (default) or mapped to N")
+    add_flanks_option(pr)
     pr.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
                     help="no progress (by default a bar on a terminal, else a log line every "
                          "$CRMNET_PROGRESS_INTERVAL seconds, default 30)")
@@ -193,7 +195,7 @@ def run_predict(args: argparse.Namespace) -> int:
     model = load_checkpoint(args.checkpoint)
     stats = predict_file(model, args.input, args.out, fmt=args.format, batch_size=args.batch_size,
                          device=default_device(args.device), invalid=args.invalid, overwrite=args.overwrite,
-                         chunk_size=args.chunk_size, progress=not args.quiet)
+                         chunk_size=args.chunk_size, progress=not args.quiet, flanks=args.flanks)
     print(stats.message(model.encoding), file=sys.stderr)
     print(f"wrote {args.out}")
     return 0

@@ -52,6 +52,8 @@ class EncodingStats:
     padded: int = 0
     lowercase: int = 0
     mapped_to_n: int = 0
+    #: bare variable regions completed with the construct's flanks (:func:`crmnet.data.construct.add_flanks`)
+    flanked: int = 0
     #: shortest and longest length among the padded sequences (None when none was padded)
     padded_lengths: tuple[int, int] | None = None
 
@@ -70,11 +72,14 @@ class EncodingStats:
         self.lowercase += sum(1 for s in seqs if not s.isupper() and s.upper() != s.lower())
         self.mapped_to_n += mapped
 
-    def message(self, enc: Encoding) -> str:
+    def message(self, enc: Encoding, flank_option: str | None = "--no-flanks") -> str:
         """One paragraph saying how the sequences were fitted to the model's input.
 
-        Information, not a warning (padding 110-nt promoters to CRMnet's 112 nt is the normal case).
+        Information, not a warning (padding 110-nt promoters to CRMnet's 112 nt is the normal case). When bare
+        variable regions were completed with the flanks, a line saying so comes first.
         """
+        from crmnet.data.construct import flank_note
+
         body = enc.body_length
         kept = "first" if enc.truncate == "end" else "last"
         parts = [f"note: {self.n:,} sequences encoded for the model's input of {body} nt"]
@@ -98,7 +103,8 @@ class EncodingStats:
             parts.append(f"{self.mapped_to_n:,} characters outside ACGTN were mapped to N (--invalid N)")
         if enc.prefix:
             parts.append(f"each was placed after the model's fixed {len(enc.prefix)}-nt prefix")
-        return "; ".join(parts) + "."
+        flanked = flank_note(self.flanked, flank_option) + "\n" if self.flanked else ""
+        return flanked + "; ".join(parts) + "."
 
 
 class FileProgress:
@@ -164,6 +170,7 @@ def predict(
     first_line: int = 1,
     stats: EncodingStats | None = None,
     on_batch: Callable[[int], None] | None = None,
+    flanks: bool = True,
 ) -> np.ndarray:
     """Predict expression for ``sequences`` with ``model`` (any registered model, ``.encoding`` set).
 
@@ -171,10 +178,14 @@ def predict(
     in the model's encoding. device: where to run (default: where the model's parameters are; the model
     is moved there). Sequence ``i`` is reported as line ``first_line + i`` of ``source`` on error.
     on_batch: called with the number of sequences after each batch (progress).
+    flanks: complete a sequence of exactly the assay's variable length (80 nt) with the construct's constant
+    flanks before encoding, for a model that reads whole constructs (counted in ``stats.flanked``); False
+    pads it with N like any other short sequence.
     Returns predictions (n,) float32. The model runs in eval mode; its training flag is restored after.
     """
     import torch
 
+    from crmnet.data.construct import add_flanks
     from crmnet.data.encoding import onehot
     from crmnet.models.fastpath import optimize_for_inference, worthwhile
 
@@ -199,6 +210,10 @@ def predict(
                 if is_codes:
                     codes = chunk
                 else:
+                    if flanks:
+                        chunk, flanked = add_flanks(chunk, enc)
+                        if stats is not None:
+                            stats.flanked += flanked
                     codes, mapped = encode(chunk, enc, invalid=invalid, source=source, first_line=first_line + start)
                     if stats is not None:
                         stats.add(chunk, enc, mapped)
@@ -213,8 +228,8 @@ def predict(
 
 def predict_at_lines(model, sequences: Sequence[str], lines: Sequence[int], *, batch_size: int = 1024,
                      device=None, invalid: InvalidPolicy = "error", source: str | None = None,
-                     stats: EncodingStats | None = None, on_batch: Callable[[int], None] | None = None
-                     ) -> np.ndarray:
+                     stats: EncodingStats | None = None, on_batch: Callable[[int], None] | None = None,
+                     flanks: bool = True) -> np.ndarray:
     """:func:`predict` for sequences read from ``source``.
 
     An invalid character is reported at its input line ``lines[i]`` (1-based), wherever the sequence sat in
@@ -223,7 +238,7 @@ def predict_at_lines(model, sequences: Sequence[str], lines: Sequence[int], *, b
     """
     try:
         preds = predict(model, sequences, batch_size, device, invalid=invalid, source=source, first_line=0,
-                        stats=stats, on_batch=on_batch)
+                        stats=stats, on_batch=on_batch, flanks=flanks)
     except InputError as exc:
         if exc.line is None or exc.source != source:
             raise
@@ -248,12 +263,14 @@ def predict_file(
     overwrite: bool = False,
     chunk_size: int = 8192,
     progress: bool = True,
+    flanks: bool = True,
 ) -> EncodingStats:
     """Stream ``input_path`` through ``model`` into ``out_path`` (TSV: id, sequence, prediction).
 
     ``input_path`` may be a file, a pipe or ``-`` (standard input), each read once.
     The output appears only when complete (atomic); an error leaves no partial file. ``progress``: show
-    progress per batch (a bar on a terminal, log lines elsewhere). Returns the encoding statistics (see
+    progress per batch (a bar on a terminal, log lines elsewhere). ``flanks``: as in :func:`predict` (the
+    sequence column keeps the input as given). Returns the encoding statistics (see
     :meth:`EncodingStats.message`).
     """
     source = display_name(input_path)
@@ -265,7 +282,8 @@ def predict_file(
         for chunk in iter_records(input_path, fmt, chunk_size=chunk_size, on_raw=meter.on_raw):
             meter.chunk(len(chunk.sequences))
             preds = predict_at_lines(model, chunk.sequences, chunk.lines, batch_size=batch_size, device=device,
-                                     invalid=invalid, source=source, stats=stats, on_batch=meter.done)
+                                     invalid=invalid, source=source, stats=stats, on_batch=meter.done,
+                                     flanks=flanks)
             ids = chunk.ids or [str(line) for line in chunk.lines]
             out.writelines(f"{i}\t{s}\t{p:.7g}\n" for i, s, p in zip(ids, chunk.sequences, preds))
     return stats
