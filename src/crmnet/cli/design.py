@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from crmnet.cli import default_device, require_positive
+from crmnet.data.construct import add_flanks_option, flank_note
 from crmnet.errors import InputError
 
 
@@ -21,6 +22,7 @@ def _common(p, several: bool = False) -> None:
     p.add_argument("--batch-size", type=int, default=4096, help="sequences per forward pass (default 4096)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    add_flanks_option(p)
     p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
                    help="no progress (by default a bar on a terminal, else a log line every "
                         "$CRMNET_PROGRESS_INTERVAL seconds, default 30)")
@@ -110,7 +112,9 @@ def run_variants(args: argparse.Namespace) -> int:
     model = load_checkpoint(args.checkpoint)
     res = variants_file(model, args.pairs, args.out, ref_column=args.ref_column, alt_column=args.alt_column,
                         measured_column=args.measured_column, batch_size=args.batch_size,
-                        device=default_device(args.device), overwrite=args.overwrite)
+                        device=default_device(args.device), overwrite=args.overwrite, flanks=args.flanks)
+    if res["flanked"]:
+        print(flank_note(res["flanked"]), file=sys.stderr)
     print(f"{res['n']:,} pairs, {res['unique']:,} distinct sequences predicted", file=sys.stderr)
     if res["unequal_lengths"]:
         print(f"{res['unequal_lengths']:,} pairs have reference and variant of different lengths (insertions or "
@@ -144,7 +148,10 @@ def run_mutagenesis(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     res = mutagenesis_file(predictor, args.input, args.out, window=window, epsilon=args.epsilon,
                            max_figures=args.figures, write_tsv=not args.no_tsv, chunk_size=args.chunk_size,
-                           overwrite=args.overwrite, progress=not args.quiet, label=Path(args.checkpoint).stem)
+                           overwrite=args.overwrite, progress=not args.quiet, label=Path(args.checkpoint).stem,
+                           flanks=args.flanks)
+    if res["flanked"]:
+        print(flank_note(res["flanked"]), file=sys.stderr)
     dt = time.perf_counter() - t
     print(f"{res['n']:,} sequences, {res['mutants']:,} mutants in {dt:.1f} s "
           f"({res['mutants'] / max(dt, 1e-9):,.0f} mutants/s)", file=sys.stderr)
@@ -213,6 +220,10 @@ def run_evolve(args: argparse.Namespace) -> int:
     seqs, lines = table.sequences, table.lines.tolist()
     ids = table.ids or [str(line) for line in lines]
     objective = _objective(args)
+    if args.flanks:
+        from crmnet.cli.interpret import complete_regions
+
+        seqs = complete_regions(seqs, next(iter(objective.predictors.values())).model.encoding)
     res = evolve_to_file(objective, ids, seqs, args.out, config, source=args.input, lines=lines,
                          overwrite=args.overwrite, progress=not args.quiet)
     finals = ", ".join(f"{v:.4g}" for v in list(res["final"].values())[:5])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crmnet.data.construct import add_flanks_option
 from crmnet.errors import InputError
 
 
@@ -48,6 +49,7 @@ def register(subparsers) -> None:
                    help="simulation truth (default: SEQUENCES.truth.json if present): planted-site ratio and AUROC")
     p.add_argument("--device", default="cpu", help="torch device (default cpu)")
     p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
+    add_flanks_option(p)
     _add_quiet(p)
     p.set_defaults(func=run_interpret)
 
@@ -133,6 +135,18 @@ def _read(args, need_measured: bool):
     return table.sequences[:n], measured, ids, truth
 
 
+def complete_regions(sequences, encoding) -> list:
+    """``sequences`` with each bare 80-nt variable region completed by the construct's flanks, said once on stderr."""
+    import sys
+
+    from crmnet.data.construct import add_flanks, flank_note
+
+    sequences, n = add_flanks(sequences, encoding)
+    if n:
+        print(flank_note(n), file=sys.stderr)
+    return sequences
+
+
 def _check_out(args) -> None:
     from crmnet.errors import OutputExistsError
 
@@ -159,6 +173,8 @@ def run_interpret(args) -> int:
     except ValueError as exc:  # e.g. --batch-size 0
         raise InputError("arguments", str(exc)) from None
     model = load_checkpoint(args.checkpoint, map_location=args.device)
+    if args.flanks:
+        sequences = complete_regions(sequences, model.encoding)
     attr = attribute(model, sequences, config, source=args.sequences, progress=not args.quiet)
     attr.meta.update({"checkpoint": str(args.checkpoint), "sequences": str(args.sequences)})
     summary = figure5(attr, motifs, args.out, measured=measured, ids=ids, config=config, threshold=args.threshold,

@@ -119,7 +119,7 @@ def _safe_name(ident: str) -> str:
 def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.PathLike, *,
                      window: tuple[int, int] | None = None, epsilon: float = EPSILON, max_figures: int = 10,
                      write_tsv: bool = True, chunk_size: int = 512, overwrite: bool = False,
-                     progress: bool = True, label: str = "model") -> dict:
+                     progress: bool = True, label: str = "model", flanks: bool = True) -> dict:
     """Saturation mutagenesis of every sequence of a FASTA/TSV/CSV file into the directory ``out``.
 
     Parameters
@@ -130,12 +130,16 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
     window : (start, end) 0-based half-open, or None for the default window
     epsilon : robustness threshold; max_figures : heat maps drawn; write_tsv : write mutants.tsv
     chunk_size : sequences whose mutants are predicted together (memory: chunk_size × 3L mutants)
+    flanks : complete each bare 80-nt variable region with the construct's flanks first (for a predictor
+        that reads whole constructs: a model per :func:`crmnet.data.construct.expects_construct`, the simulator)
 
     Returns
     -------
     dict
-        ``n`` sequences and ``mutants`` predicted.
+        ``n`` sequences and ``mutants`` predicted, ``flanked``: regions completed with the flanks.
     """
+    from crmnet.data.construct import add_flanks
+    from crmnet.data.encoding import CRMNET
     from crmnet.data.readers import iter_records
     from crmnet.evaluation.predict import FileProgress
     from crmnet.plot.common import save_png
@@ -145,7 +149,9 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
     if not Path(input_path).is_file():
         raise InputError(input_path, "no such file")
     robustness, predictions = [], []
-    n = mutants = 0
+    n = mutants = flanked = 0
+    model = getattr(predictor, "model", None)  # the simulator reads whole constructs, as CRMnet does
+    encoding = CRMNET if model is None else model.encoding
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.mkdir()
         (tmp / "heatmaps").mkdir()
@@ -160,6 +166,9 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
                 for chunk in iter_records(input_path, chunk_size=chunk_size, on_raw=meter.on_raw):
                     meter.chunk(len(chunk.sequences))
                     chunk.ids = chunk.ids or [str(line) for line in chunk.lines]  # as crmnet predict names them
+                    if flanks:
+                        chunk.sequences, k = add_flanks(chunk.sequences, encoding)
+                        flanked += k
                     codes, lengths = encode_sequences(chunk.sequences, source, chunk.lines)
                     windows = resolve_windows(codes, lengths, window, source, chunk.lines)
                     sat = saturate_codes(predictor, codes, lengths, windows)
@@ -182,4 +191,4 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
         npz.write(tmp / "deltas.npz")
         fig = evolvability_figure(np.concatenate(predictions), np.concatenate(robustness), epsilon, label)
         save_png(fig, tmp / "evolvability.png")
-    return {"n": n, "mutants": mutants}
+    return {"n": n, "mutants": mutants, "flanked": flanked}

@@ -30,16 +30,22 @@ from crmnet.fsutil import atomic_file
 
 @dataclass
 class VariantEffects:
-    """ref_prediction, alt_prediction, delta : (n,) float32; n_unequal : pairs whose lengths differ."""
+    """Predicted variant effects.
+
+    ref_prediction, alt_prediction, delta : (n,) float32; n_unequal : pairs whose lengths differ;
+    flanked : distinct 80-nt sequences completed with the construct's flanks.
+    """
 
     ref_prediction: np.ndarray
     alt_prediction: np.ndarray
     delta: np.ndarray
     n_unequal: int
+    flanked: int = 0
 
 
 def variant_effects(model, ref: Sequence[str], alt: Sequence[str], *, batch_size: int = 1024, device=None,
-                    source: str | None = None, lines: Sequence[int] | None = None) -> VariantEffects:
+                    source: str | None = None, lines: Sequence[int] | None = None,
+                    flanks: bool = True) -> VariantEffects:
     """Predicted effect of each variant on its reference; distinct sequences are predicted once.
 
     Parameters
@@ -50,12 +56,13 @@ def variant_effects(model, ref: Sequence[str], alt: Sequence[str], *, batch_size
         Reference and variant sequences (lengths may differ).
     batch_size, device : as :func:`crmnet.predict`
     source, lines : where pair ``i`` came from (``FILE``, line ``lines[i]``), for error messages
+    flanks : complete 80-nt sequences with the construct's flanks (as :func:`crmnet.predict`)
 
     Returns
     -------
     VariantEffects
     """
-    from crmnet.evaluation.predict import predict
+    from crmnet.evaluation.predict import EncodingStats, predict
 
     if len(ref) != len(alt):
         raise ValueError(f"{len(ref)} reference sequences but {len(alt)} variants")
@@ -65,9 +72,9 @@ def variant_effects(model, ref: Sequence[str], alt: Sequence[str], *, batch_size
         if s not in unique:
             unique[s] = len(unique)
             first_line.append(i)
-    seqs = list(unique)
+    seqs, stats = list(unique), EncodingStats()
     try:
-        pred = predict(model, seqs, batch_size, device, source=source, first_line=0)
+        pred = predict(model, seqs, batch_size, device, source=source, first_line=0, stats=stats, flanks=flanks)
     except InputError as exc:
         if exc.line is None or exc.source != source:
             raise
@@ -77,7 +84,7 @@ def variant_effects(model, ref: Sequence[str], alt: Sequence[str], *, batch_size
     ref_pred = pred[[unique[s] for s in ref]]
     alt_pred = pred[[unique[s] for s in alt]]
     unequal = sum(len(a) != len(b) for a, b in zip(ref, alt))
-    return VariantEffects(ref_pred, alt_pred, alt_pred - ref_pred, unequal)
+    return VariantEffects(ref_pred, alt_pred, alt_pred - ref_pred, unequal, stats.flanked)
 
 
 def _dialect(path: Path, first: str) -> str:
@@ -126,14 +133,15 @@ def read_pairs(path: str | os.PathLike, ref_column: str, alt_column: str,
 
 def variants_file(model, pairs: str | os.PathLike, out: str | os.PathLike, *, ref_column: str = "reference",
                   alt_column: str = "variant", measured_column: str | None = None, batch_size: int = 1024,
-                  device=None, overwrite: bool = False) -> dict:
+                  device=None, overwrite: bool = False, flanks: bool = True) -> dict:
     """Variant effects of every pair in ``pairs`` into the TSV ``out`` (+ ``metrics.json`` beside it).
 
     Returns
     -------
     dict
         ``n`` pairs, ``unique`` sequences predicted, ``unequal_lengths`` pairs, ``metrics`` (or None)
-        and ``metrics_path``.
+        ``metrics_path`` and ``flanked`` (80-nt sequences completed with the flanks, see ``flanks`` of
+        :func:`variant_effects`).
     """
     from crmnet.data.readers import parse_value
     from crmnet.evaluation.metrics import compute_metrics
@@ -155,7 +163,8 @@ def variants_file(model, pairs: str | os.PathLike, out: str | os.PathLike, *, re
         mi = header.index(measured_column)
         measured = np.array([parse_value(r[mi], f"measured Δ ({measured_column})", source, k)
                              for r, k in zip(rows, lines)])
-    effects = variant_effects(model, ref, alt, batch_size=batch_size, device=device, source=source, lines=lines)
+    effects = variant_effects(model, ref, alt, batch_size=batch_size, device=device, source=source, lines=lines,
+                              flanks=flanks)
     metrics = None
     metrics_path = Path(out).with_name(Path(out).stem + ".metrics.json")
     if measured is not None:
@@ -174,4 +183,5 @@ def variants_file(model, pairs: str | os.PathLike, out: str | os.PathLike, *, re
             with atomic_file(metrics_path, overwrite=overwrite) as mf:
                 mf.write(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
     return {"n": len(rows), "unique": len(set(ref) | set(alt)), "unequal_lengths": effects.n_unequal,
-            "metrics": metrics, "metrics_path": metrics_path if metrics is not None else None}
+            "metrics": metrics, "metrics_path": metrics_path if metrics is not None else None,
+            "flanked": effects.flanked}

@@ -42,14 +42,14 @@ def predict_job(models: list, seqs: Sequences, batch_size: int, invalid: str = "
 
     def run(progress) -> Result:
         n, total = len(seqs), len(seqs) * len(models)
-        values, notes = {}, []
+        values, notes = {}, list(seqs.notes)
         for k, served in enumerate(models):
             stats, out = EncodingStats(), np.empty(n, dtype=np.float32)
             for start in range(0, n, batch_size):
                 progress(k * n + start, total, f"{served.name}: {start:,} of {n:,} sequences")
                 out[start : start + batch_size] = predict(served.model, seqs.sequences[start : start + batch_size],
                                                           batch_size, invalid=invalid, source=seqs.source,
-                                                          stats=stats)
+                                                          stats=stats, flanks=False)
             values[served.name] = out
             notes.append(f"{served.name}: {stats.message(served.model.encoding)}")
         names = list(values)

@@ -10,7 +10,7 @@ path) with the line, which the page shows as it is.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from crmnet.errors import InputError
@@ -26,6 +26,8 @@ class Sequences:
     sequences: list[str]
     lines: list[int]
     source: str
+    #: what was done to the sequences before any model saw them (shown with the results)
+    notes: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.sequences)
@@ -109,3 +111,33 @@ def read_sequences(text: str, upload: bytes | None, filename: str | None, *, fmt
             raise InputError(source, f"sequence of {len(seq):,} nt: longer than the limit of {max_length:,} nt",
                              line=line)
     return Sequences(ids, seqs, lines, source)
+
+
+#: how the page names the flanks checkbox in its notes
+FLANKS_BOX = "untick 'complete a sequence of exactly 80 nt' to pad them with N"
+
+
+def complete_flanks(seqs: Sequences, encodings) -> Sequences:
+    """``seqs`` with every bare 80-nt variable region completed by the construct's flanks, noted once.
+
+    Parameters
+    ----------
+    seqs : Sequences
+        As read from the form.
+    encodings : iterable of crmnet.data.encoding.Encoding
+        The chosen models' encodings; the regions are completed when every one reads whole constructs.
+
+    Returns
+    -------
+    Sequences
+    """
+    from crmnet.data.construct import add_flanks, expects_construct, flank_note
+
+    encodings = list(encodings)
+    if not encodings or not all(expects_construct(e) for e in encodings):
+        return seqs
+    completed, n = add_flanks(seqs.sequences, encodings[0])
+    if not n:
+        return seqs
+    note = flank_note(n, None).removeprefix("note: ").removesuffix(".") + f" ({FLANKS_BOX})"
+    return Sequences(seqs.ids, completed, seqs.lines, seqs.source, [*seqs.notes, note])

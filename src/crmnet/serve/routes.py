@@ -6,7 +6,7 @@ import math
 
 from crmnet.errors import CrmnetError, InputError
 from crmnet.serve import analyses
-from crmnet.serve.inputs import read_sequences
+from crmnet.serve.inputs import complete_flanks, read_sequences
 from crmnet.serve.pages import page, read_form, submit
 
 
@@ -41,10 +41,11 @@ def _number(values: dict, name: str, default, kind=float, lo=None, hi=None):
     return value
 
 
-def _sequences(request, values: dict, upload, filename, max_sequences: int, invalid: str = "error"):
+def _sequences(request, values: dict, upload, filename, max_sequences: int, models: list, invalid: str = "error"):
     limits = request.app.state.config
-    return read_sequences(values.get("sequences", ""), upload, filename, fmt=values.get("format", "auto"),
+    seqs = read_sequences(values.get("sequences", ""), upload, filename, fmt=values.get("format", "auto"),
                           max_sequences=max_sequences, max_length=limits.max_length, invalid=invalid)
+    return complete_flanks(seqs, [m.model.encoding for m in models]) if values.get("flanks") else seqs
 
 
 async def _form_page(request, name: str, title: str, make):
@@ -69,7 +70,7 @@ async def predict_page(request):
     def make(values, upload, filename, limits):
         models = _chosen(request, values)
         invalid = "N" if values.get("invalid") == "N" else "error"
-        seqs = _sequences(request, values, upload, filename, limits.max_sequences, invalid)
+        seqs = _sequences(request, values, upload, filename, limits.max_sequences, models, invalid)
         return analyses.predict_job(models, seqs, limits.batch_size, invalid)
 
     return await _form_page(request, "predict", "Predictions", make)
@@ -79,7 +80,7 @@ async def explain_page(request):
     """The explanation form: POST queues a job explaining one sequence under one model."""
     def make(values, upload, filename, limits):
         (served,) = _chosen(request, values, many=False)
-        seqs = _sequences(request, values, upload, filename, 1)
+        seqs = _sequences(request, values, upload, filename, 1, [served])
         threshold = _number(values, "threshold", 1e-4, float, 1e-10, 0.01)
         return analyses.explain_job(served, seqs.ids[0], seqs.sequences[0], threshold)
 
@@ -90,7 +91,7 @@ async def mutate_page(request):
     """The robustness and evolvability form: POST queues a mutagenesis job."""
     def make(values, upload, filename, limits):
         models = _chosen(request, values)
-        seqs = _sequences(request, values, upload, filename, limits.max_mutate_sequences)
+        seqs = _sequences(request, values, upload, filename, limits.max_mutate_sequences, models)
         epsilon = _number(values, "epsilon", 0.1616, float, 1e-6, 100.0)
         return analyses.mutate_job(models, seqs, epsilon, limits.batch_size)
 
@@ -122,7 +123,7 @@ async def evolve_page(request):
         if values.get("model_b"):
             predictors["B"] = _chosen(request, values, "model_b", many=False)[0]
         expression = (values.get("objective") or "A").strip()
-        seqs = _sequences(request, values, upload, filename, limits.max_evolve_sequences)
+        seqs = _sequences(request, values, upload, filename, limits.max_evolve_sequences, list(predictors.values()))
         config = _evolve_config(values, limits, len(seqs))
         return analyses.evolve_job(predictors, expression, seqs, config, limits.batch_size)
 
