@@ -60,4 +60,17 @@ def run_download(args) -> int:
         return 0 if args.list else 2
     download(args.names, args.out, overwrite=args.overwrite, zenodo_url=args.zenodo_url, github_url=args.github_url,
              progress=not args.quiet, log=print)
+    _reference_distributions(args.names, args.out)
     return 0
+
+
+def _reference_distributions(names, out) -> None:
+    """Give each downloaded released model's card its reference distribution (the test sets under ``out``)."""
+    from crmnet.cli.importer import report_reference
+    from crmnet.data.download import checkpoint_path
+    from crmnet.zoo.catalogue import RELEASED
+
+    for name in names:
+        ckpt = checkpoint_path(name, out)
+        if name in RELEASED and ckpt.is_file():
+            report_reference(ckpt, out)

@@ -197,8 +197,27 @@ def run_predict(args: argparse.Namespace) -> int:
                          device=default_device(args.device), invalid=args.invalid, overwrite=args.overwrite,
                          chunk_size=args.chunk_size, progress=not args.quiet, flanks=args.flanks)
     print(stats.message(model.encoding), file=sys.stderr)
+    _print_card(model, args.out)
     print(f"wrote {args.out}")
     return 0
+
+
+def _print_card(model, out) -> None:
+    """The model card in one line, and how many predictions fell outside the assay's range."""
+    import json
+
+    from crmnet.evaluation.predict import card_path
+    from crmnet.models.card import card_of
+
+    card = card_of(model)
+    print(f"model card: {card.summary()}", file=sys.stderr)
+    doc = json.loads(card_path(out).read_text(encoding="utf-8"))
+    outside = doc["above_assay_range"] + doc["below_assay_range"]
+    if outside:
+        print(f"warning: {outside:,} of {doc['predictions']:,} predictions lie outside the assay's range "
+              f"{card.assay_range[0]:g} to {card.assay_range[1]:g} (range_flag column): the model extrapolates",
+              file=sys.stderr)
+    print(f"wrote {card_path(out)} (the model card)")
 
 
 def run_report(args: argparse.Namespace) -> int:

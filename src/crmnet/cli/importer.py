@@ -22,7 +22,12 @@ def register(subparsers) -> None:
     p.add_argument("path", help="HDF5 file, SavedModel folder, TF checkpoint (.index, prefix or folder) or .pth file")
     p.add_argument("--out", required=True, help="checkpoint to write (e.g. deepatt.pt)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
-    p.add_argument("--name", help="name to record in the checkpoint's provenance")
+    p.add_argument("--name", help="name to record in the checkpoint's provenance; a `crmnet zoo` name (e.g. "
+                                  "deepatt-complex) also gives the checkpoint that model's card")
+    p.add_argument("--data-dir", metavar="DIR",
+                   help="where the test sets are (crmnet download test-sets): the model's predictions on its "
+                        "medium's test sets become its card's reference distribution, for percentiles "
+                        "(default: $CRMNET_DATA_DIR, else ./data)")
     p.add_argument(
         "--no-verify",
         dest="verify",
@@ -56,4 +61,24 @@ def run(args: argparse.Namespace) -> int:
     )
     for what, note in (provenance.get("assumed") or {}).items():
         print(f"  assumed {what}: {note}")
+    report_reference(out, args.data_dir)
     return 0
+
+
+def report_reference(ckpt, data_dir) -> None:
+    """Store the reference distribution in ``ckpt``'s card when its test sets are found, and say what happened."""
+    from crmnet.data.catalogue import data_dir as resolve
+    from crmnet.evaluation.card import attach_reference
+    from crmnet.models.card import card_of
+    from crmnet.models.checkpoint import read_checkpoint
+
+    card = card_of(read_checkpoint(ckpt))
+    if card.medium == card_of({}).medium:
+        print(f"  model card: not recorded (not a catalogued release; see crmnet zoo and --name) -> {ckpt}")
+        return
+    ref = attach_reference(ckpt, data_dir)
+    if ref is None:
+        print(f"  model card: {card.medium}; no reference distribution (no test set of this medium under "
+              f"{resolve(data_dir)}: crmnet download test-sets)")
+    else:
+        print(f"  model card: {ref.medium}; reference distribution: predictions on {ref.reference_set}")

@@ -251,6 +251,12 @@ def predict_at_lines(model, sequences: Sequence[str], lines: Sequence[int], *, b
     return preds
 
 
+def card_path(out_path: str | os.PathLike) -> Path:
+    """The model-card companion of a prediction file: ``OUT.tsv`` → ``OUT.card.json`` beside it."""
+    out_path = Path(out_path)
+    return out_path.with_name(out_path.stem + ".card.json")
+
+
 def predict_file(
     model,
     input_path: str | os.PathLike,
@@ -265,25 +271,70 @@ def predict_file(
     progress: bool = True,
     flanks: bool = True,
 ) -> EncodingStats:
-    """Stream ``input_path`` through ``model`` into ``out_path`` (TSV: id, sequence, prediction).
+    """Stream ``input_path`` through ``model`` into ``out_path`` (TSV: id, sequence, prediction ...).
 
     ``input_path`` may be a file, a pipe or ``-`` (standard input), each read once.
     The output appears only when complete (atomic); an error leaves no partial file. ``progress``: show
     progress per batch (a bar on a terminal, log lines elsewhere). ``flanks``: as in :func:`predict` (the
-    sequence column keeps the input as given). Returns the encoding statistics (see
-    :meth:`EncodingStats.message`).
+    sequence column keeps the input as given). The model card travels with the predictions: a
+    ``percentile`` column (within the card's reference distribution) and a ``range_flag`` column (outside
+    the assay's range) when the card has them, and the card itself in :func:`card_path` (JSON, with the
+    counts of flagged predictions). Returns the encoding statistics (see :meth:`EncodingStats.message`).
     """
+    from crmnet.errors import OutputExistsError
+    from crmnet.models.card import card_of
+
     source = display_name(input_path)
     stats = EncodingStats()
     check_file(input_path)
+    card, companion = card_of(model), card_path(out_path)
+    if companion.exists() and not overwrite:
+        raise OutputExistsError(companion)
+    flagged = {"above assay range": 0, "below assay range": 0}
     with atomic_file(out_path, overwrite=overwrite, inputs=[input_path]) as out, \
             FileProgress(input_path, "predict", enable=progress) as meter:
-        out.write("id\tsequence\tprediction\n")
+        out.write("\t".join(["id", "sequence", "prediction", *_card_columns(card)]) + "\n")
         for chunk in iter_records(input_path, fmt, chunk_size=chunk_size, on_raw=meter.on_raw):
             meter.chunk(len(chunk.sequences))
             preds = predict_at_lines(model, chunk.sequences, chunk.lines, batch_size=batch_size, device=device,
                                      invalid=invalid, source=source, stats=stats, on_batch=meter.done,
                                      flanks=flanks)
             ids = chunk.ids or [str(line) for line in chunk.lines]
-            out.writelines(f"{i}\t{s}\t{p:.7g}\n" for i, s, p in zip(ids, chunk.sequences, preds))
+            extra = _card_cells(card, preds, flagged)
+            out.writelines(f"{i}\t{s}\t{p:.7g}{e}\n" for i, s, p, e in zip(ids, chunk.sequences, preds, extra))
+        _write_card(companion, model, card, stats.n, flagged, overwrite)
     return stats
+
+
+def _card_columns(card) -> list[str]:
+    return (["percentile"] if card.reference else []) + (["range_flag"] if card.assay_range else [])
+
+
+def _card_cells(card, preds: np.ndarray, flagged: dict) -> list[str]:
+    """The percentile and range-flag cells of ``preds`` (each with its leading tab); counts the flags."""
+    from crmnet.models.card import percentiles, range_flags
+
+    columns = []
+    if card.reference:
+        columns.append([f"{p:.1f}" for p in percentiles(card, preds).tolist()])
+    if card.assay_range:
+        flags = range_flags(card, preds)
+        for f in flags:
+            if f:
+                flagged[f] += 1
+        columns.append(flags)
+    return ["".join(f"\t{c}" for c in cells) for cells in zip(*columns)] if columns else [""] * len(preds)
+
+
+def _write_card(path: Path, model, card, n: int, flagged: dict, overwrite: bool) -> None:
+    import json
+
+    meta = getattr(model, "checkpoint_meta", None) or {}
+    doc = {"model": meta.get("model", type(model).__name__), "card": card.to_dict(), "predictions": n,
+           "above_assay_range": flagged["above assay range"], "below_assay_range": flagged["below assay range"],
+           "columns": {"prediction": card.units,
+                       "percentile": "percent of the reference distribution below the prediction"
+                                     + (f" ({card.reference_set})" if card.reference_set else ""),
+                       "range_flag": "the prediction lies outside what the assay can measure"}}
+    with atomic_file(path, overwrite=overwrite) as fh:
+        fh.write(json.dumps(doc, indent=2) + "\n")

@@ -11,6 +11,8 @@ A checkpoint is a ``torch.save``d dict of plain Python types and tensors, readab
     state_dict      parameters and saved buffers
     provenance      where the weights came from (data, run, source file ...), a dict
     metrics         evaluation results, a dict
+    card            the model card (crmnet.models.card.ModelCard as a dict): assay, medium, units, published
+                    r, reference quantiles; optional (older checkpoints have none)
     extra           anything else the caller stores (plain types)
 
 ``load_checkpoint(path)`` returns the model in eval mode with the payload minus ``state_dict`` as
@@ -65,10 +67,12 @@ def save_checkpoint(
     metrics: dict | None = None,
     extra: dict | None = None,
     overwrite: bool = False,
+    card: dict | None = None,
 ) -> None:
     """Write ``model`` to ``path`` atomically; an existing file is refused unless ``overwrite``.
 
-    Tensors are saved on the CPU so the file loads anywhere.
+    Tensors are saved on the CPU so the file loads anywhere. ``card``: the model card
+    (:class:`crmnet.models.card.ModelCard` ``.to_dict()``), stored when given.
     """
     payload = {
         "format": FORMAT,
@@ -81,7 +85,25 @@ def save_checkpoint(
         "metrics": dict(metrics or {}),
         "extra": dict(extra or {}),
     }
+    if card is not None:
+        payload["card"] = dict(card)
     with atomic_file(path, overwrite=overwrite, mode="wb") as fh:
+        torch.save(payload, fh)
+
+
+def write_card(path: str | os.PathLike, card: dict) -> None:
+    """Replace the model card of the checkpoint at ``path`` (atomically; everything else is kept).
+
+    Parameters
+    ----------
+    path : path
+        A crmnet checkpoint.
+    card : dict
+        :class:`crmnet.models.card.ModelCard` ``.to_dict()``.
+    """
+    payload = read_checkpoint(path)
+    payload["card"] = dict(card)
+    with atomic_file(path, overwrite=True, mode="wb") as fh:
         torch.save(payload, fh)
 
 
@@ -135,6 +157,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise InputError(src, f"invalid encoding: {exc}") from None
     if encoding != model.encoding:
         raise InputError(src, "the checkpoint's encoding does not match its model_config")
+    if payload.get("card") is not None:
+        from crmnet.config import ConfigError
+        from crmnet.models.card import ModelCard
+
+        try:
+            ModelCard.from_dict(payload["card"])
+        except (ConfigError, AttributeError, TypeError) as exc:
+            raise InputError(src, f"invalid model card: {exc}") from None
     _check_state_dict(src, payload["model"], model.state_dict(), payload["state_dict"])
     _check_finite(src, payload["state_dict"])
     model.load_state_dict(payload["state_dict"])

@@ -88,3 +88,26 @@ def zoo_rows() -> list[list[str]]:
     return [[m.name, m.architecture, m.medium, m.trained_on, "—" if m.parameters is None else f"{m.parameters:,}",
              m.metrics, m.metrics_source, m.licence, f"crmnet download {m.download}", m.proven]
             for m in RELEASED.values()]
+
+
+def release_card(name: str) -> dict | None:
+    """The model card (:class:`crmnet.models.card.ModelCard` as a dict) of the released model ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`RELEASED`.
+
+    Returns
+    -------
+    dict or None
+        None for a name not in the catalogue.
+    """
+    from crmnet.models.card import MEDIA, VAISHNAV_ASSAY, VAISHNAV_RANGE, VAISHNAV_UNITS, ModelCard
+
+    m = RELEASED.get(name)
+    if m is None:
+        return None
+    return ModelCard(assay=VAISHNAV_ASSAY, medium=MEDIA[m.medium], training_data=m.trained_on,
+                     units=VAISHNAV_UNITS, published_r=f"{m.metrics} ({m.metrics_source})",
+                     assay_range=VAISHNAV_RANGE).to_dict()

@@ -44,6 +44,14 @@ KNOWN_RELEASES: dict[str, tuple[str, tuple[float, float]]] = {
     "96d16f59b9e79a5ed137660ce536e502be2aa75c": ("Vaishnav 2022 transformer, defined medium (SC_Ura)", DEFINED_SCALER),
 }
 
+# The catalogue entry (crmnet.zoo.catalogue.RELEASED) of each recognised release, for its model card.
+RELEASE_NAMES = {
+    "Vaishnav 2022 DeepATT, complex medium (DeepAtt_model.h5)": "deepatt-complex",
+    "Vaishnav 2022 DeepATT, complex medium (DeepAtt TF checkpoint)": "deepatt-complex",
+    "Vaishnav 2022 transformer, complex medium (Glu)": "vaishnav-transformer-complex",
+    "Vaishnav 2022 transformer, defined medium (SC_Ura)": "vaishnav-transformer-defined",
+}
+
 
 def _checkpoint_state_prefix(state: Path) -> Path:
     """The prefix a TF ``checkpoint`` state file points to (``model_checkpoint_path: "DeepAtt"``)."""
@@ -137,7 +145,8 @@ def import_model(
     verify : bool
         Check the CRC32C of every tensor of a tensor bundle (SavedModel, TF checkpoint).
     name : str, optional
-        Name to record in the provenance (a catalogue entry, e.g. ``"deepatt-vaishnav2022"``).
+        Name to record in the provenance (a catalogue entry, e.g. ``"deepatt-complex"``: the
+        checkpoint then carries that entry's model card, as it does for a recognised release).
 
     Returns
     -------
@@ -170,5 +179,9 @@ def import_model(
         },
         **provenance,
     }
-    save_checkpoint(out, model, provenance=provenance, overwrite=overwrite)
+    from crmnet.zoo.catalogue import RELEASED, release_card
+
+    entry = name if name in RELEASED else RELEASE_NAMES.get(provenance.get("release") or "")
+    card = release_card(entry) if entry else None
+    save_checkpoint(out, model, provenance=provenance, overwrite=overwrite, card=card)
     return out
