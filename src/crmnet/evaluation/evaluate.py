@@ -337,10 +337,13 @@ class Evaluation:
 
 
 def model_description(model) -> dict:
-    """Provenance of a loaded model for config.json: registry name, encoding, checkpoint metadata."""
+    """Provenance of a loaded model for config.json: registry name, encoding, model card, checkpoint metadata."""
+    from crmnet.models.card import card_of
+
     meta = getattr(model, "checkpoint_meta", None) or {}
     return {
         "model": meta.get("model", type(model).__name__),
+        "card": card_of(model).to_dict(),
         "encoding": model.encoding.to_dict(),
         "encoding_description": describe_encoding(model.encoding),
         "checkpoint_provenance": meta.get("provenance"),

@@ -282,7 +282,7 @@ def predict_file(
     counts of flagged predictions). Returns the encoding statistics (see :meth:`EncodingStats.message`).
     """
     from crmnet.errors import OutputExistsError
-    from crmnet.models.card import card_of
+    from crmnet.models.card import card_columns, card_of
 
     source = display_name(input_path)
     stats = EncodingStats()
@@ -293,37 +293,21 @@ def predict_file(
     flagged = {"above assay range": 0, "below assay range": 0}
     with atomic_file(out_path, overwrite=overwrite, inputs=[input_path]) as out, \
             FileProgress(input_path, "predict", enable=progress) as meter:
-        out.write("\t".join(["id", "sequence", "prediction", *_card_columns(card)]) + "\n")
+        out.write("\t".join(["id", "sequence", "prediction", *card_columns(card, [])]) + "\n")
         for chunk in iter_records(input_path, fmt, chunk_size=chunk_size, on_raw=meter.on_raw):
             meter.chunk(len(chunk.sequences))
             preds = predict_at_lines(model, chunk.sequences, chunk.lines, batch_size=batch_size, device=device,
                                      invalid=invalid, source=source, stats=stats, on_batch=meter.done,
                                      flanks=flanks)
             ids = chunk.ids or [str(line) for line in chunk.lines]
-            extra = _card_cells(card, preds, flagged)
+            columns = card_columns(card, preds)
+            for flag in columns.get("range_flag", ()):
+                if flag:
+                    flagged[flag] += 1
+            extra = ["".join(f"\t{c}" for c in cells) for cells in zip(*columns.values())] or [""] * len(preds)
             out.writelines(f"{i}\t{s}\t{p:.7g}{e}\n" for i, s, p, e in zip(ids, chunk.sequences, preds, extra))
         _write_card(companion, model, card, stats.n, flagged, overwrite)
     return stats
-
-
-def _card_columns(card) -> list[str]:
-    return (["percentile"] if card.reference else []) + (["range_flag"] if card.assay_range else [])
-
-
-def _card_cells(card, preds: np.ndarray, flagged: dict) -> list[str]:
-    """The percentile and range-flag cells of ``preds`` (each with its leading tab); counts the flags."""
-    from crmnet.models.card import percentiles, range_flags
-
-    columns = []
-    if card.reference:
-        columns.append([f"{p:.1f}" for p in percentiles(card, preds).tolist()])
-    if card.assay_range:
-        flags = range_flags(card, preds)
-        for f in flags:
-            if f:
-                flagged[f] += 1
-        columns.append(flags)
-    return ["".join(f"\t{c}" for c in cells) for cells in zip(*columns)] if columns else [""] * len(preds)
 
 
 def _write_card(path: Path, model, card, n: int, flagged: dict, overwrite: bool) -> None:

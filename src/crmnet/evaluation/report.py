@@ -44,6 +44,7 @@ class ReportData:
     predictions: dict[str, dict[str, tuple[list[str], np.ndarray, np.ndarray]]] = field(default_factory=dict)
     encodings: dict[str, str] = field(default_factory=dict)
     notes: dict[str, dict[str, str]] = field(default_factory=dict)
+    cards: dict[str, dict] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
 
     @property
@@ -104,6 +105,9 @@ def _add_dir(data: ReportData, path: Path) -> None:
         desc = config.get("models", {}).get(primary, {}).get("encoding_description")
         if desc:
             data.encodings[label] = desc
+        card = config.get("models", {}).get(primary, {}).get("card")
+        if card:
+            data.cards[label] = card
     if (path / "peers.json").is_file():
         for model, row in _read_json(path / "peers.json").items():
             if model in renamed or model == config.get("primary"):
@@ -217,6 +221,7 @@ def _blocks(data: ReportData, figures: dict[str, str], comps: list[dict], title:
                    "1 − SS_res/SS_tot of the predictions as they are (lower than r² when predictions are "
                    "biased or mis-scaled). Brackets: bootstrap 95 % intervals where computed. **coverage**: "
                    "the share of the test set's rows scored (every row, repeated sequences included).")))
+    b += _card_blocks(data.cards)
     b.append(("h", 2, "Benchmark: Pearson r; MSE (N)"))
     b.append(("table", ["model", *tests],
               [[model, *[f"{_fmt(row[t]['pearson_r'])}; {_fmt(row[t]['mse'], 3)} ({row[t]['n']:,})" if t in row
@@ -266,6 +271,19 @@ def _blocks(data: ReportData, figures: dict[str, str], comps: list[dict], title:
         b.append(("table", ["model", "test set", "what the encoding policy did"],
                   [[model, test, note] for model, notes in data.notes.items() for test, note in notes.items()]))
     return b
+
+
+def _card_blocks(cards: dict[str, dict]) -> list[tuple]:
+    """The model cards of the scored checkpoints: what each predicts, on what data, in which units."""
+    from crmnet.models.card import ModelCard
+
+    if not cards:
+        return []
+    shown = {label: ModelCard.from_dict(card) for label, card in cards.items()}
+    rows = [[label, ("**simulated data** — " if c.simulated else "") + c.assay, c.medium, c.training_data, c.units,
+             c.published_r] for label, c in shown.items()]
+    return [("h", 2, "Model cards"),
+            ("table", ["model", "assay", "medium", "trained on", "units", "published test r"], rows)]
 
 
 def render_markdown(blocks: list[tuple]) -> str:

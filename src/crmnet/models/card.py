@@ -197,3 +197,25 @@ def header_lines(card: ModelCard, model_name: str) -> list[str]:
         lines.append(f"range_flag: a prediction outside {card.assay_range[0]:g} to {card.assay_range[1]:g}, what "
                      "the assay can measure (the model extrapolates there)")
     return [f"# {line}\n" for line in lines]
+
+
+def card_columns(card: ModelCard, values) -> dict[str, list[str]]:
+    """The columns a card adds beside predictions: ``percentile`` and ``range_flag``, where the card has them.
+
+    Parameters
+    ----------
+    card : ModelCard
+    values : (n,) array-like of float
+        Predictions.
+
+    Returns
+    -------
+    dict
+        Column name → (n,) cells as text, in table order (empty for a card with neither).
+    """
+    columns = {}
+    if card.reference:
+        columns["percentile"] = [f"{p:.1f}" for p in percentiles(card, values).tolist()]
+    if card.assay_range:
+        columns["range_flag"] = range_flags(card, values)
+    return columns

@@ -38,6 +38,7 @@ def predict_job(models: list, seqs: Sequences, batch_size: int, invalid: str = "
     ``invalid="N"``: characters outside ACGTN were mapped to N (as ``crmnet predict --invalid N``).
     """
     from crmnet.evaluation.predict import EncodingStats, predict
+    from crmnet.models.card import card_columns
     from crmnet.plot.serve import prediction_histogram
 
     def run(progress) -> Result:
@@ -52,17 +53,21 @@ def predict_job(models: list, seqs: Sequences, batch_size: int, invalid: str = "
                                                           stats=stats, flanks=False)
             values[served.name] = out
             notes.append(f"{served.name}: {stats.message(served.model.encoding)}")
-        names = list(values)
-        header = ["prediction"] if len(names) == 1 else [f"prediction_{m}" for m in names]
-        text = [f"{v:.7g}" for v in np.stack([values[m] for m in names], axis=1).ravel()]
-        cells = [text[i * len(names) : (i + 1) * len(names)] for i in range(n)]
+        names, header, columns = list(values), [], []
+        for served in models:  # each model's prediction, then what its card adds (percentile, range flag)
+            suffix = "" if len(models) == 1 else f"_{served.name}"
+            extra = card_columns(served.card, values[served.name])
+            header += [f"prediction{suffix}", *(f"{c}{suffix}" for c in extra)]
+            columns += [[f"{v:.7g}" for v in values[served.name].tolist()], *extra.values()]
+        cells = [list(row) for row in zip(*columns)]
         tsv = "".join(f"{i}\t{s}\t{chr(9).join(c)}\n" for i, s, c in zip(seqs.ids, seqs.sequences, cells))
         rows = list(zip(seqs.ids, seqs.sequences, cells))[:SHOWN_ROWS]
         files = {"predictions.tsv": (("\t".join(["id", "sequence", *header]) + "\n" + tsv).encode(), TSV),
                  "distribution.png": _png(prediction_histogram(values))}
         summary = [(m, float(values[m].mean()), float(values[m].min()), float(values[m].max())) for m in names]
+        cards = [(m.name, m.card.summary()) for m in models]
         return Result({"models": names, "header": header, "rows": rows, "n": n, "notes": notes,
-                       "summary": summary}, files)
+                       "summary": summary, "cards": cards}, files)
 
     return run
 

@@ -23,7 +23,8 @@ class ServedModel:
 
     name: unique name (checkpoint file stem, ``-2`` etc. appended on a clash). architecture: registry
     name. parameters: trainable parameters. input: the encoding in words. origin: ``checkpoint`` or
-    ``zoo: <released model>``. model: the nn.Module in eval mode.
+    ``zoo: <released model>``. model: the nn.Module in eval mode. card: its
+    :class:`~crmnet.models.card.ModelCard` (what it predicts, in which units; simulated or measured data).
     """
 
     name: str
@@ -32,15 +33,18 @@ class ServedModel:
     input: str
     origin: str
     model: object
+    card: object = None
 
 
 def _describe(name: str, origin: str, model) -> ServedModel:
     from crmnet.models import count_parameters
+    from crmnet.models.card import card_of
 
     enc = model.encoding
     kept = "first" if enc.truncate == "end" else "last"
     words = f"{enc.body_length} nt (longer: the {kept} {enc.body_length} kept; shorter: N-padded at the {enc.pad})"
-    return ServedModel(name, model.checkpoint_meta["model"], count_parameters(model)[0], words, origin, model)
+    return ServedModel(name, model.checkpoint_meta["model"], count_parameters(model)[0], words, origin, model,
+                       card_of(model))
 
 
 def zoo_checkpoints(directory: str | os.PathLike | None = None) -> list[tuple[str, Path]]:

@@ -1,0 +1,163 @@
+"""The model card travels with every prediction: checkpoint, import, training, predict, serve and report."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from crmnet.cli import main
+from crmnet.data.construct import LEFT_FLANK, RIGHT_FLANK
+from crmnet.models import build_model
+from crmnet.models.card import (
+    VAISHNAV_RANGE,
+    ModelCard,
+    card_from_manifest,
+    card_of,
+    percentiles,
+    quantiles,
+    range_flags,
+)
+from crmnet.models.checkpoint import load_checkpoint, save_checkpoint
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _seqs(n: int, seed: int = 0) -> list[str]:
+    rng = np.random.default_rng(seed)
+    return [LEFT_FLANK + "".join(rng.choice(list("ACGT"), 80)) + RIGHT_FLANK for _ in range(n)]
+
+
+def constant_model(value: float):
+    """crmnet-tiny whose every prediction is ``value`` (last layer: zero weights, bias ``value``)."""
+    torch.manual_seed(0)
+    model = build_model("crmnet-tiny")
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.fill_(value)
+    return model
+
+
+def test_percentiles_follow_the_reference_distribution(rng):
+    values = rng.normal(9.0, 3.0, 20_000)
+    card = ModelCard(reference=quantiles(values))
+    assert len(card.reference) == 101
+    new = rng.normal(9.0, 3.0, 2_000)
+    ecdf = (values[None, :] < new[:, None]).mean(1) * 100
+    assert np.abs(percentiles(card, new) - ecdf).max() < 1.5  # 101 quantiles: within ~1 percentile point
+    assert percentiles(card, [-100.0, 100.0]).tolist() == [0.0, 100.0]
+    assert np.isnan(percentiles(ModelCard(), [1.0])).all()
+
+
+def test_values_outside_the_assay_range_are_flagged():
+    card = ModelCard(assay_range=VAISHNAV_RANGE)
+    assert range_flags(card, [17.32, 16.9, -0.2]) == ["above assay range", "", "below assay range"]
+    assert range_flags(ModelCard(), [17.32]) == [""]
+
+
+def test_old_checkpoints_load_with_a_not_recorded_card(tmp_path):
+    save_checkpoint(tmp_path / "old.pt", constant_model(5.0))  # no card, as before cards existed
+    model = load_checkpoint(tmp_path / "old.pt")
+    assert "card" not in model.checkpoint_meta and card_of(model) == ModelCard()
+    bad = tmp_path / "bad.pt"
+    save_checkpoint(bad, constant_model(5.0), card={"assay": 3})
+    with pytest.raises(Exception, match="invalid model card: assay"):
+        load_checkpoint(bad)
+
+
+def test_training_card_comes_from_the_store_and_says_simulated(tmp_path):
+    from crmnet.training.loop import _card
+
+    data = tmp_path / "train.txt"
+    data.write_text("")
+    manifest = {"media": ["complex"], "n_train": 1234, "target": "measured expression",
+                "sources": [{"path": str(data)}]}
+    real = _card(manifest)
+    assert not real.simulated and real.medium.startswith("complex medium") and "1,234" in real.training_data
+    assert real.assay_range == VAISHNAV_RANGE
+    (tmp_path / "train.txt.truth.json").write_text("{}")  # what write_simulation leaves beside its output
+    sim = _card(manifest)
+    assert sim.simulated and "simulated" in sim.assay and sim.assay_range == ()
+    assert card_from_manifest(manifest, True) == sim
+    assert card_of({"provenance": {"store_manifest": manifest}}) == card_from_manifest(manifest)
+
+
+def test_predict_writes_percentile_range_flag_and_card_json(tmp_path, capsys):
+    card = ModelCard(assay="a sort-seq assay", medium="complex medium (YPD, glucose)", units="units",
+                     published_r="r 0.9", assay_range=VAISHNAV_RANGE, reference=quantiles(np.linspace(0, 20, 101)),
+                     reference_set="a test set")
+    save_checkpoint(tmp_path / "m.pt", constant_model(17.32), card=card.to_dict())
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(_seqs(3))))
+    assert main(["predict", str(fasta), "--checkpoint", str(tmp_path / "m.pt"), "--out", str(tmp_path / "p.tsv"),
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "model card: assay: a sort-seq assay; medium: complex medium" in err
+    assert "3 of 3 predictions lie outside the assay's range 0 to 17" in err
+    rows = list(csv.DictReader((tmp_path / "p.tsv").open(), delimiter="\t"))
+    assert list(rows[0]) == ["id", "sequence", "prediction", "percentile", "range_flag"]
+    assert {r["range_flag"] for r in rows} == {"above assay range"}
+    assert {r["percentile"] for r in rows} == {"86.6"}  # 17.32 on an even 0-20 grid
+    doc = json.loads((tmp_path / "p.card.json").read_text())
+    assert doc["above_assay_range"] == 3 and ModelCard.from_dict(doc["card"]) == card
+    # the companion is refused like the table itself
+    (tmp_path / "p.tsv").unlink()
+    assert main(["predict", str(fasta), "--checkpoint", str(tmp_path / "m.pt"), "--out", str(tmp_path / "p.tsv"),
+                 "--quiet"]) == 2
+    assert "p.card.json" in capsys.readouterr().err and not (tmp_path / "p.tsv").exists()
+
+
+@pytest.fixture(scope="module")
+def small_data_dir(shared: Path, tmp_path_factory) -> Path:
+    """A data directory holding the first 300 rows of each complex test set (the layout of crmnet download)."""
+    out = tmp_path_factory.mktemp("data")
+    (out / "vaishnav2022" / "test").mkdir(parents=True)
+    for name in ("Native_complex.csv", "Random_complex_raw.csv"):
+        lines = (shared / "data" / "vaishnav2022" / "test" / name).read_text().splitlines(keepends=True)
+        (out / "vaishnav2022" / "test" / name).write_text("".join(lines[:301]))
+    return out
+
+
+def test_import_fills_the_card_from_the_zoo_and_the_reference_from_the_test_sets(shared, small_data_dir, tmp_path,
+                                                                                 capsys):
+    src = shared / "models" / "vaishnav2022" / "deepatt_complex" / "DeepAtt_model.h5"
+    if not src.is_file():
+        pytest.skip(f"{src} not found")
+    out = tmp_path / "deepatt.pt"
+    assert main(["import", str(src), "--out", str(out), "--data-dir", str(small_data_dir)]) == 0
+    assert "reference distribution: predictions on the complex-native + complex-random test sets (600 " \
+           "sequences)" in capsys.readouterr().out
+    model = load_checkpoint(out)
+    card = card_of(model)
+    assert card.medium == "complex medium (YPD, glucose)" and "0.910 native, 0.958 random" in card.published_r
+    assert not card.simulated and card.assay_range == VAISHNAV_RANGE and len(card.reference) == 101
+    assert "30.7 M random promoters" in card.training_data
+    # without test sets: the card, and a line saying the reference is missing
+    assert main(["import", str(src), "--out", str(tmp_path / "bare.pt"), "--data-dir", str(tmp_path)]) == 0
+    assert "no reference distribution" in capsys.readouterr().out
+    bare = card_of(load_checkpoint(tmp_path / "bare.pt"))
+    assert bare.reference == () and bare.medium == card.medium
+
+
+def test_evaluate_and_report_show_the_card(tmp_path, capsys):
+    card = ModelCard(medium="defined medium (SC-Ura)", units="units", simulated=True, assay="simulated data")
+    save_checkpoint(tmp_path / "m.pt", constant_model(3.0), card=card.to_dict())
+    test = tmp_path / "test.csv"
+    rng = np.random.default_rng(1)
+    test.write_text("sequence,Measured Expression\n" + "".join(f"{s},{v:.3f}\n" for s, v in
+                                                                zip(_seqs(20, 1), rng.normal(9, 2, 20))))
+    # a constant model has no r; a model with random weights predicts something
+    torch.manual_seed(3)
+    save_checkpoint(tmp_path / "m.pt", build_model("crmnet-tiny"), card=card.to_dict(), overwrite=True)
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "m.pt"), "--test", str(test), "--out",
+                 str(tmp_path / "ev"), "--bootstrap", "0", "--quiet"]) == 0
+    assert main(["report", str(tmp_path / "ev"), "--out", str(tmp_path / "rep"), "--quiet"]) == 0
+    capsys.readouterr()
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Model cards" in md and "**simulated data** — simulated data" in md
+    assert "defined medium (SC-Ura)" in md and "defined medium (SC-Ura)" in (tmp_path / "rep" / "report.html").read_text()
