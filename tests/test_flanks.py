@@ -21,7 +21,7 @@ from crmnet.evaluation.predict import EncodingStats, predict
 from crmnet.models.checkpoint import load_checkpoint
 from crmnet.zoo.importer import import_model
 
-N_SEQS = 500  # native complex test promoters (every one is a full 110-nt construct)
+N_SEQS = 200  # native complex test promoters (every one is a full 110-nt construct)
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +84,25 @@ def test_add_flanks_only_for_construct_models_and_exact_length():
     assert expects_construct(CRMNET) and expects_construct(VAISHNAV)
     short = Encoding(length=100)
     assert not expects_construct(short) and add_flanks(seqs, short) == (seqs, 0)
+
+
+def test_mutagenesis_and_variants_complete_regions_too(deepatt, native, tmp_path, capsys):
+    regions, full = tmp_path / "regions.fa", tmp_path / "full.fa"
+    regions.write_text("".join(f">r{i}\n{region(s)}\n" for i, s in enumerate(native[:1])))
+    full.write_text("".join(f">r{i}\n{s}\n" for i, s in enumerate(native[:1])))
+    for name, src in (("a", regions), ("b", full)):
+        assert main(["mutagenesis", str(src), "--checkpoint", str(deepatt), "--out", str(tmp_path / name),
+                     "--figures", "0", "--quiet"]) == 0
+    assert "note: 1 sequence of exactly 80 nt" in capsys.readouterr().err
+    a, b = (np.load(tmp_path / k / "deltas.npz") for k in "ab")
+    assert np.array_equal(a["start"], b["start"]) and int(a["start"][0]) == len(LEFT_FLANK)  # the variable region
+    assert np.abs(a["delta"] - b["delta"]).max() < 1e-5
+    assert (tmp_path / "a" / "mutants.tsv").read_text().splitlines()[1].split("\t")[1] == "18"  # 1-based
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("reference\tvariant\n" + f"{region(native[0])}\t{region(native[1])}\n")
+    assert main(["variants", "--pairs", str(pairs), "--checkpoint", str(deepatt), "--out",
+                 str(tmp_path / "v.tsv")]) == 0
+    assert "note: 2 sequences of exactly 80 nt" in capsys.readouterr().err
+    delta = float((tmp_path / "v.tsv").read_text().splitlines()[1].split("\t")[-1])
+    want = predict(load_checkpoint(deepatt), native[:2])
+    assert abs(delta - (want[1] - want[0])) < 1e-5
