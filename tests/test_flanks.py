@@ -86,6 +86,7 @@ def test_add_flanks_only_for_construct_models_and_exact_length():
     assert not expects_construct(short) and add_flanks(seqs, short) == (seqs, 0)
 
 
+@pytest.mark.slow  # ~15 s on a loaded 2-core machine (two mutagenesis runs with their figures)
 def test_mutagenesis_and_variants_complete_regions_too(deepatt, native, tmp_path, capsys):
     regions, full = tmp_path / "regions.fa", tmp_path / "full.fa"
     regions.write_text("".join(f">r{i}\n{region(s)}\n" for i, s in enumerate(native[:1])))
