@@ -72,7 +72,7 @@ def test_mutagenesis_file_streams_and_matches(tmp_path):
     src.write_text("".join(f">s{i} x\n{s}\n" for i, s in enumerate(seqs)))
     res = mutagenesis_file(model_predictor(model), src, tmp_path / "out", max_figures=2, chunk_size=4,
                            progress=False)
-    assert res == {"n": 9, "mutants": 9 * 240}
+    assert res == {"n": 9, "mutants": 9 * 240, "flanked": 0}
     sat, ids = read_saturation(tmp_path / "out" / "deltas.npz")
     want = saturation_mutagenesis(model, seqs)
     np.testing.assert_allclose(sat.delta, want.delta, atol=1e-5)

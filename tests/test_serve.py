@@ -238,7 +238,7 @@ def test_explain_shows_saliency_mutagenesis_and_motifs(client):
     assert "REB1" in html
     assert client.get(location + "/files/explain.png").content[:4] == b"\x89PNG"
     rows = client.get(location + "/files/positions.tsv").text.splitlines()
-    assert rows[0].split("\t") == ["position", "base", "saliency", "delta_A", "delta_C", "delta_G", "delta_T"]
+    assert rows[0].split("\t") == ["position_1based", "base", "saliency", "delta_A", "delta_C", "delta_G", "delta_T"]
     assert len(rows) == 1 + len(seq)
     # Δ of each substitution is the ISM value minus the reference base's (0 at the reference itself)
     model = client.app.state.models["alpha"].model

@@ -5,7 +5,7 @@
 * ``deltas.npz``: ``delta`` (N, L, 4) float32, ``reference`` (N, L) uint8, ``start`` (N,) int64 (0-based),
   ``length`` (N,) int64, ``prediction`` (N,) float32, ``ids`` (N,) str — the arrays of
   :class:`~crmnet.design.mutagenesis.Saturation` (read back with :func:`read_saturation`);
-* ``mutants.tsv`` (unless switched off): one row per mutant: ``id, position`` (1-based in the sequence),
+* ``mutants.tsv`` (unless switched off): one row per mutant: ``id, position_1based`` (in the sequence),
   ``reference, alternative, prediction, delta``;
 * ``evolvability.tsv``: one row per sequence (:class:`~crmnet.design.evolvability.Evolvability` columns)
   and ``evolvability.png`` (robustness against predicted expression);
@@ -162,7 +162,7 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
                     FileProgress(input_path, "mutagenesis", enable=progress) as meter:
                 evo.write("\t".join(("id", *Evolvability.COLUMNS)) + "\n")
                 if tsv:
-                    tsv.write("id\tposition\treference\talternative\tprediction\tdelta\n")
+                    tsv.write("id\tposition_1based\treference\talternative\tprediction\tdelta\n")
                 for chunk in iter_records(input_path, chunk_size=chunk_size, on_raw=meter.on_raw):
                     meter.chunk(len(chunk.sequences))
                     chunk.ids = chunk.ids or [str(line) for line in chunk.lines]  # as crmnet predict names them

@@ -75,14 +75,14 @@ def _logo_panels(tmp, attr: Attributions, hits: Hits, shown: np.ndarray, measure
         lo, hi = max(0, start - pad), min(int(attr.lengths[s]), end + pad)
         window = attr.onehot[s, :, lo:hi] * shown[s, lo:hi][None, :]
         label = ids[s] if ids is not None else f"sequence {s}"
-        title = f"{label}: {m.name} site {start}-{end} (p = {hits.pvalue[i]:.2g})"
+        title = f"{label}: {m.name} at {start + 1}-{end} (1-based; p = {hits.pvalue[i]:.2g})"
         if measured is not None:
             title += f", measured {measured[s]:.2f}"
         track_title = f"JASPAR {m.matrix_id} {m.name} ({'+' if strand > 0 else '-'} strand)"
         fig = logo_figure(window, motif_track(m, start - lo, strand, hi - lo), title, track_title, first_position=lo)
         stem = f"fig5{LOGO_LETTERS[k]}_{m.name}" if k < len(LOGO_LETTERS) else f"fig5_logo_{m.name}"
         save_figure(fig, tmp / stem)
-        panels.append({"motif": m.name, "figure": stem, "sequence": label, "start": start, "end": end})
+        panels.append({"motif": m.name, "figure": stem, "sequence": label, "start_1based": start + 1, "end_1based": end})
     return panels
 
 

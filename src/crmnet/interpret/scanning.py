@@ -79,14 +79,16 @@ class Hits:
         Returns
         -------
         list of dict
-            motif, matrix_id, sequence, start, end, strand (``+``/``-``), score, p_value.
+            motif, matrix_id, sequence, start_1based, end_1based, strand (``+``/``-``), score, p_value:
+            the site's first and last position, **1-based** and inclusive, as the column names say (tables
+            are read by people; the arrays stay 0-based, end exclusive).
         """
         order = np.lexsort((self.start, self.seq, self.motif))
         return [
             {
                 "motif": self.motifs[self.motif[i]].name, "matrix_id": self.motifs[self.motif[i]].matrix_id,
                 "sequence": ids[self.seq[i]] if ids is not None else int(self.seq[i]),
-                "start": int(self.start[i]), "end": int(self.end[i]), "strand": "+" if self.strand[i] > 0 else "-",
+                "start_1based": int(self.start[i]) + 1, "end_1based": int(self.end[i]), "strand": "+" if self.strand[i] > 0 else "-",
                 "score": float(self.score[i]), "p_value": float(self.pvalue[i]),
             }
             for i in order

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from crmnet.plot.common import _figure
+from crmnet.plot.common import _figure, one_based_ticks
 
 _MATCHED, _CONTROL = "#4c72b0", "#999999"
 
@@ -27,7 +27,7 @@ def logo_figure(values: np.ndarray, track: np.ndarray, title: str, track_title: 
     title, track_title : str
         Titles of the upper and lower panel.
     first_position : int
-        Sequence coordinate of the window's first column (x-axis labels).
+        0-based sequence coordinate of the window's first column (the x axis is labelled 1-based).
 
     Returns
     -------
@@ -48,9 +48,8 @@ def logo_figure(values: np.ndarray, track: np.ndarray, title: str, track_title: 
     bottom.set_ylabel("bits")
     bottom.set_ylim(0, 2)
     bottom.set_title(track_title, fontsize=9)
-    ticks = np.arange(0, width, 5)
-    bottom.set_xticks(ticks, [str(first_position + t) for t in ticks])
-    bottom.set_xlabel("position in the sequence (0-based)")
+    one_based_ticks(bottom, width, first_position, step=5)
+    bottom.set_xlabel("position in the sequence (1-based)")
     return fig
 
 

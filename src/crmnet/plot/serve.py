@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 
-from crmnet.plot.common import _figure, _palette
+from crmnet.plot.common import _figure, _palette, one_based_ticks
 
 BASES = "ACGT"
 
@@ -51,8 +51,8 @@ def explain_figure(onehot: np.ndarray, saliency: np.ndarray, delta: np.ndarray, 
     saliency : (4, W) input × gradient of the observed bases
     delta : (4, W) prediction(mutant) − prediction(sequence) of each substitution (0 at the reference,
         NaN where not mutated)
-    hits : motif matches, dicts with ``motif``, ``start``, ``end`` (0-based, end exclusive), ``strand``,
-        ``score`` (FIMO)
+    hits : motif matches, dicts with ``motif``, ``start_1based``, ``end_1based`` (inclusive: the rows of
+        :meth:`crmnet.interpret.scanning.Hits.rows`), ``strand``, ``score`` (FIMO)
     title : str
     """
     import pandas as pd
@@ -64,12 +64,13 @@ def explain_figure(onehot: np.ndarray, saliency: np.ndarray, delta: np.ndarray, 
     annotations = None
     if hits:
         annotations = pd.DataFrame({"motif_name": [f"{h['motif']}{h['strand']}" for h in hits],
-                                    "start": [h["start"] for h in hits], "end": [h["end"] for h in hits],
+                                    "start": [h["start_1based"] - 1 for h in hits], "end": [h["end_1based"] for h in hits],
                                     "strand": [h["strand"] for h in hits], "score": [h["score"] for h in hits]})
     plot_logo(saliency, ax=top, annotations=annotations, show_score=False)
     top.set_ylabel("saliency\n(input × gradient)")
     top.set_title(title, fontsize=10)
     top.set_xlim(-0.5, width - 0.5)
+    one_based_ticks(top, width)
     finite = delta[np.isfinite(delta)]
     limit = float(np.abs(finite).max()) if len(finite) and np.abs(finite).max() > 0 else 1.0
     image = bottom.imshow(delta, aspect="auto", cmap="RdBu_r", vmin=-limit, vmax=limit, interpolation="nearest",
@@ -77,7 +78,8 @@ def explain_figure(onehot: np.ndarray, saliency: np.ndarray, delta: np.ndarray, 
     ref_pos, ref_base = np.nonzero(onehot.T)
     bottom.scatter(ref_pos, ref_base, s=5, c="black", marker="o")
     bottom.set_yticks(range(4), list(BASES))
-    bottom.set_xlabel("position in the sequence (0-based; dots: the sequence's own base)")
+    one_based_ticks(bottom, width)
+    bottom.set_xlabel("position in the sequence (1-based; dots: the sequence's own base)")
     bottom.set_ylabel("substituted base")
     fig.colorbar(image, ax=bottom, label="Δ prediction", pad=0.01)
     return fig

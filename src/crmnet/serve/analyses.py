@@ -104,12 +104,12 @@ def explain_job(served, ident: str, sequence: str, threshold: float) -> Callable
         progress(3, 4, "figure")
         saliency = sal.scores[0]
         title = f"{ident}: predicted {value:.4g} ({served.name})"
-        lines = ["position\tbase\tsaliency\tdelta_A\tdelta_C\tdelta_G\tdelta_T\n"]
+        lines = ["position_1based\tbase\tsaliency\tdelta_A\tdelta_C\tdelta_G\tdelta_T\n"]
         for j, base in enumerate(sequence.upper()):
             d = "\t".join("" if not np.isfinite(v) else f"{v:.6g}" for v in delta[:, j])
             lines.append(f"{j + 1}\t{base}\t{saliency[:, j].sum():.6g}\t{d}\n")
-        motif_tsv = ["motif\tmatrix_id\tstart\tend\tstrand\tscore\tp_value\n"] + [
-            f"{h['motif']}\t{h['matrix_id']}\t{h['start'] + 1}\t{h['end']}\t{h['strand']}\t{h['score']:.4g}\t"
+        motif_tsv = ["motif\tmatrix_id\tstart_1based\tend_1based\tstrand\tscore\tp_value\n"] + [
+            f"{h['motif']}\t{h['matrix_id']}\t{h['start_1based']}\t{h['end_1based']}\t{h['strand']}\t{h['score']:.4g}\t"
             f"{h['p_value']:.3g}\n" for h in hits]
         files = {"explain.png": _png(explain_figure(x, saliency, delta, hits, title)),
                  "positions.tsv": ("".join(lines).encode(), TSV), "motifs.tsv": ("".join(motif_tsv).encode(), TSV)}
