@@ -48,12 +48,12 @@ def test_predict_logs_sequences_and_rate_per_batch_and_quiet_silences(tmp_path, 
     argv = ["predict", str(fasta), "--checkpoint", str(ckpt), "--batch-size", "8", "--chunk-size", "16"]
     assert main([*argv, "--out", str(tmp_path / "a.tsv")]) == 0
     err = capsys.readouterr().err
-    lines = _lines(err, "predict (")
+    lines = _lines(err, "predict:")
     assert len(lines) >= 5  # one per batch of 8: 40 sequences
-    # the records done and their rate, then the share of the input's bytes with the byte rate and an ETA
-    assert re.match(r"predict \(8 sequences(, [\d,]+/s)?\): \d+% ", lines[0]) and "ETA" in lines[0]
-    assert re.search(RATE, lines[0]).group(1) == "B"
-    assert lines[-1].startswith("predict (40 sequences") and "100%" in lines[-1] and lines[-1].endswith("(done)")
+    # sequences done of the total estimated from the bytes read so far, their rate and an ETA (never bytes)
+    assert re.match(r"predict: \d+% 8/\d+ sequences at", lines[0]) and "ETA" in lines[0]
+    assert re.search(RATE, lines[0]).group(1) == "sequences"
+    assert lines[-1].startswith("predict: 100% 40/40 sequences") and lines[-1].endswith("(done)")
     assert "note: 40 sequences encoded for the model's input of 112 nt; 40 of 110 nt were padded" in err
     assert main([*argv, "--out", str(tmp_path / "b.tsv"), "--quiet"]) == 0
     err = capsys.readouterr().err
@@ -65,13 +65,18 @@ def test_file_progress_moves_per_batch_whatever_the_chunk(tmp_path):
     path = tmp_path / "x.txt"
     path.write_bytes(b"A" * 1000)
     with FileProgress(path, "work") as meter:
-        meter.on_raw(1000)  # a reader read the whole file ahead of the work
+        meter.on_raw(500)  # a reader read half the file for the first chunk
         meter.chunk(10)
+        assert meter.bar.total == 20  # 10 records in 500 of 1,000 bytes: about 20 in all
         seen = []
         for _ in range(5):
             meter.done(2)
             seen.append(meter.bar.n)
-    assert seen == [200, 400, 600, 800, 1000] and meter.records == 10
+        meter.on_raw(500)
+        meter.chunk(4)
+        assert meter.bar.total == 14
+        meter.done(4)
+    assert seen == [2, 4, 6, 8, 10] and meter.records == 14 and meter.bar.total == 14
 
 
 def test_evaluate_logs_each_prediction_and_score_and_quiet_silences(tmp_path, ckpt, capsys):
@@ -116,8 +121,8 @@ def test_design_commands_log_progress(tmp_path, ckpt, capsys):
     fasta.write_text("".join(f">q{i}\n{s}\n" for i, s in enumerate(_sequences(3, seed=3))))
     assert main(["mutagenesis", str(fasta), "--out", str(tmp_path / "m"), "--figures", "0", "--window", "20-23",
                  "--chunk-size", "1", "--no-tsv", "--checkpoint", str(ckpt)]) == 0
-    lines = _lines(capsys.readouterr().err, "mutagenesis (")
-    assert len(lines) >= 3 and lines[-1].startswith("mutagenesis (3 sequences") and "100%" in lines[-1]
+    lines = _lines(capsys.readouterr().err, "mutagenesis:")
+    assert len(lines) >= 3 and lines[-1].startswith("mutagenesis: 100% 3/3 sequences")
     assert main(["evolve", str(fasta), "--out", str(tmp_path / "e"), "--generations", "3",
                  "--checkpoint", str(ckpt)]) == 0
     lines = _lines(capsys.readouterr().err, "evolve (sswm):")
@@ -145,4 +150,4 @@ def test_a_failed_command_ends_with_its_error_not_a_done_line(tmp_path, ckpt, ca
     err = capsys.readouterr().err.splitlines()
     assert "(done)" not in "\n".join(err) and err[-1].startswith("crmnet: error: ")
     assert "invalid character 'X' at position 5" in err[-1] and err[-1].endswith("pass --invalid N to map them to N)")
-    assert err[0].startswith("predict (8 sequences")  # the progress before the failure is kept
+    assert re.match(r"predict: \d+% 8/\d+ sequences", err[0])  # the progress before the failure is kept

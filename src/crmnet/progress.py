@@ -41,7 +41,7 @@ class _LogLines(tqdm):
 
     def _line(self) -> str:
         d = self.format_dict
-        unit = d.get("unit") or "it"
+        unit = (d.get("unit") or "it").strip()  # " sequences": spaced for the terminal bar
         rate = d.get("rate") or (d["n"] / d["elapsed"] if d.get("elapsed") else 0.0)
         done = f"{self.format_sizeof(d['n']) if d.get('unit_scale') else d['n']}"
         total = d.get("total")

@@ -209,7 +209,8 @@ def run_motifs(args) -> int:
                        progress=not args.quiet)
     print(f"de novo discovery on {len(sequences):,} sequences written to {args.out}")
     for method, entry in summary["methods"].items():
-        line = f"  {method}: {entry['n_motifs']} motifs"
+        line = (f"  {method}: {entry['n_motifs']} motifs, {entry['n_matched']} with a significant JASPAR match "
+                f"(TOMTOM q < {config.alpha:g}; the others are listed as not significant)")
         for key in ("recovery", "recovery_lenient"):
             if key in entry:
                 r = entry[key]

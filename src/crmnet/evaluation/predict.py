@@ -108,44 +108,43 @@ class EncodingStats:
 
 
 class FileProgress:
-    """Progress over an input file's bytes that moves as its records are *done*, not as they are read.
+    """Progress over an input file's records (sequences), counted as they are *done*, not as they are read.
 
-    The readers report bytes when they read them, ahead of the work (``on_raw``); the bar shows them as the
-    records of each chunk are processed (:meth:`chunk` then :meth:`done` per batch), so it moves at least
-    once per batch whatever the chunk size, and its description counts the records done and their rate.
-    Built on :func:`crmnet.progress.progress`: a bar on a terminal, periodic log lines elsewhere.
+    The bar counts records. When the file's size is known, its total is an estimate refined at every chunk
+    from the bytes the readers have read so far (records so far × file size / bytes read), so a bar or log
+    line shows how many sequences are left and when they will be done; bytes themselves are never shown.
+    The readers report bytes as they read them (``on_raw``); :meth:`chunk` then :meth:`done` per batch move
+    the count, so it moves at least once per batch whatever the chunk size. Built on
+    :func:`crmnet.progress.progress`: a bar on a terminal, periodic log lines elsewhere.
     """
 
     def __init__(self, path, desc: str, what: str = "sequences", enable: bool = True):
-        size = None if is_stdin(path) or not Path(path).is_file() else Path(path).stat().st_size
-        self.bar = progress_bar(total=size or None, unit="B", unit_scale=True, desc=desc, enable=enable)
-        self.desc, self.what, self.records = desc, what, 0
-        self._read = self._base = self._target = self._size = self._in_chunk = 0
+        self.size = None if is_stdin(path) or not Path(path).is_file() else Path(path).stat().st_size
+        self.bar = progress_bar(total=None, unit=f" {what}", desc=desc, enable=enable)
+        self.records = self._read = 0
 
     def on_raw(self, n: int) -> None:
         """Record ``n`` more stored bytes read (the reader's callback)."""
         self._read += n
 
     def chunk(self, size: int) -> None:
-        """A chunk of ``size`` records starts: its bytes are the ones read since the last chunk."""
-        self._base, self._target, self._size, self._in_chunk = self.bar.n, self._read, max(size, 1), 0
+        """A chunk of ``size`` records starts (read up to ``on_raw``'s count): re-estimate the total."""
+        if self.size and self._read:
+            upto = self.records + size
+            self.bar.total = max(upto, round(upto * self.size / self._read))
+            self.bar.refresh()
 
     def done(self, k: int) -> None:
-        """``k`` more records of the current chunk are done."""
-        self._in_chunk += k
+        """``k`` more records are done."""
         self.records += k
-        elapsed = self.bar.format_dict.get("elapsed") or 0.0
-        rate = f", {self.records / elapsed:,.0f}/s" if elapsed > 0 else ""
-        self.bar.set_description_str(f"{self.desc} ({self.records:,} {self.what}{rate})", refresh=False)
-        at = self._base + (self._target - self._base) * min(self._in_chunk, self._size) // self._size
-        self.bar.update(at - self.bar.n)
+        self.bar.update(k)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc) -> None:
         if exc[0] is None:
-            self.bar.update(self._read - self.bar.n)  # what the last chunk read beyond its records
+            self.bar.total = self.records  # the true count, now known
         self.bar.__exit__(*exc)
 
 

@@ -393,7 +393,9 @@ def matching_attributions(attr: Attributions, sequences: list[str], source: str 
     """
     n = len(sequences)
     if len(attr) < n:
-        raise InputError(source, f"{len(attr)} attribution maps for {n} sequences")
+        raise InputError(source, f"{len(attr):,} attribution maps for {n:,} sequences: the maps cover only the "
+                                 f"first {len(attr):,} (computed with interpret --limit {len(attr)}?); pass --limit "
+                                 f"{len(attr)} to use those sequences")
     width = attr.onehot.shape[2]
     if max(len(s) for s in sequences) > width:
         raise InputError(source, "the attribution maps are shorter than the sequences: not computed on this file")

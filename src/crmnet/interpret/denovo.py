@@ -181,7 +181,10 @@ def discover(
         found = {}
         for method, ms in motifs.items():
             matches = tomtom_match(ms, targets)
-            found[method] = _Found(ms, matches, match_rows(ms, targets, method, matches))
+            rows = match_rows(ms, targets, method, matches)
+            for r in rows:  # a best match that TOMTOM does not call significant is no match
+                r["significant_match"] = r["q_value"] is not None and r["q_value"] < config.alpha
+            found[method] = _Found(ms, matches, rows)
             bar.update()
         summary = _summary(len(sequences), config, targets, found, truth, lenient)
         _write_discovery(out, summary, found, tables, config.alpha, overwrite)
@@ -194,7 +197,8 @@ def _summary(n: int, config: DiscoveryConfig, targets: list[Motif], found: dict[
     """The summary of :func:`discover` (recovery scored when a truth is given)."""
     summary: dict = {"n_sequences": n, "config": config.to_dict(), "n_targets": len(targets), "methods": {}}
     for method, f in found.items():
-        entry: dict = {"n_motifs": len(f.motifs), "motifs": f.rows}
+        entry: dict = {"n_motifs": len(f.motifs), "n_matched": sum(r["significant_match"] for r in f.rows),
+                       "motifs": f.rows}
         if truth is not None:
             entry.update(_score(f, targets, truth, lenient))
         summary["methods"][method] = entry
@@ -224,8 +228,7 @@ def _write_discovery(out, summary: dict, found: dict[str, _Found], tables: dict[
             write_tsv(tmp / name, [r for r in rows if r["q_value"] <= alpha] or rows[:50])
         for method, f in found.items():
             if f.motifs:
-                titles = [f"{m.name}: {r['consensus']} ~ {r['best_match']} ({format_p(r['q_value'], 'q')}, "
-                          f"E = {r['e_value']:.2g})" for m, r in zip(f.motifs, f.rows)]
+                titles = [_logo_title(m, r, alpha) for m, r in zip(f.motifs, f.rows)]
                 tracks = [information_content(m.pwm) for m in f.motifs]
                 save_figure(motif_logos_figure(tracks, titles), tmp / f"discovered_{method}")
         write_tsv(tmp / "discovered_motifs.tsv", [r for f in found.values() for r in f.rows])
@@ -234,6 +237,20 @@ def _write_discovery(out, summary: dict, found: dict[str, _Found], tables: dict[
             write_meme(discovered, tmp / "discovered_motifs.meme")
         write_text_atomic(tmp / "summary.json", json.dumps(summary, indent=2, default=float))
         write_text_atomic(tmp / "summary.md", discovery_markdown(summary))
+
+
+def _logo_title(motif: Motif, row: dict, alpha: float) -> str:
+    """A discovered motif's logo title: its JASPAR match only when TOMTOM calls it significant (q < ``alpha``)."""
+    if row["significant_match"]:
+        return (f"{motif.name}: {row['consensus']} ~ {row['best_match']} ({format_p(row['q_value'], 'q')}, "
+                f"E = {row['e_value']:.2g})")
+    best = "" if row["best_match"] is None else f" (closest {row['best_match']}, {format_p(row['q_value'], 'q')})"
+    return f"{motif.name}: {row['consensus']}: no significant JASPAR match at q < {alpha:g}{best}"
+
+
+def _match_text(row: dict) -> str:
+    text = f"{row['best_match_id']} {row['best_match']}"
+    return text if row["significant_match"] else f"none significant (closest: {text})"
 
 
 def _recovery_line(r: dict) -> str:
@@ -262,14 +279,15 @@ def discovery_markdown(summary: dict) -> str:
              (f"Each motif matched with TOMTOM (memelite) against {summary['n_targets']} S. cerevisiae JASPAR "
               "CORE motifs; E = p × targets, q = Benjamini-Hochberg over all pairs."), ""]
     for method, entry in summary["methods"].items():
-        lines += [f"## {method}: {entry['n_motifs']} motifs", ""]
+        lines += [(f"## {method}: {entry['n_motifs']} motifs, {entry['n_matched']} with a significant JASPAR match "
+                  f"(TOMTOM q < {summary['config']['alpha']:g})"), ""]
         for key in ("recovery", "recovery_lenient"):
             if key in entry:
                 lines += [_recovery_line(entry[key]), ""]
         if entry["motifs"]:
             lines += markdown_table(
                 ["motif", "consensus", "best JASPAR match", "p", "E", "q"],
-                [[r["motif"], r["consensus"], f"{r['best_match_id']} {r['best_match']}", r["p_value"], r["e_value"],
+                [[r["motif"], r["consensus"], _match_text(r), r["p_value"], r["e_value"],
                   r["q_value"]] for r in entry["motifs"]], p_columns=("p", "q"))
             lines.append("")
     return "\n".join(lines)

@@ -79,20 +79,25 @@ def trajectory_figure(generation: np.ndarray, lineage: np.ndarray, objective: np
     fig = _figure(6.0, 3.6)
     ax = fig.add_subplot()
     lineages = np.unique(lineage)
-    if target is None:
-        for k, colour in zip(lineages[:20], _palette(min(len(lineages), 20))):
-            sel = lineage == k
-            ax.plot(generation[sel], objective[sel], color=colour, lw=1.2, alpha=0.8)
-    else:
-        for k, colour in zip(lineages[:10], _palette(min(len(lineages), 10))):
-            sel = lineage == k
-            gens = np.unique(generation[sel])
-            values = [objective[sel & (generation == g)] for g in gens]
-            ax.plot(gens, [v[np.argmin(np.abs(v - target))] for v in values], color=colour, lw=1.8,
-                    label=f"start {k}: closest to target")
+    shown = lineages[: 20 if target is None else 10]
+    # Markers, so that a lineage that stopped at generation 0 is a visible point, not an empty line.
+    style = {"marker": "o", "ms": 3}
+    for k, colour in zip(shown, _palette(len(shown))):
+        sel = lineage == k
+        if target is None:
+            ax.plot(generation[sel], objective[sel], color=colour, lw=1.2, alpha=0.8, label=f"lineage {k}", **style)
+            continue
+        gens = np.unique(generation[sel])
+        values = [objective[sel & (generation == g)] for g in gens]
+        ax.plot(gens, [v[np.argmin(np.abs(v - target))] for v in values], color=colour, lw=1.8,
+                label=f"start {k}: closest to target", **style)
+        if max(len(v) for v in values) > 1:  # a population of one has no separate mean to draw
             ax.plot(gens, [v.mean() for v in values], color=colour, lw=1.0, ls="--", label=f"start {k}: mean")
+    if target is not None:
         ax.axhspan(target - tolerance, target + tolerance, color="grey", alpha=0.25, label="target ± tolerance")
-        ax.legend(fontsize=7, ncol=2)
+    more = f"first {len(shown)} of {len(lineages)} drawn" if len(shown) < len(lineages) else None
+    ax.legend(fontsize=7, ncol=2 if len(ax.get_legend_handles_labels()[1]) > 6 else 1, title=more,
+              title_fontsize=7)
     ax.set_xlabel("generation")
     ax.set_ylabel("objective")
     ax.set_title(title, fontsize=9)

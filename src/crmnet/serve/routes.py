@@ -41,10 +41,31 @@ def _number(values: dict, name: str, default, kind=float, lo=None, hi=None):
     return value
 
 
+# Command-line wording in library errors → the words of the evolve form (a page has fields, not flags).
+_EVOLVE_WORDS = (("--mode ga", "the genetic algorithm"), ("--target", "GA target"), ("--population", "population"),
+                 ("--generations", "generations"), ("--mutations", "mutations"), ("--mutation-rate", "GA mutation rate"),
+                 ("--tolerance", "tolerance"), ("--elite", "elite"), ("--direction", "SSWM direction"),
+                 ("--crossover", "crossover"), ("--mode", "mode"))
+
+
+def _in_page_words(exc: InputError, words, hint: str | None) -> InputError:
+    """``exc`` as the page says it: its flags replaced by the form's field names, the ``--invalid`` hint by ``hint``."""
+    from crmnet.data.encoding import INVALID_HINT
+
+    problem = exc.problem.replace(f"; {INVALID_HINT}", f"; {hint}" if hint else "")
+    for flag, field in words:
+        problem = problem.replace(flag, field)
+    return InputError(exc.source, problem, line=exc.line)
+
+
 def _sequences(request, values: dict, upload, filename, max_sequences: int, models: list, invalid: str = "error"):
     limits = request.app.state.config
-    seqs = read_sequences(values.get("sequences", ""), upload, filename, fmt=values.get("format", "auto"),
-                          max_sequences=max_sequences, max_length=limits.max_length, invalid=invalid)
+    hint = "tick 'map characters other than A, C, G, T, N to N'" if request.url.path == "/predict" else None
+    try:
+        seqs = read_sequences(values.get("sequences", ""), upload, filename, fmt=values.get("format", "auto"),
+                              max_sequences=max_sequences, max_length=limits.max_length, invalid=invalid)
+    except InputError as exc:
+        raise _in_page_words(exc, (), hint) from None
     return complete_flanks(seqs, [m.model.encoding for m in models]) if values.get("flanks") else seqs
 
 
@@ -102,18 +123,22 @@ def _evolve_config(values: dict, limits, n_starts: int):
     from crmnet.design.evolve import EvolveConfig
 
     mode = values.get("mode", "sswm")
-    population = _number(values, "population", 1 if mode == "sswm" else 20, int, 1, limits.max_population)
+    # SSWM follows one lineage per start: a population typed for another mode is not its setting
+    population = 1 if mode == "sswm" else _number(values, "population", 20, int, 1, limits.max_population)
     if n_starts * population > limits.max_lineages:
         raise InputError(None, f"{n_starts} start sequences × population {population} = {n_starts * population:,} "
                                f"sequences per generation: more than the limit of {limits.max_lineages:,}")
     target = _number(values, "target", None, float)
-    return EvolveConfig(
-        mode=mode, generations=_number(values, "generations", 10, int, 1, limits.max_generations),
-        seed=_number(values, "seed", 0, int, 0, 2**31 - 1), direction=values.get("direction", "max"),
-        mutations=_number(values, "mutations", 1, int, 1, 100), population=population,
-        mutation_rate=_number(values, "mutation_rate", 0.01, float, 0.0, 1.0),
-        crossover=_number(values, "crossover", 0.5, float, 0.0, 1.0), target=target if mode == "ga" else None,
-        tolerance=_number(values, "tolerance", 0.1, float, 1e-6, 100.0))
+    try:
+        return EvolveConfig(
+            mode=mode, generations=_number(values, "generations", 10, int, 1, limits.max_generations),
+            seed=_number(values, "seed", 0, int, 0, 2**31 - 1), direction=values.get("direction", "max"),
+            mutations=_number(values, "mutations", 1, int, 1, 100), population=population,
+            mutation_rate=_number(values, "mutation_rate", 0.01, float, 0.0, 1.0),
+            crossover=_number(values, "crossover", 0.5, float, 0.0, 1.0), target=target if mode == "ga" else None,
+            tolerance=_number(values, "tolerance", 0.1, float, 1e-6, 100.0))
+    except InputError as exc:
+        raise _in_page_words(exc, _EVOLVE_WORDS, None) from None
 
 
 async def evolve_page(request):
@@ -122,6 +147,10 @@ async def evolve_page(request):
         predictors = {"A": _chosen(request, values, "model_a", many=False)[0]}
         if values.get("model_b"):
             predictors["B"] = _chosen(request, values, "model_b", many=False)[0]
+            if predictors["B"] is predictors["A"]:
+                raise InputError(None, f"Model A and Model B are both {predictors['A'].name}: an objective "
+                                       "comparing a model with itself (A - B) is 0 for every sequence; choose "
+                                       "another Model B, or (none) to evolve under Model A alone")
         expression = (values.get("objective") or "A").strip()
         seqs = _sequences(request, values, upload, filename, limits.max_evolve_sequences, list(predictors.values()))
         config = _evolve_config(values, limits, len(seqs))

@@ -39,7 +39,18 @@ function guardForm(form) {
   });
 }
 
+// The evolve form: show only the settings the chosen mode uses.
+function followMode(select) {
+  const show = () => document.querySelectorAll(".mode-params").forEach((box) => {
+    box.hidden = !box.dataset.modes.split(" ").includes(select.value);
+  });
+  select.addEventListener("change", show);
+  show();
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  const mode = document.getElementById("mode");
+  if (mode) followMode(mode);
   const box = document.getElementById("job");
   if (box && !["done", "failed", "stopped"].includes(box.dataset.state)) watchJob(box);
   document.querySelectorAll("form[enctype]").forEach(guardForm);
