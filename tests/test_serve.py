@@ -468,12 +468,12 @@ def test_evolve_ga_reaches_a_reachable_target_and_is_reproducible(client):
 
 
 @pytest.mark.parametrize("data, message", [
-    ({"mode": "ga"}, "--target is needed with --mode ga"),
+    ({"mode": "ga"}, "GA target is needed with the genetic algorithm"),  # the page's words, not the CLI's
     ({"objective": "A - C"}, "names 'C', which is not a model"),
     ({"objective": "__import__('os')"}, "only model names, numbers"),
     ({"generations": "21"}, "generations 21 lies outside [1, 20]"),
     ({"mode": "drift", "population": "30", "sequences": "\n".join(SEQS[:2])}, "more than the limit of 40"),
-    ({"mode": "walk"}, "--mode 'walk' must be one of"),
+    ({"mode": "walk"}, "mode 'walk' must be one of"),
     ({"model_b": "gamma"}, "no model 'gamma'"),
     ({"mode": "ga", "target": "99"}, "lies outside the objective's range"),
 ])
