@@ -80,3 +80,11 @@ def test_simulated_models_say_so_wherever_offered(client):
         assert "simulated data" in text, path
     models = client.get("/models").text
     assert "r 0.91" in models and "expression units" in models
+
+
+def test_evolve_page_completes_regions_and_says_so(client):
+    location, html = run(client, "/evolve", {"sequences": REGION, "model_a": "real", "flanks": "1",
+                                             "generations": "2"})
+    assert "1 sequence of exactly 80 nt" in html
+    rows = client.get(location + "/files/trajectory.tsv").text.splitlines()
+    assert len(rows[1].split("\t")[4]) == 110  # evolved in the construct, flanks fixed

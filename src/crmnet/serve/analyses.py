@@ -82,8 +82,8 @@ def _hits(sequence: str, threshold: float) -> list[dict]:
     return sorted(rows, key=lambda r: r["p_value"])
 
 
-def explain_job(served, ident: str, sequence: str, threshold: float) -> Callable:
-    """Saliency, single-mutant Δ and motif matches of one sequence under one model."""
+def explain_job(served, ident: str, sequence: str, threshold: float, notes: tuple[str, ...] = ()) -> Callable:
+    """Saliency, single-mutant Δ and motif matches of one sequence under one model (``notes``: shown with them)."""
     from crmnet.evaluation.predict import predict
     from crmnet.interpret.attribution import AttributionConfig, attribute
     from crmnet.plot.serve import explain_figure
@@ -118,7 +118,7 @@ def explain_job(served, ident: str, sequence: str, threshold: float) -> Callable
         effect = [(f"{sequence[j].upper()}{j + 1}{'ACGT'[b]}", float(delta[b, j]))
                   for b, j in (np.unravel_index(best, delta.shape), np.unravel_index(worst, delta.shape))]
         return Result({"model": served.name, "id": ident, "sequence": sequence, "prediction": value, "hits": hits,
-                       "threshold": threshold, "best": effect[0], "worst": effect[1]}, files)
+                       "threshold": threshold, "best": effect[0], "worst": effect[1], "notes": list(notes)}, files)
 
     return run
 
@@ -162,7 +162,8 @@ def mutate_job(models: list, seqs: Sequences, epsilon: float, batch_size: int) -
                                                                     served.name))
             tables.append({"model": served.name, "index": k, "rows": list(zip(seqs.ids, ev.rows()))[:SHOWN_ROWS],
                            "first": seqs.ids[0]})
-        return Result({"tables": tables, "columns": Evolvability.COLUMNS, "epsilon": epsilon, "n": n}, files)
+        return Result({"tables": tables, "columns": Evolvability.COLUMNS, "epsilon": epsilon, "n": n,
+                       "notes": seqs.notes}, files)
 
     return run
 
@@ -222,6 +223,7 @@ def evolve_job(predictors: dict, expression: str, seqs: Sequences, config, batch
         files = {"trajectory.png": _png(fig), "trajectory.tsv": ("".join(lines).encode(), TSV)}
         finals = [v for _, v in sorted(last.items())][:SHOWN_ROWS]
         return Result({"expression": objective.expression, "models": {k: m.name for k, m in predictors.items()},
+                       "notes": seqs.notes,
                        "config": config.to_dict(), "finals": finals, "generations": int(g.max()),
                        "rows": len(lines) - 1}, files)
 

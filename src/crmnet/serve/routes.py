@@ -103,7 +103,7 @@ async def explain_page(request):
         (served,) = _chosen(request, values, many=False)
         seqs = _sequences(request, values, upload, filename, 1, [served])
         threshold = _number(values, "threshold", 1e-4, float, 1e-10, 0.01)
-        return analyses.explain_job(served, seqs.ids[0], seqs.sequences[0], threshold)
+        return analyses.explain_job(served, seqs.ids[0], seqs.sequences[0], threshold, tuple(seqs.notes))
 
     return await _form_page(request, "explain", "Explanation", make)
 
