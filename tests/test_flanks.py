@@ -107,3 +107,30 @@ def test_mutagenesis_and_variants_complete_regions_too(deepatt, native, tmp_path
     delta = float((tmp_path / "v.tsv").read_text().splitlines()[1].split("\t")[-1])
     want = predict(load_checkpoint(deepatt), native[:2])
     assert abs(delta - (want[1] - want[0])) < 1e-5
+
+
+def test_evolve_and_interpret_entry_complete_regions(tmp_path, capsys):
+    import torch
+
+    from crmnet.cli.interpret import complete_regions
+    from crmnet.models import build_model
+    from crmnet.models.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "m.pt", build_model("crmnet-tiny"))
+    fasta = tmp_path / "r.fa"
+    fasta.write_text(">r\n" + "ACGT" * 20 + "\n")
+    assert main(["evolve", str(fasta), "--checkpoint", str(tmp_path / "m.pt"), "--out", str(tmp_path / "e"),
+                 "--generations", "2", "--quiet"]) == 0
+    assert capsys.readouterr().err.count("note: 1 sequence of exactly 80 nt") == 1
+    rows = (tmp_path / "e" / "trajectory.tsv").read_text().splitlines()
+    seq = rows[1].split("\t")[4]
+    assert seq == LEFT_FLANK + "ACGT" * 20 + RIGHT_FLANK
+    last = rows[-1].split("\t")
+    assert last[4].startswith(LEFT_FLANK) and last[4].endswith(RIGHT_FLANK)  # only the region evolves
+    assert main(["evolve", str(fasta), "--checkpoint", str(tmp_path / "m.pt"), "--out", str(tmp_path / "f"),
+                 "--generations", "1", "--quiet", "--no-flanks"]) == 0
+    assert "exactly 80 nt" not in capsys.readouterr().err
+    assert (tmp_path / "f" / "trajectory.tsv").read_text().splitlines()[1].split("\t")[4] == "ACGT" * 20
+    assert complete_regions(["ACGT" * 20, "ACGT"], VAISHNAV) == [LEFT_FLANK + "ACGT" * 20 + RIGHT_FLANK, "ACGT"]
+    assert "1 sequence of exactly 80 nt" in capsys.readouterr().err
