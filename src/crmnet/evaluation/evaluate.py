@@ -385,7 +385,7 @@ def evaluate_model(model, tests: list[LoadedTest], evaluation: Evaluation | None
         info.setdefault("tests", {})[test.name] = {
             "source": str(test.source), "n": len(test),
             "truncated": stats.truncated, "padded": stats.padded, "mapped_to_n": stats.mapped_to_n,
-            "encoding_message": stats.message(model.encoding),
+            "encoding_message": stats.message(model.encoding, None),  # evaluate has no --no-flanks
         }
         ev.add(label, test, pred.astype(np.float64), n_boot, seed)
     return ev
