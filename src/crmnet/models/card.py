@@ -83,20 +83,25 @@ def card_of(model) -> ModelCard:
     return card_from_manifest(manifest) if manifest else ModelCard()
 
 
-def card_from_manifest(manifest: dict, simulated: bool = False) -> ModelCard:
-    """The card of a model trained on a store (its ``manifest.json``; ``simulated``: its sources were simulated).
+def card_from_manifest(manifest: dict, simulated: bool | None = None) -> ModelCard:
+    """The card of a model trained on a store (its ``manifest.json``).
 
     Parameters
     ----------
     manifest : dict
         The store's manifest (``media``, ``n_train``, ``sources``, ``target``).
-    simulated : bool
-        The store was prepared from crmnet's simulator output.
+    simulated : bool, optional
+        The store was prepared from crmnet's simulator output; None: so when a source still has the
+        simulator's ``.truth.json`` beside it.
 
     Returns
     -------
     ModelCard
     """
+    if simulated is None:
+        from crmnet.data.simulate import truth_path
+
+        simulated = any(truth_path(s["path"]).exists() for s in manifest.get("sources", []) if "path" in s)
     media = list(manifest.get("media") or [])
     n = manifest.get("n_train")
     rows = f"{n:,} sequences" if isinstance(n, int) else "sequences"

@@ -310,6 +310,7 @@ def _improved(value: float, best: float | None, mode: str) -> bool:
 
 
 def _save_checkpoint(path: Path, run: _Run, metrics: dict, epoch: int) -> None:
+    from crmnet.models.card import card_from_manifest
     from crmnet.models.checkpoint import save_checkpoint
 
     keys = ("n_rows", "n_train", "n_val", "media", "media_rows", "sources", "split", "created")
@@ -319,16 +320,7 @@ def _save_checkpoint(path: Path, run: _Run, metrics: dict, epoch: int) -> None:
         "train_config": run.cfg.to_dict(), "epoch": epoch, "step": run.progress.step,
     }
     save_checkpoint(path, run.model, provenance=provenance, metrics={"validation": metrics}, overwrite=True,
-                    card=_card(run.store.manifest).to_dict())
-
-
-def _card(manifest: dict):
-    """The model card of a model trained on the store of ``manifest``: simulated when its sources were."""
-    from crmnet.data.simulate import truth_path
-    from crmnet.models.card import card_from_manifest
-
-    simulated = any(truth_path(s["path"]).exists() for s in manifest.get("sources", []) if "path" in s)
-    return card_from_manifest(manifest, simulated)
+                    card=card_from_manifest(run.store.manifest).to_dict())
 
 
 def _build_model(cfg: TrainConfig):
