@@ -57,7 +57,8 @@ def run_serve(args) -> int:
     except ValueError as exc:
         raise InputError(None, str(exc)) from None
     models = load_models(args.checkpoint, args.models_dir, args.data_dir, config.device)
-    print(f"crmnet serve: {len(models)} model(s): {', '.join(models)}", file=sys.stderr)
+    names = [f"{n} (simulated data)" if m.card.simulated else n for n, m in models.items()]
+    print(f"crmnet serve: {len(models)} model(s): {', '.join(names)}", file=sys.stderr)
     print(f"crmnet serve: open http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
     uvicorn.run(create_app(models, config), host=args.host, port=args.port, log_level="warning")
     return 0
