@@ -7,8 +7,10 @@
 * :func:`predict_file` — the streaming path behind ``crmnet predict``: reads any format of
   :mod:`crmnet.data.readers` in chunks (:func:`crmnet.data.readers.iter_records`), never holding more than
   one chunk in memory, shows progress (:class:`FileProgress`: a bar on a terminal, periodic log lines
-  elsewhere) over the input's bytes as its records are predicted, and writes
-  ``id<TAB>sequence<TAB>prediction`` atomically.
+  elsewhere) in sequences as they are predicted, and writes ``id<TAB>sequence<TAB>prediction`` (+ the model
+  card's ``percentile`` and ``range_flag``) atomically, with the card in ``OUT.card.json``.
+* Bare 80-nt variable regions are completed with the construct's constant flanks first (``flanks=True``,
+  :func:`crmnet.data.construct.add_flanks`).
 
 Encoding policy (the contract of :mod:`crmnet.data.encoding`, reported in :class:`EncodingStats`): lower case
 is accepted as upper case; a sequence longer than the model's input is truncated at the model's
