@@ -84,9 +84,12 @@ def _register_predict(subparsers) -> None:
         "predict",
         help="predict expression for sequences in a FASTA, TSV or CSV file",
         description=(
-            "Stream sequences through a checkpoint and write a TSV with id, sequence and prediction. Sequences "
-            "are encoded in the model's own convention: lower case is read as upper case, longer sequences "
-            "are truncated and shorter ones padded with N on the model's side (counts are reported), other "
+            "Stream sequences through a checkpoint and write a TSV with id, sequence and prediction (+ percentile "
+            "within the model's reference distribution and range_flag outside the assay's range, when its model "
+            "card has them; the card itself in OUT.card.json). A sequence of exactly 80 nt (the variable "
+            "region) is completed with the construct's constant flanks unless --no-flanks. Sequences are "
+            "encoded in the model's own convention: lower case is read as upper case, longer sequences are "
+            "truncated and shorter ones padded with N on the model's side (counts are reported), other "
             "characters are an error unless --invalid N."
         ),
     )
