@@ -121,3 +121,11 @@ def test_evolve_page_errors_speak_the_pages_words(client, form, message):
     assert message in text and "--" not in text
     if "mode" in form:  # the form comes back with the chosen mode's settings shown
         assert re.search(r'data-modes="ga">', r.text)
+
+
+def test_invalid_character_errors_name_the_pages_option_not_the_flag(client):
+    bad = SEQ[:20] + "X" + SEQ[21:]
+    text = _error(client.post("/predict", data={"sequences": bad, "model": "alpha"}).text)
+    assert "invalid character 'X' at position 21" in text and "tick 'map characters" in text and "--" not in text
+    text = _error(client.post("/mutate", data={"sequences": bad, "model": "alpha"}).text)
+    assert "invalid character 'X'" in text and "--invalid" not in text and "tick" not in text
