@@ -314,12 +314,13 @@ def predict_file(
 def _write_card(path: Path, model, card, n: int, flagged: dict, overwrite: bool) -> None:
     import json
 
+    from crmnet.models.card import card_columns
+
+    meaning = {"percentile": f"percent of the model's predictions on {card.reference_set} below this one",
+               "range_flag": "the prediction lies outside what the assay can measure"}
     meta = getattr(model, "checkpoint_meta", None) or {}
     doc = {"model": meta.get("model", type(model).__name__), "card": card.to_dict(), "predictions": n,
            "above_assay_range": flagged["above assay range"], "below_assay_range": flagged["below assay range"],
-           "columns": {"prediction": card.units,
-                       "percentile": "percent of the reference distribution below the prediction"
-                                     + (f" ({card.reference_set})" if card.reference_set else ""),
-                       "range_flag": "the prediction lies outside what the assay can measure"}}
+           "columns": {"prediction": card.units, **{c: meaning[c] for c in card_columns(card, [])}}}
     with atomic_file(path, overwrite=overwrite) as fh:
         fh.write(json.dumps(doc, indent=2) + "\n")
