@@ -40,6 +40,10 @@ def register(subparsers) -> None:
     va.add_argument("--ref-column", default="reference", help="reference-sequence column (default reference)")
     va.add_argument("--alt-column", default="variant", help="variant-sequence column (default variant)")
     va.add_argument("--measured-column", metavar="NAME", help="column of measured deltas, for metrics")
+    va.add_argument("--interval", type=float, metavar="LEVEL",
+                    help="add delta_lower and delta_upper at LEVEL in (0, 1) (a checkpoint from `crmnet calibrate`: "
+                         "calibrated on measured pairs with --pairs, else a conservative union bound of two "
+                         "expression intervals; the basis is printed)")
     _common(va)
     va.set_defaults(func=run_variants)
 
@@ -104,13 +108,21 @@ def register(subparsers) -> None:
 def run_variants(args: argparse.Namespace) -> int:
     """Predict the effect of variants: prediction(variant) − prediction(reference)."""
     from crmnet.design.variants import variants_file
+    from crmnet.evaluation.conformal import check_level, require_calibration
     from crmnet.models.checkpoint import load_checkpoint
 
     require_positive("--batch-size", args.batch_size)
+    if args.interval is not None:
+        check_level(args.interval)
     model = load_checkpoint(args.checkpoint)
+    if args.interval is not None:
+        require_calibration(model, args.checkpoint, "delta")
     res = variants_file(model, args.pairs, args.out, ref_column=args.ref_column, alt_column=args.alt_column,
                         measured_column=args.measured_column, batch_size=args.batch_size,
-                        device=default_device(args.device), overwrite=args.overwrite)
+                        device=default_device(args.device), overwrite=args.overwrite, interval=args.interval,
+                        checkpoint=args.checkpoint)
+    if res["interval_basis"]:
+        print(f"intervals: {res['interval_basis']}", file=sys.stderr)
     print(f"{res['n']:,} pairs, {res['unique']:,} distinct sequences predicted", file=sys.stderr)
     if res["unequal_lengths"]:
         print(f"{res['unequal_lengths']:,} pairs have reference and variant of different lengths (insertions or "

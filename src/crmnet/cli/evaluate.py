@@ -179,6 +179,11 @@ def _print_statistics(ev) -> None:
             message = m["multimodality"]["message"]
             if message:
                 print(f"warning: {model}: {test}: {message}", file=sys.stderr)
+            if "intervals" in m:
+                cells = ", ".join(f"{k}: {v['coverage']:.3f} (width {v['mean_width']:.3g})"
+                                  for k, v in m["intervals"].items())
+                print(f"{model}: {test}: interval coverage, nominal: empirical (mean width): {cells}; "
+                      f"{m['calibration_note']}", file=sys.stderr)
     if ev.comparisons:
         k = sum(c["q_bh"] < 0.05 for c in ev.comparisons)
         print(f"{len(ev.comparisons)} pairwise comparisons: {k} with Benjamini-Hochberg q < 0.05 (q_bh in "

@@ -252,3 +252,27 @@ def shift_note(cal: Calibration, sha256: str, name: str, medium: str | None) -> 
         f"; medium {medium} vs {cal.medium}"
     return (f"{name} is not the calibration set ({cal.test_set or cal.source}{media}): the conformal guarantee "
             "holds only for sequences exchangeable with it, so this coverage is measured, not guaranteed")
+
+
+def interval_coverage(cal: Calibration, test, pred: np.ndarray, spread: np.ndarray) -> dict:
+    """What ``evaluate`` reports for a calibrated model on a labelled set.
+
+    Parameters
+    ----------
+    cal : Calibration
+    test : crmnet.evaluation.evaluate.LoadedTest
+    pred, spread : (n,) the model's predictions and members' spread on ``test``
+
+    Returns
+    -------
+    dict
+        ``intervals`` (:func:`interval_table`: coverage and mean width next to each nominal level) and
+        ``calibration_note`` (:func:`shift_note`: whether ``test`` is the calibration set).
+    """
+    from crmnet.data.catalogue import TEST_SETS
+    from crmnet.fsutil import file_digest
+
+    medium = TEST_SETS[test.name].medium if test.name in TEST_SETS else None
+    return {"intervals": interval_table(test.measured, pred, spread, cal),
+            "calibration_note": shift_note(cal, file_digest(test.source), test.name, medium)}
+
