@@ -25,7 +25,6 @@ import numpy as np
 from crmnet.errors import InputError
 from crmnet.evaluation.conformal import (
     Calibration,
-    calibration_of,
     check_level,
     fit_calibration,
     mean_and_spread,
@@ -102,13 +101,12 @@ def delta_interval(model, effects, level: float, checkpoint: str | None = None) 
     """
     level = check_level(level)
     delta, spread = mean_and_spread(effects.alt_members - effects.ref_members)
-    cal = calibration_of(model, "delta")
-    if cal is not None:
+    cal = require_calibration(model, checkpoint, "delta")
+    if cal.target == "delta":
         lower, upper = cal.interval(delta, level, spread)
         basis = (f"Δ calibration ({cal.method}) on {cal.n:,} measured pairs of {cal.source}: covers the measured Δ "
                  f"with probability ≥ {level:g} for pairs exchangeable with those")
         return {"lower": lower, "upper": upper, "spread": spread, "basis": basis}
-    cal = require_calibration(model, checkpoint, "delta")
     half_level = 1 - (1 - level) / 2
     _, ref_spread = mean_and_spread(effects.ref_members)
     _, alt_spread = mean_and_spread(effects.alt_members)

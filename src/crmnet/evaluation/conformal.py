@@ -229,8 +229,13 @@ def calibration_of(model, target: str = "expression") -> Calibration | None:
 
 
 def require_calibration(model, checkpoint: str | None, target: str = "expression") -> Calibration:
-    """The model's calibration, or a one-line InputError saying how to calibrate it."""
+    """The model's calibration, or a one-line InputError saying how to calibrate it.
+
+    For ``target="delta"`` the variant-effect calibration, else the expression one (for its union bound).
+    """
     cal = calibration_of(model, target)
+    if cal is None and target == "delta":
+        cal = calibration_of(model)
     if cal is not None:
         return cal
     name = checkpoint or "the checkpoint"

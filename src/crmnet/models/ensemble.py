@@ -58,8 +58,12 @@ class Ensemble(nn.Module):
                                  "must share one encoding")
         self.members = nn.ModuleList(flat)
         self.encoding = first
-        self.config = EnsembleConfig(tuple({"model": registry_name(m), "model_config": m.config.to_dict()}
-                                           for m in flat))
+
+    @property
+    def config(self) -> EnsembleConfig:
+        """Each member's registry name and config (what a checkpoint stores; members must be registered)."""
+        return EnsembleConfig(tuple({"model": registry_name(m), "model_config": m.config.to_dict()}
+                                    for m in self.members))
 
     @classmethod
     def from_config(cls, config: dict) -> Ensemble:
