@@ -319,3 +319,45 @@ def test_bound_penalty_is_interval_arithmetic_over_calibrated_intervals(tiny):
     with pytest.raises(InputError, match="no calibration"):
         Objective({"A": ModelPredictor(load_checkpoint(tiny["paths"][0]), 64)},
                   penalty=Penalty("bound"))(codes, lengths)
+
+
+# --- the web page ----------------------------------------------------------------------------------------
+
+
+def test_web_predict_page_gives_intervals_for_calibrated_models(tiny, tmp_path):
+    pytest.importorskip("starlette")
+    pytest.importorskip("multipart")
+    import re
+    import time
+    import warnings
+
+    from crmnet.evaluation.calibrate import calibrate_checkpoint, predict_interval
+    from crmnet.serve.app import create_app
+    from crmnet.serve.models import load_models as serve_models
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from starlette.testclient import TestClient
+
+    cal_path = tmp_path / "calibrated.pt"
+    calibrate_checkpoint(load_checkpoint(tiny["paths"][0]), str(tiny["labelled"]), cal_path)
+    models = serve_models([cal_path, tiny["paths"][1]], models_dir=tmp_path, data_dir=tmp_path / "none")
+    seqs = constructs(3, seed=12)
+    with TestClient(create_app(models)) as client:
+        r = client.post("/predict", data={"sequences": "\n".join(seqs), "model": "calibrated", "interval": "0.8"},
+                        follow_redirects=False)
+        assert r.status_code == 303
+        for _ in range(600):
+            status = client.get("/api" + r.headers["location"]).json()
+            if status["state"] != "queued" and status["state"] != "running":
+                break
+            time.sleep(0.05)
+        assert status["state"] == "done", status
+        rows = [line.split("\t") for line in client.get(r.headers["location"] + "/files/predictions.tsv").text.splitlines()]
+        assert rows[0] == ["id", "sequence", "prediction", "lower", "upper"]
+        want = predict_interval(load_checkpoint(cal_path), seqs, 0.8)
+        np.testing.assert_allclose([float(x[3]) for x in rows[1:]], want["lower"], rtol=1e-5, atol=1e-5)
+        r = client.post("/predict", data={"sequences": seqs[0], "model": "m1", "interval": "0.8"})
+        assert re.search(r"has no calibration", r.text)
+        r = client.post("/predict", data={"sequences": seqs[0], "model": "calibrated", "interval": "2"})
+        assert "strictly between 0 and 1" in r.text
