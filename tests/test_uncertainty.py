@@ -245,6 +245,10 @@ def test_evaluate_reports_coverage_and_whether_the_set_is_the_calibration_set(ti
     in_sample = next(iter(json.loads((tmp_path / "ev_labelled" / "metrics.json").read_text()).values()))
     for level in LEVELS:  # in-sample: at least nominal by construction
         assert in_sample["intervals"][str(level)]["coverage"] >= level
+    from crmnet.evaluation.report import _interval_blocks, load_inputs, render_markdown
+
+    report = render_markdown(_interval_blocks(load_inputs([tmp_path / "ev_labelled"])))  # the report's section
+    assert "Prediction intervals: empirical coverage vs nominal level" in report and "calibration set itself" in report
 
 
 # --- design: variant intervals and penalised objectives ------------------------------------------------
@@ -361,3 +365,38 @@ def test_web_predict_page_gives_intervals_for_calibrated_models(tiny, tmp_path):
         assert re.search(r"has no calibration", r.text)
         r = client.post("/predict", data={"sequences": seqs[0], "model": "calibrated", "interval": "2"})
         assert "strictly between 0 and 1" in r.text
+
+
+# --- the real DeepATT through the command line ------------------------------------------------------------
+
+
+def test_cli_calibrate_and_predict_interval_with_the_imported_deepatt(shared, tmp_path, capsys):
+    """The released DeepATT: calibrated on 400 random-promoter test rows, intervals for 50 native ones."""
+    h5 = shared / "models" / "vaishnav2022" / "deepatt_complex" / "DeepAtt_model.h5"
+    if not h5.is_file():
+        pytest.skip(f"{h5} not found")
+    test = shared / "data" / "vaishnav2022" / "test"
+    ckpt, cal_path = tmp_path / "deepatt.pt", tmp_path / "deepatt_cal.pt"
+    assert main(["import", str(h5), "--out", str(ckpt)]) == 0
+    lines = (test / "Random_complex_raw.csv").read_text().splitlines()
+    subset = tmp_path / "random400.csv"
+    subset.write_text("\n".join(lines[:401]) + "\n")
+    assert main(["calibrate", "--checkpoint", str(ckpt), "--data", str(subset), "--out", str(cal_path),
+                 "--medium", "complex", "--quiet"]) == 0
+    assert "method absolute" in capsys.readouterr().err  # one model: no spread to normalise by
+    native = tmp_path / "native50.csv"
+    native.write_text("\n".join((test / "Native_complex.csv").read_text().splitlines()[:51]) + "\n")
+    out = tmp_path / "p.tsv"
+    assert main(["predict", str(native), "--checkpoint", str(cal_path), "--interval", "0.9", "--out", str(out),
+                 "--quiet"]) == 0
+    rows = list(csv.DictReader(out.open(), delimiter="\t"))
+    published = {r["sequence"]: float(r["Predicted Expression"])
+                 for r in csv.DictReader((shared / "data" / "vaishnav2022" / "peer_predictions" /
+                                          "Native_complex_DeepAtt_model.csv").open())}
+    widths = {round(float(r["upper"]) - float(r["lower"]), 4) for r in rows}
+    assert len(rows) == 50 and len(widths) == 1  # absolute residuals: one width for every sequence
+    for r in rows:
+        assert float(r["prediction"]) == pytest.approx(published[r["sequence"]], abs=1e-4)
+    cal = load_checkpoint(cal_path).checkpoint_meta["extra"]["calibration"]
+    assert len(cal["scores"]) == 400
+    assert cal["medium"] == "complex" and cal["source"] == "random400.csv"

@@ -13,7 +13,7 @@ Two kinds of interval for ``Δ = prediction(variant) − prediction(reference)``
   It is wide: it ignores that a model's errors on two near-identical sequences are mostly shared, which
   is what a Δ calibration measures.
 
-:func:`delta_interval` says which one it used (``basis``).
+:func:`crmnet.evaluation.calibrate.delta_interval` computes both and says which one it used (``basis``).
 """
 
 from __future__ import annotations
@@ -23,13 +23,7 @@ import os
 import numpy as np
 
 from crmnet.errors import InputError
-from crmnet.evaluation.conformal import (
-    Calibration,
-    check_level,
-    fit_calibration,
-    mean_and_spread,
-    require_calibration,
-)
+from crmnet.evaluation.conformal import Calibration, fit_calibration, mean_and_spread
 
 
 def read_measured_pairs(path: str | os.PathLike, ref_column: str, alt_column: str,
@@ -79,41 +73,4 @@ def calibrate_pairs(model, pairs, out, *, ref_column: str = "reference", alt_col
     cal = describe_source(cal.replace(members=k, target="delta"), pairs, None, medium)
     save_calibrated(model, cal, out, overwrite)
     return cal
-
-
-def delta_interval(model, effects, level: float, checkpoint: str | None = None) -> dict:
-    """Intervals for the Δ of :func:`crmnet.design.variants.variant_effects` (see the module docstring).
-
-    Parameters
-    ----------
-    model : nn.Module
-        The model that predicted ``effects``, loaded from a calibrated checkpoint.
-    effects : VariantEffects
-        With the members' predictions (``ref_members``, ``alt_members``: (n, K)).
-    level : float in (0, 1)
-    checkpoint : its file name, for the error when it has no calibration
-
-    Returns
-    -------
-    dict
-        ``lower``, ``upper``, ``spread`` (the members' Δ spread), each (n,) float64, and ``basis``: a
-        sentence saying which interval this is.
-    """
-    level = check_level(level)
-    delta, spread = mean_and_spread(effects.alt_members - effects.ref_members)
-    cal = require_calibration(model, checkpoint, "delta")
-    if cal.target == "delta":
-        lower, upper = cal.interval(delta, level, spread)
-        basis = (f"Δ calibration ({cal.method}) on {cal.n:,} measured pairs of {cal.source}: covers the measured Δ "
-                 f"with probability ≥ {level:g} for pairs exchangeable with those")
-        return {"lower": lower, "upper": upper, "spread": spread, "basis": basis}
-    half_level = 1 - (1 - level) / 2
-    _, ref_spread = mean_and_spread(effects.ref_members)
-    _, alt_spread = mean_and_spread(effects.alt_members)
-    half = cal.halfwidth(half_level, ref_spread) + cal.halfwidth(half_level, alt_spread)
-    basis = (f"no Δ calibration: union bound of two expression intervals at {half_level:g} (calibrated on "
-             f"{cal.n:,} sequences of {cal.source}); covers the difference of two independent measurements with "
-             f"probability ≥ {level:g}, conservative because it ignores errors the two sequences share; "
-             f"calibrate on measured pairs (crmnet calibrate --pairs) for tighter intervals")
-    return {"lower": delta - half, "upper": delta + half, "spread": spread, "basis": basis}
 

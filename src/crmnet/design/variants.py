@@ -137,7 +137,7 @@ def variants_file(model, pairs: str | os.PathLike, out: str | os.PathLike, *, re
     """Variant effects of every pair in ``pairs`` into the TSV ``out`` (+ ``metrics.json`` beside it).
 
     interval: a level in (0, 1) adds ``delta_lower`` and ``delta_upper`` (and ``delta_spread`` for an
-    ensemble; :func:`crmnet.design.uncertainty.delta_interval`, which needs a calibrated checkpoint, named
+    ensemble; :func:`crmnet.evaluation.calibrate.delta_interval`, which needs a calibrated checkpoint, named
     ``checkpoint`` in its error); with measured deltas their coverage and mean width go into the metrics.
 
     Returns
@@ -196,7 +196,7 @@ def _interval_columns(model, effects: VariantEffects, interval, checkpoint, meas
     if interval is None:
         spread = [(effects.alt_members - effects.ref_members).std(axis=1)] if ensemble else []
         return {"columns": ["delta_spread"] if ensemble else [], "values": spread}
-    from crmnet.design.uncertainty import delta_interval
+    from crmnet.evaluation.calibrate import delta_interval
 
     found = delta_interval(model, effects, interval, checkpoint)
     out = {"columns": [*(["delta_spread"] if ensemble else []), "delta_lower", "delta_upper"],

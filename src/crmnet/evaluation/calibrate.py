@@ -122,3 +122,46 @@ def calibrate_checkpoint(model, data: str, out: str | os.PathLike, *, data_dir=N
                           data if data in TEST_SETS else None, medium)
     save_calibrated(model, cal, out, overwrite)
     return cal
+
+
+def delta_interval(model, effects, level: float, checkpoint: str | None = None) -> dict:
+    """Intervals for the Δ of :func:`crmnet.design.variants.variant_effects`.
+
+    From the checkpoint's Δ calibration where it has one, else the union bound of its expression calibration
+    (:mod:`crmnet.design.uncertainty` explains both).
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model that predicted ``effects``, loaded from a calibrated checkpoint.
+    effects : VariantEffects
+        With the members' predictions (``ref_members``, ``alt_members``: (n, K)).
+    level : float in (0, 1)
+    checkpoint : its file name, for the error when it has no calibration
+
+    Returns
+    -------
+    dict
+        ``lower``, ``upper``, ``spread`` (the members' Δ spread), each (n,) float64, and ``basis``: a
+        sentence saying which interval this is.
+    """
+    from crmnet.evaluation.conformal import check_level
+
+    level = check_level(level)
+    delta, spread = mean_and_spread(effects.alt_members - effects.ref_members)
+    cal = require_calibration(model, checkpoint, "delta")
+    if cal.target == "delta":
+        lower, upper = cal.interval(delta, level, spread)
+        basis = (f"Δ calibration ({cal.method}) on {cal.n:,} measured pairs of {cal.source}: covers the measured Δ "
+                 f"with probability ≥ {level:g} for pairs exchangeable with those")
+        return {"lower": lower, "upper": upper, "spread": spread, "basis": basis}
+    half_level = 1 - (1 - level) / 2
+    _, ref_spread = mean_and_spread(effects.ref_members)
+    _, alt_spread = mean_and_spread(effects.alt_members)
+    half = cal.halfwidth(half_level, ref_spread) + cal.halfwidth(half_level, alt_spread)
+    basis = (f"no Δ calibration: union bound of two expression intervals at {half_level:g} (calibrated on "
+             f"{cal.n:,} sequences of {cal.source}); covers the difference of two independent measurements with "
+             f"probability ≥ {level:g}, conservative because it ignores errors the two sequences share; "
+             f"calibrate on measured pairs (crmnet calibrate --pairs) for tighter intervals")
+    return {"lower": delta - half, "upper": delta + half, "spread": spread, "basis": basis}
+
