@@ -238,7 +238,7 @@ def require_calibration(model, checkpoint: str | None, target: str = "expression
         cal = calibration_of(model)
     if cal is not None:
         return cal
-    name = checkpoint or "the checkpoint"
+    name = checkpoint or "CKPT"
     if target == "delta":
         raise InputError(checkpoint, "has no calibration for variant effects nor for expression: run `crmnet "
                                      f"calibrate --checkpoint {name} --data LABELLED --out CAL.pt` (or --pairs "
