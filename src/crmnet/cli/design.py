@@ -153,6 +153,9 @@ def run_variants(args: argparse.Namespace) -> int:
         m = next(iter(res["metrics"].values()))
         print(f"delta vs measured: r={m['pearson_r']:.4f} spearman={m['spearman_r']:.4f} mse={m['mse']:.4f} "
               f"(wrote {res['metrics_path']})")
+        for level, c in m.get("intervals", {}).items():
+            print(f"delta intervals at {level}: coverage {c['coverage']:.3f} of {c['n']:,} measured pairs, mean "
+                  f"width {c['mean_width']:.3g}")
     print(f"wrote {args.out}")
     return 0
 

@@ -203,8 +203,10 @@ def _interval_columns(model, effects: VariantEffects, interval, checkpoint, meas
            "values": [*([found["spread"]] if ensemble else []), found["lower"], found["upper"]],
            "basis": found["basis"]}
     if measured is not None:
-        inside = (measured >= found["lower"]) & (measured <= found["upper"])
-        out["metrics"] = {"intervals": {str(interval): {"nominal": interval, "coverage": float(inside.mean()),
+        from crmnet.evaluation.conformal import coverage
+
+        hit = coverage(measured, found["lower"], found["upper"])
+        out["metrics"] = {"intervals": {str(interval): {"nominal": interval, "coverage": hit,
                                                        "mean_width": float((found["upper"] - found["lower"]).mean()),
                                                        "n": len(measured)}},
                           "interval_basis": found["basis"]}
