@@ -105,13 +105,13 @@ class ModelPredictor:
         import torch
 
         from crmnet.data.encoding import onehot, relayout
-        from crmnet.models.ensemble import member_outputs
+        from crmnet.models.ensemble import member_outputs, n_members
 
         enc: Encoding = self.model.encoding
         codes = torch.as_tensor(codes).to(self.device)
         lengths = torch.as_tensor(lengths).to(self.device)
         src = sequence_encoding(codes.shape[1])
-        out = np.empty((len(codes), len(getattr(self.model, "members", ())) or 1), dtype=np.float32)
+        out = np.empty((len(codes), n_members(self.model)), dtype=np.float32)
         with torch.inference_mode():
             for s in range(0, len(codes), self.batch_size):
                 laid = relayout(codes[s : s + self.batch_size], lengths[s : s + self.batch_size], src, enc)

@@ -194,11 +194,11 @@ def predict(
     # The exact inference rewrite (cached per model) where it was measured to pay: full-width CRMnet on CPUs.
     run = optimize_for_inference(model) if dev.type == "cpu" and worthwhile(model) else model
     if members:
-        from crmnet.models.ensemble import member_outputs
+        from crmnet.models.ensemble import member_outputs, n_members
 
         run = partial(member_outputs, run)
     n = len(sequences)
-    out = np.empty((n, len(getattr(model, "members", ())) or 1) if members else n, dtype=np.float32)
+    out = np.empty((n, n_members(model)) if members else n, dtype=np.float32)
     try:
         with torch.inference_mode():
             for start in range(0, n, batch_size):
@@ -267,10 +267,11 @@ def predict_file(
     :mod:`crmnet.evaluation.conformal`). Returns the encoding statistics (see :meth:`EncodingStats.message`).
     """
     from crmnet.evaluation.conformal import check_level, mean_and_spread, require_calibration
+    from crmnet.models.ensemble import n_members
 
     cal = None if interval is None else require_calibration(model, None)
     level = None if interval is None else check_level(interval)
-    ensemble = len(getattr(model, "members", ())) > 1
+    ensemble = n_members(model) > 1
     source = display_name(input_path)
     stats = EncodingStats()
     check_file(input_path)

@@ -104,3 +104,8 @@ def spread(members) -> torch.Tensor:
     members = torch.as_tensor(members)
     return members.std(dim=1, correction=0) if members.shape[1] > 1 else members.new_zeros(len(members))
 
+
+
+def n_members(model: nn.Module) -> int:
+    """How many predictions :func:`member_outputs` gives per sequence: an ensemble's members, else 1."""
+    return len(model.members) if isinstance(model, Ensemble) else 1
