@@ -38,6 +38,9 @@ def subset_bars(rows: dict[str, dict[str, dict[str, float]]], subsets: Sequence[
         for i, model in enumerate(models):
             vals = np.array([rows[model][metric].get(s, np.nan) for s in subsets], dtype=float)
             ax.bar(x - 0.4 + width * (i + 0.5), vals, width, label=model, color=colors[i])
+            if i == 0:  # the scored model comes first: say where it has no value rather than leave a gap
+                for j in np.flatnonzero(np.isnan(vals)):
+                    ax.text(x[j] - 0.4 + width / 2, 0.02, "missing", rotation=90, fontsize=7, va="bottom", ha="center")
         ax.set_xticks(x, subsets, rotation=20, ha="right", fontsize=8)
         ax.set_xlim(-0.5, len(subsets) - 0.5)
         ax.set_ylabel(label)
@@ -46,7 +49,7 @@ def subset_bars(rows: dict[str, dict[str, dict[str, float]]], subsets: Sequence[
         ax.axhline(0.0, color="black", lw=0.6)
         ax.grid(axis="y", lw=0.4, alpha=0.6)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", fontsize=7, ncols=min(3, len(models)), frameon=False)
+    fig.legend(handles, labels, loc="outside lower center", fontsize=7, ncols=min(3, len(models)), frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
