@@ -122,7 +122,7 @@ def test_final_split_equals_the_official_scorer(synthetic):
 
 
 def test_public_split_scores_the_leaderboard_indices(synthetic):
-    root, measured, subsets, public, pred = synthetic
+    root, measured, _, public, pred = synthetic
     got = score(dd.load(root), pred, "public")
     high = np.array(public["high"])
     assert got["subsets"]["high"]["pearson"] == pytest.approx(pearsonr(measured[high], pred[high])[0], abs=1e-12)
@@ -134,7 +134,7 @@ def test_public_split_scores_the_leaderboard_indices(synthetic):
 
 
 def test_missing_subset_is_reported_and_the_scores_renormalised(synthetic):
-    root, measured, subsets, public, pred = synthetic
+    root, _, subsets, _, pred = synthetic
     data = dd.load(root)
     partial = pred.copy()
     snv = np.array(subsets["SNVs"]).reshape(-1)

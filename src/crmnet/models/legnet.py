@@ -125,6 +125,15 @@ def released_preset(hparams: dict[str, Any] = RELEASED_HPARAMS) -> dict[str, Any
     }
 
 
+def singleton_flags(measured) -> torch.Tensor:
+    """(n,) measured expression → (n,) float32 flags: 1 where the value is an integer.
+
+    LegNet's ``--singleton_definition integer``: ``float(bin).is_integer()`` of the input file's second column.
+    """
+    values = torch.as_tensor(measured, dtype=torch.float64)
+    return (values == torch.round(values)).to(torch.float32)
+
+
 def conv_bn_silu(cin: int, cout: int, kernel: int, momentum: float, groups: int = 1) -> nn.Sequential:
     """Conv ('same', no bias) → BN → SiLU; x: (B, cin, L) → (B, cout, L)."""
     return nn.Sequential(
@@ -281,12 +290,21 @@ class LegNet(nn.Module):
         """(B, bins) → (B,) Σ p_k · k."""
         return (logits.softmax(dim=-1) * self.bin_values).sum(dim=-1)
 
+    def strand_average(self, x: torch.Tensor, singleton: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """x: (B, 4, L) one-hot; singleton: (B,) flags or a scalar → (B,) test.py's prediction.
+
+        The mean of the forward-strand expectation and the reverse complement's (flag 1), both with the
+        given singleton channel (test.py: :func:`singleton_flags` of the input file's measured column).
+        """
+        forward = self.expected_bin(self.logits(x, singleton=singleton))
+        reverse = self.expected_bin(self.logits(revcomp_onehot(x, self.encoding), reverse=1.0, singleton=singleton))
+        return 0.5 * (forward + reverse)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map x (B, C, L) → (B,) expected bin; in eval mode averaged with the reverse complement's."""
-        pred = self.expected_bin(self.logits(x))
         if self.training:
-            return pred
-        return 0.5 * (pred + self.expected_bin(self.logits(revcomp_onehot(x, self.encoding), reverse=1.0)))
+            return self.expected_bin(self.logits(x))
+        return self.strand_average(x)
 
     def target_distribution(self, y: torch.Tensor) -> torch.Tensor:
         """(B,) expression → (B, bins): Normal(y + 0.5, bin_sd) mass in each bin."""
