@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_download import FakeServer, git_blob
 
 from crmnet.cli import main
 from crmnet.data import download as dl
 from crmnet.data import dream2022 as dd
 from crmnet.data.catalogue import DREAM_FILES, DREAM_TRAIN_KEY, DREAM_ZENODO
 from crmnet.fsutil import file_digest
+from test_download import FakeServer, git_blob
 
 MISSING = ("dream2022/filtered_test_data_with_MAUDE_expression.txt", "dream2022/test_subset_ids/all_SNVs_seqs.csv")
 
