@@ -221,3 +221,19 @@ def test_benchmark_cli_scores_a_leaderboard_submission(shared, tmp_path, capsys)
     assert main(["benchmark", "dream2022", "--split", "public", "--data-dir", str(shared / "data"),
                  "--predictions", str(sub), "--out", str(out)]) == 2  # refuses an existing output
     assert "exists" in capsys.readouterr().err
+
+
+def test_prepare_names_the_chardonnay_medium(shared, tmp_path):
+    from crmnet.data.store import prepare
+
+    demo = shared / "data/dream2022/demo_train.txt"
+    store = prepare([demo], tmp_path / "S")
+    assert store.manifest["media"] == ["chardonnay"] and len(store.targets) == 6370
+    train = tmp_path / "zenodo10633252" / "train_sequences.txt"  # where `crmnet download dream2022` puts it
+    train.parent.mkdir()
+    train.write_bytes(demo.read_bytes()[:100_000].rsplit(b"\n", 1)[0] + b"\n")
+    assert dd.training_medium(train) == "chardonnay"
+    other = tmp_path / "mine.txt"
+    other.write_bytes(train.read_bytes())
+    assert dd.training_medium(other) is None
+    assert prepare([other], tmp_path / "S2", media=["chardonnay"]).manifest["media"] == ["chardonnay"]

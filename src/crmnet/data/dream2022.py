@@ -290,6 +290,24 @@ def read_plasmid(path: str | os.PathLike) -> str:
     return text.upper()
 
 
+def training_medium(path: str | os.PathLike) -> str | None:
+    """The medium ``prepare`` names for a DREAM 2022 training file by default (None for other files).
+
+    ``"chardonnay"`` for the training file where ``crmnet download dream2022`` puts it, and for the
+    challenge's ``demo_train.txt`` (recognised by its git blob id).
+    """
+    from crmnet.data.catalogue import DREAM_FILES, DREAM_TRAIN_KEY, DREAM_ZENODO
+    from crmnet.fsutil import file_digest
+
+    path = Path(path)
+    if path.name == DREAM_TRAIN_KEY and path.parent.name == f"zenodo{DREAM_ZENODO}":
+        return MEDIUM
+    demo = next(f for f in DREAM_FILES if f.dest.endswith("/demo_train.txt"))
+    if path.is_file() and path.stat().st_size == demo.size and file_digest(path, "git-blob") == demo.digest:
+        return MEDIUM
+    return None
+
+
 @dataclass
 class DreamData:
     """What a data directory holds of the test set.
