@@ -82,3 +82,16 @@ def test_trains_a_few_steps_with_the_dream_recipe(name, store, tmp_path):
     assert any(not torch.equal(before[k], after[k]) for k in before if k in after and before[k].is_floating_point())
     rows = (tmp_path / "run" / "logs" / "steps.csv").read_text().splitlines()
     assert len(rows) >= 4 and "nan" not in "".join(rows).lower()
+
+
+@pytest.mark.parametrize("name", list(ORGANISERS))
+def test_recipe_files_are_the_recipe(name):
+    import json
+    from pathlib import Path
+
+    from crmnet.training.config import TrainConfig
+
+    path = Path(__file__).parents[1] / "configs" / f"dream2022_{name.split('-')[1]}.json"
+    stage = json.loads(path.read_text())["stages"][0]
+    assert stage["config"] == {**dream_recipe(name), "store": "stores/dream2022", "seed": 0}
+    assert TrainConfig.from_dict(stage["config"]).schedule == "onecycle"

@@ -43,7 +43,7 @@ def dream_recipe(model: str, max_epochs: int = 12) -> dict[str, Any]:
     return {
         "model": model, "optimizer": "adamw", "weight_decay": 0.01, "schedule": "onecycle",
         "lr_start": peak / DIV_FACTOR, "lr_peak": peak, "lr_end": peak / DIV_FACTOR / FINAL_DIV_FACTOR,
-        "warmup_epochs": PCT_START * max_epochs, "max_epochs": max_epochs, "patience": max_epochs,
+        "warmup_epochs": round(PCT_START * max_epochs, 6), "max_epochs": max_epochs, "patience": max_epochs,
         "batch_size": 1024, "loss": "auto", "val_metric": "pearson_r",
     }
 
