@@ -178,8 +178,8 @@ def test_real_public_files(shared):
 def test_submission_formats_and_bad_lines(tmp_path):
     good = tmp_path / "sub.json"
     good.write_text(json.dumps({"0": 1.5, "71102": -2}))
-    pred = dd.read_submission(good)
-    assert pred[0] == 1.5 and pred[-1] == -2 and np.isnan(pred[1:-1]).all()
+    pred, seqs = dd.read_submission(good)
+    assert seqs is None and pred[0] == 1.5 and pred[-1] == -2 and np.isnan(pred[1:-1]).all()
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"71103": 1.0}))
     with pytest.raises(InputError, match="not a test index"):
@@ -192,6 +192,12 @@ def test_submission_formats_and_bad_lines(tmp_path):
     txt.write_text("ACGT\t1.0\n" * 3)
     with pytest.raises(InputError, match="71,103"):
         dd.read_submission(txt)
+    known = np.full(dd.N_TEST, None, dtype=object)
+    known[5] = "ACGT"
+    dd.check_submission_order(txt, ["ACGT"] * dd.N_TEST, known)  # matches where known
+    with pytest.raises(InputError) as err:
+        dd.check_submission_order(txt, ["ACGT"] * 5 + ["TTTT"] * (dd.N_TEST - 5), known)
+    assert err.value.line == 6 and "index order" in str(err.value)
 
 
 def test_bad_subset_csv_names_file_and_line(tmp_path):

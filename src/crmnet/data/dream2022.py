@@ -234,7 +234,7 @@ def read_test_expression(path: str | os.PathLike) -> tuple[list[str], np.ndarray
     return sequences, np.array(values, dtype=np.float64)
 
 
-def read_submission(path: str | os.PathLike) -> np.ndarray:
+def read_submission(path: str | os.PathLike) -> tuple[np.ndarray, list[str] | None]:
     """Read predictions in one of the challenge's submission formats.
 
     Parameters
@@ -246,18 +246,20 @@ def read_submission(path: str | os.PathLike) -> np.ndarray:
 
     Returns
     -------
-    numpy.ndarray
+    predictions : numpy.ndarray
         (N_TEST,) float64 predictions by test index; NaN where the file has none.
+    sequences : list of str or None
+        (N_TEST,) the text format's sequences, upper case (to check the order); None for JSON.
     """
     path = Path(path)
     out = np.full(N_TEST, np.nan)
     if path.suffix.lower() == ".json":
         for key, value in _json_object(path).items():
             out[_index(key, path, None, "key")] = _json_value(value, path, key)
-        return out
+        return out, None
     if not path.is_file():
         raise InputError(path, "no such file")
-    n = 0
+    sequences: list[str] = []
     with open(path, encoding="utf-8") as fh:
         for n, text in enumerate(fh, start=1):
             fields = text.rstrip("\r\n").split("\t")
@@ -270,10 +272,31 @@ def read_submission(path: str | os.PathLike) -> np.ndarray:
                 raise InputError(path, f"prediction {fields[1]!r} is not a number", line=n) from None
             if not np.isfinite(out[n - 1]):
                 raise InputError(path, f"prediction {fields[1]!r} is not finite", line=n)
-    if n != N_TEST:
-        raise InputError(path, f"{n:,} lines; a submission lists all {N_TEST:,} test sequences in index order "
-                               "(or use the JSON format {\"index\": prediction} for part of them)")
-    return out
+            sequences.append(fields[0].strip().upper())
+    if len(sequences) != N_TEST:
+        raise InputError(path, f"{len(sequences):,} lines; a submission lists all {N_TEST:,} test sequences in index "
+                               "order (or use the JSON format {\"index\": prediction} for part of them)")
+    return out, sequences
+
+
+def check_submission_order(path: str | os.PathLike, sequences: list[str] | None, known: np.ndarray) -> None:
+    """Refuse a text submission whose line i does not hold test sequence i where that sequence is known.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The submission (named in the error).
+    sequences : list of str or None
+        Its sequences (:func:`read_submission`); None (JSON) is not checked.
+    known : numpy.ndarray
+        (N_TEST,) object array of the test sequences, None where unknown (:attr:`DreamData.sequences`).
+    """
+    if sequences is None:
+        return
+    for i, (mine, theirs) in enumerate(zip(sequences, known)):
+        if theirs is not None and mine != theirs:
+            raise InputError(path, f"this line's sequence is not test sequence {i} ({theirs[:20]}...): a submission "
+                                   "lists the test sequences in index order", line=i + 1)
 
 
 def read_plasmid(path: str | os.PathLike) -> str:

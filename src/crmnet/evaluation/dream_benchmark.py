@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from crmnet.data.dream2022 import N_TEST, DreamData, load, read_submission
+from crmnet.data.dream2022 import N_TEST, DreamData, check_submission_order, load, read_submission
 from crmnet.errors import InputError
 from crmnet.evaluation.dream2022 import PUBLISHED, SUBSETS, WEIGHTS, needed_indices, score
 from crmnet.fsutil import atomic_path, refuse_existing
@@ -57,7 +57,9 @@ def predict_checkpoint(data: DreamData, split: str, checkpoint: str | os.PathLik
         seqs = [data.sequences[i] for i in indices]
         predicted[indices] = predict_at_lines(model, seqs, indices + 1, batch_size=batch_size, device=device,
                                               source=str(data.root))
-    return predicted, f"{getattr(model, 'name', None) or type(model).__name__} ({Path(checkpoint).name})"
+    meta = getattr(model, "checkpoint_meta", {})
+    name = (meta.get("provenance") or {}).get("name") or meta.get("model") or type(model).__name__
+    return predicted, f"{name} ({Path(checkpoint).name})"
 
 
 def comparison_rows(scores: dict, label: str) -> list[list]:
@@ -144,7 +146,9 @@ def run(data_dir: str | os.PathLike, split: str, out: str | os.PathLike, *, chec
     if checkpoint is not None:
         predicted, default_label = predict_checkpoint(data, split, checkpoint, batch_size, device)
     else:
-        predicted, default_label = read_submission(predictions), Path(predictions).name
+        predicted, sequences = read_submission(predictions)
+        check_submission_order(predictions, sequences, data.sequences)
+        default_label = Path(predictions).name
     scores = score(data, predicted, split)
     if not scores["subsets"]:
         raise InputError(predictions or checkpoint, f"no subset of the {split} split could be scored: "
