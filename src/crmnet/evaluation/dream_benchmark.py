@@ -62,7 +62,7 @@ def predict_checkpoint(data: DreamData, split: str, checkpoint: str | os.PathLik
     return predicted, f"{name} ({Path(checkpoint).name})"
 
 
-def comparison_rows(scores: dict, label: str) -> list[list]:
+def comparison_rows(scores: dict) -> list[list]:
     """Table rows: subset, weight, n, the model's r, r² and ρ, then each published team's r² and ρ."""
     rows = []
     for name in SUBSETS:
@@ -90,7 +90,7 @@ def _write(tmp: Path, scores: dict, predicted: np.ndarray, label: str) -> None:
 
     tmp.mkdir()
     (tmp / "scores.json").write_text(json.dumps(scores, indent=2) + "\n", encoding="utf-8")
-    rows = comparison_rows(scores, label)
+    rows = comparison_rows(scores)
     note = (f"DREAM 2022, {scores['split']} split, measured: {scores['measured']}. Published teams: final split "
             "(Rafi et al. 2025).")
     if scores["missing_subsets"]:
