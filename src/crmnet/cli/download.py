@@ -18,7 +18,8 @@ def register(subparsers) -> None:
             "checked (Zenodo md5 from its records API; sha256 or git blob id for GitHub files pinned to a full "
             "commit hash), written as FILE.part and renamed when verified; an interrupted download resumes; "
             "complete files are skipped. Names: complex, defined (training data, ~3 GB and ~2 GB), test-sets, "
-            "peer-predictions, legnet, crmnet-authors, and the released models of `crmnet zoo` "
+            "peer-predictions, legnet, dream2022 (DIR/dream2022 + the DREAM training file), dream2022-test, "
+            "crmnet-authors, and the released models of `crmnet zoo` "
             "(deepatt-complex, legnet-complex, ...), each imported once verified as DIR/checkpoints/NAME.pt."
         ),
     )

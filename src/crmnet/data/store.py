@@ -53,6 +53,7 @@ import numpy as np
 
 from crmnet.config import Config
 from crmnet.data.catalogue import check_measurements
+from crmnet.data.dream2022 import training_medium
 from crmnet.data.encoding import CRMNET, Encoding, InvalidPolicy, decode
 from crmnet.data.readers import CHUNK_BYTES, detect_format, read_records
 from crmnet.data.streams import display_name
@@ -363,6 +364,8 @@ def prepare(
     if len(cfg.media) not in (1, len(inputs)):
         raise ValueError(f"give one medium per input ({len(inputs)}) or one for all, not {len(cfg.media)}")
     per_input = list(cfg.media) * len(inputs) if len(cfg.media) == 1 else list(cfg.media)
+    if cfg.media == (DEFAULT_MEDIUM,):  # no medium given: name the one a catalogued training file was grown in
+        per_input = [training_medium(path) or DEFAULT_MEDIUM for path in inputs]
     names = list(dict.fromkeys(per_input))
     sources = []
     for path, name in zip(inputs, per_input):

@@ -29,6 +29,7 @@ from crmnet.models.baselines import (
 )
 from crmnet.models.blocks import ModelConfig
 from crmnet.models.crmnet import CRMnet, CRMnetConfig
+from crmnet.models.dream import DreamAttn, DreamAttnConfig, DreamCNN, DreamCNNConfig, DreamRNN, DreamRNNConfig
 from crmnet.models.legnet import LegNet, LegNetConfig, released_preset
 from crmnet.models.vaishnav import (
     DeepATTKeras,
@@ -118,6 +119,10 @@ MODELS: dict[str, ModelEntry] = {
         "LegNet as released for Vaishnav data: bilinear SE, the authors' 150-nt plasmid encoding",
         released_preset(),
     ),
+    # The DREAM 2022 community baselines (Rafi et al. 2025, Prix Fixe): autosome.org's input, loss and output.
+    "dream-cnn": ModelEntry(DreamCNNConfig, DreamCNN, "DREAM-CNN (Rafi et al. 2025): BHI convs + LegNet core"),
+    "dream-rnn": ModelEntry(DreamRNNConfig, DreamRNN, "DREAM-RNN (Rafi et al. 2025): BHI convs + BiLSTM core"),
+    "dream-attn": ModelEntry(DreamAttnConfig, DreamAttn, "DREAM-Attn (Rafi et al. 2025): conformer core"),
     # Keras semantics of the released weights (crmnet import); outputs in expression units.
     "deepatt-keras": ModelEntry(
         DeepATTKerasConfig, DeepATTKeras, "DeepATT as released by Vaishnav et al. 2022 (Keras semantics)"

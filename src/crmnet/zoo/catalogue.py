@@ -17,6 +17,8 @@ from crmnet.config import Config
 VAISHNAV_FILES = "computed by crmnet from the authors' published per-sequence predictions (1edv/evolution @ bf4a419)"
 LEGNET_FILES = "computed by crmnet from LegNet's published predictions (autosome-ru/LegNet @ 63773bb)"
 COMPLEX_DATA = "30.7 M random promoters, complex medium (YPD), Vaishnav et al. 2022"
+DREAM_DATA = "6.74 M random promoters, Chardonnay grape must, Random Promoter DREAM Challenge 2022"
+DREAM_SCORES = "published final scores (Rafi et al. 2025; gautammalik-git/Camformer sota.csv @ 1931eb3)"
 DEFINED_DATA = "20.6 M random promoters, defined medium (SC-Ura), Vaishnav et al. 2022"
 
 
@@ -65,6 +67,12 @@ RELEASED: dict[str, ReleasedModel] = {
             "head), 150 nt with plasmid prefix, forward/reverse average", "complex", COMPLEX_DATA, 1_852_846,
             "r 0.971 native (complex)", LEGNET_FILES, "MIT", "legnet-complex",
             "fixture: the authors' code and state_dict format with random weights (tests/test_zoo_legnet.py)"),
+        ReleasedModel(
+            "legnet-dream2022", "LegNet, as legnet-complex (the DREAM 2022 winning model, autosome.org)",
+            "chardonnay", DREAM_DATA, 1_852_846,
+            "Pearson score 0.8184, Spearman score 0.8541 (DREAM 2022 final)", DREAM_SCORES, "MIT",
+            "legnet-dream2022",
+            "fixture: the authors' code and state_dict format with random weights (tests/test_zoo_legnet_dream2022.py)"),
         ReleasedModel(
             "legnet-defined", "LegNet, as legnet-complex", "defined", DEFINED_DATA, None,
             "r 0.964 native (defined)", LEGNET_FILES, "MIT", "legnet-defined",
