@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from crmnet.errors import CrmnetError, InputError
+from crmnet.cli.options import add_input, add_output, add_overwrite, int_range
+from crmnet.errors import CrmnetError
 
 # Largest accepted difference between the export and PyTorch, relative to the largest |prediction|:
 # float32 reassociation gives 1e-7..1e-5 (measured up to 3.3e-6 over the registered models).
@@ -24,12 +25,12 @@ def register(subparsers) -> None:
         f"sequences beside the PyTorch model; a difference above {PARITY_TOLERANCE:g} of the largest prediction "
         "is an error and nothing is written. ONNX needs the export extra: pip install 'crmnet[export]'.",
     )
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="a crmnet checkpoint (.ckpt)")
+    add_input(p, "--checkpoint", required=True, metavar="CKPT", help="a crmnet checkpoint (.ckpt)")
     p.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="what to write")
-    p.add_argument("--out", required=True, metavar="FILE", help="output file (refused if it exists)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.add_argument("--parity", type=int, default=64, metavar="N",
-                   help="sequences in the parity check against PyTorch (default 64)")
+    add_output(p, "--out", required=True, metavar="FILE", help="output file (refused if it exists)")
+    add_overwrite(p, "an existing --out")
+    p.add_argument("--parity", type=int_range(1, 100_000), default=64, metavar="N",
+                   help="sequences in the parity check against PyTorch, 1 to 100,000 (default 64)")
     p.add_argument("--onnx-exporter", choices=("dynamo", "torchscript"), default="dynamo",
                    help="ONNX only: PyTorch's torch.export-based exporter (default) or its older TorchScript-based "
                    "one (deprecated upstream, several times faster)")
@@ -43,8 +44,6 @@ def _run(args: argparse.Namespace) -> int:
     from crmnet.fsutil import refuse_existing
     from crmnet.models.checkpoint import load_checkpoint
 
-    if args.parity < 1:
-        raise InputError(None, f"--parity must be at least 1, got {args.parity}")
     refuse_existing(args.out, overwrite=args.overwrite)
     if args.format == "onnx":
         try:
