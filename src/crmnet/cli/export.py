@@ -39,8 +39,6 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from crmnet.fsutil import refuse_existing
     from crmnet.models.checkpoint import load_checkpoint
 
@@ -55,15 +53,19 @@ def _run(args: argparse.Namespace) -> int:
                               "pip install 'crmnet[export]'") from None
     from crmnet.models.export import export_model, parity
 
+    dynamo = args.onnx_exporter == "dynamo"
     model = load_checkpoint(args.checkpoint)
-    out = export_model(model, args.out, args.format, overwrite=args.overwrite,
-                       dynamo=args.onnx_exporter == "dynamo", opset=args.opset)
-    check = parity(model, out, n=args.parity)
-    if not check["max_rel"] <= PARITY_TOLERANCE:
-        Path(out).unlink()
-        raise CrmnetError(f"{args.out}: the {args.format} export differs from PyTorch by {check['max_abs']:.3g} "
-                          f"({check['max_rel']:.3g} of the largest prediction, tolerance {PARITY_TOLERANCE:g}); "
-                          "nothing written")
+    check = {}
+
+    def parity_check(tmp) -> None:  # on the temporary file: a failed check leaves nothing under --out
+        check.update(parity(model, tmp, n=args.parity))
+        if not check["max_rel"] <= PARITY_TOLERANCE:
+            raise CrmnetError(f"{args.out}: the {args.format} export differs from PyTorch by {check['max_abs']:.3g} "
+                              f"({check['max_rel']:.3g} of the largest prediction, tolerance {PARITY_TOLERANCE:g}); "
+                              "nothing written")
+
+    out = export_model(model, args.out, args.format, overwrite=args.overwrite, dynamo=dynamo, opset=args.opset,
+                       check=parity_check)
     enc = model.encoding
     print(f"parity with PyTorch on {check['n']} sequences: max |difference| {check['max_abs']:.3g} "
           f"({check['max_rel']:.3g} of the largest prediction)", file=sys.stderr)
