@@ -61,5 +61,14 @@ def run_serve(args) -> int:
     models = load_models(args.checkpoint, args.models_dir, args.data_dir, config.device)
     print(f"crmnet serve: {len(models)} model(s): {', '.join(models)}", file=sys.stderr)
     print(f"crmnet serve: open http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
-    uvicorn.run(create_app(models, config), host=args.host, port=args.port, log_level="warning")
+    import ipaddress
+
+    from crmnet.serve.app import LOOPBACK_HOSTS
+
+    try:
+        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
+    except ValueError:  # a host name: the page is reached by that name
+        loopback = False
+    app = create_app(models, config, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
