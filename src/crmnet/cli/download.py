@@ -25,7 +25,7 @@ def register(subparsers) -> None:
         ),
     )
     p.add_argument("names", nargs="*", metavar="NAME", help=f"what to download: {', '.join(SOURCES)}")
-    add_output(p, "--out", metavar="DIR", help="data directory (default: ./data)", default="data")
+    add_output(p, "--out", metavar="DIR", into=True, help="data directory (default: ./data)", default="data")
     p.add_argument("--list", action="store_true", help="list the downloads and exit")
     add_overwrite(p, "a file whose checksum does not match (complete, matching files are always kept)")
     p.add_argument("--zenodo-url", help="Zenodo base URL (default: $CRMNET_ZENODO_URL or https://zenodo.org)")

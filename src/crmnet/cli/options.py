@@ -150,13 +150,16 @@ def add_input(parser: argparse.ArgumentParser, *flags: str, named: bool = False,
     return action
 
 
-def add_output(parser: argparse.ArgumentParser, *flags: str, stdout: bool = False, **kwargs) -> argparse.Action:
+def add_output(parser: argparse.ArgumentParser, *flags: str, stdout: bool = False, into: bool = False,
+               **kwargs) -> argparse.Action:
     """``parser.add_argument(*flags, **kwargs)`` for a file or directory the command writes.
 
     ``stdout``: ``-`` means standard output (else ``-`` is refused rather than written as a file named ``-``).
+    ``into``: a directory the command writes files into and never replaces (``download --out``), so it may
+    be the current directory.
     """
     action = parser.add_argument(*flags, **kwargs)
-    _record(parser, _OUTPUTS, (action.dest, stdout))
+    _record(parser, _OUTPUTS, (action.dest, "stdout" if stdout else "into" if into else "file"))
     return action
 
 
@@ -209,18 +212,18 @@ def check_paths(args: argparse.Namespace) -> None:
 
     inputs = _input_paths(args)
     cwd = Path.cwd().resolve()
-    for dest, stdout in getattr(args, _OUTPUTS, None) or ():
+    for dest, kind in getattr(args, _OUTPUTS, None) or ():
         for text in _values(getattr(args, dest, None)):
             where = f"{_flag(dest)} {text}" if text else _flag(dest)
             if text == "-":
-                if stdout:
+                if kind == "stdout":
                     continue
                 raise InputError(where, "this command writes files, not standard output: give a file or "
                                         "directory name (./- if you really mean a file named '-')")
             if not text.strip():
                 raise InputError(_flag(dest), "is empty: give the name of the output")
             out = Path(text).resolve()
-            if out == cwd or out in cwd.parents:
+            if kind != "into" and (out == cwd or out in cwd.parents):
                 raise InputError(where, "is the current directory (or holds it): give a new name")
             for given, path in inputs:
                 if out == path:
