@@ -177,8 +177,9 @@ def _meme(name: str) -> str:
             f"nsites= 20 E= 0\n{rows}\n")
 
 
+@pytest.mark.slow
 def test_interpret_keeps_a_hostile_motif_name_inside_out(work, capsys):
-    """A MEME motif named x/../../../somewhere/NAME wrote its logo outside --out; now a safe name inside."""
+    """A MEME motif named x/../../../somewhere/NAME wrote its logo outside --out; now a safe name inside (~15 s)."""
     rng = np.random.default_rng(0)
     seqs = ["".join(rng.choice(list("ACGT"), 36)) + MOTIF + "".join(rng.choice(list("ACGT"), 36)) for _ in range(6)]
     deep = work / "a" / "b"
@@ -335,7 +336,9 @@ def test_errors_name_the_output_not_crmnets_lock_file(work, capsys):
     assert ".lock" not in line
 
 
+@pytest.mark.slow
 def test_a_failed_parity_check_leaves_nothing(work, capsys, monkeypatch):
+    """The export was under its final name before the parity check; now checked on the temporary (~15 s)."""
     from crmnet.cli import export
 
     monkeypatch.setattr(export, "PARITY_TOLERANCE", -1.0)  # every export now "differs"
@@ -367,7 +370,9 @@ def _limited_run(work: Path, argv: list[str]) -> subprocess.CompletedProcess:
                           text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_export_into_a_full_disk_is_one_line_and_leaves_nothing(work):
+    """torch.jit.save aborted in C++ on a full disk, leaving .tmp and .lock files (~12 s)."""
     before = snapshot(work)
     done = _limited_run(work, ["export", "--checkpoint", "m.pt", "--format", "torchscript", "--out", "m.ts"])
     assert done.returncode == 2, done.stderr
