@@ -115,8 +115,8 @@ def register(subparsers) -> None:
                     help=f"drift: replicate lineages per start (default 1); ga: population size (default 100); "
                          f"1 to {MAX_POPULATION:,}")
     eo.add_argument("--target", type=finite_float(), help="ga: target objective value (a finite number)")
-    eo.add_argument("--tolerance", type=finite_float(0), default=0.1,
-                    help="ga: stop within this of the target, >= 0 (default 0.1)")
+    eo.add_argument("--tolerance", type=finite_float(0, open_low=True), default=0.1,
+                    help="ga: stop within this of the target, > 0 (default 0.1)")
     eo.add_argument("--mutation-rate", type=PROBABILITY, default=0.01, help="ga: per-base mutation probability, 0 to 1")
     eo.add_argument("--crossover", type=PROBABILITY, default=0.5, help="ga: crossover probability, 0 to 1 (default 0.5)")
     eo.add_argument("--selection", choices=("tournament", "truncation"), default="tournament")
