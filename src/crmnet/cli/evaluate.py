@@ -49,11 +49,11 @@ def _register_evaluate(subparsers) -> None:
     src = ev.add_argument_group("what to score (at least one)")
     add_input(src, "--checkpoint", metavar="CKPT", help="a crmnet checkpoint (.ckpt from training, .pt from import or download)")
     add_input(src, "--predictions", metavar="FILE", nargs="+", help="prediction file(s): CSV/TSV with sequence "
-                     "and prediction (and measured) columns, e.g. the published peer CSVs or LegNet's TSVs")
+              "and prediction (and measured) columns, e.g. the published peer CSVs or LegNet's TSVs")
     src.add_argument("--peers", action="store_true", help="score the published peer predictions under --data-dir "
                      "(Vaishnav transformer/CNN, DeepSEA, DanQ, DeepATT, LegNet) and compare every pair")
     add_input(ev, "--test", metavar="NAME_OR_FILE", nargs="+", help="test sets by name or file (default: all four "
-                    "with --checkpoint/--peers; with --predictions one per file, to join measured values by sequence)")
+              "with --checkpoint/--peers; with --predictions one per file, to join measured values by sequence)")
     add_output(ev, "--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
     add_input(ev, "--data-dir", metavar="DIR", help="data directory (default: $CRMNET_DATA_DIR, else ./data)")
     ev.add_argument("--label", nargs="+", metavar="LABEL",
@@ -102,9 +102,9 @@ def _register_predict(subparsers) -> None:
         ),
     )
     add_input(pr, "input", metavar="INPUT", help="FASTA, TSV or CSV file of sequences (plain or gzip), a pipe, "
-                    "or - for standard input")
+              "or - for standard input")
     add_input(pr, "--checkpoint", required=True, metavar="CKPT",
-                    help="a crmnet checkpoint (.ckpt from training, .pt from import or download)")
+              help="a crmnet checkpoint (.ckpt from training, .pt from import or download)")
     add_output(pr, "--out", required=True, metavar="FILE", stdout=True,
                help="output TSV (refused if it exists); - writes it to standard output")
     pr.add_argument("--format", choices=FORMATS, default="auto",

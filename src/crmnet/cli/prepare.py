@@ -19,7 +19,7 @@ def register(subparsers) -> None:
         ),
     )
     add_input(p, "inputs", nargs="+", metavar="INPUT", help="input files (txt or csv, plain or .gz; regular files, "
-                   "not pipes: the manifest records each one's path and sha256)")
+              "not pipes: the manifest records each one's path and sha256)")
     add_output(p, "--out", required=True, metavar="STORE", help="store directory to create")
     p.add_argument("--format", default="auto", choices=("auto", "txt", "csv"), help="input format (default: auto)")
     p.add_argument("--medium", action="append", metavar="NAME",

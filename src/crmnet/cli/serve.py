@@ -22,10 +22,10 @@ def register(subparsers) -> None:
         ),
     )
     add_input(p, "--checkpoint", action="append", default=[], metavar="CKPT",
-                   help="a crmnet checkpoint to offer (repeatable)")
+              help="a crmnet checkpoint to offer (repeatable)")
     add_input(p, "--models-dir", metavar="DIR", help="offer every *.pt checkpoint in DIR")
     add_input(p, "--data-dir", metavar="DIR",
-                   help="where crmnet download put released models (default: $CRMNET_DATA_DIR, else ./data)")
+              help="where crmnet download put released models (default: $CRMNET_DATA_DIR, else ./data)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
     p.add_argument("--port", type=int_range(0, 65535), default=8000, help="port, 0 to 65,535 (default 8000)")

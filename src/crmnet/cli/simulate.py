@@ -51,7 +51,7 @@ def register(subparsers) -> None:
                    help="planted (default: the interpretation benchmark, discrete planted sites) or calibrated "
                         "(statistics of the real random promoters)")
     add_input(p, "--config", metavar="JSON",
-                   help="the preset's config as JSON (SimulatorConfig or CalibratedConfig; unknown keys are errors)")
+              help="the preset's config as JSON (SimulatorConfig or CalibratedConfig; unknown keys are errors)")
     p.add_argument("--noise-free-r", type=float, metavar="R",
                    help="planted preset: target Pearson r between noise-free and measured expression (default 0.95)")
     p.add_argument("--labels", choices=("train", "test"),
