@@ -325,3 +325,13 @@ def test_download_list_names_the_released_models(capsys):
     out = capsys.readouterr().out
     for name in ("deepatt-complex", "legnet-complex", "vaishnav-transformer-defined", "crmnet-authors", "test-sets"):
         assert f"\n{name} " in "\n" + out
+
+
+def test_a_server_sending_more_than_the_expected_size_is_stopped_there(server, tmp_path):
+    """Issue 24: the read stops one byte past the expected size (not after the whole body), nothing is kept."""
+    listed = server.entry
+    server.entry = lambda path: {**listed(path), "size": 1000}  # the records API promises 1,000 bytes; 1 MB comes
+    with pytest.raises(dl.OversizeError, match="more than the expected 1,000 bytes"):
+        _get(server, ["complex"], tmp_path)
+    assert list((tmp_path / "zenodo4436477").iterdir()) == []
+    assert len(server.gets(GLU)) == 1  # not retried

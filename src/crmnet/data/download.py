@@ -51,6 +51,15 @@ class HTTPStatusError(DownloadError):
     """The server refused (404, 403, 500…): retrying the same request will not help."""
 
 
+class OversizeError(DownloadError):
+    """The server sent more than the file's expected size: stopped there, the part deleted; no retry."""
+
+
+# A file of unknown size (neither the catalogue nor the server says) is stopped here: the largest public
+# file crmnet downloads is the 3 GB complex-medium training file.
+MAX_UNSIZED_BYTES = 8 << 30
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     """One file to fetch: where from, where to, and how to check it (``algorithm``: md5, sha256, git-blob)."""
@@ -174,10 +183,15 @@ def _transfer(remote: RemoteFile, part: Path, progress: bool) -> None:
         bar = progress_bar(total=total, initial=have, unit="B", unit_scale=True, desc=remote.dest.name,
                            enable=progress)
         expected = response.headers.get("Content-Length")
+        cap = remote.size if remote.size is not None else total if total is not None else MAX_UNSIZED_BYTES
         received = 0
         try:
             with open(part, "ab" if have else "wb") as fh:
-                while block := response.read(CHUNK):
+                # never more than one byte past the cap is read: a server cannot fill the disk
+                while block := response.read(min(CHUNK, cap - have - received + 1)):
+                    if have + received + len(block) > cap:
+                        raise OversizeError(f"{remote.url}: the server sent more than the expected {cap:,} bytes; "
+                                            "stopped there and deleted the partial download")
                     fh.write(block)
                     received += len(block)
                     bar.update(len(block))
@@ -209,6 +223,9 @@ def fetch(remote: RemoteFile, overwrite: bool = False, retries: int = 3, progres
         try:
             _transfer(remote, part, progress)
             break
+        except OversizeError:
+            part.unlink(missing_ok=True)
+            raise
         except HTTPStatusError:
             raise
         except (OSError, DownloadError, http.client.HTTPException) as exc:  # a broken transfer: resume

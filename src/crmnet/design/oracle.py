@@ -27,6 +27,7 @@ carry the spreads and bounds to :meth:`Objective.combine`.
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ from crmnet.errors import InputError
 
 # Expression values measured in Vaishnav et al.'s assay lie in [0, 17] (the simulator clips to it too).
 EXPRESSION_RANGE = (0.0, 17.0)
+MAX_CONSTANT = 1e12  # an objective constant beyond this is a typo (1e309 would silently become inf)
 
 
 def sequence_encoding(width: int) -> Encoding:
@@ -232,6 +234,10 @@ class Objective:
         except SyntaxError:
             raise InputError(None, f"--objective {expression!r} is not an arithmetic expression") from None
         self._check(self._tree)
+        lo, hi = self.value_range()
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise InputError(None, f"--objective {self.expression!r} can reach {lo:g}..{hi:g}: beyond a finite "
+                                   "number; use smaller constants")
 
     def _check(self, node) -> None:
         if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
@@ -246,6 +252,9 @@ class Objective:
         elif not (isinstance(node, ast.Constant) and isinstance(node.value, (int, float))):
             raise InputError(None, f"--objective {self.expression!r}: only model names, numbers, + - * and "
                                    "parentheses are allowed")
+        elif not math.isfinite(node.value) or abs(node.value) > MAX_CONSTANT:
+            raise InputError(None, f"--objective {self.expression!r}: the number {node.value:g} is beyond "
+                                   f"±{MAX_CONSTANT:g}")
 
     def _eval(self, node, values: Mapping):
         if isinstance(node, ast.BinOp):

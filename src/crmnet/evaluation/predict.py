@@ -24,7 +24,9 @@ uses its ``id``/``name`` column (or a pandas index, the unnamed first column), a
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -259,10 +261,10 @@ def predict_file(
 ) -> EncodingStats:
     """Stream ``input_path`` through ``model`` into ``out_path`` (TSV: id, sequence, prediction).
 
-    ``input_path`` may be a file, a pipe or ``-`` (standard input), each read once.
-    The output appears only when complete (atomic); an error leaves no partial file. ``progress``: show
-    progress per batch (a bar on a terminal, log lines elsewhere). An ensemble
-    (:mod:`crmnet.models.ensemble`) adds a ``spread`` column (its members' standard deviation);
+    ``input_path`` may be a file, a pipe or ``-`` (standard input), each read once; ``out_path`` ``-`` is
+    standard output (streamed). A file output appears only when complete (atomic); an error leaves no
+    partial file. ``progress``: show progress per batch (a bar on a terminal, log lines elsewhere). An
+    ensemble (:mod:`crmnet.models.ensemble`) adds a ``spread`` column (its members' standard deviation);
     ``interval``: a level in (0, 1) adds ``lower`` and ``upper`` (the model must carry a calibration,
     :mod:`crmnet.evaluation.conformal`). Returns the encoding statistics (see :meth:`EncodingStats.message`).
     """
@@ -275,7 +277,9 @@ def predict_file(
     source = display_name(input_path)
     stats = EncodingStats()
     check_file(input_path)
-    with atomic_file(out_path, overwrite=overwrite, inputs=[input_path]) as out, \
+    to_stdout = str(out_path) == "-"
+    writer = contextlib.nullcontext(sys.stdout) if to_stdout else atomic_file(out_path, overwrite, inputs=[input_path])
+    with writer as out, \
             FileProgress(input_path, "predict", enable=progress) as meter:
         out.write("\t".join(["id", "sequence", "prediction", *(["spread"] if ensemble else []),
                              *(["lower", "upper"] if cal else [])]) + "\n")

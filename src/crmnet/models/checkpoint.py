@@ -24,8 +24,10 @@ file. Files are read with ``torch.load(weights_only=True)``: a checkpoint cannot
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import re
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -66,8 +68,10 @@ def save_checkpoint(
         "metrics": dict(metrics or {}),
         "extra": dict(extra or {}),
     }
+    buffer = io.BytesIO()  # torch's C++ writer aborts on a full disk: serialise here, write with Python
+    torch.save(payload, buffer)
     with atomic_file(path, overwrite=overwrite, mode="wb") as fh:
-        torch.save(payload, fh)
+        fh.write(buffer.getbuffer())
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -77,17 +81,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     src = str(path)
     if not os.path.isfile(src):
         raise InputError(src, "checkpoint file not found")
-    try:
-        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
-            warnings.simplefilter("ignore", UserWarning)
-            payload = torch.load(src, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        # torch's own text goes on to suggest weights_only=False, which would run code from the file.
-        raise InputError(src, "not a crmnet checkpoint: it holds Python objects other than tensors and plain "
-                              "types, which crmnet never unpickles") from None
-    except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on foreign files; all mean one thing here
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(src, f"not a crmnet checkpoint (not a file torch can read: {first})") from None
+    payload = load_weights_only(src, src, "crmnet checkpoint", map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise InputError(src, f"not a crmnet checkpoint (no format {FORMAT!r} marker)")
     if payload.get("format_version") != FORMAT_VERSION:
@@ -101,6 +95,49 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if payload["model"] not in MODELS and payload["model"] != ENSEMBLE:
         raise InputError(src, f"unknown model {payload['model']!r}; known models: {', '.join(MODELS)}")
     return payload
+
+
+_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+
+
+def load_weights_only(source: str | os.PathLike, file, what: str, map_location="cpu"):
+    """``torch.load(file, weights_only=True)``, every failure one :class:`InputError` naming ``source``.
+
+    A file holding Python objects (a pickle that would run code) is told apart from bytes torch cannot
+    read (random, truncated or another format); torch's advice to retry with ``weights_only=False``,
+    which would run code from the file, is never repeated.
+
+    Parameters
+    ----------
+    source : str or os.PathLike
+        The name in the error (the file the user gave).
+    file : str, os.PathLike or file object
+        What torch reads.
+    what : str
+        What the file should be, e.g. ``"crmnet checkpoint"``.
+    map_location : str or torch.device
+        Where tensors are loaded.
+
+    Returns
+    -------
+    object
+        The unpickled plain types and tensors.
+    """
+    try:
+        with warnings.catch_warnings():  # torch warns about foreign pickle protocols before refusing them
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(file, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = _GLOBAL.search(str(exc))
+        if found:
+            raise InputError(source, f"not a {what}: it holds Python objects ({found[1]}), which crmnet never "
+                                     "unpickles (nothing was run)") from None
+        raise InputError(source, f"not a {what}: not a file torch wrote (random, truncated or another "
+                                 "format)") from None
+    except Exception as exc:  # noqa: BLE001 - torch.load fails in many ways on foreign files; all mean one thing here
+        lines = [line for line in str(exc).strip().splitlines() if "weights_only" not in line]
+        first = lines[0] if lines else type(exc).__name__
+        raise InputError(source, f"not a {what} (not a file torch can read: {first})") from None
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
@@ -125,7 +162,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if encoding != model.encoding:
         raise InputError(src, "the checkpoint's encoding does not match its model_config")
     _check_state_dict(src, payload["model"], model.state_dict(), payload["state_dict"])
-    _check_finite(src, payload["state_dict"])
+    check_finite(src, payload["state_dict"])
     model.load_state_dict(payload["state_dict"])
     model.to(map_location)
     model.eval()
@@ -133,7 +170,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return model
 
 
-def _check_finite(src: str, state: dict) -> None:
+def check_finite(src: str | os.PathLike, state: dict) -> None:
     """Refuse weights holding NaN or infinity: such a model predicts NaN for every input."""
     bad = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:

@@ -44,7 +44,8 @@ def _number(values: dict, name: str, default, kind=float, lo=None, hi=None):
 def _sequences(request, values: dict, upload, filename, max_sequences: int, invalid: str = "error"):
     limits = request.app.state.config
     return read_sequences(values.get("sequences", ""), upload, filename, fmt=values.get("format", "auto"),
-                          max_sequences=max_sequences, max_length=limits.max_length, invalid=invalid)
+                          max_sequences=max_sequences, max_length=limits.max_length, invalid=invalid,
+                          max_bytes=limits.max_request_bytes)
 
 
 async def _form_page(request, name: str, title: str, make):

@@ -48,11 +48,12 @@ def import_keras(
     path: str | Path, out: str | Path, overwrite: bool = False, verify: bool = True
 ) -> ImportResult:
     """Import a SavedModel directory or HDF5 file and write a crmnet checkpoint at ``out``."""
-    from crmnet.models.checkpoint import save_checkpoint
+    from crmnet.models.checkpoint import check_finite, save_checkpoint
 
     if Path(out).exists() and not overwrite:  # refuse before a minute of reading and converting
         raise OutputExistsError(out)
     model, provenance = convert(read_keras(path, verify=verify))
+    check_finite(path, model.state_dict())
     save_checkpoint(out, model, provenance=provenance, overwrite=overwrite)
     return ImportResult(Path(out), model, provenance)
 
