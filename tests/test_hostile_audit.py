@@ -48,7 +48,8 @@ def _declared(parser) -> tuple[list[str], list[str]]:
 
 WRITERS = {name: p for name, p in COMMANDS.items() if _declared(p)[1]}
 PATH_DESTS = {"checkpoint", "input", "inputs", "path", "store", "init", "config", "sequences", "meme", "truth",
-              "attributions", "pairs", "deltas", "models_dir", "data_dir", "teacher", "predictions", "test", "out"}
+              "attributions", "pairs", "deltas", "models_dir", "data_dir", "teacher", "predictions", "test", "out",
+              "data", "members", "orthologs", "start"}
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -80,6 +81,10 @@ def _argv(parser, value: str, inputs: list[str], only: str | None = None) -> lis
             text = "1" if action.type in (int, float) or getattr(action.type, "__name__", "") in ("integer",
                                                                                               "number") else "x"
         argv += [text] if not action.option_strings else [action.option_strings[0], text]
+    for group in parser._mutually_exclusive_groups:  # a required choice (--data or --pairs): the first one
+        if group.required and not any(set(a.option_strings) & set(argv) for a in group._group_actions):
+            first = group._group_actions[0]
+            argv += [first.option_strings[0], value if first.dest in inputs and only in (None, first.dest) else "x"]
     if any("--overwrite" in a.option_strings for a in parser._actions):
         argv.append("--overwrite")
     return argv

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from crmnet.cli import default_device, require_positive
+from crmnet.cli.options import (
+    add_batch_size,
+    add_device,
+    add_input,
+    add_output,
+    add_overwrite,
+    default_device,
+)
 
 
 def register(subparsers) -> None:
@@ -23,17 +30,17 @@ def register(subparsers) -> None:
     )
     p.add_argument("benchmark", choices=["dream2022"], help="which benchmark")
     what = p.add_mutually_exclusive_group(required=True)
-    what.add_argument("--checkpoint", metavar="CKPT", help="a crmnet checkpoint: predicts every test sequence known")
-    what.add_argument("--predictions", metavar="FILE", help="a submission: JSON {\"index\": prediction} (the "
+    add_input(what, "--checkpoint", metavar="CKPT", help="a crmnet checkpoint: predicts every test sequence known")
+    add_input(what, "--predictions", metavar="FILE", help="a submission: JSON {\"index\": prediction} (the "
                       "leaderboard format) or sequence<TAB>prediction, one line per test index in order")
-    p.add_argument("--data-dir", metavar="DIR", help="data directory holding dream2022/ (default: $CRMNET_DATA_DIR, "
+    add_input(p, "--data-dir", metavar="DIR", help="data directory holding dream2022/ (default: $CRMNET_DATA_DIR, "
                    "else ./data)")
     p.add_argument("--split", choices=["public", "final"], default="final", help="final (official; default) or public")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
+    add_output(p, "--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
     p.add_argument("--label", help="the model's name in the table and figure")
-    p.add_argument("--batch-size", type=int, default=1024, help="sequences per forward pass (default 1024)")
-    p.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    p.add_argument("--overwrite", action="store_true", help="replace an output directory crmnet wrote earlier")
+    add_batch_size(p)
+    add_device(p)
+    add_overwrite(p, "an output directory crmnet wrote earlier")
     p.set_defaults(func=run_benchmark)
 
 
@@ -42,7 +49,6 @@ def run_benchmark(args) -> int:
     from crmnet.data.catalogue import data_dir
     from crmnet.evaluation.dream_benchmark import run
 
-    require_positive("--batch-size", args.batch_size)
     scores = run(data_dir(args.data_dir), args.split, args.out, checkpoint=args.checkpoint,
                  predictions=args.predictions, label=args.label, overwrite=args.overwrite, batch_size=args.batch_size,
                  device=default_device(args.device) if args.checkpoint else None)

@@ -5,7 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 
-from crmnet.cli import default_device, require_positive
+from crmnet.cli.options import (
+    SEED,
+    SEED_HELP,
+    add_batch_size,
+    add_device,
+    add_input,
+    add_output,
+    add_overwrite,
+    add_quiet,
+    default_device,
+)
 from crmnet.errors import InputError
 
 
@@ -19,15 +29,15 @@ def register(subparsers) -> None:
                     "scores (absolute residuals, or for an ensemble residuals over the members' spread where "
                     "that narrows intervals without losing coverage on held-out halves), the set's size, SHA-256 "
                     "and medium. Then `crmnet predict --interval 0.9` gives lower and upper bounds at any level.")
-    ca.add_argument("--checkpoint", required=True, action="append", metavar="CKPT",
-                    help="a crmnet checkpoint; repeat to calibrate the ensemble of several (written as one)")
+    add_input(ca, "--checkpoint", required=True, action="append", metavar="CKPT",
+              help="a crmnet checkpoint; repeat to calibrate the ensemble of several (written as one)")
     what = ca.add_mutually_exclusive_group(required=True)
-    what.add_argument("--data", metavar="NAME_OR_FILE", help="labelled sequences: a test set (complex-native, "
+    add_input(what, "--data", metavar="NAME_OR_FILE", help="labelled sequences: a test set (complex-native, "
                       "complex-random, defined-native, defined-random) or a file with sequence and measured columns")
-    what.add_argument("--pairs", metavar="FILE", help="TSV/CSV of reference/variant pairs with measured deltas: "
+    add_input(what, "--pairs", metavar="FILE", help="TSV/CSV of reference/variant pairs with measured deltas: "
                       "calibrates the intervals of `crmnet variants`")
-    ca.add_argument("--out", required=True, metavar="CAL.pt", help="calibrated checkpoint to write")
-    ca.add_argument("--data-dir", metavar="DIR", help="data directory of the test sets (default: $CRMNET_DATA_DIR, "
+    add_output(ca, "--out", required=True, metavar="CAL.pt", help="calibrated checkpoint to write")
+    add_input(ca, "--data-dir", metavar="DIR", help="data directory of the test sets (default: $CRMNET_DATA_DIR, "
                     "else ./data)")
     ca.add_argument("--sequence-column", metavar="NAME", help="--data: sequence column (as in evaluate)")
     ca.add_argument("--measured-column", metavar="NAME", help="--data: measured column (default 'Measured "
@@ -38,11 +48,11 @@ def register(subparsers) -> None:
     ca.add_argument("--method", choices=("auto", "absolute", "normalized"), default="auto",
                     help="conformity score (default auto: normalised by the ensemble's spread only where it narrows "
                          "held-out intervals without losing coverage)")
-    ca.add_argument("--seed", type=int, default=0, help="seed of auto's random halves (default 0)")
-    ca.add_argument("--batch-size", type=int, default=1024, help="prediction batch size (default 1024)")
-    ca.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    ca.add_argument("--overwrite", action="store_true", help="replace an existing output checkpoint")
-    ca.add_argument("--quiet", action="store_true", help="no progress")
+    ca.add_argument("--seed", type=SEED, default=0, help=f"auto's random halves: {SEED_HELP}")
+    add_batch_size(ca)
+    add_device(ca)
+    add_overwrite(ca, "an existing output checkpoint")
+    add_quiet(ca)
     ca.set_defaults(func=run_calibrate)
 
     en = subparsers.add_parser(
@@ -50,9 +60,9 @@ def register(subparsers) -> None:
         description="Write one checkpoint holding every member (same input layout): it predicts the members' "
                     "mean; `predict` adds their spread (standard deviation). Reverse-complement averaging stays "
                     "inside each member. Calibrate it with `crmnet calibrate` like a single model.")
-    en.add_argument("members", nargs="+", metavar="CKPT", help="member checkpoints (two or more)")
-    en.add_argument("--out", required=True, metavar="E.pt", help="ensemble checkpoint to write")
-    en.add_argument("--overwrite", action="store_true", help="replace an existing output checkpoint")
+    add_input(en, "members", nargs="+", metavar="CKPT", help="member checkpoints (two or more)")
+    add_output(en, "--out", required=True, metavar="E.pt", help="ensemble checkpoint to write")
+    add_overwrite(en, "an existing output checkpoint")
     en.set_defaults(func=run_ensemble)
 
 
@@ -62,7 +72,6 @@ def run_calibrate(args: argparse.Namespace) -> int:
     from crmnet.fsutil import refuse_existing
     from crmnet.models.checkpoint import load_models
 
-    require_positive("--batch-size", args.batch_size)
     refuse_existing(args.out, overwrite=args.overwrite, inputs=[*args.checkpoint, args.data or args.pairs])
     model = load_models(args.checkpoint)
     device = default_device(args.device)
