@@ -262,7 +262,8 @@ def simulate(n: int, seed: int = 0, config: SimulatorConfig | None = None,
              chunk_size: int = 65536) -> SimulatedData:
     """Simulate ``n`` sequences with the model of the module docstring; deterministic given (n, seed, config).
 
-    ``chunk_size`` only bounds memory while scoring; it does not change the result.
+    ``chunk_size`` only bounds memory while scoring: sequences and planted sites do not depend on it;
+    scores do only by float32 rounding (the convolution sums in a shape- and CPU-dependent order).
     """
     import torch
 
