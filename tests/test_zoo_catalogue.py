@@ -60,3 +60,14 @@ def test_one_table_writer():
     assert render(["n", "value"], [["x", 10], ["long", 2]], "text") == "n     value\nx     10\nlong  2\n"
     with pytest.raises(ValueError, match="2 columns"):
         render(header, [["only one"]])
+
+
+def test_zoo_parameters_are_those_of_crmnet_models(capsys):
+    """One count: ``crmnet zoo`` and ``crmnet models`` show the same parameters for the same network."""
+    from crmnet.cli.models import model_table
+
+    params = {r["name"]: r["params"] for r in model_table()}
+    assert main(["zoo", "--format", "json"]) == 0
+    shown = {m["name"]: m["parameters"] for m in json.loads(capsys.readouterr().out)}
+    assert shown == {m.name: params[m.model] for m in RELEASED.values()}
+    assert shown["vaishnav-transformer-complex"] == 1_295_505  # was 1,296,785 (BN statistics added) in 0.2
