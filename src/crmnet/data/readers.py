@@ -56,6 +56,7 @@ from crmnet.data.encoding import (
     invalid_character_error,
     invalid_positions,
 )
+from crmnet.data.formats import FORMATS, describe
 from crmnet.data.streams import (
     CHUNK_BYTES,
     background,
@@ -71,8 +72,7 @@ __all__ = [
     "iter_records", "join_sequences", "parse_txt_line", "parse_value", "read_fasta", "read_records", "write_fasta",
 ]
 
-Format = Literal["auto", "txt", "tsv", "csv", "fasta"]
-FORMATS = ("auto", "txt", "tsv", "csv", "fasta")
+Format = Literal["auto", "txt", "tsv", "csv", "fasta"]  # the names of crmnet.data.formats.FORMATS, for type checkers
 DELIMITERS = {"txt": "\t", "tsv": "\t", "csv": ","}
 SEQUENCE_COLUMNS = ("sequence", "seq", "0", "seq110")  # in order of preference
 ID_COLUMNS = ("id", "name", "identifier")
@@ -430,7 +430,7 @@ def iter_records(
     chunk counts the blank lines before its last record.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        raise ValueError(f"format must be one of {describe()}, not {fmt!r}")
     if value not in ("measured", "predicted"):
         raise ValueError(f"value must be 'measured' or 'predicted', not {value!r}")
     if chunk_size < 1:
