@@ -68,7 +68,7 @@ def _quickstart_training() -> TrainConfig:
 
 @dataclass
 class QuickstartConfig(Config):
-    """Settings of the quickstart; the defaults meet its goals on a 2-core CPU (see the README).
+    """Settings of the quickstart; the defaults meet its goals on a 2-core CPU (docs/measured.md).
 
     n: simulated sequences for training + validation; n_test: independent held-out test sequences.
     val_fraction: share of the n sequences held out for validation.
