@@ -49,3 +49,34 @@ def test_prepare_takes_every_format_with_measurements(tmp_path, rng):
     (tmp_path / "t.fa").write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(seqs)))
     assert main(["prepare", str(tmp_path / "t.fa"), "--out", str(tmp_path / "fa-store")]) == 2
     assert not (tmp_path / "fa-store").exists()
+
+
+def test_one_trajectory_table_for_the_command_and_the_page(tmp_path):
+    """``crmnet evolve``'s trajectory.tsv and the Evolve page's are the same rows, written by the same builder."""
+    pytest.importorskip("starlette")  # the serve extra
+    from crmnet.design.evolve import EvolveConfig, evolve_to_file
+    from crmnet.design.oracle import ModelPredictor, Objective
+    from crmnet.serve.analyses import evolve_job
+    from crmnet.serve.inputs import Sequences
+    from crmnet.serve.models import ServedModel
+    from design_toys import LinearToy, constructs
+
+    model, seqs = LinearToy(seed=3).eval(), constructs(2, seed=4)
+    config = EvolveConfig(mode="ga", generations=4, population=6, target=1.0, tolerance=0.01, seed=7)
+    evolve_to_file(Objective({"A": ModelPredictor(model, batch_size=4096)}, "A"), ["s1", "s2"], seqs,
+                   tmp_path / "ev", config, progress=False)
+    served = ServedModel(name="toy", architecture="linear", parameters=0, input="", origin="checkpoint", model=model)
+    page = evolve_job({"A": served}, "A", Sequences(["s1", "s2"], seqs, [1, 2], "form"), config, 1024)(
+        lambda *_: None)
+    assert page.files["trajectory.tsv"][0].decode() == (tmp_path / "ev" / "trajectory.tsv").read_text()
+
+
+def test_tsv_rows_format_as_the_table_writer(tmp_path):
+    from crmnet.tables import tsv_row, write_tsv
+
+    rows = [{"id": "a\tb", "value": np.float32(1 / 3), "p_value": 0.0, "n": 3}, {"id": "c", "value": float("nan")}]
+    write_tsv(tmp_path / "t.tsv", rows)
+    columns = ["id", "value", "p_value", "n"]
+    expected = tsv_row(columns) + "".join(tsv_row([r.get(c) for c in columns], columns) for r in rows)
+    assert (tmp_path / "t.tsv").read_text() == expected
+    assert expected.splitlines()[1:] == ["a b\t0.333333\t< 1e-300\t3", "c\t\t\t"]
