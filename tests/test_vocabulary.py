@@ -80,3 +80,28 @@ def test_tsv_rows_format_as_the_table_writer(tmp_path):
     expected = tsv_row(columns) + "".join(tsv_row([r.get(c) for c in columns], columns) for r in rows)
     assert (tmp_path / "t.tsv").read_text() == expected
     assert expected.splitlines()[1:] == ["a b\t0.333333\t< 1e-300\t3", "c\t\t\t"]
+
+
+def test_the_default_loss_is_the_models_own_declaration():
+    """``--loss auto`` reads the model config's ``default_loss``; no list of config classes decides it."""
+    import dataclasses
+
+    import torch
+
+    from crmnet.models import MODELS, ModelConfig, build_model
+    from crmnet.training.losses import resolve_loss
+
+    @dataclasses.dataclass
+    class MseConfig(ModelConfig):
+        default_loss = "mse"
+
+    class Toy(torch.nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.config = config
+
+    assert resolve_loss(Toy(MseConfig())) == "mse" and resolve_loss(Toy(ModelConfig())) == "huber"
+    assert "default_loss" not in {f.name for f in dataclasses.fields(MseConfig)}  # not a checkpointed field
+    with torch.device("meta"):
+        kinds = {name: resolve_loss(build_model(name)) for name in MODELS}
+    assert kinds["crmnet"] == "huber" and kinds["deepatt-keras"] == "mse" and kinds["legnet"] == "own"

@@ -45,8 +45,11 @@ ModelConfig = dataclasses.make_dataclass(
     namespace={
         "__doc__": "Fields every model config has: how its input is laid out and one-hot encoded — the fields "
                    "of :class:`~crmnet.data.encoding.Encoding` (length, pad, truncate, channels, unknown_fill, "
-                   "prefix, trim_start, flank). ``.encoding`` is that Encoding.",
+                   "prefix, trim_start, flank). ``.encoding`` is that Encoding. ``default_loss`` (a class "
+                   "attribute, not a field): the loss ``--loss auto`` trains the model with, ``huber`` unless a "
+                   "model family says otherwise (a model with ``compute_loss`` uses that instead).",
         "__post_init__": _validate_encoding,
+        "default_loss": "huber",
         "encoding": property(_encoding_property),
     },
 )
