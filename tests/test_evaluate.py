@@ -211,8 +211,8 @@ def test_cli_evaluate_predictions_and_peers(tmp_path, shared, capsys):
 
 
 def test_cli_evaluate_checkpoint(tmp_path, vaishnav_dir):
-    checkpoint = pytest.importorskip("crmnet.models.checkpoint")
-    registry = pytest.importorskip("crmnet.models.registry")
+    from crmnet.models import checkpoint, registry
+
     torch.manual_seed(0)
     model = registry.build_model("crmnet-tiny")
     ckpt = tmp_path / "m.pt"

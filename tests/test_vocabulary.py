@@ -105,3 +105,19 @@ def test_the_default_loss_is_the_models_own_declaration():
     with torch.device("meta"):
         kinds = {name: resolve_loss(build_model(name)) for name in MODELS}
     assert kinds["crmnet"] == "huber" and kinds["deepatt-keras"] == "mse" and kinds["legnet"] == "own"
+
+
+def test_hard_dependencies_and_crmnet_are_never_skipped():
+    """A broken import of crmnet or of a required dependency must fail a test, not skip it."""
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    block = re.search(r"^dependencies = \[(.*?)^\]", (root / "pyproject.toml").read_text(), re.MULTILINE | re.DOTALL)
+    deps = re.findall(r'^\s*"([^"]+)"', block.group(1), re.MULTILINE)  # tomllib is Python 3.11+
+    required = {re.match(r"[A-Za-z0-9_-]+", d).group(0).lower().replace("-", "_") for d in deps} | {"crmnet"}
+    skipped = [(path.name, name) for path in sorted((root / "tests").glob("*.py"))
+               for name in re.findall(r"importorskip\(\s*[\"']([\w.]+)", path.read_text(encoding="utf-8"))
+               if name.split(".")[0].lower() in required]
+    assert required >= {"torch", "numpy", "scipy", "pyarrow", "matplotlib", "crmnet"}
+    assert not skipped, f"importorskip on crmnet or a required dependency: {skipped}"
