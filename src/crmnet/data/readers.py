@@ -470,9 +470,25 @@ def read_records(
 ) -> SequenceTable:
     """Read every record of a file (any of :data:`FORMATS`, plain or gzip) and check the alphabet.
 
-    value: what the value column of a headerless txt file is ("measured" for training and HQ test
-    files, "predicted" for LegNet's prediction TSVs). invalid: "error" or "N" (see the module docstring).
-    columns: header columns to use (tsv/csv). Returns the whole file as one :class:`SequenceTable`.
+    Parameters
+    ----------
+    path : path-like
+        The file, ``-`` for standard input.
+    fmt : str
+        One of :data:`crmnet.data.formats.FORMATS`; ``"auto"`` detects it from the first non-blank line.
+    value : {"measured", "predicted"}
+        What the value column of a headerless txt file is ("measured" for training and HQ test files,
+        "predicted" for LegNet's prediction TSVs).
+    invalid : {"error", "N"}
+        A character outside ACGTN is an error naming its line, or is read as N (see the module docstring).
+    columns : Columns, optional
+        Header columns to use (tsv/csv); None: the defaults.
+
+    Returns
+    -------
+    SequenceTable
+        The whole file: n ``sequences``, their ``ids`` (None when the file has none), 1-based ``lines``
+        (n,), and ``measured`` / ``predicted`` (n,) float64 arrays where the file has them (else None).
     """
     chunks = list(iter_records(path, fmt, value=value, columns=columns, chunk_size=1 << 30, chunk_bytes=CHUNK_BYTES))
     table = chunks[0]
@@ -481,14 +497,45 @@ def read_records(
 
 
 def read_fasta(path: str | os.PathLike, *, invalid: InvalidPolicy = "error") -> SequenceTable:
-    """Read a FASTA file (plain or gzip): ids (first word of each header) and sequences."""
+    """Read a FASTA file (plain or gzip): ids (first word of each header) and sequences.
+
+    Parameters
+    ----------
+    path : path-like
+        The file, ``-`` for standard input.
+    invalid : {"error", "N"}
+        A character outside ACGTN is an error naming its line, or is read as N and counted.
+
+    Returns
+    -------
+    SequenceTable
+        ``ids``, ``sequences`` and their 1-based ``lines``; no values.
+    """
     return read_records(path, "fasta", invalid=invalid)
 
 
 def write_fasta(
     path: str | os.PathLike, ids: Sequence[str], sequences: Sequence[str], *, overwrite: bool = False, width: int = 0
 ) -> None:
-    """Write records atomically; ``width`` > 0 wraps sequence lines at that many characters."""
+    """Write records atomically; ``width`` > 0 wraps sequence lines at that many characters.
+
+    Parameters
+    ----------
+    path : path-like
+        The FASTA file to write; refused if it exists unless ``overwrite``.
+    ids : sequence of str
+        n record ids (the header's first word).
+    sequences : sequence of str
+        n sequences.
+    overwrite : bool
+        Replace an existing file.
+    width : int
+        Characters per sequence line; 0: one line per sequence.
+
+    Returns
+    -------
+    None
+    """
     if len(ids) != len(sequences):
         raise ValueError(f"{len(ids)} ids but {len(sequences)} sequences")
     with atomic_file(path, overwrite=overwrite) as fh:

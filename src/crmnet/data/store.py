@@ -120,7 +120,19 @@ _ARRAYS = {  # name -> (allowed dtypes, trailing shape is (width,))
 
 
 def open_store(path: str | os.PathLike) -> Store:
-    """Open a store directory read-only (arrays memory-mapped); a clear InputError when it is not one."""
+    """Open a store directory read-only (arrays memory-mapped); a clear InputError when it is not one.
+
+    Parameters
+    ----------
+    path : path-like
+        A directory written by :func:`prepare`.
+
+    Returns
+    -------
+    Store
+        ``codes`` (n, W) uint8, ``lengths`` (n,), ``targets`` (n,) float32, ``medium`` (n,) uint8, ``split``
+        (n,) uint8 (0 train, 1 validation), all memory-mapped, and the ``manifest`` dict.
+    """
     path = Path(path)
     if not path.is_dir():
         raise InputError(path, "not a store: no such directory" if not path.exists() else "not a store: not a directory")
@@ -349,12 +361,38 @@ def prepare(
     overwrite: bool = False,
     **settings,
 ) -> Store:
-    """Convert txt/csv inputs (plain or gzip) into a store at ``out``; returns it opened.
+    """Convert txt/tsv/csv inputs (plain or gzip) into a store at ``out``; returns it opened.
 
-    config: the settings (:class:`PrepareConfig`); keyword ``settings`` override its fields (e.g.
-    ``prepare(paths, out, media=["complex", "defined"], seed=1)``). Raises InputError (bad input, naming
-    file and line), OutputExistsError (``out`` exists and not ``overwrite``) or ValueError (a bad
-    setting); nothing is left at ``out`` or beside it on failure.
+    Nothing is left at ``out`` or beside it on failure.
+
+    Parameters
+    ----------
+    inputs : list of path-like
+        Regular files (the manifest records each one's sha256) in a format of
+        :data:`crmnet.data.formats.STORE_FORMATS`.
+    out : path-like
+        The store directory to create.
+    config : PrepareConfig, optional
+        The settings; None: the defaults.
+    overwrite : bool
+        Replace an existing store or crmnet output at ``out`` (never a directory holding an input).
+    **settings
+        :class:`PrepareConfig` fields overriding ``config``'s (e.g.
+        ``prepare(paths, out, media=["complex", "defined"], seed=1)``).
+
+    Returns
+    -------
+    Store
+        The new store, opened (:func:`open_store`).
+
+    Raises
+    ------
+    InputError
+        Bad input, naming file and line.
+    OutputExistsError
+        ``out`` exists and not ``overwrite``.
+    ValueError
+        A bad setting.
     """
     if "media" in settings and settings["media"] is not None:
         settings["media"] = tuple(settings["media"])

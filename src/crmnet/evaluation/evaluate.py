@@ -126,7 +126,22 @@ def _loaded(name: str, path: Path, description: str, columns: Columns | None = N
 
 def load_test_set(name: str, directory: str | os.PathLike | None = None,
                   group_column: str | None = None) -> LoadedTest:
-    """Load a registered test set by name from the data directory (see :func:`crmnet.data.catalogue.data_dir`)."""
+    """Load a registered test set by name from the data directory (see :func:`crmnet.data.catalogue.data_dir`).
+
+    Parameters
+    ----------
+    name : str
+        ``complex-native``, ``complex-random``, ``defined-native`` or ``defined-random``.
+    directory : path-like, optional
+        The data directory ``crmnet download`` wrote; None: ``$CRMNET_DATA_DIR`` or ``./data``.
+    group_column : str, optional
+        A column holding each row's lineage or class, for cluster-bootstrap intervals.
+
+    Returns
+    -------
+    LoadedTest
+        n raw sequences, their join keys, ``measured`` (n,) float64 and ``groups`` (n,) or None.
+    """
     if name not in TEST_SETS:
         raise InputError(None, f"unknown test set {name!r}; known: {', '.join(TEST_SETS)} (or give a file)")
     spec = TEST_SETS[name]
@@ -366,7 +381,34 @@ def evaluate_model(model, tests: list[LoadedTest], evaluation: Evaluation | None
                    seed: int = 0, progress: bool = False) -> Evaluation:
     """Predict every test set with ``model`` (raw sequences, the model's own encoding) and score it.
 
-    progress: show each test set's prediction (sequences, rate, ETA; log lines when not on a terminal).
+    Parameters
+    ----------
+    model : nn.Module
+        Any crmnet model (``load_checkpoint``).
+    tests : list of LoadedTest
+        The test sets (:func:`load_test_set`).
+    evaluation : Evaluation, optional
+        Add to this one (e.g. a :func:`peer_table`, so the model is compared with the peers); None: a new one.
+    label : str
+        The model's name in the tables; a label already scored on a test set is refused.
+    batch_size : int
+        Sequences per forward pass (results do not depend on it).
+    device : str or torch.device, optional
+        Where to run; None: where the model is.
+    invalid : {"error", "N"}
+        A character outside ACGTN is an error naming its line, or is read as N.
+    n_boot : int
+        Bootstrap resamples of the 95 % intervals.
+    seed : int
+        Seed of the bootstraps.
+    progress : bool
+        Show each test set's prediction (sequences, rate, ETA; log lines when not on a terminal).
+
+    Returns
+    -------
+    Evaluation
+        ``evaluation`` (or a new one) with ``label``'s (n_test,) predictions and metrics per test set; this
+        model is its ``primary``.
     """
     from crmnet.evaluation.predict import EncodingStats, predict_at_lines
 
@@ -442,7 +484,28 @@ def evaluate_prediction_file(path: str | os.PathLike, test: LoadedTest | None, e
 def peer_table(directory: str | os.PathLike | None = None, tests: list[str] | None = None,
                evaluation: Evaluation | None = None, *, n_boot: int = 1000, seed: int = 0,
                group_column: str | None = None) -> Evaluation:
-    """Score every published peer prediction file found under the data directory on ``tests``."""
+    """Score every published peer prediction file found under the data directory on ``tests``.
+
+    Parameters
+    ----------
+    directory : path-like, optional
+        The data directory; None: ``$CRMNET_DATA_DIR`` or ``./data``.
+    tests : list of str, optional
+        Test-set names; None: all four.
+    evaluation : Evaluation, optional
+        Add to this one; None: a new one.
+    n_boot : int
+        Bootstrap resamples of the 95 % intervals.
+    seed : int
+        Seed of the bootstraps.
+    group_column : str, optional
+        A test-set column of related-sequence groups (cluster bootstrap).
+
+    Returns
+    -------
+    Evaluation
+        Every peer's (n_test,) predictions and metrics per test set.
+    """
     root = data_dir(directory)
     ev = evaluation or Evaluation()
     names = tests or list(TEST_SETS)

@@ -47,7 +47,24 @@ class ImportResult:
 def import_keras(
     path: str | Path, out: str | Path, overwrite: bool = False, verify: bool = True
 ) -> ImportResult:
-    """Import a SavedModel directory or HDF5 file and write a crmnet checkpoint at ``out``."""
+    """Import a SavedModel directory or HDF5 file and write a crmnet checkpoint at ``out``.
+
+    Parameters
+    ----------
+    path : path-like
+        The CRMnet authors' Keras model: a SavedModel directory or an ``.h5`` file.
+    out : path-like
+        The checkpoint to write (refused if it exists unless ``overwrite``).
+    overwrite : bool
+        Replace an existing file.
+    verify : bool
+        Check the SavedModel variables' CRC32C checksums.
+
+    Returns
+    -------
+    ImportResult
+        The checkpoint path, the model (eval mode) and the provenance (sources and their sha256).
+    """
     from crmnet.models.checkpoint import save_checkpoint
 
     if Path(out).exists() and not overwrite:  # refuse before a minute of reading and converting

@@ -274,7 +274,20 @@ def read_hdf5(path: str | Path) -> KerasModel:
 
 
 def read_keras(path: str | Path, verify: bool = True) -> KerasModel:
-    """Read a SavedModel directory or an HDF5 file, whichever ``path`` is."""
+    """Read a SavedModel directory or an HDF5 file, whichever ``path`` is.
+
+    Parameters
+    ----------
+    path : path-like
+        A SavedModel directory or an HDF5 file.
+    verify : bool
+        Check the SavedModel variables' CRC32C checksums.
+
+    Returns
+    -------
+    KerasModel
+        The layers in ``model.layers`` order with their weights, and the files they came from.
+    """
     path = Path(path)
     if path.is_dir():
         if not is_savedmodel(path):
