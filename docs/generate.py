@@ -60,8 +60,8 @@ def _formats() -> str:
     from crmnet.tables import render
 
     return render(["format", "what", "`prepare` (training)"],
-                  [[f"`{f.name}`", f.description, "yes" if f.measured else "no (no measured values)"]
-                   for f in INPUT_FORMATS.values()])
+                  [[f"`{name}`", f.description, "yes" if f.measured else "no (no measured values)"]
+                   for name, f in INPUT_FORMATS.items()])
 
 
 @functools.cache

@@ -15,28 +15,24 @@ __all__ = ["FORMATS", "INPUT_FORMATS", "STORE_FORMATS", "InputFormat", "describe
 
 @dataclass(frozen=True)
 class InputFormat:
-    """One input format.
+    """One input format (its name is its key in :data:`INPUT_FORMATS`, the ``--format`` value).
 
-    name: the ``--format`` value. description: what a file of it looks like, for people. measured: whether
-    it can hold measured expression values (a headerless value column, or a ``Measured Expression`` or
-    ``--measured-column`` column), so ``prepare`` can build a training store from it.
+    description: what a file of it looks like, for people. measured: whether it can hold measured
+    expression values (a headerless value column, or a ``Measured Expression`` or ``--measured-column``
+    column), so ``prepare`` can build a training store from it.
     """
 
-    name: str
     description: str
     measured: bool
 
 
 INPUT_FORMATS: dict[str, InputFormat] = {
-    f.name: f
-    for f in (
-        InputFormat("txt", "headerless tab-separated lines: `sequence<TAB>value` (Vaishnav et al.'s training "
-                           "files), `id<TAB>sequence`, or one sequence per line", True),
-        InputFormat("tsv", "tab-separated with a header line naming a `sequence` column (and optionally "
-                           "`Measured Expression`, `Predicted Expression`, an id)", True),
-        InputFormat("csv", "comma-separated with a header line, the same columns (the Vaishnav test CSVs)", True),
-        InputFormat("fasta", "`>id` header lines and sequence lines", False),
-    )
+    "txt": InputFormat("headerless tab-separated lines: `sequence<TAB>value` (Vaishnav et al.'s training files), "
+                       "`id<TAB>sequence`, or one sequence per line", measured=True),
+    "tsv": InputFormat("tab-separated with a header line naming a `sequence` column (and optionally `Measured "
+                       "Expression`, `Predicted Expression`, an id)", measured=True),
+    "csv": InputFormat("comma-separated with a header line, the same columns (the Vaishnav test CSVs)", measured=True),
+    "fasta": InputFormat("`>id` header lines and sequence lines", measured=False),
 }
 FORMATS: tuple[str, ...] = ("auto", *INPUT_FORMATS)
 STORE_FORMATS: tuple[str, ...] = ("auto", *(name for name, f in INPUT_FORMATS.items() if f.measured))
