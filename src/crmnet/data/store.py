@@ -124,8 +124,7 @@ def open_store(path: str | os.PathLike) -> Store:
 
     Parameters
     ----------
-    path : path-like
-        A directory written by :func:`prepare`.
+    path : path-like. A directory written by :func:`prepare`.
 
     Returns
     -------
@@ -367,32 +366,23 @@ def prepare(
 
     Parameters
     ----------
-    inputs : list of path-like
-        Regular files (the manifest records each one's sha256) in a format of
-        :data:`crmnet.data.formats.STORE_FORMATS`.
-    out : path-like
-        The store directory to create.
-    config : PrepareConfig, optional
-        The settings; None: the defaults.
+    inputs : list of path-like. Regular files (their sha256 goes to the manifest), of a ``STORE_FORMATS`` format.
+    out : path-like. The store directory to create.
+    config : PrepareConfig, optional. The settings; None: the defaults.
     overwrite : bool
         Replace an existing store or crmnet output at ``out`` (never a directory holding an input).
     **settings
-        :class:`PrepareConfig` fields overriding ``config``'s (e.g.
-        ``prepare(paths, out, media=["complex", "defined"], seed=1)``).
+        :class:`PrepareConfig` fields overriding ``config``'s (``media=["complex", "defined"], seed=1``).
 
     Returns
     -------
-    Store
-        The new store, opened (:func:`open_store`).
+    Store: The new store, opened (:func:`open_store`).
 
     Raises
     ------
-    InputError
-        Bad input, naming file and line.
-    OutputExistsError
-        ``out`` exists and not ``overwrite``.
-    ValueError
-        A bad setting.
+    InputError: Bad input, naming file and line.
+    OutputExistsError: ``out`` exists and not ``overwrite``.
+    ValueError: A bad setting.
     """
     if "media" in settings and settings["media"] is not None:
         settings["media"] = tuple(settings["media"])
