@@ -257,7 +257,8 @@ def trajectory_rows(gen: Generation, codes0: np.ndarray, lengths0: np.ndarray, i
     Parameters
     ----------
     gen : one :class:`Generation` of :func:`evolve` (R rows).
-    codes0 : (S, W) uint8 codes of the start sequences; lengths0 : (S,) their lengths.
+    codes0 : (S, W) uint8 codes of the start sequences.
+    lengths0 : (S,) their lengths.
     ids : the S start sequences' ids.
 
     Returns
@@ -287,7 +288,8 @@ def trajectory_plot(generation: np.ndarray, lineage: np.ndarray, objective: np.n
     ----------
     generation, lineage : (R,) int, every row of the run's trajectory.
     objective : (R,) float, the objective of each row.
-    expression : the objective's expression (the title); config : the run's settings (mode, direction, target).
+    expression : the objective's expression (the title).
+    config : the run's settings (mode, direction, target).
 
     Returns
     -------

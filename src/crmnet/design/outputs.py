@@ -112,8 +112,13 @@ def write_evolvability_rows(fh, ev: Evolvability, ids: list[str], header: bool =
     Parameters
     ----------
     fh : a text file open for writing.
-    ev : the :class:`Evolvability` of N sequences; ids : their N ids.
+    ev : the :class:`Evolvability` of N sequences.
+    ids : their N ids.
     header : write the header line first (``id`` and :attr:`Evolvability.COLUMNS`).
+
+    Returns
+    -------
+    None
     """
     from crmnet.tables import tsv_row
 
