@@ -26,6 +26,26 @@ def _common(p, several: bool = False) -> None:
                         "$CRMNET_PROGRESS_INTERVAL seconds, default 30)")
 
 
+def _penalty_options(p) -> None:
+    p.add_argument("--penalty", choices=("spread", "bound"),
+                   help="penalise uncertainty so design does not exploit one model's errors: spread = objective "
+                        "minus weight x the ensemble's spread (propagated through --objective); bound = the "
+                        "conformal lower bound at --penalty-level (calibrated checkpoints); minimising: the "
+                        "other side")
+    p.add_argument("--penalty-weight", type=float, default=1.0, metavar="LAMBDA",
+                   help="--penalty spread: the weight of the spread (default 1)")
+    p.add_argument("--penalty-level", type=float, default=0.9, metavar="LEVEL",
+                   help="--penalty bound: the interval level (default 0.9)")
+
+
+def _penalty(args, direction: str = "max"):
+    from crmnet.design.oracle import Penalty
+
+    if args.penalty is None:
+        return None
+    return Penalty(args.penalty, args.penalty_weight, args.penalty_level, direction)
+
+
 def register(subparsers) -> None:
     """Add the ``variants``, ``mutagenesis``, ``evolvability`` and ``evolve`` subcommands to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
     va = subparsers.add_parser(
@@ -40,6 +60,10 @@ def register(subparsers) -> None:
     va.add_argument("--ref-column", default="reference", help="reference-sequence column (default reference)")
     va.add_argument("--alt-column", default="variant", help="variant-sequence column (default variant)")
     va.add_argument("--measured-column", metavar="NAME", help="column of measured deltas, for metrics")
+    va.add_argument("--interval", type=float, metavar="LEVEL",
+                    help="add delta_lower and delta_upper at LEVEL in (0, 1) (a checkpoint from `crmnet calibrate`: "
+                         "calibrated on measured pairs with --pairs, else a conservative union bound of two "
+                         "expression intervals; the basis is printed)")
     _common(va)
     va.set_defaults(func=run_variants)
 
@@ -57,6 +81,7 @@ def register(subparsers) -> None:
     mu.add_argument("--no-tsv", action="store_true", help="skip mutants.tsv (3L rows per sequence)")
     mu.add_argument("--chunk-size", type=int, default=512,
                     help="sequences whose mutants are predicted together (default 512)")
+    _penalty_options(mu)
     _common(mu)
     mu.set_defaults(func=run_mutagenesis)
 
@@ -97,6 +122,7 @@ def register(subparsers) -> None:
     eo.add_argument("--tournament", type=int, default=3, help="ga: tournament size (default 3)")
     eo.add_argument("--elite", type=int, default=1, help="ga: best sequences kept unchanged (default 1)")
     eo.add_argument("--window", metavar="START-END", help="positions that may mutate, 1-based inclusive")
+    _penalty_options(eo)
     _common(eo, several=True)
     eo.set_defaults(func=run_evolve)
 
@@ -104,13 +130,21 @@ def register(subparsers) -> None:
 def run_variants(args: argparse.Namespace) -> int:
     """Predict the effect of variants: prediction(variant) − prediction(reference)."""
     from crmnet.design.variants import variants_file
+    from crmnet.evaluation.conformal import check_level, require_calibration
     from crmnet.models.checkpoint import load_checkpoint
 
     require_positive("--batch-size", args.batch_size)
+    if args.interval is not None:
+        check_level(args.interval)
     model = load_checkpoint(args.checkpoint)
+    if args.interval is not None:
+        require_calibration(model, args.checkpoint, "delta")
     res = variants_file(model, args.pairs, args.out, ref_column=args.ref_column, alt_column=args.alt_column,
                         measured_column=args.measured_column, batch_size=args.batch_size,
-                        device=default_device(args.device), overwrite=args.overwrite)
+                        device=default_device(args.device), overwrite=args.overwrite, interval=args.interval,
+                        checkpoint=args.checkpoint)
+    if res["interval_basis"]:
+        print(f"intervals: {res['interval_basis']}", file=sys.stderr)
     print(f"{res['n']:,} pairs, {res['unique']:,} distinct sequences predicted", file=sys.stderr)
     if res["unequal_lengths"]:
         print(f"{res['unequal_lengths']:,} pairs have reference and variant of different lengths (insertions or "
@@ -119,6 +153,9 @@ def run_variants(args: argparse.Namespace) -> int:
         m = next(iter(res["metrics"].values()))
         print(f"delta vs measured: r={m['pearson_r']:.4f} spearman={m['spearman_r']:.4f} mse={m['mse']:.4f} "
               f"(wrote {res['metrics_path']})")
+        for level, c in m.get("intervals", {}).items():
+            print(f"delta intervals at {level}: coverage {c['coverage']:.3f} of {c['n']:,} measured pairs, mean "
+                  f"width {c['mean_width']:.3g}")
     print(f"wrote {args.out}")
     return 0
 
@@ -128,7 +165,7 @@ def run_mutagenesis(args: argparse.Namespace) -> int:
     import time
 
     from crmnet.design.mutagenesis import parse_window
-    from crmnet.design.oracle import ModelPredictor
+    from crmnet.design.oracle import ModelPredictor, Objective
     from crmnet.design.outputs import mutagenesis_file
     from crmnet.models.checkpoint import load_checkpoint
 
@@ -141,6 +178,8 @@ def run_mutagenesis(args: argparse.Namespace) -> int:
     window = parse_window(args.window)
     model = load_checkpoint(args.checkpoint)
     predictor = ModelPredictor(model, args.batch_size, default_device(args.device))
+    if args.penalty:
+        predictor = Objective({"model": predictor}, penalty=_penalty(args))
     t = time.perf_counter()
     res = mutagenesis_file(predictor, args.input, args.out, window=window, epsilon=args.epsilon,
                            max_figures=args.figures, write_tsv=not args.no_tsv, chunk_size=args.chunk_size,
@@ -186,7 +225,7 @@ def _objective(args):
         if not name.isidentifier() or name in predictors:
             raise InputError(None, f"--checkpoint {spec!r}: NAME must be a unique identifier (letters, digits, _)")
         predictors[name] = ModelPredictor(load_checkpoint(path), args.batch_size, default_device(args.device))
-    return Objective(predictors, args.objective)
+    return Objective(predictors, args.objective, penalty=_penalty(args, args.direction))
 
 
 def run_evolve(args: argparse.Namespace) -> int:

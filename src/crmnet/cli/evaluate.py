@@ -91,8 +91,12 @@ def _register_predict(subparsers) -> None:
     )
     pr.add_argument("input", metavar="INPUT", help="FASTA, TSV or CSV file of sequences (plain or gzip), a pipe, "
                     "or - for standard input")
-    pr.add_argument("--checkpoint", required=True, metavar="CKPT",
-                    help="a crmnet checkpoint (.ckpt from training, .pt from import or download)")
+    pr.add_argument("--checkpoint", required=True, action="append", metavar="CKPT",
+                    help="a crmnet checkpoint (.ckpt from training, .pt from import or download); repeat for an "
+                         "ensemble: the members' mean, and their spread in a column")
+    pr.add_argument("--interval", type=float, metavar="LEVEL",
+                    help="add lower and upper columns: the conformal interval at LEVEL in (0, 1), e.g. 0.9 (needs a "
+                         "checkpoint made by `crmnet calibrate`)")
     pr.add_argument("--out", required=True, metavar="FILE", help="output TSV (refused if it exists)")
     pr.add_argument("--format", choices=FORMATS, default="auto",
                     help="input format (default: detected from the first line; txt: headerless tab-separated, "
@@ -175,6 +179,11 @@ def _print_statistics(ev) -> None:
             message = m["multimodality"]["message"]
             if message:
                 print(f"warning: {model}: {test}: {message}", file=sys.stderr)
+            if "intervals" in m:
+                cells = ", ".join(f"{k}: {v['coverage']:.3f} (width {v['mean_width']:.3g})"
+                                  for k, v in m["intervals"].items())
+                print(f"{model}: {test}: interval coverage, nominal: empirical (mean width): {cells}; "
+                      f"{m['calibration_note']}", file=sys.stderr)
     if ev.comparisons:
         k = sum(c["q_bh"] < 0.05 for c in ev.comparisons)
         print(f"{len(ev.comparisons)} pairwise comparisons: {k} with Benjamini-Hochberg q < 0.05 (q_bh in "
@@ -183,17 +192,27 @@ def _print_statistics(ev) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Predict expression for the sequences of a FASTA, TSV or CSV file."""
+    from crmnet.evaluation.conformal import check_level, require_calibration
     from crmnet.evaluation.predict import predict_file
     from crmnet.fsutil import refuse_existing
-    from crmnet.models.checkpoint import load_checkpoint
+    from crmnet.models.checkpoint import load_models
 
     require_positive("--batch-size", args.batch_size)
     require_positive("--chunk-size", args.chunk_size)
-    refuse_existing(args.out, overwrite=args.overwrite, inputs=[args.input, args.checkpoint])
-    model = load_checkpoint(args.checkpoint)
+    if args.interval is not None:
+        check_level(args.interval)
+    refuse_existing(args.out, overwrite=args.overwrite, inputs=[args.input, *args.checkpoint])
+    model = load_models(args.checkpoint)
+    if args.interval is not None and len(args.checkpoint) > 1:
+        members = " ".join(f"--checkpoint {c}" for c in args.checkpoint)
+        raise InputError(None, f"--interval needs a calibrated model, and an ensemble of {len(args.checkpoint)} "
+                               f"checkpoints has none: run `crmnet calibrate {members} --data LABELLED --out "
+                               "CAL.pt`, then predict with --checkpoint CAL.pt")
+    if args.interval is not None:
+        require_calibration(model, args.checkpoint[0])
     stats = predict_file(model, args.input, args.out, fmt=args.format, batch_size=args.batch_size,
                          device=default_device(args.device), invalid=args.invalid, overwrite=args.overwrite,
-                         chunk_size=args.chunk_size, progress=not args.quiet)
+                         chunk_size=args.chunk_size, progress=not args.quiet, interval=args.interval)
     print(stats.message(model.encoding), file=sys.stderr)
     print(f"wrote {args.out}")
     return 0

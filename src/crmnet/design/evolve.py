@@ -330,7 +330,8 @@ def evolve_to_file(objective: Objective, ids: Sequence[str], sequences: Sequence
     gens, lins, objs, rows = [], [], [], 0
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.mkdir()
-        (tmp / "config.json").write_text(json.dumps({**config.to_dict(), "objective": objective.expression},
+        (tmp / "config.json").write_text(json.dumps({**config.to_dict(), "objective": objective.expression,
+                                                     "penalty": _penalty_dict(objective)},
                                                     indent=2) + "\n", encoding="utf-8")
         with open(tmp / "trajectory.tsv", "w", encoding="utf-8") as fh, progress_bar(
                 total=config.generations, desc=f"evolve ({config.mode})", unit="generation", enable=progress) as bar:
@@ -356,3 +357,11 @@ def _final(generation: np.ndarray, lineage: np.ndarray, objective: np.ndarray, c
         values = objective[last]
         out[int(k)] = float(values[np.argmin(np.abs(values - config.target))] if config.mode == "ga" else values[0])
     return out
+
+
+def _penalty_dict(objective) -> dict | None:
+    """The objective's uncertainty penalty for config.json (:class:`crmnet.design.oracle.Penalty`), or None."""
+    from dataclasses import asdict
+
+    penalty = getattr(objective, "penalty", None)
+    return None if penalty is None else asdict(penalty)

@@ -297,25 +297,31 @@ def evaluate_model(model, tests: list[LoadedTest], evaluation: Evaluation | None
     -------
     Evaluation
         ``evaluation`` (or a new one) with ``label``'s (n_test,) predictions and metrics per test set; this
-        model is its ``primary``.
+        model is its ``primary``. A calibrated checkpoint also gets ``intervals`` and a
+        ``calibration_note`` per test set (:func:`crmnet.evaluation.conformal.interval_coverage`).
     """
+    from crmnet.evaluation.conformal import calibration_of, interval_coverage, mean_and_spread
     from crmnet.evaluation.predict import EncodingStats, predict_at_lines
 
+    cal = calibration_of(model)
     ev = evaluation or Evaluation()
     ev.primary = label
     info = ev.info.setdefault("models", {}).setdefault(label, model_description(model))
     for test in tests:
         stats = EncodingStats()
         with progress_bar(total=len(test), desc=f"predict {test.name}", unit="seq", enable=progress) as bar:
-            pred = predict_at_lines(model, test.sequences, test.lines, batch_size=batch_size, device=device,
-                                    invalid=invalid, source=str(test.source), stats=stats, on_batch=bar.update)
+            pred, spread = mean_and_spread(predict_at_lines(
+                model, test.sequences, test.lines, batch_size=batch_size, device=device, invalid=invalid,
+                source=str(test.source), stats=stats, on_batch=bar.update, members=True))
         # How the encoding policy changed the sequences goes on record: it states the convention used.
         info.setdefault("tests", {})[test.name] = {
             "source": str(test.source), "n": len(test),
             "truncated": stats.truncated, "padded": stats.padded, "mapped_to_n": stats.mapped_to_n,
             "encoding_message": stats.message(model.encoding),
         }
-        ev.add(label, test, pred.astype(np.float64), n_boot, seed)
+        ev.add(label, test, pred, n_boot, seed)
+        if cal is not None:
+            ev.coverage[label][test.name].update(interval_coverage(cal, test, pred, spread))
     return ev
 
 

@@ -5,13 +5,14 @@ A checkpoint is a ``torch.save``d dict of plain Python types and tensors, readab
 
     format          "crmnet.models.checkpoint"
     format_version  1
-    model           registry name (crmnet.models.MODELS)
+    model           registry name (crmnet.models.MODELS), or "ensemble" (crmnet.models.ensemble)
     model_config    the resolved config (dict): rebuilds the exact architecture
     encoding        the input Encoding (dict): how sequences become the model's input
     state_dict      parameters and saved buffers
     provenance      where the weights came from (data, run, source file ...), a dict
     metrics         evaluation results, a dict
-    extra           anything else the caller stores (plain types)
+    extra           anything else the caller stores (plain types); a calibrated checkpoint holds its
+                    conformal calibration here (crmnet.evaluation.conformal)
 
 ``load_checkpoint(path)`` returns the model in eval mode with the payload minus ``state_dict`` as
 ``model.checkpoint_meta``; a file that is not a crmnet checkpoint, an unknown model name, a
@@ -26,6 +27,7 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -33,28 +35,11 @@ from torch import nn
 
 from crmnet.errors import InputError
 from crmnet.fsutil import atomic_file
+from crmnet.models.registry import ENSEMBLE, registry_name
 
 FORMAT = "crmnet.models.checkpoint"
 FORMAT_VERSION = 1
 _REQUIRED = ("format", "format_version", "model", "model_config", "encoding", "state_dict")
-
-
-def registry_name(model: nn.Module) -> str:
-    """The registry name of ``model``: the one it was built under, else the first entry of its class.
-
-    Any entry of the same class rebuilds it exactly, because the checkpoint stores the full config.
-    """
-    from crmnet.models.registry import MODELS
-
-    name = getattr(model, "model_name", None)
-    if name in MODELS:
-        return name
-    for key, entry in MODELS.items():
-        if type(model) is entry.model_class:
-            return key
-    raise ValueError(
-        f"{type(model).__name__} is not a registered model class; cannot save it as a crmnet checkpoint"
-    )
 
 
 def save_checkpoint(
@@ -146,7 +131,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     missing = [k for k in _REQUIRED if k not in payload]
     if missing:
         raise InputError(src, f"incomplete crmnet checkpoint: missing {', '.join(missing)}")
-    if payload["model"] not in MODELS:
+    if payload["model"] not in MODELS and payload["model"] != ENSEMBLE:
         raise InputError(src, f"unknown model {payload['model']!r}; known models: {', '.join(MODELS)}")
     return payload
 
@@ -169,12 +154,16 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         ``metrics``. A bad file, or weights holding NaN or infinity, is an ``InputError`` naming it.
     """
     from crmnet.data.encoding import Encoding
+    from crmnet.models.ensemble import Ensemble
     from crmnet.models.registry import model_from_config
 
     src = str(path)
     payload = read_checkpoint(path, map_location=map_location)
     try:
-        model = model_from_config(payload["model"], payload["model_config"])
+        if payload["model"] == ENSEMBLE:
+            model = Ensemble.from_config(payload["model_config"])
+        else:
+            model = model_from_config(payload["model"], payload["model_config"])
     except (AttributeError, TypeError, ValueError) as exc:  # AttributeError: model_config is not a dict
         raise InputError(src, f"invalid model_config for {payload['model']!r}: {exc}") from None
     try:
@@ -218,3 +207,34 @@ def _check_state_dict(src: str, name: str, own: dict, saved: dict) -> None:
         problems.append(f"{len(shapes)} shape mismatches (e.g. {shapes[0]}, saved vs model)")
     if problems:
         raise InputError(src, f"state_dict does not match model {name!r}: {'; '.join(problems)}")
+
+
+def load_models(paths: Sequence[str]) -> nn.Module:
+    """One checkpoint's model, or an :class:`Ensemble` of several (their calibrations are not carried over).
+
+    Parameters
+    ----------
+    paths : sequence of str
+        Checkpoint files; an ensemble checkpoint among them contributes its members.
+
+    Returns
+    -------
+    nn.Module
+        In eval mode, with ``checkpoint_meta`` (an ensemble's ``provenance`` lists each member's file,
+        SHA-256, model and provenance).
+    """
+    from crmnet.fsutil import file_digest
+    from crmnet.models.ensemble import Ensemble
+
+    if len(paths) == 1:
+        return load_checkpoint(paths[0])
+    models = [load_checkpoint(p) for p in paths]
+    try:
+        ensemble = Ensemble(models)
+    except ValueError as exc:
+        raise InputError(paths[-1], str(exc)) from None
+    members = [{"checkpoint": str(p), "sha256": file_digest(p), "model": m.checkpoint_meta["model"],
+                "provenance": m.checkpoint_meta.get("provenance")} for p, m in zip(paths, models)]
+    ensemble.checkpoint_meta = {"model": ENSEMBLE, "provenance": {"ensemble_of": members}, "metrics": {},
+                                "extra": {}}
+    return ensemble.eval()

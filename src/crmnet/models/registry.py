@@ -130,6 +130,26 @@ MODELS: dict[str, ModelEntry] = {
 }
 
 
+#: the ``model`` name of an ensemble checkpoint (:mod:`crmnet.models.ensemble`; not an entry of MODELS)
+ENSEMBLE = "ensemble"
+
+
+def registry_name(model: nn.Module) -> str:
+    """The registry name of ``model``: the one it was built under, else the first entry of its class.
+
+    Any entry of the same class rebuilds it exactly, because the checkpoint stores the full config.
+    """
+    name = getattr(model, "model_name", None)
+    if name in MODELS or name == ENSEMBLE:
+        return name
+    for key, entry in MODELS.items():
+        if type(model) is entry.model_class:
+            return key
+    raise ValueError(
+        f"{type(model).__name__} is not a registered model class; cannot save it as a crmnet checkpoint"
+    )
+
+
 def list_models() -> list[str]:
     """Registered model names, in registry order.
 

@@ -32,35 +32,45 @@ def _png(fig) -> tuple[bytes, str]:
     return figure_bytes(fig), PNG
 
 
-def predict_job(models: list, seqs: Sequences, batch_size: int, invalid: str = "error") -> Callable:
+def predict_job(models: list, seqs: Sequences, batch_size: int, invalid: str = "error",
+                interval: float | None = None) -> Callable:
     """Predictions of ``seqs`` under each of ``models`` (:class:`~crmnet.serve.models.ServedModel`).
 
     ``invalid="N"``: characters outside ACGTN were mapped to N (as ``crmnet predict --invalid N``).
+    ``interval``: a level in (0, 1) adds each model's conformal ``lower`` and ``upper`` bounds (as ``crmnet
+    predict --interval``; every model must be calibrated, checked before the job is queued).
     """
+    from crmnet.evaluation.conformal import calibration_of, mean_and_spread
     from crmnet.evaluation.predict import EncodingStats, predict
     from crmnet.plot.serve import prediction_histogram
 
     def run(progress) -> Result:
         n, total = len(seqs), len(seqs) * len(models)
-        values, notes = {}, []
+        values, columns, notes = {}, {}, []
         for k, served in enumerate(models):
-            stats, out = EncodingStats(), np.empty(n, dtype=np.float32)
+            stats, out, spread = EncodingStats(), np.empty(n), np.empty(n)
             for start in range(0, n, batch_size):
                 progress(k * n + start, total, f"{served.name}: {start:,} of {n:,} sequences")
-                out[start : start + batch_size] = predict(served.model, seqs.sequences[start : start + batch_size],
-                                                          batch_size, invalid=invalid, source=seqs.source,
-                                                          stats=stats)
+                out[start : start + batch_size], spread[start : start + batch_size] = mean_and_spread(predict(
+                    served.model, seqs.sequences[start : start + batch_size], batch_size, invalid=invalid,
+                    source=seqs.source, stats=stats, members=True))
             values[served.name] = out
+            suffix = "" if len(models) == 1 else f"_{served.name}"
+            columns[f"prediction{suffix}"] = out
+            if interval is not None:
+                lower, upper = calibration_of(served.model).interval(out, interval, spread)
+                columns[f"lower{suffix}"], columns[f"upper{suffix}"] = lower, upper
             notes.append(f"{served.name}: {stats.message(served.model.encoding)}")
-        names = list(values)
-        header = ["prediction"] if len(names) == 1 else [f"prediction_{m}" for m in names]
-        text = [f"{v:.7g}" for v in np.stack([values[m] for m in names], axis=1).ravel()]
-        cells = [text[i * len(names) : (i + 1) * len(names)] for i in range(n)]
+        names, header = list(values), list(columns)
+        cells = [[f"{v:.7g}" for v in row] for row in np.stack(list(columns.values()), axis=1)]
         tsv = "".join(f"{i}\t{s}\t{chr(9).join(c)}\n" for i, s, c in zip(seqs.ids, seqs.sequences, cells))
         rows = list(zip(seqs.ids, seqs.sequences, cells))[:SHOWN_ROWS]
         files = {"predictions.tsv": (("\t".join(["id", "sequence", *header]) + "\n" + tsv).encode(), TSV),
                  "distribution.png": _png(prediction_histogram(values))}
         summary = [(m, float(values[m].mean()), float(values[m].min()), float(values[m].max())) for m in names]
+        if interval is not None:
+            notes.append(f"lower and upper: conformal {interval:g} intervals of each calibrated model (they hold the "
+                         "measured value with that probability for sequences like its calibration set)")
         return Result({"models": names, "header": header, "rows": rows, "n": n, "notes": notes,
                        "summary": summary}, files)
 
