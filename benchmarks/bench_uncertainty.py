@@ -28,7 +28,7 @@ import numpy as np
 from crmnet.data.catalogue import TEST_SETS
 from crmnet.evaluation.calibrate import predict_spread
 from crmnet.evaluation.conformal import fit_calibration, interval_table
-from crmnet.evaluation.evaluate import load_test_set
+from crmnet.evaluation.testsets import load_test_set
 from crmnet.models.checkpoint import load_checkpoint
 from crmnet.tables import render
 

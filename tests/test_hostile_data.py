@@ -68,7 +68,8 @@ def snapshot(root: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    torch = pytest.importorskip("torch")
+    import torch
+
     from crmnet.models import checkpoint as ckpt
     from crmnet.models import registry
 

@@ -5,7 +5,7 @@ Every command that writes a file or a directory writes it under a temporary sibl
 leaves the final name untouched (and the temporary removed); a full disk, a read-only or forbidden output
 is an :class:`~crmnet.errors.OutputError` naming the output.
 
-Policies (the README's "What crmnet guarantees"):
+Policies (docs/guarantees.md):
 
 * An existing output is refused unless ``overwrite``. The final rename refuses a target that appeared
   meanwhile (another run writing the same output: the later one fails, the first one's output stays).

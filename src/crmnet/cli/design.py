@@ -215,7 +215,7 @@ def run_evolvability(args: argparse.Namespace) -> int:
     """Robustness and evolvability vectors (table and figure) from a mutagenesis deltas file."""
     import numpy as np
 
-    from crmnet.design.evolvability import Evolvability, evolvability
+    from crmnet.design.evolvability import evolvability
     from crmnet.design.outputs import read_saturation, write_evolvability_rows
     from crmnet.fsutil import atomic_path
     from crmnet.plot.common import save_png
@@ -226,8 +226,7 @@ def run_evolvability(args: argparse.Namespace) -> int:
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:
         tmp.mkdir()
         with open(tmp / "evolvability.tsv", "w", encoding="utf-8") as fh:
-            fh.write("\t".join(("id", *Evolvability.COLUMNS)) + "\n")
-            write_evolvability_rows(fh, ev, ids)
+            write_evolvability_rows(fh, ev, ids, header=True)
         np.savez(tmp / "vectors.npz", vector=ev.vector, ids=np.array(ids, dtype=str), epsilon=ev.epsilon)
         save_png(evolvability_figure(ev.prediction, ev.robustness, ev.epsilon, "model"), tmp / "evolvability.png")
     print(f"{len(ids):,} sequences: median robustness {np.nanmedian(ev.robustness):.3f}; wrote {args.out}")

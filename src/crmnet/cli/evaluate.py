@@ -90,7 +90,7 @@ def _register_evaluate(subparsers) -> None:
 
 
 def _register_predict(subparsers) -> None:
-    from crmnet.data.readers import FORMATS
+    from crmnet.data.formats import FORMATS
 
     pr = subparsers.add_parser(
         "predict",

@@ -5,23 +5,24 @@ from __future__ import annotations
 import argparse
 
 from crmnet.cli.options import SEED, add_input, add_output, add_overwrite, add_quiet
+from crmnet.data.formats import STORE_FORMATS
 
 
 def register(subparsers) -> None:
     """Add the ``prepare`` subcommand to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
     p = subparsers.add_parser(
         "prepare",
-        help="convert txt/csv files (plain or gzip) into a memory-mapped training store",
+        help="convert txt/tsv/csv files (plain or gzip) into a memory-mapped training store",
         description=(
-            "Stream INPUT files (headerless 'sequence<TAB>expression' training files, or the Vaishnav test "
-            "CSVs) into a store directory: uint8 codes, float32 targets, a seeded train/validation split and "
+            "Stream INPUT files (headerless 'sequence<TAB>expression' training files, or TSV/CSV tables with "
+            "a 'Measured Expression' column such as the Vaishnav test CSVs) into a store directory: uint8 codes, float32 targets, a seeded train/validation split and "
             "a manifest. Written under a temporary name and renamed when complete."
         ),
     )
-    add_input(p, "inputs", nargs="+", metavar="INPUT", help="input files (txt or csv, plain or .gz; regular files, "
-              "not pipes: the manifest records each one's path and sha256)")
+    add_input(p, "inputs", nargs="+", metavar="INPUT", help="input files (txt, tsv or csv, plain or .gz; regular "
+              "files, not pipes: the manifest records each one's path and sha256)")
     add_output(p, "--out", required=True, metavar="STORE", help="store directory to create")
-    p.add_argument("--format", default="auto", choices=("auto", "txt", "csv"), help="input format (default: auto)")
+    p.add_argument("--format", default="auto", choices=STORE_FORMATS, help="input format (default: auto)")
     p.add_argument("--medium", action="append", metavar="NAME",
                    help="medium of each input, in order (repeat per input), or once for all (default: 'default')")
     p.add_argument("--length", type=int, default=112, help="positions per sequence (default: 112, CRMnet)")

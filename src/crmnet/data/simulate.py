@@ -403,7 +403,19 @@ def format_training_lines(codes: np.ndarray, values: np.ndarray) -> bytes:
 def write_simulation(data: SimulatedData, out: str | os.PathLike, overwrite: bool = False) -> tuple[Path, Path]:
     """Write ``out`` (``sequence<TAB>expression`` lines, no header) and ``out.truth.json``, both atomically.
 
-    Refuses to replace either file unless ``overwrite``; returns both paths.
+    Parameters
+    ----------
+    data : SimulatedData
+        What :func:`simulate` returned: sequences, noisy labels and the noise-free truth.
+    out : path-like
+        The training-format file to write; ``out.truth.json`` is written beside it.
+    overwrite : bool
+        Replace existing files (else either existing file is refused).
+
+    Returns
+    -------
+    tuple of (Path, Path)
+        The data file and the truth file.
     """
     out = Path(out)
     truth_file = truth_path(out)

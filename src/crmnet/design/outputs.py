@@ -122,10 +122,25 @@ def _mutant_lines(sat: Saturation, ids: list[str]) -> list[str]:
                                         pred.tolist(), delta.tolist())]
 
 
-def write_evolvability_rows(fh, ev: Evolvability, ids: list[str]) -> None:
-    """Append one TSV row per sequence (header written by the caller: ``id`` + ``Evolvability.COLUMNS``)."""
-    for ident, row in zip(ids, ev.rows()):
-        fh.write("\t".join([ident, *(v if isinstance(v, str) else f"{v:.6g}" for v in row)]) + "\n")
+def write_evolvability_rows(fh, ev: Evolvability, ids: list[str], header: bool = False) -> None:
+    """Append one row per sequence to an evolvability TSV (``evolvability.tsv``; the Robustness page's TSV).
+
+    Parameters
+    ----------
+    fh : a text file open for writing.
+    ev : the :class:`Evolvability` of N sequences.
+    ids : their N ids.
+    header : write the header line first (``id`` and :attr:`Evolvability.COLUMNS`).
+
+    Returns
+    -------
+    None
+    """
+    from crmnet.tables import tsv_row
+
+    if header:
+        fh.write(tsv_row(("id", *Evolvability.COLUMNS)))
+    fh.writelines(tsv_row((ident, *row)) for ident, row in zip(ids, ev.rows()))
 
 
 def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.PathLike, *,
@@ -166,7 +181,6 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
         try:
             with open(tmp / "evolvability.tsv", "w", encoding="utf-8") as evo, \
                     FileProgress(input_path, "mutagenesis", enable=progress) as meter:
-                evo.write("\t".join(("id", *Evolvability.COLUMNS)) + "\n")
                 if tsv:
                     tsv.write("id\tposition\treference\talternative\tprediction\tdelta\n")
                 for chunk in iter_records(input_path, chunk_size=chunk_size, on_raw=meter.on_raw):
@@ -177,7 +191,7 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
                     sat = saturate_codes(predictor, codes, lengths, windows)
                     ev = evolvability(sat, epsilon)
                     npz.add(sat, chunk.ids)
-                    write_evolvability_rows(evo, ev, chunk.ids)
+                    write_evolvability_rows(evo, ev, chunk.ids, header=evo.tell() == 0)
                     if tsv:
                         tsv.writelines(_mutant_lines(sat, chunk.ids))
                     for i in range(max(0, min(len(sat), max_figures - n))):

@@ -54,6 +54,8 @@ def predict_interval(model, sequences, level: float, *, batch_size: int = 1024, 
         Loaded from a calibrated checkpoint (``model.checkpoint_meta`` holds the calibration).
     sequences : list of str
     level : float in (0, 1)
+    batch_size : sequences per forward pass
+    device : torch device (None: where the model is)
     checkpoint : the file name for the error when the model has no calibration
 
     Returns
@@ -99,17 +101,22 @@ def calibrate_checkpoint(model, data: str, out: str | os.PathLike, *, data_dir=N
         A loaded checkpoint (an ensemble gets a normalised score where it pays, see
         :func:`crmnet.evaluation.conformal.fit_calibration`).
     data : a registered test-set name or a labelled file (as ``crmnet evaluate --test`` reads it)
-    data_dir, columns : as :func:`crmnet.evaluation.evaluate.resolve_test`
+    data_dir, columns : as :func:`crmnet.evaluation.testsets.resolve_test`
     medium : the calibration set's medium (default: the registered test set's, else unknown)
     method, seed : as :func:`crmnet.evaluation.conformal.fit_calibration`
+    out : the calibrated checkpoint to write
+    batch_size : sequences per forward pass
+    device : torch device (None: where the model is)
+    overwrite : replace an existing ``out``
+    progress : show the prediction's progress
 
     Returns
     -------
     Calibration
     """
     from crmnet.data.catalogue import TEST_SETS
-    from crmnet.evaluation.evaluate import resolve_test
     from crmnet.evaluation.predict import predict_at_lines
+    from crmnet.evaluation.testsets import resolve_test
     from crmnet.progress import progress as progress_bar
 
     test = resolve_test(data, data_dir, columns)

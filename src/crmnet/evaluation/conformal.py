@@ -265,7 +265,7 @@ def interval_coverage(cal: Calibration, test, pred: np.ndarray, spread: np.ndarr
     Parameters
     ----------
     cal : Calibration
-    test : crmnet.evaluation.evaluate.LoadedTest
+    test : crmnet.evaluation.testsets.LoadedTest
     pred, spread : (n,) the model's predictions and members' spread on ``test``
 
     Returns

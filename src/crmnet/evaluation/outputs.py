@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from crmnet.errors import InputError
-from crmnet.evaluation.evaluate import Evaluation, LoadedTest
+from crmnet.evaluation.evaluate import Evaluation
 from crmnet.evaluation.metrics import BOOTSTRAP_KEYS, METRIC_KEYS
+from crmnet.evaluation.testsets import LoadedTest
 from crmnet.fsutil import atomic_path, safe_component
 from crmnet.tables import render
 

@@ -171,12 +171,39 @@ def predict(
 ) -> np.ndarray:
     """Predict expression for ``sequences`` with ``model`` (any registered model, ``.encoding`` set).
 
-    sequences: a sequence of DNA strings, or codes ``(n, model.encoding.length)`` uint8 already laid out
-    in the model's encoding. device: where to run (default: where the model's parameters are; the model
-    is moved there). Sequence ``i`` is reported as line ``first_line + i`` of ``source`` on error.
-    on_batch: called with the number of sequences after each batch (progress).
-    Returns predictions (n,) float32, or with ``members`` each ensemble member's (n, K) (K = 1 for a single
-    model; see :mod:`crmnet.models.ensemble`). The model runs in eval mode; its training flag is restored.
+    The model runs in eval mode (its training flag is restored after); results do not depend on
+    ``batch_size``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A crmnet model (``load_checkpoint``, ``build_model``); its ``.encoding`` says how sequences are laid
+        out and one-hot encoded.
+    sequences : sequence of str, or ndarray (n, model.encoding.length) uint8
+        DNA strings (A, C, G, T, N in either case; fitted to the model's length as its encoding says), or
+        codes ``A=0 C=1 G=2 T=3 N=4`` already laid out in the model's encoding.
+    batch_size : int
+        Sequences per forward pass.
+    device : str or torch.device, optional
+        Where to run; None: where the model's parameters are (the model is moved there).
+    invalid : {"error", "N"}
+        A character outside ACGTN is an error naming its line, or is read as N.
+    source : str, optional
+        The file the sequences came from, named in errors; sequence ``i`` is its line ``first_line + i``.
+    first_line : int
+        The 1-based line of the first sequence in ``source``.
+    stats : EncodingStats, optional
+        Counts how sequences were fitted (padded, truncated, mapped to N), for the caller's note.
+    on_batch : callable, optional
+        Called with the number of sequences after each batch (progress).
+    members : bool
+        Return each ensemble member's predictions (see :mod:`crmnet.models.ensemble`).
+
+    Returns
+    -------
+    ndarray, shape (n,) or (n, K), float32
+        One prediction per sequence, in the model's output units (expression for the released models);
+        with ``members``, each of the K members' (K = 1 for a single model).
     """
     import torch
 

@@ -352,7 +352,28 @@ def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, *, titl
     """Write the evaluation report for ``paths`` into the directory ``out``.
 
     Write report.md, report.html and figures 2–4 (PNG + PDF) for ``paths`` into the directory ``out``.
-    progress: show the paired comparisons' progress (:func:`comparisons`).
+
+    Parameters
+    ----------
+    paths : list of path-like
+        Evaluation directories (``crmnet evaluate --out``) or metrics.json / peers.json files.
+    out : path-like
+        The report directory (atomic; refused if it exists unless ``overwrite``).
+    title : str
+        The report's heading.
+    n_boot : int
+        Bootstrap resamples of the paired comparisons.
+    seed : int
+        Seed of the bootstraps.
+    overwrite : bool
+        Replace an existing report crmnet wrote.
+    progress : bool
+        Show the paired comparisons' progress (:func:`comparisons`).
+
+    Returns
+    -------
+    Path
+        ``out``.
     """
     from crmnet.evaluation.metrics import compute_metrics
     from crmnet.plot import ablation_bars, benchmark_bars, figure2, save_figure

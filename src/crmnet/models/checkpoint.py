@@ -56,6 +56,25 @@ def save_checkpoint(
     """Write ``model`` to ``path`` atomically; an existing file is refused unless ``overwrite``.
 
     Tensors are saved on the CPU so the file loads anywhere.
+
+    Parameters
+    ----------
+    path : path-like
+        The checkpoint file to write.
+    model : nn.Module
+        A registered model (its ``config`` and registry name are saved with the weights).
+    provenance : dict, optional
+        Where the weights came from (sources and their sha256 for imports).
+    metrics : dict, optional
+        Validation or test metrics to keep with the weights.
+    extra : dict, optional
+        Further plain-typed entries for the payload.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    None
     """
     payload = {
         "format": FORMAT,
@@ -75,7 +94,21 @@ def save_checkpoint(
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load and validate a checkpoint's payload (no model is built; ``state_dict`` not yet checked)."""
+    """Load and validate a checkpoint's payload (no model is built; ``state_dict`` not yet checked).
+
+    Parameters
+    ----------
+    path : path-like
+        A crmnet checkpoint.
+    map_location : str or torch.device
+        Where tensors are loaded.
+
+    Returns
+    -------
+    dict
+        ``format``, ``format_version``, ``model``, ``model_config``, ``encoding``, ``state_dict``,
+        ``provenance`` and ``metrics`` (see docs/architecture.md, "Checkpoint").
+    """
     from crmnet.models.registry import MODELS
 
     src = str(path)
@@ -141,7 +174,22 @@ def load_weights_only(source: str | os.PathLike, file, what: str, map_location="
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the model saved at ``path``, in eval mode, with ``model.checkpoint_meta`` attached."""
+    """Rebuild the model saved at ``path``, in eval mode, with ``model.checkpoint_meta`` attached.
+
+    Parameters
+    ----------
+    path : path-like
+        A crmnet checkpoint (``best.ckpt`` of a run, ``.pt`` of ``crmnet import``); read with
+        ``torch.load(weights_only=True)``, so opening it runs no code from it.
+    map_location : str or torch.device
+        Where the weights are loaded.
+
+    Returns
+    -------
+    nn.Module
+        The model in eval mode; ``checkpoint_meta`` holds the checkpoint's ``model``, ``provenance`` and
+        ``metrics``. A bad file, or weights holding NaN or infinity, is an ``InputError`` naming it.
+    """
     from crmnet.data.encoding import Encoding
     from crmnet.models.ensemble import Ensemble
     from crmnet.models.registry import model_from_config

@@ -70,6 +70,8 @@ def export_model(model: nn.Module, path: str | os.PathLike, fmt: str = "onnx", *
     path : path
         Output file; an existing one is refused unless ``overwrite``.
     fmt : {"onnx", "torchscript"}
+    overwrite : bool
+        Replace an existing file.
     dynamo : bool
         ONNX only: the ``torch.export``-based exporter (True) or the TorchScript-based one (False).
     opset : int or None

@@ -156,7 +156,13 @@ def registry_name(model: nn.Module) -> str:
 
 
 def list_models() -> list[str]:
-    """Registered model names, in registry order."""
+    """Registered model names, in registry order.
+
+    Returns
+    -------
+    list of str
+        The keys of :data:`MODELS`.
+    """
     return list(MODELS)
 
 
@@ -172,8 +178,20 @@ def get_entry(name: str) -> ModelEntry:
 def build_model(name: str, **overrides: Any) -> nn.Module:
     """Build the registered model ``name`` with config fields ``overrides`` replacing the preset's.
 
-    Returns the model in training mode, initialised from torch's current RNG state (seed it for
-    reproducible weights). ``model.config`` is the resolved config, ``model.encoding`` its input encoding.
+    Parameters
+    ----------
+    name : str
+        A name in :data:`MODELS` (``crmnet models`` lists them).
+    **overrides
+        Config fields of that model (e.g. ``se=False``, ``length=110``); an unknown field or a wrong type is
+        an error naming the field.
+
+    Returns
+    -------
+    nn.Module
+        The model in training mode, initialised from torch's current RNG state (seed it for reproducible
+        weights). ``model.config`` is the resolved config, ``model.encoding`` its input encoding; its
+        ``forward`` maps one-hot ``(B, C, L)`` in that encoding to ``(B,)`` predictions.
     """
     entry = get_entry(name)
     try:
@@ -186,7 +204,20 @@ def build_model(name: str, **overrides: Any) -> nn.Module:
 
 
 def model_from_config(name: str, config: dict[str, Any]) -> nn.Module:
-    """Rebuild model ``name`` from a full config dict (as saved in a checkpoint or ``config.json``)."""
+    """Rebuild model ``name`` from a full config dict (as saved in a checkpoint or ``config.json``).
+
+    Parameters
+    ----------
+    name : str
+        A name in :data:`MODELS`.
+    config : dict
+        Every field of the model's config (strictly typed: unknown keys and wrong types are errors).
+
+    Returns
+    -------
+    nn.Module
+        The model, freshly initialised, in training mode.
+    """
     entry = get_entry(name)
     model = entry.model_class(entry.config_class.from_dict(config))
     model.model_name = name

@@ -132,9 +132,12 @@ class SameOrigin:
 def _templates():
     from starlette.templating import Jinja2Templates
 
+    from crmnet.data.formats import FORMATS
+
     templates = Jinja2Templates(directory=str(package_files("crmnet.serve") / "templates"))
     templates.env.filters["num"] = lambda v, digits=4: "" if v is None else f"{v:.{digits}g}"
     templates.env.filters["mb"] = lambda v: f"{v / 1048576:.3g} MB"
+    templates.env.globals["formats"] = FORMATS  # the format menu of every sequence form
     return templates
 
 

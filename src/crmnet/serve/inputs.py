@@ -96,7 +96,7 @@ def read_sequences(text: str, upload: bytes | None, filename: str | None, *, fmt
     ----------
     text : pasted text ('' when none)
     upload, filename : an uploaded file's bytes and name (None or b'' when none)
-    fmt : one of :data:`crmnet.data.readers.FORMATS`
+    fmt : one of :data:`crmnet.data.formats.FORMATS`
     max_sequences, max_length : limits (more sequences or a longer one is an error)
     invalid : characters outside ACGTN are an error (``"error"``) or left for the encoder to map to N (``"N"``)
     max_bytes : the largest upload after decompression (a gzip upload is inflated up to it, no further)
@@ -105,10 +105,11 @@ def read_sequences(text: str, upload: bytes | None, filename: str | None, *, fmt
     -------
     Sequences
     """
-    from crmnet.data.readers import FORMATS, check_alphabet
+    from crmnet.data.formats import FORMATS, describe
+    from crmnet.data.readers import check_alphabet
 
     if fmt not in FORMATS:
-        raise InputError(None, f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        raise InputError(None, f"format must be one of {describe()}, not {fmt!r}")
     text = (text or "").strip()
     if text and upload:
         raise InputError(None, "paste sequences or upload a file, not both")
