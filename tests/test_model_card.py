@@ -111,6 +111,29 @@ def test_predict_writes_percentile_range_flag_and_card_json(tmp_path, capsys):
     assert "p.card.json" in capsys.readouterr().err and not (tmp_path / "p.tsv").exists()
 
 
+def test_an_ensemble_keeps_its_members_card_and_standard_output_has_no_companion(tmp_path, capsys):
+    card = ModelCard(medium="complex medium (YPD, glucose)", units="units", published_r="r 0.9",
+                     assay_range=VAISHNAV_RANGE, reference=quantiles(np.linspace(0, 20, 101)), reference_set="a set")
+    for name, value in (("a.pt", 3.0), ("b.pt", 5.0)):
+        save_checkpoint(tmp_path / name, constant_model(value), card=card.to_dict())
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">s{i}\n{s}\n" for i, s in enumerate(_seqs(2))))
+    both = ["--checkpoint", str(tmp_path / "a.pt"), "--checkpoint", str(tmp_path / "b.pt")]
+    assert main(["predict", str(fasta), *both, "--out", str(tmp_path / "e.tsv"), "--quiet"]) == 0
+    rows = list(csv.DictReader((tmp_path / "e.tsv").open(), delimiter="\t"))
+    # the members' reference quantiles are not the mean's distribution: no percentile for the ensemble
+    assert list(rows[0]) == ["id", "sequence", "prediction", "spread", "range_flag"]
+    assert {(r["prediction"], r["spread"], r["range_flag"]) for r in rows} == {("4", "1", "")}
+    doc = json.loads((tmp_path / "e.card.json").read_text())
+    assert list(doc["columns"]) == ["prediction", "spread", "range_flag"]
+    assert doc["card"]["medium"] == card.medium and doc["card"]["published_r"] == "each member: r 0.9"
+    capsys.readouterr()
+    assert main(["predict", str(fasta), "--checkpoint", str(tmp_path / "a.pt"), "--out", "-", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split("\t") == ["id", "sequence", "prediction", "percentile", "range_flag"]
+    assert not list(tmp_path.glob("-*")) and len(out.splitlines()) == 3
+
+
 @pytest.fixture(scope="module")
 def small_data_dir(shared: Path, tmp_path_factory) -> Path:
     """A data directory holding the first 300 rows of each complex test set (the layout of crmnet download)."""
@@ -137,7 +160,9 @@ def test_import_fills_the_card_from_the_zoo_and_the_reference_from_the_test_sets
     assert not card.simulated and card.assay_range == VAISHNAV_RANGE and len(card.reference) == 101
     assert "30.7 M random promoters" in card.training_data
     # without test sets: the card, and a line saying the reference is missing
-    assert main(["import", str(src), "--out", str(tmp_path / "bare.pt"), "--data-dir", str(tmp_path)]) == 0
+    empty = tmp_path / "empty"  # a data directory without test sets (the output may not lie inside an input)
+    empty.mkdir()
+    assert main(["import", str(src), "--out", str(tmp_path / "bare.pt"), "--data-dir", str(empty)]) == 0
     assert "no reference distribution" in capsys.readouterr().out
     bare = card_of(load_checkpoint(tmp_path / "bare.pt"))
     assert bare.reference == () and bare.medium == card.medium

@@ -10,8 +10,6 @@ from crmnet.design.evolve import mutations_from
 from crmnet.design.mutagenesis import Saturation
 from crmnet.interpret.scanning import Hits
 
-pytest.importorskip("matplotlib")
-
 
 def _labels(ax) -> list[str]:
     return [t.get_text() for t in ax.get_xticklabels()]

@@ -48,8 +48,8 @@ _API = {
     "multimodality": "crmnet.evaluation.modality",
     "evaluate_model": "crmnet.evaluation.evaluate",
     "peer_table": "crmnet.evaluation.evaluate",
-    "load_test_set": "crmnet.evaluation.evaluate",
-    "TEST_SETS": "crmnet.evaluation.evaluate",
+    "load_test_set": "crmnet.evaluation.testsets",
+    "TEST_SETS": "crmnet.data.catalogue",
     "build_report": "crmnet.evaluation.report",
     "AttributionConfig": "crmnet.interpret.attribution",
     "attribute": "crmnet.interpret.attribution",
@@ -81,6 +81,14 @@ _API = {
     "export_model": "crmnet.models.export",
     "deep_lift_shap": "crmnet.interpret.methods",
     "integrated_gradients": "crmnet.interpret.methods",
+    # uncertainty: docs/uncertainty.md
+    "predict_interval": "crmnet.evaluation.calibrate",
+    "calibrate_checkpoint": "crmnet.evaluation.calibrate",
+    "fit_calibration": "crmnet.evaluation.conformal",
+    "Calibration": "crmnet.evaluation.conformal",
+    "Ensemble": "crmnet.models.ensemble",
+    "load_models": "crmnet.models.checkpoint",
+    "Penalty": "crmnet.design.oracle",
 }
 
 __all__ = ["__version__", *_API]  # noqa: PLE0604 (the names are _API's string keys)

@@ -234,6 +234,75 @@ def mutations_from(start: np.ndarray, codes: np.ndarray, length: int) -> list[st
     return [f"{'ACGTN'[start[j]]}{j + 1}{'ACGTN'[codes[j]]}" for j in diff]
 
 
+def trajectory_columns(names: Sequence[str]) -> list[str]:
+    """The columns of a trajectory table (``trajectory.tsv`` of ``crmnet evolve`` and of the Evolve page).
+
+    Parameters
+    ----------
+    names : the objective's model names, in order (one ``prediction_<name>`` column each).
+
+    Returns
+    -------
+    list of str
+        ``start_id, lineage, generation, individual, sequence, prediction_<name>..., objective,
+        n_mutations, mutations``.
+    """
+    return ["start_id", "lineage", "generation", "individual", "sequence", *(f"prediction_{n}" for n in names),
+            "objective", "n_mutations", "mutations"]
+
+
+def trajectory_rows(gen: Generation, codes0: np.ndarray, lengths0: np.ndarray, ids: Sequence[str]) -> list[list]:
+    """The rows of one generation in :func:`trajectory_columns` order (write them with :func:`crmnet.tables.tsv_row`).
+
+    Parameters
+    ----------
+    gen : one :class:`Generation` of :func:`evolve` (R rows).
+    codes0 : (S, W) uint8 codes of the start sequences.
+    lengths0 : (S,) their lengths.
+    ids : the S start sequences' ids.
+
+    Returns
+    -------
+    list of list
+        R rows: start id, lineage, generation, individual (rank within its lineage), sequence, one float
+        prediction per model (``gen.predictions`` order), objective, the number of mutations and their
+        ``;``-joined 1-based labels relative to the start (:func:`mutations_from`).
+    """
+    individual = np.arange(len(gen.lineage)) - np.searchsorted(gen.lineage, gen.lineage)
+    rows = []
+    for i in range(len(gen.lineage)):
+        s = int(gen.start[i])
+        muts = mutations_from(codes0[s], gen.codes[i], int(lengths0[s]))
+        rows.append([ids[s], int(gen.lineage[i]), gen.generation, int(individual[i]),
+                     "".join("ACGTN"[c] for c in gen.codes[i, : lengths0[s]]),
+                     *(float(p[i]) for p in gen.predictions.values()), float(gen.objective[i]), len(muts),
+                     ";".join(muts)])
+    return rows
+
+
+def trajectory_plot(generation: np.ndarray, lineage: np.ndarray, objective: np.ndarray, expression: str,
+                    config: EvolveConfig):
+    """The trajectory figure of a run (``trajectory.png`` of ``crmnet evolve`` and of the Evolve page).
+
+    Parameters
+    ----------
+    generation, lineage : (R,) int, every row of the run's trajectory.
+    objective : (R,) float, the objective of each row.
+    expression : the objective's expression (the title).
+    config : the run's settings (mode, direction, target).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from crmnet.plot.design import trajectory_figure
+
+    ga = config.mode == "ga"
+    title = f"{config.mode}: {expression}" + (f" ({config.direction})" if config.mode == "sswm" else "")
+    return trajectory_figure(generation, lineage, objective, title, config.target if ga else None,
+                             config.tolerance if ga else None)
+
+
 def evolve_to_file(objective: Objective, ids: Sequence[str], sequences: Sequence[str], out, config: EvolveConfig,
                    *, source: str | None = None, lines: Sequence[int] | None = None, overwrite: bool = False,
                    progress: bool = True) -> dict:
@@ -253,39 +322,29 @@ def evolve_to_file(objective: Objective, ids: Sequence[str], sequences: Sequence
 
     from crmnet.fsutil import atomic_path
     from crmnet.plot.common import save_png
-    from crmnet.plot.design import trajectory_figure
     from crmnet.progress import progress as progress_bar
+    from crmnet.tables import tsv_row
 
     codes0, lengths0 = encode_sequences(sequences, source, lines)
     names = list(objective.predictors)
     gens, lins, objs, rows = [], [], [], 0
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.mkdir()
-        (tmp / "config.json").write_text(json.dumps({**config.to_dict(), "objective": objective.expression},
+        (tmp / "config.json").write_text(json.dumps({**config.to_dict(), "objective": objective.expression,
+                                                     "penalty": _penalty_dict(objective)},
                                                     indent=2) + "\n", encoding="utf-8")
         with open(tmp / "trajectory.tsv", "w", encoding="utf-8") as fh, progress_bar(
                 total=config.generations, desc=f"evolve ({config.mode})", unit="generation", enable=progress) as bar:
-            fh.write("\t".join(["start_id", "lineage", "generation", "individual", "sequence",
-                                *(f"prediction_{n}" for n in names), "objective", "n_mutations", "mutations"]) + "\n")
+            fh.write(tsv_row(trajectory_columns(names)))
             for gen in evolve(objective, sequences, config, source, lines):
-                individual = np.arange(len(gen.lineage)) - np.searchsorted(gen.lineage, gen.lineage)
-                for i in range(len(gen.lineage)):
-                    s = int(gen.start[i])
-                    muts = mutations_from(codes0[s], gen.codes[i], int(lengths0[s]))
-                    seq = "".join("ACGTN"[c] for c in gen.codes[i, : lengths0[s]])
-                    fh.write("\t".join([ids[s], str(gen.lineage[i]), str(gen.generation), str(individual[i]), seq,
-                                        *(f"{gen.predictions[n][i]:.6g}" for n in names), f"{gen.objective[i]:.6g}",
-                                        str(len(muts)), ";".join(muts)]) + "\n")
+                fh.writelines(tsv_row(row) for row in trajectory_rows(gen, codes0, lengths0, ids))
                 rows += len(gen.lineage)
                 gens.append(np.full(len(gen.lineage), gen.generation))
                 lins.append(gen.lineage)
                 objs.append(gen.objective)
                 bar.update(1 if gen.generation else 0)
         g, lin, obj = np.concatenate(gens), np.concatenate(lins), np.concatenate(objs)
-        title = f"{config.mode}: {objective.expression}" + (f" ({config.direction})" if config.mode == "sswm" else "")
-        fig = trajectory_figure(g, lin, obj, title, config.target if config.mode == "ga" else None,
-                                config.tolerance if config.mode == "ga" else None)
-        save_png(fig, Path(tmp) / "trajectory.png")
+        save_png(trajectory_plot(g, lin, obj, objective.expression, config), Path(tmp) / "trajectory.png")
     return {"generations": int(g.max()), "rows": rows, "final": _final(g, lin, obj, config)}
 
 
@@ -298,3 +357,11 @@ def _final(generation: np.ndarray, lineage: np.ndarray, objective: np.ndarray, c
         values = objective[last]
         out[int(k)] = float(values[np.argmin(np.abs(values - config.target))] if config.mode == "ga" else values[0])
     return out
+
+
+def _penalty_dict(objective) -> dict | None:
+    """The objective's uncertainty penalty for config.json (:class:`crmnet.design.oracle.Penalty`), or None."""
+    from dataclasses import asdict
+
+    penalty = getattr(objective, "penalty", None)
+    return None if penalty is None else asdict(penalty)

@@ -25,7 +25,11 @@ VAISHNAV_UNITS = "Vaishnav et al.'s expression units (log-scale sort-seq bins, a
 VAISHNAV_RANGE = (0.0, 17.0)  # the assay's bins; measured test values lie within 1.5-16.6
 SIMULATED_ASSAY = "simulated data (crmnet's planted-motif simulator), not a measurement"
 N_QUANTILES = 101
-MEDIA = {"complex": "complex medium (YPD, glucose)", "defined": "defined medium (SC-Ura)"}
+DREAM_ASSAY = ("sort-seq of a fluorescent reporter driven by random 80-nt promoters in yeast (S. cerevisiae) "
+               "grown in Chardonnay grape must (Random Promoter DREAM Challenge 2022; Rafi et al. 2025)")
+DREAM_UNITS = "the challenge's training expression units (sort-seq bins, about 0-17)"
+MEDIA = {"complex": "complex medium (YPD, glucose)", "defined": "defined medium (SC-Ura)",
+         "chardonnay": "Chardonnay grape must (DREAM 2022)"}
 
 
 @dataclass(frozen=True)
@@ -106,11 +110,12 @@ def card_from_manifest(manifest: dict, simulated: bool | None = None) -> ModelCa
     n = manifest.get("n_train")
     rows = f"{n:,} sequences" if isinstance(n, int) else "sequences"
     what = "simulated" if simulated else str(manifest.get("target", "measured expression"))
+    dream = media == ["chardonnay"]  # the DREAM 2022 training data (crmnet.data.dream2022)
     return ModelCard(
-        assay=SIMULATED_ASSAY if simulated else VAISHNAV_ASSAY,
+        assay=SIMULATED_ASSAY if simulated else DREAM_ASSAY if dream else VAISHNAV_ASSAY,
         medium=" + ".join(MEDIA.get(m, m) for m in media) or "not recorded",
         training_data=f"{rows} of {what} from a crmnet store ({', '.join(media) or 'one medium'})",
-        units="simulated expression (the simulator's scale)" if simulated else VAISHNAV_UNITS,
+        units="simulated expression (the simulator's scale)" if simulated else DREAM_UNITS if dream else VAISHNAV_UNITS,
         published_r="none (trained with crmnet; see its evaluation)",
         simulated=simulated, assay_range=() if simulated else VAISHNAV_RANGE)
 

@@ -63,7 +63,8 @@ def _sequences(request, values: dict, upload, filename, max_sequences: int, mode
     hint = "tick 'map characters other than A, C, G, T, N to N'" if request.url.path == "/predict" else None
     try:
         seqs = read_sequences(values.get("sequences", ""), upload, filename, fmt=values.get("format", "auto"),
-                              max_sequences=max_sequences, max_length=limits.max_length, invalid=invalid)
+                              max_sequences=max_sequences, max_length=limits.max_length, invalid=invalid,
+                              max_bytes=limits.max_request_bytes)
     except InputError as exc:
         raise _in_page_words(exc, (), hint) from None
     return complete_flanks(seqs, [m.model.encoding for m in models]) if values.get("flanks") else seqs
@@ -86,13 +87,30 @@ async def _form_page(request, name: str, title: str, make):
     return await submit(request, template, name, title, lambda: make(values, upload, filename, limits), values)
 
 
+def _interval(values, models) -> float | None:
+    """The form's interval level (empty: none), checked, and every chosen model calibrated."""
+    from crmnet.evaluation.conformal import check_level, require_calibration
+
+    text = (values.get("interval") or "").strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise InputError(None, f"the interval level must be a number between 0 and 1, got {text!r}") from None
+    level = check_level(number, "the interval level")
+    for served in models:
+        require_calibration(served.model, served.name)
+    return level
+
+
 async def predict_page(request):
     """The prediction form: POST queues a job predicting the sequences under each chosen model."""
     def make(values, upload, filename, limits):
         models = _chosen(request, values)
         invalid = "N" if values.get("invalid") == "N" else "error"
         seqs = _sequences(request, values, upload, filename, limits.max_sequences, models, invalid)
-        return analyses.predict_job(models, seqs, limits.batch_size, invalid)
+        return analyses.predict_job(models, seqs, limits.batch_size, invalid, _interval(values, models))
 
     return await _form_page(request, "predict", "Predictions", make)
 

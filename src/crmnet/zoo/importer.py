@@ -155,7 +155,7 @@ def import_model(
         file and what does not match; nothing is written then.
     """
     from crmnet.fsutil import file_digest
-    from crmnet.models.checkpoint import save_checkpoint
+    from crmnet.models.checkpoint import check_finite, save_checkpoint
 
     source, out = Path(source), Path(out)
     if out.exists() and not overwrite:  # refuse before reading and converting
@@ -183,5 +183,6 @@ def import_model(
 
     entry = name if name in RELEASED else RELEASE_NAMES.get(provenance.get("release") or "")
     card = release_card(entry) if entry else None
+    check_finite(path, model.state_dict())  # before the write: a refused model never appears under out
     save_checkpoint(out, model, provenance=provenance, overwrite=overwrite, card=card)
     return out
