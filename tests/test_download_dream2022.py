@@ -94,7 +94,6 @@ def test_download_dream2022_then_score_the_final_split(server, tmp_path, shared,
 
 
 def test_legnet_dream2022_downloads_and_imports(server, tmp_path, monkeypatch):
-    pytest.importorskip("crmnet.zoo.importer")
     from crmnet.models.checkpoint import load_checkpoint
 
     data = lzma.decompress((Path(__file__).parent / "fixtures/legnet_dream2022/model_80.pth.xz").read_bytes())

@@ -118,6 +118,10 @@ def register(subparsers) -> None:
     add_overwrite(ev)
     ev.set_defaults(func=run_evolvability)
 
+    _register_evolve(subparsers)
+
+
+def _register_evolve(subparsers) -> None:
     eo = subparsers.add_parser(
         "evolve", help="evolution trajectories: neutral drift, SSWM or a genetic algorithm under a model",
         description="Evolve start sequences under an objective: one model's prediction, or several models "

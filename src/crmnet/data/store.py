@@ -361,9 +361,7 @@ def prepare(
     overwrite: bool = False,
     **settings,
 ) -> Store:
-    """Convert txt/tsv/csv inputs (plain or gzip) into a store at ``out``; returns it opened.
-
-    Nothing is left at ``out`` or beside it on failure.
+    """Convert txt/tsv/csv inputs (plain or gzip) into a store at ``out`` (nothing left there on failure).
 
     Parameters
     ----------
