@@ -177,8 +177,9 @@ def run_evolvability(args: argparse.Namespace) -> int:
     return 0
 
 
-def _objective(args):
-    from crmnet.design.oracle import ModelPredictor, Objective
+def predictors_from(args) -> dict:
+    """``--checkpoint [NAME=]CKPT`` (repeated) → name → ModelPredictor (default names A, B, ...)."""
+    from crmnet.design.oracle import ModelPredictor
     from crmnet.models.checkpoint import load_checkpoint
 
     predictors = {}
@@ -187,7 +188,13 @@ def _objective(args):
         if not name.isidentifier() or name in predictors:
             raise InputError(None, f"--checkpoint {spec!r}: NAME must be a unique identifier (letters, digits, _)")
         predictors[name] = ModelPredictor(load_checkpoint(path), args.batch_size, default_device(args.device))
-    return Objective(predictors, args.objective)
+    return predictors
+
+
+def _objective(args):
+    from crmnet.design.oracle import Objective
+
+    return Objective(predictors_from(args), args.objective)
 
 
 def run_evolve(args: argparse.Namespace) -> int:
