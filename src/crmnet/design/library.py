@@ -79,7 +79,8 @@ class LibraryScorer:
     def __init__(self, predictors: Mapping[str, object], expression: str | None = None):
         self.names = list(predictors)
         self.ensemble = expression is None and len(self.names) > 1
-        self.objective = Objective(predictors, None if self.ensemble else expression)
+        # an ensemble's mean is taken here; the sum only lets the Objective hold and run the predictors
+        self.objective = Objective(predictors, " + ".join(self.names) if self.ensemble else expression)
         self.expression = " | ".join(self.names) if self.ensemble else self.objective.expression
 
     def __call__(self, codes, lengths) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -190,24 +191,25 @@ def _step(scorer, constraints, codes, lengths, windows, start, target, cost, dis
 
 
 def _lineages(config, constraints, rng, starts):
-    """Start codes, lengths, windows, start index and target of every lineage."""
+    """Codes, lengths, windows, start index, target and start codes (before diversifying) of every lineage."""
     from crmnet.design.mutagenesis import resolve_windows
 
     levels, n_per = np.asarray(config.levels, np.float64), config.per_level * config.oversample
     if starts is None:
         codes, lengths, windows = random_starts(rng, len(levels) * n_per, constraints, config.window)
-        return codes, lengths, windows, np.full(len(codes), -1), np.repeat(levels, n_per)
+        return codes, lengths, windows, np.full(len(codes), -1), np.repeat(levels, n_per), codes.copy()
     codes, lengths = starts
     windows = resolve_windows(codes, lengths, config.window)
     pick = np.repeat(np.arange(len(codes)), len(levels) * n_per)  # start s, level l, copy c
     codes, lengths, windows = codes[pick], lengths[pick], windows[pick]
+    start = codes.copy()
     copy = np.tile(np.arange(n_per), len(levels) * (len(pick) // (len(levels) * n_per)))
     target = np.tile(np.repeat(levels, n_per), len(pick) // (len(levels) * n_per))
     budget = config.constraints.max_edits
     k = min(max(1, config.constraints.min_distance), budget if budget is not None else 10**9)
     if k > 0 and (copy > 0).any():  # copies beyond the first begin elsewhere, so the designs differ
-        codes[copy > 0] = _diversify(rng, codes[copy > 0], windows[copy > 0], codes[copy > 0], constraints, k)
-    return codes, lengths, windows, pick, target
+        codes[copy > 0] = _diversify(rng, codes[copy > 0], windows[copy > 0], start[copy > 0], constraints, k)
+    return codes, lengths, windows, pick, target, start
 
 
 def design_library(scorer: LibraryScorer, config: DesignConfig, starts: tuple[np.ndarray, np.ndarray] | None = None,
@@ -235,8 +237,7 @@ def design_library(scorer: LibraryScorer, config: DesignConfig, starts: tuple[np
         if not lo <= level <= hi:
             raise InputError(None, f"--levels {level:g} lies outside the objective's range [{lo:g}, {hi:g}]")
     rng = np.random.default_rng(config.seed)
-    codes, lengths, windows, start_index, target = _lineages(config, constraints, rng, starts)
-    start = codes.copy()
+    codes, lengths, windows, start_index, target, start = _lineages(config, constraints, rng, starts)
     _, value, spread = scorer(codes, lengths)
     cost = np.abs(value - target) + config.disagreement * spread
     steps = np.zeros(len(codes), np.int64)
