@@ -148,3 +148,29 @@ def test_cli_design_end_to_end_and_one_line_errors(tmp_path, ckpt, capsys):
     assert main([*argv, "--target", "1", "--start", str(bad), "--out", str(tmp_path / "o")]) == 2
     assert "s.fa:1: the start sequence breaks the forbid constraint" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("mode", ["drift", "sswm", "ga"])
+def test_every_evolve_mode_keeps_every_constraint(mode):
+    from crmnet.design.evolve import EvolveConfig, evolve
+    from crmnet.design.oracle import Objective
+
+    rules = ConstraintConfig(protect=((30, 45),), gc=(0.35, 0.6), forbid=("GAATTC", "GGWCTC"), max_homopolymer=4,
+                             max_edits=6)
+    start = [s for s in constructs(60, seed=7) if _obeys(s, rules) and "AAAAA" not in s[17:97]
+             and "CCCCC" not in s[17:97] and "GGGGG" not in s[17:97] and "TTTTT" not in s[17:97]][:2]
+    config = EvolveConfig(mode=mode, generations=12, seed=2, population=6 if mode != "sswm" else 1, mutations=2,
+                          mutation_rate=0.05, target=4.0, constraints=rules)
+    codes0, _ = encode_sequences(start)
+    seen, moved = 0, False
+    for gen in evolve(Objective({"A": ModelPredictor(LinearToy(0))}), start, config):
+        for row, s in zip(gen.codes, gen.start):
+            seq = "".join("ACGT"[c] for c in row)
+            assert _obeys(seq, rules) and "GGACTC" not in seq and "GAGTCC" not in seq  # W = A or T, both strands
+            assert (row[29:45] == codes0[s][29:45]).all() and (row != codes0[s]).sum() <= 6
+            seen += 1
+            moved = moved or bool((row != codes0[s]).any())
+    assert seen > 2 * len(start) and moved
+    bad = LEFT_FLANK + "GAATTC" + start[0][23:]
+    with pytest.raises(InputError, match="s.fa:1: the start sequence breaks the forbid constraint"):
+        list(evolve(Objective({"A": ModelPredictor(LinearToy(0))}), [bad], config, source="s.fa", lines=[1]))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from crmnet.cli import default_device, require_positive
+from crmnet.cli.library import add_constraint_options, constraints_from, predictors_from
 from crmnet.errors import InputError
 
 
@@ -97,6 +98,7 @@ def register(subparsers) -> None:
     eo.add_argument("--tournament", type=int, default=3, help="ga: tournament size (default 3)")
     eo.add_argument("--elite", type=int, default=1, help="ga: best sequences kept unchanged (default 1)")
     eo.add_argument("--window", metavar="START-END", help="positions that may mutate, 1-based inclusive")
+    add_constraint_options(eo, distance=False)
     _common(eo, several=True)
     eo.set_defaults(func=run_evolve)
 
@@ -177,20 +179,6 @@ def run_evolvability(args: argparse.Namespace) -> int:
     return 0
 
 
-def predictors_from(args) -> dict:
-    """``--checkpoint [NAME=]CKPT`` (repeated) → name → ModelPredictor (default names A, B, ...)."""
-    from crmnet.design.oracle import ModelPredictor
-    from crmnet.models.checkpoint import load_checkpoint
-
-    predictors = {}
-    for k, spec in enumerate(args.checkpoint):
-        name, _, path = spec.rpartition("=") if "=" in spec else (chr(ord("A") + k), "", spec)
-        if not name.isidentifier() or name in predictors:
-            raise InputError(None, f"--checkpoint {spec!r}: NAME must be a unique identifier (letters, digits, _)")
-        predictors[name] = ModelPredictor(load_checkpoint(path), args.batch_size, default_device(args.device))
-    return predictors
-
-
 def _objective(args):
     from crmnet.design.oracle import Objective
 
@@ -211,7 +199,7 @@ def run_evolve(args: argparse.Namespace) -> int:
                           mutations=args.mutations, population=population, mutation_rate=args.mutation_rate,
                           crossover=args.crossover, selection=args.selection, tournament=args.tournament,
                           elite=args.elite, target=args.target, tolerance=args.tolerance,
-                          window=parse_window(args.window))
+                          window=parse_window(args.window), constraints=constraints_from(args))
     refuse_existing(args.out, overwrite=args.overwrite)
     try:
         table = read_records(args.input)

@@ -8,12 +8,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from crmnet.cli import require_positive
+from crmnet.cli import default_device, require_positive
 from crmnet.errors import InputError
 
 
-def add_constraint_options(p) -> None:
-    """The options of :class:`crmnet.design.constraints.ConstraintConfig`, one flag per field."""
+def add_constraint_options(p, distance: bool = True) -> None:
+    """The options of :class:`crmnet.design.constraints.ConstraintConfig`, one flag per field.
+
+    ``distance=False`` leaves out ``--min-distance`` (a trajectory is not a library of designs).
+    """
     g = p.add_argument_group("constraints (checked on every proposal and again before writing)")
     g.add_argument("--protect", metavar="RANGES", help="positions that keep the start's bases, 1-based inclusive "
                                                        "ranges of the full sequence, e.g. 18-25,60-64")
@@ -23,8 +26,9 @@ def add_constraint_options(p) -> None:
     g.add_argument("--max-homopolymer", type=int, metavar="N", help="longest run of one base touching the "
                                                                     "variable region")
     g.add_argument("--max-edits", type=int, metavar="N", help="most substitutions from the start sequence")
-    g.add_argument("--min-distance", type=int, default=1, metavar="N",
-                   help="least Hamming distance between any two designs (default 1: distinct)")
+    if distance:
+        g.add_argument("--min-distance", type=int, default=1, metavar="N",
+                       help="least Hamming distance between any two designs (default 1: distinct)")
 
 
 def constraints_from(args: argparse.Namespace):
@@ -33,7 +37,21 @@ def constraints_from(args: argparse.Namespace):
 
     return ConstraintConfig(protect=parse_ranges(args.protect), gc=parse_gc(args.gc), forbid=parse_forbid(args.forbid),
                             max_homopolymer=args.max_homopolymer, max_edits=args.max_edits,
-                            min_distance=args.min_distance)
+                            min_distance=getattr(args, "min_distance", 1))
+
+
+def predictors_from(args) -> dict:
+    """``--checkpoint [NAME=]CKPT`` (repeated) → name → ModelPredictor (default names A, B, ...)."""
+    from crmnet.design.oracle import ModelPredictor
+    from crmnet.models.checkpoint import load_checkpoint
+
+    predictors = {}
+    for k, spec in enumerate(args.checkpoint):
+        name, _, path = spec.rpartition("=") if "=" in spec else (chr(ord("A") + k), "", spec)
+        if not name.isidentifier() or name in predictors:
+            raise InputError(None, f"--checkpoint {spec!r}: NAME must be a unique identifier (letters, digits, _)")
+        predictors[name] = ModelPredictor(load_checkpoint(path), args.batch_size, default_device(args.device))
+    return predictors
 
 
 def _levels(text: str) -> tuple[float, ...]:
@@ -104,7 +122,6 @@ def run_design(args: argparse.Namespace) -> int:
     """Design a graded library (or tune start sequences to a target) under constraints."""
     import time
 
-    from crmnet.cli.design import predictors_from
     from crmnet.design.constraints import Constraints
     from crmnet.design.library import DesignConfig, LibraryScorer, design_library
     from crmnet.design.library_io import write_library
