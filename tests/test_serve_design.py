@@ -60,3 +60,15 @@ def test_design_tab_errors_are_one_sentence(client, data, message):
         assert status["state"] == "failed" and message in status["error"]
     else:
         assert r.status_code == 400 and message in _error(r.text)
+
+
+def test_evolve_page_takes_the_same_constraints(client):
+    data = {"sequences": SEQS[0], "model_a": "alpha", "mode": "sswm", "generations": "6", "direction": "max",
+            "protect": "20-60", "max_edits": "3", "forbid": "GAATTC"}
+    location, _ = run(client, "/evolve", data)
+    rows = list(csv.DictReader(io.StringIO(client.get(location + "/files/trajectory.tsv").text), delimiter="\t"))
+    assert len(rows) >= 3 and int(rows[-1]["n_mutations"]) == 3  # stopped by the edit budget
+    for r in rows:
+        assert r["sequence"][19:60] == SEQS[0][19:60] and int(r["n_mutations"]) <= 3
+        assert "GAATTC" not in r["sequence"]
+    assert 'name="protect"' in client.get("/evolve").text and 'name="min_distance"' not in client.get("/evolve").text

@@ -15,14 +15,13 @@ from collections.abc import Callable
 from crmnet.errors import InputError
 from crmnet.serve.analyses import PNG, TSV
 from crmnet.serve.jobs import Result
-from crmnet.serve.routes import _chosen, _form_page, _number
+from crmnet.serve.routes import _chosen, _form_page, _number, form_constraints
 
 FASTA = "text/plain; charset=utf-8"
 
 
 def design_config(values: dict, limits):
     """The :class:`~crmnet.design.library.DesignConfig` of a submitted form (errors name the field)."""
-    from crmnet.design.constraints import ConstraintConfig, parse_forbid, parse_gc, parse_ranges
     from crmnet.design.library import DesignConfig
 
     text = str(values.get("levels", "")).strip()
@@ -34,13 +33,7 @@ def design_config(values: dict, limits):
     if len(levels) * per_level > limits.max_designs:
         raise InputError(None, f"{len(levels)} levels × {per_level} designs = {len(levels) * per_level} designs: "
                                f"more than the limit of {limits.max_designs}")
-    gc = str(values.get("gc", "")).strip()
-    rules = ConstraintConfig(
-        protect=parse_ranges(str(values.get("protect", "")).strip()), gc=parse_gc(gc) if gc else None,
-        forbid=parse_forbid(str(values.get("forbid", ""))),
-        max_homopolymer=_number(values, "max_homopolymer", None, int, 1, 1000),
-        max_edits=_number(values, "max_edits", None, int, 0, 1000),
-        min_distance=_number(values, "min_distance", 1, int, 0, 1000))
+    rules = form_constraints(values)
     steps = limits.max_generations
     return DesignConfig(levels=levels, per_level=per_level, seed=_number(values, "seed", 0, int, 0, 2**31 - 1),
                         tolerance=_number(values, "tolerance", 0.1, float, 1e-6, 100.0),
