@@ -91,6 +91,9 @@ def register(subparsers) -> None:
                                                                 "(default 0.1)")
     p.add_argument("--max-steps", type=int, default=60, help="most substitutions per lineage (default 60)")
     p.add_argument("--oversample", type=int, default=2, help="lineages run per wanted design (default 2)")
+    p.add_argument("--pool", type=int, default=1000,
+                   help="random promoters screened for the starts closest to each level (default 1000; 0: "
+                        "plain random starts)")
     add_constraint_options(p)
     p.add_argument("--batch-size", type=int, default=4096, help="sequences per forward pass (default 4096)")
     p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
@@ -135,7 +138,7 @@ def run_design(args: argparse.Namespace) -> int:
     per_level = args.per_level if args.per_level is not None else (1 if args.start else 3)
     config = DesignConfig(levels=_levels(args.levels) if args.levels else (args.target,), per_level=per_level,
                           seed=args.seed, tolerance=args.tolerance, max_steps=args.max_steps,
-                          oversample=args.oversample, disagreement=args.disagreement,
+                          oversample=args.oversample, pool=args.pool, disagreement=args.disagreement,
                           window=parse_window(args.window), constraints=constraints_from(args))
     refuse_existing(args.out, overwrite=args.overwrite)
     starts, start_ids = _starts(args, Constraints(config.constraints), config.window)

@@ -2,9 +2,12 @@
 
 :func:`design_library` makes ``per_level`` designs for each target level, by constrained steepest descent
 towards the level: every lineage starts at a sequence that passes every check of
-:class:`~crmnet.design.constraints.Constraints` (a random promoter with the real flanks and the measured
-composition of the assay's random regions, or a start sequence the user gives), and at each step moves
-to its best *valid* single mutant, the one with the lowest cost
+:class:`~crmnet.design.constraints.Constraints` — a start sequence the user gives, or a random promoter
+with the real flanks and the measured composition of the assay's random regions, chosen from ``pool``
+such promoters as the ones whose cost for the level is lowest (screen first, then refine: the fewer
+substitutions a design needs, the less room the search has to exploit a model's errors; measured in
+docs/design-libraries.md) — and at each step moves to its best *valid* single mutant, the one with the
+lowest cost
 
     cost = |value − level| + disagreement · spread,
 
@@ -47,6 +50,7 @@ class DesignConfig(Config):
     tolerance: float = 0.1
     max_steps: int = 60
     oversample: int = 2
+    pool: int = 1000
     disagreement: float = 1.0
     window: tuple[int, int] | None = None
     constraints: ConstraintConfig = field(default_factory=ConstraintConfig)
@@ -60,6 +64,7 @@ class DesignConfig(Config):
                   (self.tolerance > 0, "--tolerance", "must be positive"),
                   (self.max_steps >= 1, "--max-steps", "must be at least 1"),
                   (self.oversample >= 1, "--oversample", "must be at least 1"),
+                  (self.pool >= 0, "--pool", "must be 0 or more"),
                   (self.disagreement >= 0, "--disagreement", "must be 0 or more")]
         for ok, option, problem in checks:
             if not ok:
@@ -190,13 +195,37 @@ def _step(scorer, constraints, codes, lengths, windows, start, target, cost, dis
     return moved, new_cost
 
 
-def _lineages(config, constraints, rng, starts):
+def screened_starts(scorer, config, constraints, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Random starts per level: of ``config.pool`` random valid promoters, the lowest-cost distinct ones.
+
+    Returns
+    -------
+    codes (levels · per_level · oversample, 110) uint8 in level order, lengths, windows
+    """
+    n_per = config.per_level * config.oversample
+    n = max(config.pool, len(config.levels) * n_per)
+    codes, lengths, windows = random_starts(rng, n, constraints, config.window)
+    if config.pool == 0:
+        return codes, lengths, windows
+    _, value, spread = scorer(codes, lengths)
+    picked: list[int] = []
+    for level in config.levels:
+        order = np.argsort(np.abs(value - level) + config.disagreement * spread, kind="stable")
+        picked += pick_distinct(codes, order, n_per, max(1, config.constraints.min_distance),
+                                codes[picked] if picked else None)
+    if len(picked) < len(config.levels) * n_per:
+        raise InputError(None, f"--pool {config.pool}: too few random promoters at --min-distance "
+                               f"{config.constraints.min_distance} from each other; give a larger pool")
+    return codes[picked], lengths[picked], windows[picked]
+
+
+def _lineages(scorer, config, constraints, rng, starts):
     """Codes, lengths, windows, start index, target and start codes (before diversifying) of every lineage."""
     from crmnet.design.mutagenesis import resolve_windows
 
     levels, n_per = np.asarray(config.levels, np.float64), config.per_level * config.oversample
     if starts is None:
-        codes, lengths, windows = random_starts(rng, len(levels) * n_per, constraints, config.window)
+        codes, lengths, windows = screened_starts(scorer, config, constraints, rng)
         return codes, lengths, windows, np.full(len(codes), -1), np.repeat(levels, n_per), codes.copy()
     codes, lengths = starts
     windows = resolve_windows(codes, lengths, config.window)
@@ -237,7 +266,7 @@ def design_library(scorer: LibraryScorer, config: DesignConfig, starts: tuple[np
         if not lo <= level <= hi:
             raise InputError(None, f"--levels {level:g} lies outside the objective's range [{lo:g}, {hi:g}]")
     rng = np.random.default_rng(config.seed)
-    codes, lengths, windows, start_index, target, start = _lineages(config, constraints, rng, starts)
+    codes, lengths, windows, start_index, target, start = _lineages(scorer, config, constraints, rng, starts)
     _, value, spread = scorer(codes, lengths)
     cost = np.abs(value - target) + config.disagreement * spread
     steps = np.zeros(len(codes), np.int64)
