@@ -18,6 +18,9 @@
 
    Reported per method: the designer's own mean |prediction − level| (what it grades itself), and the judge's:
    the fraction of designs within 0.5 and within 1.0 of their level, the mean |miss| and the mean signed miss.
+   With ``--student2`` (a second student, another seed), the student direction adds the design of the two
+   students' ensemble (their mean, penalised by their disagreement). The agreement of student and teacher on
+   2,000 random valid promoters is printed first: the ceiling of any judged hit rate.
 4. Speed: designs per minute of the default ``design`` under each designer (wall clock; one torch thread).
 
 Prints Markdown tables; writes ``results.json`` and the designs to ``--out``. Example:
@@ -84,43 +87,67 @@ def baselines(scorer, constraints, levels, k, n_screen, rng) -> dict:
     return {name: (codes, target) for name, codes in out.items()}
 
 
-def evaluate(designer, judge, label: str, args, constraints) -> dict:
-    """Every method with ``designer`` (a LibraryScorer), judged by ``judge``; prints one table."""
+def agreement(a, b, constraints, rng, n: int = 2000) -> dict:
+    """How two models agree on ``n`` random valid promoters: the ceiling of any judged hit rate."""
+    from crmnet.design.library import random_starts
+
+    codes, lengths, _ = random_starts(rng, n, constraints, None)
+    x, y = a(codes, lengths)[1], b(codes, lengths)[1]
+    d = np.abs(x - y)
+    return {"n": n, "pearson_r": float(np.corrcoef(x, y)[0, 1]), "within_0.5": float(np.mean(d <= 0.5)),
+            "within_1": float(np.mean(d <= 1.0)), "mean_abs_difference": float(d.mean())}
+
+
+def method_sets(designer, args, constraints, ensemble=None) -> tuple[dict, dict]:
+    """name → (codes, targets, the scorer that designed them); and the default design's speed."""
     from crmnet.design.library import DesignConfig, design_library
-    from crmnet.design.mutagenesis import default_windows
 
     levels = tuple(float(v) for v in args.levels.split(","))
     rng = np.random.default_rng(args.seed)
-    sets = baselines(designer, constraints, levels, args.per_level, args.screen, rng)
+    sets = {k: (*v, designer) for k, v in baselines(designer, constraints, levels, args.per_level, args.screen,
+                                                      rng).items()}
     config = DesignConfig(levels=levels, per_level=args.per_level, seed=args.seed, constraints=constraints.config)
     lib = design_library(designer, config.replace(pool=0))
-    sets["design, random starts (--pool 0)"] = (lib.codes, lib.target)
+    sets["design, random starts (--pool 0)"] = (lib.codes, lib.target, designer)
     t = time.perf_counter()
     lib = design_library(designer, config)
     seconds = time.perf_counter() - t
-    sets[f"design (default: starts screened from --pool {config.pool})"] = (lib.codes, lib.target)
+    sets[f"design (default: starts screened from --pool {config.pool})"] = (lib.codes, lib.target, designer)
+    if ensemble is not None:
+        ens = design_library(ensemble, config)
+        sets[f"design, ensemble of {len(ensemble.names)} students (mean, --disagreement 1)"] = (
+            ens.codes, ens.target, ensemble)
+    rate = 60 * len(lib) / seconds
+    print(f"design: {len(lib)} designs from {lib.designs_tried} lineages in {seconds:.1f} s wall = {rate:.1f} "
+          "designs/min", flush=True)
+    return sets, {"design_seconds": seconds, "designs": len(lib), "designs_per_minute": rate}
+
+
+def evaluate(designer, judge, label: str, args, constraints, ensemble=None) -> dict:
+    """Every method with ``designer`` (a LibraryScorer), judged by ``judge``; prints one table."""
+    from crmnet.design.mutagenesis import default_windows
+
+    sets, speed = method_sets(designer, args, constraints, ensemble)
     rows = {}
-    for name, (codes, target) in sets.items():
+    for name, (codes, target, by) in sets.items():
         lengths = np.full(len(codes), codes.shape[1])
         assert constraints.valid(codes, default_windows(codes, lengths)).all(), name
-        own, judged = designer(codes, lengths)[1], judge(codes, lengths)[1]
+        own, judged = by(codes, lengths)[1], judge(codes, lengths)[1]
         miss = judged - target
         rows[name] = {"n": len(codes), "designer_abs_error": float(np.abs(own - target).mean()),
                       "judge_within_0.5": float(np.mean(np.abs(miss) <= 0.5)),
                       "judge_within_1": float(np.mean(np.abs(miss) <= 1.0)),
                       "judge_abs_miss": float(np.abs(miss).mean()), "judge_signed_miss": float(miss.mean()),
-                      "per_level_abs_miss": {f"{t:g}": float(np.abs(miss[target == t]).mean()) for t in levels}}
+                      "per_level_abs_miss": {f"{t:g}": float(np.abs(miss[target == t]).mean())
+                                             for t in np.unique(target)}}
     print(f"\n## {label} ({args.per_level} per level, levels {args.levels})\n"
           "| method | designer's own mean abs error | judge: within 0.5 | judge: within 1.0 | judge: mean abs miss "
           "| judge: mean signed miss | judge: mean abs miss per level |\n|---|---|---|---|---|---|---|")
     for name, r in rows.items():
         per = ", ".join(f"{k}: {v:.2f}" for k, v in r["per_level_abs_miss"].items())
         print(f"| {name} | {r['designer_abs_error']:.3f} | {r['judge_within_0.5']:.0%} | {r['judge_within_1']:.0%} | "
-              f"{r['judge_abs_miss']:.2f} | {r['judge_signed_miss']:+.2f} | {per} |")
-    rate = 60 * len(lib) / seconds
-    print(f"design: {len(lib)} designs from {lib.designs_tried} lineages in {seconds:.1f} s wall = {rate:.1f} designs/min",
-          flush=True)
-    return {"methods": rows, "design_seconds": seconds, "designs": len(lib), "designs_per_minute": rate}
+              f"{r['judge_abs_miss']:.2f} | {r['judge_signed_miss']:+.2f} | {per} |", flush=True)
+    return {"methods": rows, **speed}
 
 
 def main() -> None:
@@ -128,6 +155,8 @@ def main() -> None:
     p.add_argument("--out", type=Path, required=True, help="output directory (replaced)")
     p.add_argument("--teacher", help="teacher checkpoint (default: DeepATT imported from the shared folder)")
     p.add_argument("--student", help="a trained student checkpoint (default: train one)")
+    p.add_argument("--student2", help="a second student (another seed): adds a design by the two students' "
+                                      "ensemble, penalised for disagreement")
     p.add_argument("--n", type=int, default=80_000, help="student's training + validation sequences (default 80,000)")
     p.add_argument("--epochs", type=int, default=4, help="student's maximum epochs (default 4)")
     p.add_argument("--levels", default="6,9,12,15")
@@ -158,10 +187,20 @@ def main() -> None:
     constraints = Constraints(constraint_config(args))
     by_teacher = LibraryScorer({"teacher": ModelPredictor(teacher, 2048)})
     by_student = LibraryScorer({"student": ModelPredictor(student, 2048)})
-    results = {"student designs, teacher (DeepATT) judges": evaluate(by_student, by_teacher, "student designs, "
-                                                                     "DeepATT (teacher) judges", args, constraints),
-               "DeepATT designs, student judges": evaluate(by_teacher, by_student, "DeepATT designs, the student "
-                                                           "(crmnet-tiny on DeepATT labels) judges", args, constraints)}
+    ensemble = None
+    if args.student2:
+        ensemble = LibraryScorer({"student": ModelPredictor(student, 2048),
+                                  "student2": ModelPredictor(load_checkpoint(args.student2), 2048)})
+    ceiling = agreement(by_student, by_teacher, constraints, np.random.default_rng(args.seed + 100))
+    print(f"student vs teacher on {ceiling['n']:,} random valid promoters: r = {ceiling['pearson_r']:.3f}, "
+          f"mean |difference| {ceiling['mean_abs_difference']:.2f}, within 0.5: {ceiling['within_0.5']:.0%}, "
+          f"within 1.0: {ceiling['within_1']:.0%}", flush=True)
+    results = {"agreement on random promoters": ceiling,
+               "student designs, teacher (DeepATT) judges": evaluate(
+                   by_student, by_teacher, "student designs, DeepATT (teacher) judges", args, constraints, ensemble),
+               "DeepATT designs, student judges": evaluate(
+                   by_teacher, by_student, "DeepATT designs, the student (crmnet-tiny on DeepATT labels) judges",
+                   args, constraints)}
     print(f"\nTotal {time.perf_counter() - t0:.0f} s wall; torch threads 1, {os.cpu_count()} CPUs (shared).")
     (args.out / "results.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
                                                        "results": results}, indent=2) + "\n")
