@@ -88,6 +88,7 @@ def write_library(library: Library, out: str | os.PathLike, config: DesignConfig
             {**config.to_dict(), "objective": expression, "checkpoints": list(checkpoints), "search": SEARCH,
              "lineages": library.designs_tried}, indent=2) + "\n", encoding="utf-8")
         per_model = {n: np.asarray(v) for n, v in library.predictions.items()} if len(library.predictions) > 1 else {}
-        save_png(library_figure(library.target, library.value, per_model, config.tolerance, expression),
+        title = expression + (f" ({', '.join(os.path.basename(str(c)) for c in checkpoints)})" if checkpoints else "")
+        save_png(library_figure(library.target, library.value, per_model, config.tolerance, title),
                  tmp / "designs.png")
     return rows
