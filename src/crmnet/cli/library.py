@@ -66,8 +66,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "design", help="a graded promoter library: designs at chosen expression levels that obey constraints",
         description="Design --per-level sequences for each of --levels (or, from --start sequences, designs at "
-                    "--target) by constrained steepest descent over valid single mutants of the variable "
-                    "region. Several --checkpoint: their mean, penalised by --disagreement times their standard "
+                    "--target): starts screened from --pool random promoters, then constrained steepest descent "
+                    "over valid single mutants of the variable region. Several --checkpoint: their mean, penalised by --disagreement times their standard "
                     "deviation (or --objective, an expression over their names as in evolve). Writes "
                     "OUT/designs.tsv (id, full sequence with the assay's flanks, target, prediction, error, "
                     "edits, GC, longest homopolymer, checks passed), designs.fasta, designs.png and config.json.")
