@@ -127,7 +127,7 @@ def ckpt(tmp_path_factory):
 def test_cli_design_end_to_end_and_one_line_errors(tmp_path, ckpt, capsys):
     # a random crmnet-tiny varies little: --objective scales it so levels a few steps apart are reachable
     argv = ["design", "--checkpoint", f"T={ckpt}", "--objective", "100*T", "--forbid", "GGTCTC,GAATTC",
-            "--gc", "0.3-0.65", "--max-homopolymer", "6", "--seed", "1", "--no-progress"]
+            "--gc", "0.3-0.65", "--max-homopolymer", "6", "--seed", "1", "--pool", "200", "--no-progress"]
     codes, lengths = encode_sequences(constructs(32, seed=2))
     from crmnet.models.checkpoint import load_checkpoint
 
