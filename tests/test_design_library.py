@@ -174,3 +174,28 @@ def test_every_evolve_mode_keeps_every_constraint(mode):
     bad = LEFT_FLANK + "GAATTC" + start[0][23:]
     with pytest.raises(InputError, match="s.fa:1: the start sequence breaks the forbid constraint"):
         list(evolve(Objective({"A": ModelPredictor(LinearToy(0))}), [bad], config, source="s.fa", lines=[1]))
+
+
+@pytest.mark.slow
+def test_the_issue_command_on_the_real_deepatt(shared, tmp_path, capsys):
+    """Issue 23's done-when: 12 designs under the real DeepATT that obey every constraint, each within 0.5."""
+    h5 = shared / "models" / "vaishnav2022" / "deepatt_complex" / "DeepAtt_model.h5"
+    if not h5.is_file():
+        pytest.skip(f"{h5} not found")
+    ckpt = tmp_path / "deepatt.pt"
+    assert main(["import", str(h5), "--out", str(ckpt)]) == 0
+    assert main(["design", "--checkpoint", str(ckpt), "--levels", "6,9,12,15", "--per-level", "3", "--forbid",
+                 "GGTCTC,CGTCTC,GAATTC", "--gc", "0.35-0.60", "--max-homopolymer", "6", "--seed", "1", "--out",
+                 str(tmp_path / "D"), "--quiet"]) == 0
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "D" / "designs.tsv").read_text()), delimiter="\t"))
+    rules = ConstraintConfig(gc=(0.35, 0.6), forbid=("GGTCTC", "CGTCTC", "GAATTC"), max_homopolymer=6)
+    assert len(rows) == 12 and len({r["sequence"] for r in rows}) == 12
+    codes, lengths = encode_sequences([r["sequence"] for r in rows])
+    from crmnet.models.checkpoint import load_checkpoint
+
+    again = ModelPredictor(load_checkpoint(ckpt))(codes, lengths)  # predicted afresh, not read from the file
+    for r, value in zip(rows, again):
+        assert _obeys(r["sequence"], rules) and abs(value - float(r["target"])) <= 0.5
