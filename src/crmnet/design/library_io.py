@@ -71,7 +71,30 @@ def library_rows(library: Library, config: DesignConfig, start_ids: Sequence[str
 def write_library(library: Library, out: str | os.PathLike, config: DesignConfig, *, expression: str,
                   checkpoints: Sequence[str] = (), start_ids: Sequence[str] | None = None,
                   overwrite: bool = False) -> list[dict]:
-    """Write the directory ``out`` (see the module docstring); returns the rows of ``designs.tsv``."""
+    """Write the directory ``out`` (see the module docstring) atomically.
+
+    Parameters
+    ----------
+    library : Library
+        The designs found by :func:`crmnet.design.library.design_library` (D designs).
+    out : path-like
+        The output directory (refused if it exists unless ``overwrite``).
+    config : DesignConfig
+        The settings the library was designed with (written to ``config.json``).
+    expression : str
+        The objective, as text (figure title and ``config.json``).
+    checkpoints : sequence of str
+        The ``--checkpoint`` values, recorded.
+    start_ids : sequence of str, optional
+        Ids of the start sequences (``--start``); None: random starts.
+    overwrite : bool
+        Replace an output crmnet wrote earlier.
+
+    Returns
+    -------
+    list of dict
+        The D rows of ``designs.tsv`` (id, sequence, target, prediction, edits, GC, checks).
+    """
     from crmnet.fsutil import atomic_path
     from crmnet.plot.common import save_png
     from crmnet.plot.design import library_figure
