@@ -78,8 +78,8 @@ def test_crmnet_predict_is_test_py_for_test_sequences(imported):
 
 def test_catalogued_and_downloadable():
     from crmnet.data.catalogue import MODEL_FILES, SOURCES
-    from crmnet.zoo.catalogue import RELEASED
+    from crmnet.zoo.catalogue import RELEASED, parameters
 
     f = MODEL_FILES["legnet-dream2022"]
     assert f.path == "models/dream2022/model_80.pth" and f.digest == "7d314e2f2f9bb1aba4a5a91d4598f687df12e3ce"
-    assert SOURCES["legnet-dream2022"].checkpoint and RELEASED["legnet-dream2022"].parameters == 1_852_846
+    assert SOURCES["legnet-dream2022"].checkpoint and parameters(RELEASED["legnet-dream2022"].model) == 1_852_846

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from crmnet.cli.library import add_constraint_options, constraints_from, predictors_from
 from crmnet.cli.options import (
     POSITIVE,
     SEED,
@@ -123,6 +124,10 @@ def register(subparsers) -> None:
     add_overwrite(ev)
     ev.set_defaults(func=run_evolvability)
 
+    _register_evolve(subparsers)
+
+
+def _register_evolve(subparsers) -> None:
     eo = subparsers.add_parser(
         "evolve", help="evolution trajectories: neutral drift, SSWM or a genetic algorithm under a model",
         description="Evolve start sequences under an objective: one model's prediction, or several models "
@@ -155,6 +160,7 @@ def register(subparsers) -> None:
                     help="ga: best sequences kept unchanged (default 1)")
     eo.add_argument("--window", metavar="START-END", help="positions that may mutate, 1-based inclusive")
     _penalty_options(eo)
+    add_constraint_options(eo, distance=False)
     _common(eo, several=True)
     eo.set_defaults(func=run_evolve)
 
@@ -244,16 +250,9 @@ def run_evolvability(args: argparse.Namespace) -> int:
 
 
 def _objective(args):
-    from crmnet.design.oracle import ModelPredictor, Objective
-    from crmnet.models.checkpoint import load_checkpoint
+    from crmnet.design.oracle import Objective
 
-    predictors = {}
-    for k, spec in enumerate(args.checkpoint):
-        name, _, path = spec.rpartition("=") if "=" in spec else (chr(ord("A") + k), "", spec)
-        if not name.isidentifier() or name in predictors:
-            raise InputError(None, f"--checkpoint {spec!r}: NAME must be a unique identifier (letters, digits, _)")
-        predictors[name] = ModelPredictor(load_checkpoint(path), args.batch_size, default_device(args.device))
-    return Objective(predictors, args.objective, penalty=_penalty(args, args.direction))
+    return Objective(predictors_from(args), args.objective, penalty=_penalty(args, args.direction))
 
 
 def run_evolve(args: argparse.Namespace) -> int:
@@ -269,7 +268,7 @@ def run_evolve(args: argparse.Namespace) -> int:
                           mutations=args.mutations, population=population, mutation_rate=args.mutation_rate,
                           crossover=args.crossover, selection=args.selection, tournament=args.tournament,
                           elite=args.elite, target=args.target, tolerance=args.tolerance,
-                          window=parse_window(args.window))
+                          window=parse_window(args.window), constraints=constraints_from(args))
     refuse_existing(args.out, overwrite=args.overwrite)
     try:
         table = read_records(args.input)

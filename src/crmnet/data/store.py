@@ -361,7 +361,7 @@ def prepare(
     overwrite: bool = False,
     **settings,
 ) -> Store:
-    """Convert txt/tsv/csv inputs (plain or gzip) into a store at ``out``; returns it opened.
+    """Convert txt/tsv/csv inputs (plain or gzip) into a store at ``out`` (nothing left there on failure).
 
     Parameters
     ----------
@@ -381,7 +381,7 @@ def prepare(
     ------
     InputError: Bad input, naming file and line.
     OutputExistsError: ``out`` exists and not ``overwrite``.
-    ValueError: A bad setting. On any failure nothing is left at ``out`` or beside it.
+    ValueError: A bad setting.
     """
     if "media" in settings and settings["media"] is not None:
         settings["media"] = tuple(settings["media"])

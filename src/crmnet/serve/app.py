@@ -1,7 +1,7 @@
 """The web application: routes, templates and the request-size guard (Starlette + Jinja2).
 
 Pages (GET shows the form, POST checks the input and queues a job, then redirects to the job's page):
-``/`` and ``/predict``, ``/explain``, ``/mutate``, ``/evolve``; ``/models`` lists the models;
+``/`` and ``/predict``, ``/explain``, ``/mutate``, ``/evolve``, ``/design``; ``/models`` lists the models;
 ``/jobs/ID`` shows a job's progress and then its results, ``/api/jobs/ID`` its status as JSON (polled by
 the page), ``/jobs/ID/files/NAME`` its figures and downloads, ``POST /jobs/ID/stop`` stops it.
 
@@ -176,7 +176,7 @@ def create_app(models: dict, config: ServeConfig | None = None, allowed_hosts=No
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
-    from crmnet.serve import routes
+    from crmnet.serve import design, routes
 
     config = config or ServeConfig()
     app = Starlette(
@@ -186,6 +186,7 @@ def create_app(models: dict, config: ServeConfig | None = None, allowed_hosts=No
             Route("/explain", routes.explain_page, methods=["GET", "POST"]),
             Route("/mutate", routes.mutate_page, methods=["GET", "POST"]),
             Route("/evolve", routes.evolve_page, methods=["GET", "POST"]),
+            Route("/design", design.design_page, methods=["GET", "POST"]),
             Route("/models", routes.models_page),
             Route("/jobs/{job_id}", routes.job_page),
             Route("/api/jobs/{job_id}", routes.job_status),

@@ -10,7 +10,7 @@ from crmnet.errors import CrmnetError, InputError
 from crmnet.serve.jobs import QueueFull
 
 PAGES = {"predict": "Predict", "explain": "Explain", "mutate": "Robustness", "evolve": "Evolve",
-         "models": "Models"}
+         "design": "Design", "models": "Models"}
 
 
 def page(request, name: str, context: dict | None = None, status: int = 200):

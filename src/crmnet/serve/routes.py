@@ -137,6 +137,19 @@ async def mutate_page(request):
     return await _form_page(request, "mutate", "Robustness and evolvability", make)
 
 
+def form_constraints(values: dict, distance: bool = True):
+    """The :class:`~crmnet.design.constraints.ConstraintConfig` of a form's constraint fields (empty: off)."""
+    from crmnet.design.constraints import ConstraintConfig, parse_forbid, parse_gc, parse_ranges
+
+    gc = str(values.get("gc", "")).strip()
+    return ConstraintConfig(
+        protect=parse_ranges(str(values.get("protect", "")).strip()), gc=parse_gc(gc) if gc else None,
+        forbid=parse_forbid(str(values.get("forbid", ""))),
+        max_homopolymer=_number(values, "max_homopolymer", None, int, 1, 1000),
+        max_edits=_number(values, "max_edits", None, int, 0, 1000),
+        min_distance=_number(values, "min_distance", 1, int, 0, 1000) if distance else 1)
+
+
 def _evolve_config(values: dict, limits, n_starts: int):
     from crmnet.design.evolve import EvolveConfig
 
@@ -154,7 +167,8 @@ def _evolve_config(values: dict, limits, n_starts: int):
             mutations=_number(values, "mutations", 1, int, 1, 100), population=population,
             mutation_rate=_number(values, "mutation_rate", 0.01, float, 0.0, 1.0),
             crossover=_number(values, "crossover", 0.5, float, 0.0, 1.0), target=target if mode == "ga" else None,
-            tolerance=_number(values, "tolerance", 0.1, float, 1e-6, 100.0))
+            tolerance=_number(values, "tolerance", 0.1, float, 1e-6, 100.0),
+            constraints=form_constraints(values, distance=False))
     except InputError as exc:
         raise _in_page_words(exc, _EVOLVE_WORDS, None) from None
 
