@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from crmnet.data.encoding import encode, onehot
+from crmnet.design.oracle import ModelPredictor, encode_sequences
 from crmnet.evaluation.predict import predict
 from crmnet.models.checkpoint import load_checkpoint
 from crmnet.models.fast_vaishnav import FastDeepATT, kmer_table
@@ -91,3 +92,35 @@ def test_predict_runs_deepatt_through_the_rewrite(deepatt, shared):
         codes, _ = encode(seqs, deepatt.encoding)
         want = deepatt(onehot(torch.from_numpy(codes), deepatt.encoding)).numpy()
     assert np.abs(got - want).max() / deepatt.config.output_scale < TOL
+
+
+class _Plain:
+    """The plain module as a predictor (no rewrite, no variant path): plain ISM, one forward per mutant."""
+
+    def __init__(self, model):
+        self.inner, self.device = ModelPredictor(model, batch_size=512), "cpu"
+
+    def __call__(self, codes, lengths):
+        with torch.inference_mode():
+            x = self.inner.onehot(codes, lengths)
+            return self.inner.model(x).numpy()
+
+
+def test_saturation_mutagenesis_reusing_the_prefix_equals_plain_ism(deepatt):
+    from crmnet.design.mutagenesis import resolve_windows, saturate_codes
+
+    rng = np.random.default_rng(0)
+    # full-length constructs, a short one (left-padded with N in the model) and one with an N in it
+    seqs = ["".join(rng.choice(list("ACGT"), n)) for n in (110, 110, 96, 120)]
+    seqs[1] = seqs[1][:50] + "N" + seqs[1][51:]
+    codes, lengths = encode_sequences(seqs)
+    windows = resolve_windows(codes, lengths, None)
+    fast = ModelPredictor(deepatt, batch_size=300)  # batches cut through the mutants of one sequence
+    assert hasattr(fast.runner(), "mutants")
+    got = saturate_codes(fast, codes, lengths, windows)
+    want = saturate_codes(_Plain(deepatt), codes, lengths, windows)
+    assert np.isfinite(got.delta).sum() == np.isfinite(want.delta).sum() == 4 * (110 + 110 + 96 + 120)
+    both = np.isfinite(want.delta)
+    assert np.array_equal(np.isfinite(got.delta), both)
+    assert np.abs(got.delta[both] - want.delta[both]).max() / deepatt.config.output_scale < TOL
+    assert np.abs(got.delta[both]).max() > 0.1  # the mutants do move the prediction

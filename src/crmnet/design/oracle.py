@@ -90,22 +90,59 @@ class ModelPredictor:
         self.batch_size = batch_size
         self.value_range = tuple(float(v) for v in value_range)
 
-    def __call__(self, codes, lengths) -> np.ndarray:
-        """Predict codes (B, W) uint8 with lengths (B,) (numpy or torch, any device) → (B,) float32."""
+    def runner(self):
+        """The module that runs: the exact inference rewrite on a CPU where it pays, else the model."""
+        from crmnet.models.fastpath import optimize_for_inference, worthwhile
+
+        if getattr(self.device, "type", str(self.device)) == "cpu" and worthwhile(self.model):
+            return optimize_for_inference(self.model)
+        return self.model
+
+    def onehot(self, codes, lengths):
+        """Sequence-space codes (B, W) and lengths (B,) → the model's one-hot input on the device."""
         import torch
 
         from crmnet.data.encoding import onehot, relayout
 
-        enc: Encoding = self.model.encoding
         codes = torch.as_tensor(codes).to(self.device)
         lengths = torch.as_tensor(lengths).to(self.device)
-        src = sequence_encoding(codes.shape[1])
+        laid = relayout(codes, lengths, sequence_encoding(codes.shape[1]), self.model.encoding)
+        return onehot(laid, self.model.encoding)
+
+    def __call__(self, codes, lengths) -> np.ndarray:
+        """Predict codes (B, W) uint8 with lengths (B,) (numpy or torch, any device) → (B,) float32."""
+        import torch
+
+        run = self.runner()
         out = np.empty(len(codes), dtype=np.float32)
         with torch.inference_mode():
             for s in range(0, len(codes), self.batch_size):
-                laid = relayout(codes[s : s + self.batch_size], lengths[s : s + self.batch_size], src, enc)
-                pred = self.model(onehot(laid, enc)).float().reshape(-1)
-                out[s : s + len(laid)] = pred.cpu().numpy()
+                x = self.onehot(codes[s : s + self.batch_size], lengths[s : s + self.batch_size])
+                out[s : s + len(x)] = run(x).float().reshape(-1).cpu().numpy()
+        return out
+
+    def variants(self, codes, lengths, row, variants) -> np.ndarray:
+        """Predict ``variants`` (M, W) of the references ``codes`` (N, W) (variant m of ``codes[row[m]]``).
+
+        Same values as ``self(variants, lengths[row])``; models with a variant path (the DeepATT rewrite)
+        reuse each reference's convolutional prefix. Returns (M,) float32.
+        """
+        import torch
+
+        run = self.runner()
+        if not hasattr(run, "mutants"):
+            return self(variants, torch.as_tensor(lengths).to(self.device).index_select(0, row))
+        row = torch.as_tensor(row).to(self.device)
+        lengths = torch.as_tensor(lengths).to(self.device)
+        out = np.empty(len(row), dtype=np.float32)
+        with torch.inference_mode():
+            for s in range(0, len(row), self.batch_size):
+                rows = row[s : s + self.batch_size]
+                used, local = torch.unique(rows, return_inverse=True)
+                reference = self.onehot(torch.as_tensor(codes).to(self.device).index_select(0, used),
+                                        lengths.index_select(0, used))
+                x = self.onehot(variants[s : s + self.batch_size], lengths.index_select(0, rows))
+                out[s : s + len(x)] = run.mutants(reference, local, x).float().cpu().numpy()
         return out
 
 

@@ -20,6 +20,9 @@ every rewrite is exact algebra, only float32 rounding differs (tested within 1e-
   weighted sums are elementwise products over (key, query, sequence, head) planes instead of thousands of
   2-deep matrix products, and the softmax's division is applied to the 2-wide result.
 * **The output scaler** is folded into the last Dense layer.
+* **Variants of a reference** (:meth:`FastDeepATT.mutants`, saturation mutagenesis): a one-column change
+  reaches 11 of the 27 pooled positions; the convolution and the LSTM's input projection are computed
+  there only and taken from the reference elsewhere (fastISM's idea for a convolutional prefix).
 * **Chunks of sequences** (:attr:`FastDeepATT.CHUNK`) keep every activation in the caches: the plain
   module slows from ≈4,100 to ≈1,600 sequences/s per core between batch 64 and 1024 because the
   convolution's output, the ReLU pass and the softmax fall out of the caches.
@@ -91,10 +94,14 @@ class _BiLSTM(nn.Module):
         self.bias = frozen(bias.reshape(8 * h).float())
         self.recurrent = frozen(recurrent.reshape(2 * h, 8 * h).float())
 
-    def inputs(self, x: torch.Tensor) -> torch.Tensor:
-        """The input part of every step, time-major, backward half time-reversed: x (B, T, D) → (T, B, 8H)."""
-        b, t, _ = x.shape
-        proj = linear(x, self.kernel_t, self.bias).view(b, t, 4, 2, self.units).transpose(0, 1)
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        """The input part of every step: x (B, T, D) → (B, T, 8H), columns (gate, direction, unit)."""
+        return linear(x, self.kernel_t, self.bias)
+
+    def arrange(self, proj: torch.Tensor) -> torch.Tensor:
+        """Projected inputs (B, T, 8H) → time-major (T, B, 8H), the backward half reversed in time."""
+        b, t, _ = proj.shape
+        proj = proj.view(b, t, 4, 2, self.units).transpose(0, 1)
         out = torch.empty_like(proj)
         out[:, :, :, 0] = proj[:, :, :, 0]
         out[:, :, :, 1] = proj.flip(0)[:, :, :, 1]
@@ -159,20 +166,22 @@ class FastDeepATT(nn.Module):
         Sequences whose columns are all one-hot (no N, no soft values) read the convolution from the k-mer
         table; the others take the matrix product over unfolded windows.
         """
-        b = x.shape[0]
         steps = (x.shape[-1] - self.width + 1) // self.pool
+        return self._conv(x, steps * self.pool).view(x.shape[0], steps, self.pool, -1).amax(dim=2).relu_()
+
+    def _conv(self, x: torch.Tensor, positions: int) -> torch.Tensor:
+        """The convolution at the first ``positions`` offsets: x (B, C, L) → (B, positions, F)."""
         onehot = ((x == 0) | (x == 1)).all(dim=1).all(dim=1) & (x.sum(dim=1) == 1).all(dim=1)
         if self.table is None:
             onehot = torch.zeros_like(onehot)
         if bool(onehot.all()):
-            z = self._lookup(self._codes(x), steps * self.pool)
-        elif not bool(onehot.any()):
-            z = self._matmul(x, steps * self.pool)
-        else:
-            z = x.new_empty(b, steps * self.pool, self.table.shape[-1])
-            z[onehot] = self._lookup(self._codes(x[onehot]), steps * self.pool)
-            z[~onehot] = self._matmul(x[~onehot], steps * self.pool)
-        return z.view(b, steps, self.pool, -1).amax(dim=2).relu_()
+            return self._lookup(self._codes(x), positions)
+        if not bool(onehot.any()):
+            return self._matmul(x, positions)
+        z = x.new_empty(x.shape[0], positions, self.conv_w.shape[0])
+        z[onehot] = self._lookup(self._codes(x[onehot]), positions)
+        z[~onehot] = self._matmul(x[~onehot], positions)
+        return z
 
     @staticmethod
     def _codes(x: torch.Tensor) -> torch.Tensor:
@@ -235,11 +244,61 @@ class FastDeepATT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map x (B, 4, L) one-hot → (B,) expression."""
-        return torch.cat([self._forward(part) for part in x.float().split(self.CHUNK)])
+        return torch.cat([self._tail(self.lstm.project(self.features(part))) for part in x.float().split(self.CHUNK)])
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.lstm.recur(self.lstm.inputs(self.features(x)))
-        h = self.attention(h).flatten(1)
+    def _tail(self, proj: torch.Tensor) -> torch.Tensor:
+        """From the LSTM's projected inputs (B, T, 8H) to the output (B,)."""
+        h = self.attention(self.lstm.recur(self.lstm.arrange(proj))).flatten(1)
         for w, bias in zip(self.dense_w[:-1], self.dense_b[:-1]):
             h = linear(h, w, bias, relu=True)
         return linear(h, self.dense_w[-1], self.dense_b[-1]).squeeze(-1)
+
+    def mutants(self, reference: torch.Tensor, row: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Predictions of variants of reference sequences, reusing each reference's convolutional prefix.
+
+        A variant that differs from its reference in one column ``p`` changes the convolution only at
+        the K offsets whose window covers ``p``, hence at most ceil(K / pool) + 1 pooled positions (11 of
+        27 for the release). Those are recomputed from the variant's own columns (same kernels as
+        ``forward``, so the same float results), the other pooled positions' LSTM inputs are the
+        reference's; the LSTM, attention and dense layers then run in full. Variants differing in
+        several columns, or not at all, run through ``forward``.
+
+        Parameters
+        ----------
+        reference : (N, C, L) tensor
+            One-hot reference sequences in the model's layout.
+        row : (M,) int64 tensor
+            Which reference each variant comes from.
+        x : (M, C, L) tensor
+            The variants, one-hot in the model's layout.
+
+        Returns
+        -------
+        (M,) tensor
+            Exactly what ``forward(x)`` returns, up to float32 rounding.
+        """
+        reference, x = reference.float(), x.float()
+        proj_ref = torch.cat([self.lstm.project(self.features(part)) for part in reference.split(self.CHUNK)])
+        out = x.new_empty(len(x))
+        for start in range(0, len(x), self.CHUNK):
+            part, rows = x[start : start + self.CHUNK], row[start : start + self.CHUNK]
+            out[start : start + len(part)] = self._mutant_chunk(part, proj_ref, rows, reference)
+        return out
+
+    def _mutant_chunk(self, x: torch.Tensor, proj_ref: torch.Tensor, row: torch.Tensor,
+                      reference: torch.Tensor) -> torch.Tensor:
+        changed = (x != reference[row]).any(dim=1)  # (M, L)
+        single = changed.sum(dim=1) <= 1  # an unchanged variant (a column the model drops) is one too
+        steps, k, pool = proj_ref.shape[1], self.width, self.pool
+        span = min(steps, -(-k // pool) + 1)  # pooled positions a one-column change can reach
+        if not bool(single.all()) or span == steps:
+            return self._tail(self.lstm.project(self.features(x)))
+        p = changed.float().argmax(dim=1)  # (M,)
+        first = ((p - k + 1).clamp(min=0) // pool).clamp(max=steps - span)  # first pooled position recomputed
+        columns = first[:, None] * pool + torch.arange(span * pool + k - 1, device=x.device)  # (M, columns)
+        window = x.gather(2, columns[:, None, :].expand(-1, x.shape[1], -1))
+        local = self.lstm.project(self.features(window))  # (M, span, 8H)
+        proj = proj_ref[row]
+        at = first[:, None] + torch.arange(span, device=x.device)
+        proj.scatter_(1, at[:, :, None].expand(-1, -1, proj.shape[-1]), local)
+        return self._tail(proj)
