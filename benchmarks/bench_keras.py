@@ -96,12 +96,12 @@ def crmnet_models(kind: str, source: Path, tmp: Path) -> tuple[dict, object]:
 
 
 def inputs(kind: str, codes):
-    """The Keras worker's codes (A C G T N = 0..4) as the crmnet model's one-hot (B, C, L)."""
+    """The Keras worker's codes as the crmnet model's one-hot (B, C, L), channel for channel."""
     import torch
 
     codes = torch.as_tensor(codes)
-    if kind == "crmnet":  # channels N A C G T in crmnet's layout, A C G T N in the worker's codes
-        return torch.nn.functional.one_hot((codes + 1) % 5, 5).float().transpose(1, 2).contiguous()
+    if kind == "crmnet":  # the worker's codes are the channel indices of the SavedModel's input
+        return torch.nn.functional.one_hot(codes, 5).float().transpose(1, 2).contiguous()
     x = torch.nn.functional.one_hot(codes.clamp(max=3), 4).float()
     x[codes == 4] = 1.0
     return x.transpose(1, 2).contiguous()

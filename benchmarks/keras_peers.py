@@ -3,8 +3,8 @@
 ``python keras_peers.py crmnet SAVEDMODEL`` or ``python keras_peers.py deepatt H5`` starts a worker that
 answers requests on stdin, one per line, with one JSON line each:
 
-* ``data BATCH`` — make a seeded batch: answers its base codes (A C G T N = 0..4; N is [1,1,1,1] for
-  DeepATT and the one-hot N channel for CRMnet) and the outputs of the Keras model.
+* ``data BATCH`` — make a seeded batch: answers its codes (DeepATT: A C G T N = 0..4, N = [1,1,1,1];
+  CRMnet: the index of the hot channel of its 5-channel input) and the outputs of the Keras model.
 * ``time CONTENDER BATCH REPEATS`` — time ``REPEATS`` calls of ``keras`` (``predict_on_batch``) or
   ``keras-xla`` (the model's call compiled with XLA, ``tf.function(jit_compile=True)``, the strongest
   Keras path on a CPU) on that batch after one warm-up; answers CPU times (``time.process_time`` of
