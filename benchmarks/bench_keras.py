@@ -5,7 +5,8 @@ Two models, each run by both sides from the same released file, so the outputs a
 * ``--model crmnet``: the full CRMnet (34,170,289 weights) from the Keras SavedModel fixture
   (``shared/fixtures/keras_crmnet/full_savedmodel/savedmodel``; crmnet imports it with ``crmnet.zoo.keras``).
 * ``--model deepatt``: the real trained DeepATT of Vaishnav et al. (``shared/models/vaishnav2022/
-  deepatt_complex/DeepAtt_model.h5``; crmnet imports it with ``crmnet import``).
+  deepatt_complex/DeepAtt_model.h5``; crmnet imports it with ``crmnet import``), on batches drawn from
+  the authors' native and random test sets (their sequences, 8 % of them with N).
 
 Contenders: ``keras`` (``predict_on_batch``), ``keras-xla`` (the model's call compiled by XLA,
 ``tf.function(jit_compile=True)``: the strongest Keras path on a CPU), ``crmnet`` (the plain module under
@@ -38,15 +39,18 @@ HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("CRMNET_SHARED", HERE.parents[1] / "shared"))
 SOURCES = {"crmnet": SHARED / "fixtures" / "keras_crmnet" / "full_savedmodel" / "savedmodel",
            "deepatt": SHARED / "models" / "vaishnav2022" / "deepatt_complex" / "DeepAtt_model.h5"}
+# DeepATT's inputs: rows of the authors' native and random complex-medium test sets (8 % carry N)
+TEST_SETS = [SHARED / "data" / "vaishnav2022" / "peer_predictions" / f"{origin}_complex_DeepAtt_model.csv"
+             for origin in ("Native", "Random")]
 
 
 class KerasSide:
     """The Keras worker process (``keras_peers.py``), started once: loading TensorFlow takes a while."""
 
-    def __init__(self, python: str, kind: str, source: Path):
+    def __init__(self, python: str, kind: str, source: Path, sequences: list[Path]):
         env = dict(os.environ, OMP_NUM_THREADS="1", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
         env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen([python, str(HERE / "keras_peers.py"), kind, str(source)],
+        self.proc = subprocess.Popen([python, str(HERE / "keras_peers.py"), kind, str(source), *map(str, sequences)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.info = self.ask("")
 
@@ -186,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
-    keras = KerasSide(args.keras_python, args.model, source) if args.keras_python else None
+    sequences = [p for p in TEST_SETS if p.is_file()] if args.model == "deepatt" else []
+    keras = KerasSide(args.keras_python, args.model, source, sequences) if args.keras_python else None
     with tempfile.TemporaryDirectory() as tmp:
         models, _ = crmnet_models(args.model, source, Path(tmp))
     head = f"# {args.model}: torch {torch.__version__}"

@@ -1,10 +1,12 @@
 """The Keras side of the crmnet-vs-Keras benchmarks: runs in a Python with TensorFlow and tf-keras, never torch.
 
-``python keras_peers.py crmnet SAVEDMODEL`` or ``python keras_peers.py deepatt H5`` starts a worker that
-answers requests on stdin, one per line, with one JSON line each:
+``python keras_peers.py crmnet SAVEDMODEL`` or ``python keras_peers.py deepatt H5 [CSV ...]`` starts a
+worker that answers requests on stdin, one per line, with one JSON line each:
 
-* ``data BATCH`` — make a seeded batch: answers its codes (DeepATT: A C G T N = 0..4, N = [1,1,1,1];
-  CRMnet: the index of the hot channel of its 5-channel input) and the outputs of the Keras model.
+* ``data BATCH`` — make a seeded batch: answers its codes (DeepATT: A C G T N = 0..4, N = [1,1,1,1],
+  rows drawn from the ``sequence`` column of the CSV files given, e.g. the authors' test sets, the last
+  110 nt left-padded with N as their ``seq2feature``; random bases without files. CRMnet: the index of
+  the hot channel of its 5-channel input, random) and the outputs of the Keras model.
 * ``time CONTENDER BATCH REPEATS`` — time ``REPEATS`` calls of ``keras`` (``predict_on_batch``) or
   ``keras-xla`` (the model's call compiled with XLA, ``tf.function(jit_compile=True)``, the strongest
   Keras path on a CPU) on that batch after one warm-up; answers CPU times (``time.process_time`` of
@@ -91,10 +93,30 @@ def _crmnet(savedmodel: str):
     return keras.models.load_model(savedmodel, compile=False)
 
 
-def _batch(kind: str, batch: int):
+def _sequences(paths: list[str]):
+    """(n, 110) codes of the ``sequence`` column of CSV files: the last 110 nt, left-padded with N."""
+    import csv
+
     import numpy as np
 
-    codes = np.random.default_rng(batch).integers(0, 5, (batch, 110 if kind == "deepatt" else 112))
+    lookup = np.full(256, 4, np.int64)
+    for i, base in enumerate(b"ACGT"):
+        lookup[base] = lookup[base + 32] = i
+    rows = []
+    for path in paths:
+        with open(path, newline="") as fh:
+            rows += [r["sequence"][-110:].rjust(110, "N").encode() for r in csv.DictReader(fh)]
+    return lookup[np.frombuffer(b"".join(rows), np.uint8).reshape(-1, 110)]
+
+
+def _batch(kind: str, batch: int, pool=None):
+    import numpy as np
+
+    rng = np.random.default_rng(batch)
+    if pool is not None:
+        codes = pool[rng.integers(0, len(pool), batch)]
+    else:
+        codes = rng.integers(0, 4 if kind == "deepatt" else 5, (batch, 110 if kind == "deepatt" else 112))
     if kind == "deepatt":
         x = np.eye(4, dtype=np.float32)[np.minimum(codes, 3)]
         x[codes == 4] = 1.0
@@ -103,7 +125,7 @@ def _batch(kind: str, batch: int):
     return codes, x
 
 
-def serve(kind: str, path: str) -> int:
+def serve(kind: str, path: str, sequences: list[str]) -> int:
     """Answer requests on stdin (module docstring) for the ``kind`` model at ``path``."""
     import tensorflow as tf
 
@@ -114,11 +136,12 @@ def serve(kind: str, path: str) -> int:
     calls = {"keras": model.predict_on_batch, "keras-xla": lambda x: xla(x).numpy()}
     print(json.dumps({"ready": True, "tensorflow": tf.__version__, "params": model.count_params()}), flush=True)
     data = {}
+    pool = _sequences(sequences) if sequences else None
     for line in sys.stdin:
         verb, *rest = line.split()
         if verb == "data":
             batch = int(rest[0])
-            codes, x = data[batch] = _batch(kind, batch)
+            codes, x = data[batch] = _batch(kind, batch, pool)
             y = model.predict_on_batch(x)[:, 0]
             print(json.dumps({"codes": codes.tolist(), "y": y.tolist()}), flush=True)
             continue
@@ -136,4 +159,4 @@ def serve(kind: str, path: str) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(serve(sys.argv[1], sys.argv[2]))
+    raise SystemExit(serve(sys.argv[1], sys.argv[2], sys.argv[3:]))
