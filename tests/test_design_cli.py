@@ -71,7 +71,7 @@ def test_cli_evolve_two_models(tmp_path, ckpt, inputs):
 
 @pytest.mark.parametrize(("argv", "match"), [
     (["evolve", "{fa}", "--mode", "ga", "--target", "99"], "--target 99 lies outside"),
-    (["evolve", "{fa}", "--mode", "ga", "--target", "5", "--population", "0"], "--population 0"),
+    (["evolve", "{fa}", "--mode", "ga", "--target", "5", "--population", "0"], "--population: must be between 1"),
     (["evolve", "{fa}", "--objective", "A-B"], "names 'B'"),
     (["mutagenesis", "{fa}", "--window", "100-200"], "s.fa:1: --window 100-200 lies outside"),
     (["variants", "--pairs", "{fa}"], "no column 'reference'"),

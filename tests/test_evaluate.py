@@ -11,21 +11,13 @@ import torch
 from torch import nn
 
 from crmnet.cli import main
+from crmnet.data.catalogue import TEST_SETS
 from crmnet.data.encoding import CRMNET, VAISHNAV, Encoding
 from crmnet.errors import InputError
-from crmnet.evaluation.evaluate import (
-    TEST_SETS,
-    Evaluation,
-    LoadedTest,
-    evaluate_model,
-    evaluate_prediction_file,
-    load_test_file,
-    load_test_set,
-    peer_table,
-    resolve_test,
-)
+from crmnet.evaluation.evaluate import Evaluation, evaluate_model, evaluate_prediction_file, peer_table
 from crmnet.evaluation.metrics import METRIC_KEYS, compute_metrics
 from crmnet.evaluation.outputs import read_predictions_tsv, write_evaluation
+from crmnet.evaluation.testsets import LoadedTest, load_test_file, load_test_set, resolve_test
 
 # data.md, "Reference numbers measured from these files": (Pearson r, MSE, N).
 REFERENCE = {
@@ -211,8 +203,8 @@ def test_cli_evaluate_predictions_and_peers(tmp_path, shared, capsys):
 
 
 def test_cli_evaluate_checkpoint(tmp_path, vaishnav_dir):
-    checkpoint = pytest.importorskip("crmnet.models.checkpoint")
-    registry = pytest.importorskip("crmnet.models.registry")
+    from crmnet.models import checkpoint, registry
+
     torch.manual_seed(0)
     model = registry.build_model("crmnet-tiny")
     ckpt = tmp_path / "m.pt"

@@ -175,7 +175,7 @@ QUICKSTART_CASES = {
     "n-test-too-small": (["--n-test", "3"], ["--n-test", ">= 10"]),
     "n-below-a-batch": (["--n", "100"], ["--n", "one batch of 256"]),
     "model-unknown": (["--model", "nosuchmodel"], ["--model", "nosuchmodel", "crmnet-tiny"]),
-    "epochs-zero": (["--epochs", "0"], ["--epochs", ">= 1"]),
+    "epochs-zero": (["--epochs", "0"], ["--epochs", "at least 1"]),
     "overwrite-foreign-dir": (["--out", "notes", "--overwrite"], ["notes", "notes.txt", "quickstart output"]),
     "overwrite-a-run": (["--out", "run", "--overwrite"], ["run", "quickstart output"]),
     "exists": (["--out", "notes"], ["notes", "already exists"]),

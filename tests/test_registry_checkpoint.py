@@ -48,6 +48,9 @@ SMALL = {
     "danq": {"filters": 8, "lstm_units": 8, "dense_units": 8},
     "deepatt": {"filters": 8, "lstm_units": 4, "heads": 2, "dense_units": (4, 4)},
     "legnet": {"block_sizes": (16, 8, 8), "expand": 2},
+    "dream-cnn": {"first_channels": 8, "core_sizes": (8, 4), "expand": 2},
+    "dream-rnn": {"first_channels": 8, "lstm_units": 4, "core_channels": 8},
+    "dream-attn": {"channels_attn": 8, "layers": 1, "heads": 2},
 }
 
 _PEER_COMMON = {
@@ -149,6 +152,16 @@ ALTERNATIVES = {
         "bn_momentum": 0.3,
     },
 }
+_DREAM_IO = {"length": 140, "pad": "end", "truncate": "end", "channels": "TGCA", "unknown_fill": 0.1, "prefix": "ACG",
+             "trim_start": 2, "flank": "GATTACA", "bins": 12, "bin_sd": 1.0, "singleton_channel": False,
+             "rc_augment": False}
+_BHI_FIRST = {"first_channels": 12, "first_kernels": (5,), "first_dropout": 0.5}
+ALTERNATIVES["dream-cnn"] = {**_DREAM_IO, **_BHI_FIRST, "core_sizes": (4,), "kernel_size": 5, "expand": 3,
+                             "filters_per_group": 4, "se_reduction": 2, "bn_momentum": 0.5}
+ALTERNATIVES["dream-rnn"] = {**_DREAM_IO, **_BHI_FIRST, "lstm_units": 6, "core_channels": 12, "core_dropout": 0.5,
+                             "out_dropout": 0.1}
+ALTERNATIVES["dream-attn"] = {**_DREAM_IO, "channels_attn": 12, "first_kernel": 5, "bn_momentum": 0.5, "layers": 2,
+                              "heads": 4, "conv_kernel": 5, "ff_mult": 2, "dropout": 0.3}
 
 
 def test_registry_lists_the_required_models():
@@ -314,7 +327,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_unrun(tmp_path):
     torch.save({"state_dict": _RunsCode()}, evil)
     with pytest.raises(InputError) as info:
         load_checkpoint(evil)
-    assert "Python objects other than tensors" in str(info.value) and "weights_only=False" not in str(info.value)
+    assert "holds Python objects" in str(info.value) and "weights_only=False" not in str(info.value)
     assert "\n" not in str(info.value) and not _RunsCode.target.exists()
 
 

@@ -7,10 +7,11 @@ import pytest
 
 from crmnet.cli import main
 from crmnet.errors import InputError, OutputExistsError
-from crmnet.evaluation.evaluate import Evaluation, evaluate_prediction_file, load_test_set
+from crmnet.evaluation.evaluate import Evaluation, evaluate_prediction_file
 from crmnet.evaluation.metrics import compute_metrics
 from crmnet.evaluation.outputs import write_evaluation
 from crmnet.evaluation.report import build_report, load_inputs
+from crmnet.evaluation.testsets import load_test_set
 from crmnet.plot import ablation_bars, benchmark_bars, figure2, metrics_text, save_figure
 
 

@@ -31,6 +31,9 @@ print("batches trained:", len(trained))
 
 
 TOTAL_STEPS = 3 * (480 // 32)  # 3 epochs of the 480 training rows of make_store, batch 32
+# Seconds a subprocess may take: generous, since a loaded 2-core machine (load 20) needed over 60 s to start
+# torch and reach step 18; waits return as soon as the condition holds, so a quiet machine pays nothing.
+LOADED = 600.0
 
 
 def _driver(tmp: Path, store: Path, sleep: float) -> Path:
@@ -48,7 +51,7 @@ def _run(driver: Path, out: Path, mode: str = "fresh", **kw) -> subprocess.Popen
                             stderr=subprocess.PIPE, **kw)
 
 
-def _wait_mid_epoch(proc: subprocess.Popen, state: Path, min_step: int, timeout: float = 60.0) -> dict:
+def _wait_mid_epoch(proc: subprocess.Popen, state: Path, min_step: int, timeout: float = LOADED) -> dict:
     """Poll the run's state.pt until it was saved mid-epoch at step >= min_step."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -88,7 +91,7 @@ def setup(tmp_path_factory):
     store = make_store(tmp)
     reference = tmp / "reference"
     proc = _run(_driver(tmp, store, 0.0), reference)
-    stdout, err = proc.communicate(timeout=120)
+    stdout, err = proc.communicate(timeout=LOADED)
     assert proc.returncode == 0, err.decode()[-2000:]
     assert f"batches trained: {TOTAL_STEPS}" in stdout.decode()
     return tmp, store, reference
@@ -103,7 +106,7 @@ def test_interrupted_run_resumes_to_the_same_result(setup, sig):
     # Step 18 lies in the second epoch (15 steps per epoch): the kill also crosses an epoch boundary.
     saved = _wait_mid_epoch(proc, out / "state.pt", min_step=18)
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=LOADED)
     assert 0 < torch.load(out / "state.pt", weights_only=True)["step"] < TOTAL_STEPS
     if sig == signal.SIGKILL:
         assert proc.returncode == -signal.SIGKILL
@@ -114,7 +117,7 @@ def test_interrupted_run_resumes_to_the_same_result(setup, sig):
     assert not (out / "metrics.json").exists()
     resumed_from = torch.load(out / "state.pt", weights_only=True)["step"]
     proc = _run(_driver(tmp, store, 0.0), out, mode="resume")
-    stdout, err = proc.communicate(timeout=120)
+    stdout, err = proc.communicate(timeout=LOADED)
     assert proc.returncode == 0, err.decode()[-2000:]
     # It continued where the state was saved instead of starting again (which would give the same result).
     assert f"batches trained: {TOTAL_STEPS - resumed_from}" in stdout.decode()

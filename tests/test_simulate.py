@@ -61,14 +61,36 @@ def _reference(codes: np.ndarray, config: SimulatorConfig):
     return lo_e + (hi_e - lo_e) / (1 + np.exp(-a)), sites
 
 
+def _assert_same_sites(a: dict, b: dict, tol: float = 2e-3) -> None:
+    """Scored sites of two runs agree up to float32 rounding: shared sites have the same score (3 decimals
+    stored), and a site found by one run only scores within ``tol`` bits of its motif's threshold."""
+    threshold = [m["threshold_bits"] for m in a["motifs"]]
+
+    def table(truth):
+        c = truth["scored_sites"]
+        rows = zip(c["seq"], c["motif"], c["start"], c["strand"], c["score"])
+        return {(seq, motif, start, strand): score for seq, motif, start, strand, score in rows}
+
+    ta, tb = table(a), table(b)
+    for key in ta.keys() & tb.keys():
+        assert abs(ta[key] - tb[key]) <= tol, key
+    for key in ta.keys() ^ tb.keys():
+        score = ta.get(key, tb.get(key))
+        assert abs(score - threshold[key[1]]) <= tol, (key, score)
+    assert len(ta.keys() ^ tb.keys()) <= 0.01 * len(ta)
+
+
 def test_construct_and_determinism(small):
     seqs = small.sequences
     assert small.codes.shape == (1500, 110) and small.codes.dtype == np.uint8 and small.codes.max() <= 3
     assert all(s.startswith(LEFT_FLANK) and s.endswith(RIGHT_FLANK) for s in seqs)
     again = simulate(1500, seed=7, chunk_size=256)  # chunking only bounds memory
+    # Sequences come from the RNG alone: equal whatever the kernels. Scores come from a float32 convolution
+    # whose summation order depends on the batch shape and the CPU (≤ 2e-6 seen on AVX-512), so expression
+    # agrees to float32 rounding and a scored site may only differ where its score sits on the threshold.
     np.testing.assert_array_equal(again.codes, small.codes)
-    np.testing.assert_array_equal(again.expression, small.expression)
-    assert again.truth["scored_sites"] == small.truth["scored_sites"]
+    np.testing.assert_allclose(again.expression, small.expression, rtol=0, atol=1e-5)
+    _assert_same_sites(again.truth, small.truth)
     other = simulate(1500, seed=8)
     assert not np.array_equal(other.codes, small.codes)
 

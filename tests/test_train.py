@@ -60,13 +60,20 @@ def store(tmp_path_factory) -> Path:
     return make_store(tmp_path_factory.mktemp("toy"))
 
 
-EPOCHS = 5  # enough for the toy model to learn clearly whatever the CPU's rounding
+# The learning run: 150 steps, MSE and a head of 16 units. Validation r measured over seeds 0-5: AVX-512
+# kernels 0.60, 0.21, 0.73, 0.68, 0.66, 0.67; PyTorch's portable kernels (ATEN_CPU_CAPABILITY=default) 0.60,
+# -0.01, 0.65, 0.60, 0.68, 0.69. Seed 1 starts from an initialisation that does not learn in 150 steps on
+# either; seed 0, the test's, gives 0.60 on both, twice MIN_R. The earlier run (8-unit head, Huber, 75 steps)
+# was at the line: 0.06-0.36 over seeds, and 0.15 for seed 0 on an Intel AVX-512 machine.
+EPOCHS = 10
+LEARNS = {"loss": "mse", "overrides": {**SMALL, "mlp_units": [16], "head_channels": [16, 16, 8]}}
+MIN_R = 0.3
 
 
 @pytest.fixture(scope="module")
 def run(store, tmp_path_factory, one_thread):
     out = tmp_path_factory.mktemp("runs") / "run"
-    return fit(tiny_config(store, max_epochs=EPOCHS), out)
+    return fit(tiny_config(store, max_epochs=EPOCHS, **LEARNS), out)
 
 
 def test_run_directory_is_complete(run):
@@ -91,8 +98,8 @@ def test_run_directory_is_complete(run):
 
 
 def test_training_learns(run):
-    # 75 steps of a model with 8 channels: far from converged, but clearly learning the toy target.
-    assert run.metrics["validation"]["pearson_r"] > 0.3
+    # 150 steps of a model with 8 channels: far from converged, but clearly learning the toy target.
+    assert run.metrics["validation"]["pearson_r"] > MIN_R
     assert run.history[-1]["train_loss"] < run.history[0]["train_loss"]
     assert run.history[-1]["val_loss"] < run.history[0]["val_loss"]
 

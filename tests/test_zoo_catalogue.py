@@ -60,3 +60,17 @@ def test_one_table_writer():
     assert render(["n", "value"], [["x", 10], ["long", 2]], "text") == "n     value\nx     10\nlong  2\n"
     with pytest.raises(ValueError, match="2 columns"):
         render(header, [["only one"]])
+
+
+def test_zoo_parameters_are_those_of_crmnet_models(capsys):
+    """One count: ``crmnet zoo`` shows the trainable parameters ``crmnet models`` shows for the same network."""
+    import torch
+
+    from crmnet.models import build_model, count_parameters
+
+    with torch.device("meta"):  # as crmnet models counts them
+        params = {m.model: count_parameters(build_model(m.model))[0] for m in RELEASED.values()}
+    assert main(["zoo", "--format", "json"]) == 0
+    shown = {m["name"]: m["parameters"] for m in json.loads(capsys.readouterr().out)}
+    assert shown == {m.name: params[m.model] for m in RELEASED.values()}
+    assert shown["vaishnav-transformer-complex"] == 1_295_505  # was 1,296,785 (BN statistics added) in 0.2

@@ -44,8 +44,11 @@ from crmnet.models.legnet import (
 )
 from crmnet.zoo.legnet import authors_key, import_file
 
-# The fixture's own CPU kernels (AVX2): the same float32 operations give the same bits.
-EXACT_TOL = 1e-6  # logits and strands 0; float32 strand average 4.8e-7; the CLI's 7 significant digits
+# The fixture's kernels (AVX2) pinned: on the fixture's own CPU (AMD EPYC) the same float32 operations gave
+# the same bits (logits and strands 0, prediction 4.8e-7 with the CLI's 7 digits). Pinning the ISA does not
+# pin everything (oneDNN's and the compiler's paths differ between CPU families), so the test holds the
+# 1e-5 that the import promises rather than bit equality.
+PINNED_TOL = 1e-5
 # A CPU's native kernels: their float32 rounding differs (authors' SeqNN on AVX-512: 1.5e-5).
 FP32_TOL = 2.5e-5  # logits and predictions
 STRAND_TOL = 4e-5  # one strand's expected bin
@@ -238,8 +241,8 @@ sys.exit(main(["predict", str(out / "seqs.tsv"), "--checkpoint", str(out / "legn
 
 def test_exact_parity_on_the_fixtures_cpu_kernels(fixture_dir, ref, tmp_path):
     """The authors' float32 operations in their order: with the kernels of the CPU the fixture was made
-    on (AVX2), logits and each strand's expectation are the reference's bits, and ``crmnet predict``
-    writes test.py's predictions up to float32 output and 7 digits (the issue asks 1e-5)."""
+    on (AVX2), logits, each strand's expectation and ``crmnet predict``'s output match test.py's within
+    1e-5 (bit-identical on the fixture's own CPU family; see PINNED_TOL)."""
     pinned = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "OMP_NUM_THREADS": "1"}
     env = dict(os.environ, **pinned, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     done = subprocess.run(
@@ -251,13 +254,13 @@ def test_exact_parity_on_the_fixtures_cpu_kernels(fixture_dir, ref, tmp_path):
         got = {k: got[k] for k in got.files}
     if str(got["capability"]) != "AVX2":
         pytest.skip(f"no AVX2 kernels on this CPU (PyTorch capability {got['capability']})")
-    np.testing.assert_array_equal(got["logits"], ref["logits_forward"])
-    np.testing.assert_array_equal(got["fwd"], ref["expected_forward"])
-    np.testing.assert_array_equal(got["rev"], ref["expected_reverse"])
-    np.testing.assert_allclose(got["pred"], ref["prediction"], rtol=0, atol=EXACT_TOL)
+    np.testing.assert_allclose(got["logits"], ref["logits_forward"], rtol=0, atol=PINNED_TOL)
+    np.testing.assert_allclose(got["fwd"], ref["expected_forward"], rtol=0, atol=PINNED_TOL)
+    np.testing.assert_allclose(got["rev"], ref["expected_reverse"], rtol=0, atol=PINNED_TOL)
+    np.testing.assert_allclose(got["pred"], ref["prediction"], rtol=0, atol=PINNED_TOL)
     rows = [line.split("\t") for line in (tmp_path / "pred.tsv").read_text().splitlines()[1:]]
     assert [r[1] for r in rows] == [str(s) for s in ref["sequences"]]
-    np.testing.assert_allclose([float(r[2]) for r in rows], ref["prediction"], rtol=0, atol=EXACT_TOL)
+    np.testing.assert_allclose([float(r[2]) for r in rows], ref["prediction"], rtol=0, atol=PINNED_TOL)
 
 
 def test_float64_parity_and_what_the_tolerance_can_see(imported, ref):

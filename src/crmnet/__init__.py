@@ -48,8 +48,8 @@ _API = {
     "multimodality": "crmnet.evaluation.modality",
     "evaluate_model": "crmnet.evaluation.evaluate",
     "peer_table": "crmnet.evaluation.evaluate",
-    "load_test_set": "crmnet.evaluation.evaluate",
-    "TEST_SETS": "crmnet.evaluation.evaluate",
+    "load_test_set": "crmnet.evaluation.testsets",
+    "TEST_SETS": "crmnet.data.catalogue",
     "build_report": "crmnet.evaluation.report",
     "AttributionConfig": "crmnet.interpret.attribution",
     "attribute": "crmnet.interpret.attribution",
@@ -71,6 +71,12 @@ _API = {
     "evolvability": "crmnet.design.evolvability",
     "evolve": "crmnet.design.evolve",
     "EvolveConfig": "crmnet.design.evolve",
+    "ConstraintConfig": "crmnet.design.constraints",
+    "Constraints": "crmnet.design.constraints",
+    "DesignConfig": "crmnet.design.library",
+    "LibraryScorer": "crmnet.design.library",
+    "design_library": "crmnet.design.library",
+    "write_library": "crmnet.design.library_io",
     "Objective": "crmnet.design.oracle",
     "ModelPredictor": "crmnet.design.oracle",
     "SimulatorPredictor": "crmnet.design.oracle",
@@ -81,6 +87,14 @@ _API = {
     "export_model": "crmnet.models.export",
     "deep_lift_shap": "crmnet.interpret.methods",
     "integrated_gradients": "crmnet.interpret.methods",
+    # uncertainty: docs/uncertainty.md
+    "predict_interval": "crmnet.evaluation.calibrate",
+    "calibrate_checkpoint": "crmnet.evaluation.calibrate",
+    "fit_calibration": "crmnet.evaluation.conformal",
+    "Calibration": "crmnet.evaluation.conformal",
+    "Ensemble": "crmnet.models.ensemble",
+    "load_models": "crmnet.models.checkpoint",
+    "Penalty": "crmnet.design.oracle",
 }
 
 __all__ = ["__version__", *_API]  # noqa: PLE0604 (the names are _API's string keys)

@@ -5,13 +5,16 @@ Every command that writes a file or a directory writes it under a temporary sibl
 leaves the final name untouched (and the temporary removed); a full disk, a read-only or forbidden output
 is an :class:`~crmnet.errors.OutputError` naming the output.
 
-Policies (the README's "What crmnet guarantees"):
+Policies (docs/guarantees.md):
 
 * An existing output is refused unless ``overwrite``. The final rename refuses a target that appeared
   meanwhile (another run writing the same output: the later one fails, the first one's output stays).
 * ``overwrite`` replaces a file, or a directory that crmnet wrote (it holds the marker :data:`MARKER`,
   which every directory written here gets, or it is a crmnet store) -- never a directory holding other
   files, never one of the command's inputs, never a directory that contains an input.
+* A file-name component taken from a file (motif, sequence id, label, model name) goes through
+  :func:`safe_component`; while :func:`atomic_path` is open, every write through this module must lie
+  inside its temporary (the output root): a path that leaves it is refused, whatever built it.
 * A run killed with SIGKILL cannot clean up: each temporary has a lock file (``.NAME.XXXX.lock``) held
   while it is written, and the next write of the same output removes temporaries whose lock is free.
 """
@@ -19,6 +22,7 @@ Policies (the README's "What crmnet guarantees"):
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import errno
 import hashlib
@@ -41,6 +45,42 @@ MARKER = ".crmnet-output"  # in every directory written by atomic_path: what --o
 # A write that fails for these reasons failed for lack of room or permission, not because of a bug.
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 _DENIED_ERRNOS = {errno.EACCES, errno.EPERM}
+# The temporary directory of the innermost open atomic_path (per thread and task): writes must stay inside.
+_ROOT: contextvars.ContextVar[Path | None] = contextvars.ContextVar("crmnet_output_root", default=None)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def safe_component(name: object, fallback: str = "item", max_length: int = 80) -> str:
+    """One file-name component from a name taken from a file (motif, sequence id, label, model name).
+
+    Characters other than letters, digits and ``._+-`` become ``_`` (so ``/``, ``..`` chains, NUL and
+    control characters cannot leave a directory or hide a file), leading dots are dropped, and the result
+    is cut to ``max_length`` characters.
+
+    Parameters
+    ----------
+    name : object
+        The untrusted name (``str()`` of it is used).
+    fallback : str
+        Returned when nothing usable is left (an empty name, or only dots).
+    max_length : int
+        Longest result, in characters.
+
+    Returns
+    -------
+    str
+        A name that is one path component, never ``.``, ``..``, hidden or empty.
+    """
+    text = _UNSAFE.sub("_", str(name)).lstrip(".")[:max_length].rstrip(".")
+    return text if text.strip("_") else fallback
+
+
+def _check_root(path: Path) -> None:
+    """Refuse ``path`` when it leaves the output root of the enclosing :func:`atomic_path`."""
+    root = _ROOT.get()
+    if root is not None and not _inside(Path(os.path.abspath(path)), root):
+        raise OutputError(path, f"leaves the output directory being written ({root}); a name taken from a file "
+                                "must not hold '/' or '..'; nothing was written")
 
 
 def _is_crmnet_dir(path: Path) -> bool:
@@ -90,6 +130,9 @@ def mark_output(directory: str | os.PathLike) -> None:
 
 
 def _check_target(path: Path, overwrite: bool, inputs: Iterable, directory: bool) -> None:
+    if not str(path) or path.name in ("", ".", ".."):
+        raise OutputError(path, "is not the name of a file or directory to write (give a new name)")
+    _check_root(path)
     parent = path.parent if str(path.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -204,7 +247,10 @@ def _glob_escape(name: str) -> str:
 @contextlib.contextmanager
 def _locked_sibling(path: Path) -> Iterator[Path]:
     """A fresh temporary name ``.NAME.XXXX.tmp`` beside ``path`` (nothing created there), its lock held."""
-    fd, lock_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".lock", dir=path.parent)
+    try:
+        fd, lock_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".lock", dir=path.parent)
+    except OSError as exc:  # name the output the user gave, not crmnet's lock file beside it
+        raise OutputError(path, f"cannot write here ({exc.strerror}); nothing was written") from None
     lock = Path(lock_name)
     try:
         if fcntl is not None:
@@ -261,7 +307,11 @@ def atomic_path(path: str | os.PathLike, overwrite: bool = False,
     inputs = list(inputs)
     _check_target(path, overwrite, inputs, directory=True)
     with _locked_sibling(path) as tmp, _undo_on_error(tmp, path):
-        yield tmp
+        token = _ROOT.set(Path(os.path.abspath(tmp)))
+        try:
+            yield tmp
+        finally:
+            _ROOT.reset(token)
         if not tmp.exists():
             raise CrmnetError(f"{path}: nothing was written")
         if tmp.is_dir():

@@ -114,23 +114,43 @@ def write_tsv(path: str | os.PathLike, rows: list[dict], overwrite: bool = False
     columns: list[str] = []
     for row in rows:
         columns.extend(k for k in row if k not in columns)
-
-    def cell(column: str, v) -> str:
-        if _missing(v):
-            return ""
-        if isinstance(v, float | np.floating):
-            if v == 0.0 and _is_p_column(column):
-                return "< 1e-300"
-            return f"{float(v):.6g}"
-        if isinstance(v, list | tuple):
-            return ",".join(str(x) for x in v)
-        return str(v)
-
     with atomic_file(path, overwrite=overwrite) as fh:
-        fh.write("\t".join(columns) + "\n")
+        fh.write(tsv_row(columns))
         for row in rows:
-            fh.write("\t".join(cell(c, row.get(c)) for c in columns) + "\n")
+            fh.write(tsv_row([row.get(c) for c in columns], columns))
     return Path(path)
+
+
+def _tsv_cell(column: str, v) -> str:
+    if _missing(v):
+        return ""
+    if isinstance(v, float | np.floating):
+        if v == 0.0 and _is_p_column(column):
+            return "< 1e-300"
+        return f"{float(v):.6g}"
+    if isinstance(v, list | tuple):
+        return ",".join(str(x) for x in v)
+    return str(v).replace("\t", " ").replace("\n", " ")
+
+
+def tsv_row(cells: Sequence, columns: Sequence[str] | None = None) -> str:
+    """One line of a TSV file, cells formatted as :func:`write_tsv` formats them (for tables written row by row).
+
+    Parameters
+    ----------
+    cells : sequence
+        k values: floats get 6 significant digits, a missing value (None, NaN) an empty cell, a list
+        comma-joined; tabs and newlines inside a text cell become spaces.
+    columns : sequence of str, optional
+        The k column names, when a p-value column's exact 0 should read ``< 1e-300``; None: no p columns.
+
+    Returns
+    -------
+    str
+        The tab-joined cells and a newline.
+    """
+    names = columns if columns is not None else [""] * len(cells)
+    return "\t".join(_tsv_cell(c, v) for c, v in zip(names, cells, strict=True)) + "\n"
 
 
 def _is_p_column(name: str) -> bool:

@@ -17,25 +17,13 @@ import importlib
 import pkgutil
 import sys
 
+from crmnet.cli.options import check_paths, default_device, require_positive
 from crmnet.errors import CrmnetError
 from crmnet.version import __version__
 
+__all__ = ["build_parser", "default_device", "main", "require_positive", "user_error_message"]
+HELPERS = frozenset({"options"})  # modules of this package that hold no command
 
-def default_device(device: str | None) -> str:
-    """The device a command runs on: ``device`` when given, else CUDA when available, else the CPU."""
-    if device:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def require_positive(name: str, value: int) -> None:
-    """Refuse an option ``name`` whose integer ``value`` is below 1 (one-line error naming the option)."""
-    if value < 1:
-        from crmnet.errors import InputError
-
-        raise InputError(None, f"{name} must be at least 1, got {value}")
 
 class Parser(argparse.ArgumentParser):
     """argparse with the CLI's error contract.
@@ -64,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"crmnet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name in HELPERS:
+            continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         module.register(sub)
     return parser
@@ -107,7 +97,11 @@ def main(argv: list[str] | None = None) -> int:
         The exit status: the subcommand's, 2 for a user error (one line on stderr), 130 when interrupted.
     """
     try:
-        args = build_parser().parse_args(argv)  # inside: Ctrl-C while the subcommands import is an interrupt too
+        try:  # inside: Ctrl-C while the subcommands import is an interrupt too
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help, --version, or an option refused (already printed on one line)
+            return exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+        check_paths(args)  # every command: no output on an input, before any work
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("crmnet: interrupted", file=sys.stderr)

@@ -6,24 +6,64 @@ import argparse
 import sys
 from pathlib import Path
 
-from crmnet.cli import default_device, require_positive
+from crmnet.cli.library import add_constraint_options, constraints_from, predictors_from
+from crmnet.cli.options import (
+    POSITIVE,
+    SEED,
+    SEED_HELP,
+    add_batch_size,
+    add_device,
+    add_input,
+    add_output,
+    add_overwrite,
+    add_quiet,
+    default_device,
+    finite_float,
+    int_range,
+)
 from crmnet.errors import InputError
+
+# Limits checked before any work (each a few hours of CPU at most, or memory a laptop has).
+MAX_GENERATIONS = 100_000
+MAX_POPULATION = 100_000
+MAX_MUTATIONS = 1_000
+MAX_FIGURES = 1_000
+EPSILON = finite_float(0, open_low=True)
+PROBABILITY = finite_float(0, 1)
 
 
 def _common(p, several: bool = False) -> None:
     if several:
-        p.add_argument("--checkpoint", required=True, action="append", metavar="[NAME=]CKPT",
-                       help="a crmnet checkpoint; repeat for several models, named NAME (default A, B, ...) "
-                            "for --objective")
+        add_input(p, "--checkpoint", required=True, action="append", metavar="[NAME=]CKPT", named=True,
+                  help="a crmnet checkpoint; repeat for several models, named NAME (default A, B, ...) "
+                       "for --objective")
     else:
-        p.add_argument("--checkpoint", required=True, metavar="CKPT",
-                       help="a crmnet checkpoint (.ckpt from training, .pt from import or download)")
-    p.add_argument("--batch-size", type=int, default=4096, help="sequences per forward pass (default 4096)")
-    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
-                   help="no progress (by default a bar on a terminal, else a log line every "
-                        "$CRMNET_PROGRESS_INTERVAL seconds, default 30)")
+        add_input(p, "--checkpoint", required=True, metavar="CKPT",
+                  help="a crmnet checkpoint (.ckpt from training, .pt from import or download)")
+    add_batch_size(p)
+    add_device(p)
+    add_overwrite(p)
+    add_quiet(p)
+
+
+def _penalty_options(p) -> None:
+    p.add_argument("--penalty", choices=("spread", "bound"),
+                   help="penalise uncertainty so design does not exploit one model's errors: spread = objective "
+                        "minus weight x the ensemble's spread (propagated through --objective); bound = the "
+                        "conformal lower bound at --penalty-level (calibrated checkpoints); minimising: the "
+                        "other side")
+    p.add_argument("--penalty-weight", type=float, default=1.0, metavar="LAMBDA",
+                   help="--penalty spread: the weight of the spread (default 1)")
+    p.add_argument("--penalty-level", type=float, default=0.9, metavar="LEVEL",
+                   help="--penalty bound: the interval level (default 0.9)")
+
+
+def _penalty(args, direction: str = "max"):
+    from crmnet.design.oracle import Penalty
+
+    if args.penalty is None:
+        return None
+    return Penalty(args.penalty, args.penalty_weight, args.penalty_level, direction)
 
 
 def register(subparsers) -> None:
@@ -35,11 +75,15 @@ def register(subparsers) -> None:
                     "ref_prediction, alt_prediction and delta. Reference and variant may differ in length "
                     "(each is predicted as given). With --measured-column, OUT.metrics.json holds Pearson r, "
                     "Spearman, MSE ... of the predicted against the measured delta (the format of evaluate).")
-    va.add_argument("--pairs", required=True, metavar="FILE", help="TSV/CSV of pairs, with a header")
-    va.add_argument("--out", required=True, metavar="OUT.tsv", help="output TSV (refused if it exists)")
+    add_input(va, "--pairs", required=True, metavar="FILE", help="TSV/CSV of pairs, with a header")
+    add_output(va, "--out", required=True, metavar="OUT.tsv", help="output TSV (refused if it exists)")
     va.add_argument("--ref-column", default="reference", help="reference-sequence column (default reference)")
     va.add_argument("--alt-column", default="variant", help="variant-sequence column (default variant)")
     va.add_argument("--measured-column", metavar="NAME", help="column of measured deltas, for metrics")
+    va.add_argument("--interval", type=float, metavar="LEVEL",
+                    help="add delta_lower and delta_upper at LEVEL in (0, 1) (a checkpoint from `crmnet calibrate`: "
+                         "calibrated on measured pairs with --pairs, else a conservative union bound of two "
+                         "expression intervals; the basis is printed)")
     _common(va)
     va.set_defaults(func=run_variants)
 
@@ -49,14 +93,17 @@ def register(subparsers) -> None:
                     "variable region between the constant flanks, else the whole sequence). Writes OUT/ with "
                     "deltas.npz (N, L, 4), mutants.tsv, evolvability.tsv (robustness, largest gain and loss), "
                     "evolvability.png and heat maps of the first --figures sequences. Streams the input.")
-    mu.add_argument("input", metavar="INPUT", help="FASTA, TSV or CSV of sequences")
-    mu.add_argument("--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
+    add_input(mu, "input", metavar="INPUT", help="FASTA, TSV or CSV of sequences")
+    add_output(mu, "--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
     mu.add_argument("--window", metavar="START-END", help="positions to mutate, 1-based inclusive (e.g. 18-97)")
-    mu.add_argument("--epsilon", type=float, default=0.1616, help="robustness threshold on |delta| (default 0.1616)")
-    mu.add_argument("--figures", type=int, default=10, metavar="K", help="heat maps of the first K sequences (default 10)")
+    mu.add_argument("--epsilon", type=EPSILON, default=0.1616,
+                    help="robustness threshold on |delta|, a finite number > 0 (default 0.1616)")
+    mu.add_argument("--figures", type=int_range(0, MAX_FIGURES), default=10, metavar="K",
+                    help=f"heat maps of the first K sequences, 0 to {MAX_FIGURES:,} (default 10)")
     mu.add_argument("--no-tsv", action="store_true", help="skip mutants.tsv (3L rows per sequence)")
-    mu.add_argument("--chunk-size", type=int, default=512,
-                    help="sequences whose mutants are predicted together (default 512)")
+    mu.add_argument("--chunk-size", type=int_range(1, 1 << 16), default=512,
+                    help="sequences whose mutants are predicted together, 1 to 65,536 (default 512)")
+    _penalty_options(mu)
     _common(mu)
     mu.set_defaults(func=run_mutagenesis)
 
@@ -65,12 +112,17 @@ def register(subparsers) -> None:
         description="Recompute evolvability (robustness at --epsilon, sorted delta vectors, largest gain and "
                     "loss) from `crmnet mutagenesis` output: writes OUT/evolvability.tsv, vectors.npz, "
                     "evolvability.png.")
-    ev.add_argument("deltas", metavar="DELTAS.npz", help="deltas.npz written by crmnet mutagenesis")
-    ev.add_argument("--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
-    ev.add_argument("--epsilon", type=float, default=0.1616, help="robustness threshold (default 0.1616)")
-    ev.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    add_input(ev, "deltas", metavar="DELTAS.npz", help="deltas.npz written by crmnet mutagenesis")
+    add_output(ev, "--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
+    ev.add_argument("--epsilon", type=EPSILON, default=0.1616,
+                    help="robustness threshold, a finite number > 0 (default 0.1616)")
+    add_overwrite(ev)
     ev.set_defaults(func=run_evolvability)
 
+    _register_evolve(subparsers)
+
+
+def _register_evolve(subparsers) -> None:
     eo = subparsers.add_parser(
         "evolve", help="evolution trajectories: neutral drift, SSWM or a genetic algorithm under a model",
         description="Evolve start sequences under an objective: one model's prediction, or several models "
@@ -78,25 +130,32 @@ def register(subparsers) -> None:
                     "defined'). Only the window (default: the variable region) mutates. Writes OUT/trajectory.tsv "
                     "(every generation: sequence, predictions, objective, mutations from the start), "
                     "trajectory.png and config.json. Seeded and reproducible.")
-    eo.add_argument("input", metavar="INPUT", help="FASTA, TSV or CSV of start sequences")
-    eo.add_argument("--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
+    add_input(eo, "input", metavar="INPUT", help="FASTA, TSV or CSV of start sequences")
+    add_output(eo, "--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
     eo.add_argument("--objective", help="expression over the model names with + - * and numbers "
                                         "(default: the only model)")
     eo.add_argument("--mode", choices=("drift", "sswm", "ga"), default="sswm", help="default sswm")
-    eo.add_argument("--generations", type=int, default=10, help="generations / steps (default 10)")
-    eo.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    eo.add_argument("--generations", type=int_range(1, MAX_GENERATIONS), default=10,
+                    help=f"generations / steps, 1 to {MAX_GENERATIONS:,} (default 10)")
+    eo.add_argument("--seed", type=SEED, default=0, help=SEED_HELP)
     eo.add_argument("--direction", choices=("max", "min"), default="max", help="sswm: maximise or minimise")
-    eo.add_argument("--mutations", type=int, default=1, help="drift: substitutions per generation (default 1)")
-    eo.add_argument("--population", type=int, default=None,
-                    help="drift: replicate lineages per start (default 1); ga: population size (default 100)")
-    eo.add_argument("--target", type=float, help="ga: target objective value")
-    eo.add_argument("--tolerance", type=float, default=0.1, help="ga: stop within this of the target (default 0.1)")
-    eo.add_argument("--mutation-rate", type=float, default=0.01, help="ga: per-base mutation probability")
-    eo.add_argument("--crossover", type=float, default=0.5, help="ga: crossover probability (default 0.5)")
+    eo.add_argument("--mutations", type=int_range(1, MAX_MUTATIONS), default=1,
+                    help=f"drift: substitutions per generation, 1 to {MAX_MUTATIONS:,} (default 1)")
+    eo.add_argument("--population", type=int_range(1, MAX_POPULATION), default=None,
+                    help=f"drift: replicate lineages per start (default 1); ga: population size (default 100); "
+                         f"1 to {MAX_POPULATION:,}")
+    eo.add_argument("--target", type=finite_float(), help="ga: target objective value (a finite number)")
+    eo.add_argument("--tolerance", type=finite_float(0, open_low=True), default=0.1,
+                    help="ga: stop within this of the target, > 0 (default 0.1)")
+    eo.add_argument("--mutation-rate", type=PROBABILITY, default=0.01, help="ga: per-base mutation probability, 0 to 1")
+    eo.add_argument("--crossover", type=PROBABILITY, default=0.5, help="ga: crossover probability, 0 to 1 (default 0.5)")
     eo.add_argument("--selection", choices=("tournament", "truncation"), default="tournament")
-    eo.add_argument("--tournament", type=int, default=3, help="ga: tournament size (default 3)")
-    eo.add_argument("--elite", type=int, default=1, help="ga: best sequences kept unchanged (default 1)")
+    eo.add_argument("--tournament", type=POSITIVE, default=3, help="ga: tournament size, at least 1 (default 3)")
+    eo.add_argument("--elite", type=int_range(0, MAX_POPULATION), default=1,
+                    help="ga: best sequences kept unchanged (default 1)")
     eo.add_argument("--window", metavar="START-END", help="positions that may mutate, 1-based inclusive")
+    _penalty_options(eo)
+    add_constraint_options(eo, distance=False)
     _common(eo, several=True)
     eo.set_defaults(func=run_evolve)
 
@@ -104,13 +163,20 @@ def register(subparsers) -> None:
 def run_variants(args: argparse.Namespace) -> int:
     """Predict the effect of variants: prediction(variant) − prediction(reference)."""
     from crmnet.design.variants import variants_file
+    from crmnet.evaluation.conformal import check_level, require_calibration
     from crmnet.models.checkpoint import load_checkpoint
 
-    require_positive("--batch-size", args.batch_size)
+    if args.interval is not None:
+        check_level(args.interval)
     model = load_checkpoint(args.checkpoint)
+    if args.interval is not None:
+        require_calibration(model, args.checkpoint, "delta")
     res = variants_file(model, args.pairs, args.out, ref_column=args.ref_column, alt_column=args.alt_column,
                         measured_column=args.measured_column, batch_size=args.batch_size,
-                        device=default_device(args.device), overwrite=args.overwrite)
+                        device=default_device(args.device), overwrite=args.overwrite, interval=args.interval,
+                        checkpoint=args.checkpoint)
+    if res["interval_basis"]:
+        print(f"intervals: {res['interval_basis']}", file=sys.stderr)
     print(f"{res['n']:,} pairs, {res['unique']:,} distinct sequences predicted", file=sys.stderr)
     if res["unequal_lengths"]:
         print(f"{res['unequal_lengths']:,} pairs have reference and variant of different lengths (insertions or "
@@ -119,6 +185,9 @@ def run_variants(args: argparse.Namespace) -> int:
         m = next(iter(res["metrics"].values()))
         print(f"delta vs measured: r={m['pearson_r']:.4f} spearman={m['spearman_r']:.4f} mse={m['mse']:.4f} "
               f"(wrote {res['metrics_path']})")
+        for level, c in m.get("intervals", {}).items():
+            print(f"delta intervals at {level}: coverage {c['coverage']:.3f} of {c['n']:,} measured pairs, mean "
+                  f"width {c['mean_width']:.3g}")
     print(f"wrote {args.out}")
     return 0
 
@@ -128,19 +197,15 @@ def run_mutagenesis(args: argparse.Namespace) -> int:
     import time
 
     from crmnet.design.mutagenesis import parse_window
-    from crmnet.design.oracle import ModelPredictor
+    from crmnet.design.oracle import ModelPredictor, Objective
     from crmnet.design.outputs import mutagenesis_file
     from crmnet.models.checkpoint import load_checkpoint
 
-    require_positive("--batch-size", args.batch_size)
-    require_positive("--chunk-size", args.chunk_size)
-    if args.figures < 0:
-        raise InputError(None, f"--figures must be 0 or more, got {args.figures}")
-    if not args.epsilon > 0:
-        raise InputError(None, f"--epsilon must be positive, got {args.epsilon}")
     window = parse_window(args.window)
     model = load_checkpoint(args.checkpoint)
     predictor = ModelPredictor(model, args.batch_size, default_device(args.device))
+    if args.penalty:
+        predictor = Objective({"model": predictor}, penalty=_penalty(args))
     t = time.perf_counter()
     res = mutagenesis_file(predictor, args.input, args.out, window=window, epsilon=args.epsilon,
                            max_figures=args.figures, write_tsv=not args.no_tsv, chunk_size=args.chunk_size,
@@ -156,21 +221,18 @@ def run_evolvability(args: argparse.Namespace) -> int:
     """Robustness and evolvability vectors (table and figure) from a mutagenesis deltas file."""
     import numpy as np
 
-    from crmnet.design.evolvability import Evolvability, evolvability
+    from crmnet.design.evolvability import evolvability
     from crmnet.design.outputs import read_saturation, write_evolvability_rows
     from crmnet.fsutil import atomic_path
     from crmnet.plot.common import save_png
     from crmnet.plot.design import evolvability_figure
 
-    if not args.epsilon > 0:
-        raise InputError(None, f"--epsilon must be positive, got {args.epsilon}")
     sat, ids = read_saturation(args.deltas)
     ev = evolvability(sat, args.epsilon)
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:
         tmp.mkdir()
         with open(tmp / "evolvability.tsv", "w", encoding="utf-8") as fh:
-            fh.write("\t".join(("id", *Evolvability.COLUMNS)) + "\n")
-            write_evolvability_rows(fh, ev, ids)
+            write_evolvability_rows(fh, ev, ids, header=True)
         np.savez(tmp / "vectors.npz", vector=ev.vector, ids=np.array(ids, dtype=str), epsilon=ev.epsilon)
         save_png(evolvability_figure(ev.prediction, ev.robustness, ev.epsilon, "model"), tmp / "evolvability.png")
     print(f"{len(ids):,} sequences: median robustness {np.nanmedian(ev.robustness):.3f}; wrote {args.out}")
@@ -178,16 +240,9 @@ def run_evolvability(args: argparse.Namespace) -> int:
 
 
 def _objective(args):
-    from crmnet.design.oracle import ModelPredictor, Objective
-    from crmnet.models.checkpoint import load_checkpoint
+    from crmnet.design.oracle import Objective
 
-    predictors = {}
-    for k, spec in enumerate(args.checkpoint):
-        name, _, path = spec.rpartition("=") if "=" in spec else (chr(ord("A") + k), "", spec)
-        if not name.isidentifier() or name in predictors:
-            raise InputError(None, f"--checkpoint {spec!r}: NAME must be a unique identifier (letters, digits, _)")
-        predictors[name] = ModelPredictor(load_checkpoint(path), args.batch_size, default_device(args.device))
-    return Objective(predictors, args.objective)
+    return Objective(predictors_from(args), args.objective, penalty=_penalty(args, args.direction))
 
 
 def run_evolve(args: argparse.Namespace) -> int:
@@ -198,13 +253,12 @@ def run_evolve(args: argparse.Namespace) -> int:
     from crmnet.design.mutagenesis import parse_window
     from crmnet.fsutil import refuse_existing
 
-    require_positive("--batch-size", args.batch_size)
     population = args.population if args.population is not None else (100 if args.mode == "ga" else 1)
     config = EvolveConfig(mode=args.mode, generations=args.generations, seed=args.seed, direction=args.direction,
                           mutations=args.mutations, population=population, mutation_rate=args.mutation_rate,
                           crossover=args.crossover, selection=args.selection, tournament=args.tournament,
                           elite=args.elite, target=args.target, tolerance=args.tolerance,
-                          window=parse_window(args.window))
+                          window=parse_window(args.window), constraints=constraints_from(args))
     refuse_existing(args.out, overwrite=args.overwrite)
     try:
         table = read_records(args.input)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from crmnet.cli.options import add_output, add_overwrite, add_quiet
+
 
 def register(subparsers) -> None:
     """Add the ``download`` subcommand to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
@@ -18,20 +20,19 @@ def register(subparsers) -> None:
             "checked (Zenodo md5 from its records API; sha256 or git blob id for GitHub files pinned to a full "
             "commit hash), written as FILE.part and renamed when verified; an interrupted download resumes; "
             "complete files are skipped. Names: complex, defined (training data, ~3 GB and ~2 GB), test-sets, "
-            "peer-predictions, legnet, crmnet-authors, and the released models of `crmnet zoo` "
+            "peer-predictions, legnet, dream2022 (DIR/dream2022 + the DREAM training file), dream2022-test, "
+            "crmnet-authors, and the released models of `crmnet zoo` "
             "(deepatt-complex, legnet-complex, ...), each imported once verified as DIR/checkpoints/NAME.pt."
         ),
     )
     p.add_argument("names", nargs="*", metavar="NAME", help=f"what to download: {', '.join(SOURCES)}")
-    p.add_argument("--out", metavar="DIR", help="data directory (default: ./data)", default="data")
+    add_output(p, "--out", metavar="DIR", into=True, help="data directory (default: ./data)", default="data")
     p.add_argument("--list", action="store_true", help="list the downloads and exit")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace a file whose checksum does not match (complete, matching files are always kept)")
+    add_overwrite(p, "a file whose checksum does not match (complete, matching files are always kept)")
     p.add_argument("--zenodo-url", help="Zenodo base URL (default: $CRMNET_ZENODO_URL or https://zenodo.org)")
     p.add_argument("--github-url", help="raw GitHub base URL (default: $CRMNET_GITHUB_RAW_URL or "
                    "https://raw.githubusercontent.com)")
-    p.add_argument("--quiet", action="store_true", help="no progress (by default a bar on a terminal, else a log line every "
-                   "$CRMNET_PROGRESS_INTERVAL seconds, default 30)")
+    add_quiet(p)
     p.set_defaults(func=run_download)
 
 

@@ -6,8 +6,21 @@ import argparse
 import sys
 from pathlib import Path
 
-from crmnet.cli import default_device, require_positive
+from crmnet.cli.options import (
+    SEED,
+    SEED_HELP,
+    add_batch_size,
+    add_device,
+    add_input,
+    add_output,
+    add_overwrite,
+    add_quiet,
+    default_device,
+    int_range,
+)
 from crmnet.errors import InputError
+
+MAX_BOOTSTRAP = 1_000_000
 
 
 def register(subparsers) -> None:
@@ -35,15 +48,15 @@ def _register_evaluate(subparsers) -> None:
         ),
     )
     src = ev.add_argument_group("what to score (at least one)")
-    src.add_argument("--checkpoint", metavar="CKPT", help="a crmnet checkpoint (.ckpt from training, .pt from import or download)")
-    src.add_argument("--predictions", metavar="FILE", nargs="+", help="prediction file(s): CSV/TSV with sequence "
-                     "and prediction (and measured) columns, e.g. the published peer CSVs or LegNet's TSVs")
+    add_input(src, "--checkpoint", metavar="CKPT", help="a crmnet checkpoint (.ckpt from training, .pt from import or download)")
+    add_input(src, "--predictions", metavar="FILE", nargs="+", help="prediction file(s): CSV/TSV with sequence "
+              "and prediction (and measured) columns, e.g. the published peer CSVs or LegNet's TSVs")
     src.add_argument("--peers", action="store_true", help="score the published peer predictions under --data-dir "
                      "(Vaishnav transformer/CNN, DeepSEA, DanQ, DeepATT, LegNet) and compare every pair")
-    ev.add_argument("--test", metavar="NAME_OR_FILE", nargs="+", help="test sets by name or file (default: all four "
-                    "with --checkpoint/--peers; with --predictions one per file, to join measured values by sequence)")
-    ev.add_argument("--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
-    ev.add_argument("--data-dir", metavar="DIR", help="data directory (default: $CRMNET_DATA_DIR, else ./data)")
+    add_input(ev, "--test", metavar="NAME_OR_FILE", nargs="+", help="test sets by name or file (default: all four "
+              "with --checkpoint/--peers; with --predictions one per file, to join measured values by sequence)")
+    add_output(ev, "--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
+    add_input(ev, "--data-dir", metavar="DIR", help="data directory (default: $CRMNET_DATA_DIR, else ./data)")
     ev.add_argument("--label", nargs="+", metavar="LABEL",
                     help="name of the scored model in tables: one per --predictions file, or one for all when the "
                          "files are one model's predictions on different test sets (default: the checkpoint's "
@@ -63,21 +76,21 @@ def _register_evaluate(subparsers) -> None:
                            "resamples whole groups, comparisons use a cluster-robust test instead of Steiger's "
                            "(which assumes independent sequences), and r within groups is reported "
                            "(multimodality in metrics.json)")
-    ev.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                    help="bootstrap replicates for 95%% intervals and paired tests (0: no intervals; default 1000)")
-    ev.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    ev.add_argument("--batch-size", type=int, default=1024, help="prediction batch size (default 1024)")
-    ev.add_argument("--device", help="torch device for --checkpoint (default: cuda if available, else cpu)")
+    ev.add_argument("--bootstrap", type=int_range(0, MAX_BOOTSTRAP), default=1000, metavar="N",
+                    help=f"bootstrap replicates for 95%% intervals and paired tests, 0 to {MAX_BOOTSTRAP:,} (0: no "
+                         "intervals; default 1000)")
+    ev.add_argument("--seed", type=SEED, default=0, help=SEED_HELP)
+    add_batch_size(ev)
+    add_device(ev)
     ev.add_argument("--invalid", choices=("error", "N"), default="error",
                     help="characters outside ACGTN: an error (default) or mapped to N")
-    ev.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
-    ev.add_argument("--quiet", action="store_true", help="no progress (by default a bar on a terminal, else a log "
-                    "line every $CRMNET_PROGRESS_INTERVAL seconds, default 30)")
+    add_overwrite(ev, "an existing output directory")
+    add_quiet(ev)
     ev.set_defaults(func=run_evaluate)
 
 
 def _register_predict(subparsers) -> None:
-    from crmnet.data.readers import FORMATS
+    from crmnet.data.formats import FORMATS
 
     pr = subparsers.add_parser(
         "predict",
@@ -89,23 +102,27 @@ def _register_predict(subparsers) -> None:
             "characters are an error unless --invalid N."
         ),
     )
-    pr.add_argument("input", metavar="INPUT", help="FASTA, TSV or CSV file of sequences (plain or gzip), a pipe, "
-                    "or - for standard input")
-    pr.add_argument("--checkpoint", required=True, metavar="CKPT",
-                    help="a crmnet checkpoint (.ckpt from training, .pt from import or download)")
-    pr.add_argument("--out", required=True, metavar="FILE", help="output TSV (refused if it exists)")
+    add_input(pr, "input", metavar="INPUT", help="FASTA, TSV or CSV file of sequences (plain or gzip), a pipe, "
+              "or - for standard input")
+    add_input(pr, "--checkpoint", required=True, action="append", metavar="CKPT",
+              help="a crmnet checkpoint (.ckpt from training, .pt from import or download); repeat for an "
+                   "ensemble: the members' mean, and their spread in a column")
+    pr.add_argument("--interval", type=float, metavar="LEVEL",
+                    help="add lower and upper columns: the conformal interval at LEVEL in (0, 1), e.g. 0.9 (needs a "
+                         "checkpoint made by `crmnet calibrate`)")
+    add_output(pr, "--out", required=True, metavar="FILE", stdout=True,
+               help="output TSV (refused if it exists); - writes it to standard output")
     pr.add_argument("--format", choices=FORMATS, default="auto",
                     help="input format (default: detected from the first line; txt: headerless tab-separated, "
                          "tsv/csv: with a header)")
-    pr.add_argument("--batch-size", type=int, default=1024, help="batch size (default 1024; results do not depend on it)")
-    pr.add_argument("--chunk-size", type=int, default=8192, help="records read per chunk (default 8192)")
-    pr.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    add_batch_size(pr)
+    pr.add_argument("--chunk-size", type=int_range(1, 1 << 22), default=8192,
+                    help="records read per chunk, 1 to 4,194,304 (default 8192)")
+    add_device(pr)
     pr.add_argument("--invalid", choices=("error", "N"), default="error",
                     help="characters outside ACGTN: an error (default) or mapped to N")
-    pr.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
-                    help="no progress (by default a bar on a terminal, else a log line every "
-                         "$CRMNET_PROGRESS_INTERVAL seconds, default 30)")
-    pr.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    add_quiet(pr)
+    add_overwrite(pr, "an existing output file")
     pr.set_defaults(func=run_predict)
 
 
@@ -119,15 +136,14 @@ def _register_report(subparsers) -> None:
             "side), each as PNG and PDF."
         ),
     )
-    rp.add_argument("inputs", nargs="+", metavar="RUN_OR_METRICS", help="evaluation directories or metrics.json")
-    rp.add_argument("--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
+    add_input(rp, "inputs", nargs="+", metavar="RUN_OR_METRICS", help="evaluation directories or metrics.json")
+    add_output(rp, "--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
     rp.add_argument("--title", default="crmnet evaluation report", help="report title")
-    rp.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                    help="bootstrap replicates of the paired model comparisons (default 1000)")
-    rp.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
-    rp.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
-    rp.add_argument("--quiet", action="store_true", help="no progress (by default a bar on a terminal, else a log "
-                    "line every $CRMNET_PROGRESS_INTERVAL seconds, default 30)")
+    rp.add_argument("--bootstrap", type=int_range(1, MAX_BOOTSTRAP), default=1000, metavar="N",
+                    help=f"bootstrap replicates of the paired model comparisons, 1 to {MAX_BOOTSTRAP:,} (default 1000)")
+    rp.add_argument("--seed", type=SEED, default=0, help=SEED_HELP)
+    add_overwrite(rp, "an existing output directory")
+    add_quiet(rp)
     rp.set_defaults(func=run_report)
 
 
@@ -175,6 +191,11 @@ def _print_statistics(ev) -> None:
             message = m["multimodality"]["message"]
             if message:
                 print(f"warning: {model}: {test}: {message}", file=sys.stderr)
+            if "intervals" in m:
+                cells = ", ".join(f"{k}: {v['coverage']:.3f} (width {v['mean_width']:.3g})"
+                                  for k, v in m["intervals"].items())
+                print(f"{model}: {test}: interval coverage, nominal: empirical (mean width): {cells}; "
+                      f"{m['calibration_note']}", file=sys.stderr)
     if ev.comparisons:
         k = sum(c["q_bh"] < 0.05 for c in ev.comparisons)
         print(f"{len(ev.comparisons)} pairwise comparisons: {k} with Benjamini-Hochberg q < 0.05 (q_bh in "
@@ -183,19 +204,29 @@ def _print_statistics(ev) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Predict expression for the sequences of a FASTA, TSV or CSV file."""
+    from crmnet.evaluation.conformal import check_level, require_calibration
     from crmnet.evaluation.predict import predict_file
     from crmnet.fsutil import refuse_existing
-    from crmnet.models.checkpoint import load_checkpoint
+    from crmnet.models.checkpoint import load_models
 
-    require_positive("--batch-size", args.batch_size)
-    require_positive("--chunk-size", args.chunk_size)
-    refuse_existing(args.out, overwrite=args.overwrite, inputs=[args.input, args.checkpoint])
-    model = load_checkpoint(args.checkpoint)
+    if args.interval is not None:
+        check_level(args.interval)
+    if args.out != "-":
+        refuse_existing(args.out, overwrite=args.overwrite, inputs=[args.input, *args.checkpoint])
+    model = load_models(args.checkpoint)
+    if args.interval is not None and len(args.checkpoint) > 1:
+        members = " ".join(f"--checkpoint {c}" for c in args.checkpoint)
+        raise InputError(None, f"--interval needs a calibrated model, and an ensemble of {len(args.checkpoint)} "
+                               f"checkpoints has none: run `crmnet calibrate {members} --data LABELLED --out "
+                               "CAL.pt`, then predict with --checkpoint CAL.pt")
+    if args.interval is not None:
+        require_calibration(model, args.checkpoint[0])
     stats = predict_file(model, args.input, args.out, fmt=args.format, batch_size=args.batch_size,
                          device=default_device(args.device), invalid=args.invalid, overwrite=args.overwrite,
-                         chunk_size=args.chunk_size, progress=not args.quiet)
+                         chunk_size=args.chunk_size, progress=not args.quiet, interval=args.interval)
     print(stats.message(model.encoding), file=sys.stderr)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out if args.out != '-' else 'the predictions to standard output'}",
+          file=sys.stderr if args.out == "-" else sys.stdout)
     return 0
 
 
@@ -204,8 +235,6 @@ def run_report(args: argparse.Namespace) -> int:
     from crmnet.evaluation.report import build_report
     from crmnet.fsutil import refuse_existing
 
-    if args.bootstrap < 1:
-        raise InputError(None, f"--bootstrap must be at least 1, got {args.bootstrap}")
     refuse_existing(args.out, overwrite=args.overwrite, inputs=args.inputs)
     out = build_report(args.inputs, args.out, title=args.title, n_boot=args.bootstrap, seed=args.seed,
                        overwrite=args.overwrite, progress=not args.quiet)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from crmnet.errors import CrmnetError, InputError
+from crmnet.cli.options import add_input, add_output, add_overwrite, int_range
+from crmnet.errors import CrmnetError
 
 # Largest accepted difference between the export and PyTorch, relative to the largest |prediction|:
 # float32 reassociation gives 1e-7..1e-5 (measured up to 3.3e-6 over the registered models).
@@ -24,12 +25,12 @@ def register(subparsers) -> None:
         f"sequences beside the PyTorch model; a difference above {PARITY_TOLERANCE:g} of the largest prediction "
         "is an error and nothing is written. ONNX needs the export extra: pip install 'crmnet[export]'.",
     )
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="a crmnet checkpoint (.ckpt)")
+    add_input(p, "--checkpoint", required=True, metavar="CKPT", help="a crmnet checkpoint (.ckpt)")
     p.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="what to write")
-    p.add_argument("--out", required=True, metavar="FILE", help="output file (refused if it exists)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out")
-    p.add_argument("--parity", type=int, default=64, metavar="N",
-                   help="sequences in the parity check against PyTorch (default 64)")
+    add_output(p, "--out", required=True, metavar="FILE", help="output file (refused if it exists)")
+    add_overwrite(p, "an existing --out")
+    p.add_argument("--parity", type=int_range(1, 100_000), default=64, metavar="N",
+                   help="sequences in the parity check against PyTorch, 1 to 100,000 (default 64)")
     p.add_argument("--onnx-exporter", choices=("dynamo", "torchscript"), default="dynamo",
                    help="ONNX only: PyTorch's torch.export-based exporter (default) or its older TorchScript-based "
                    "one (deprecated upstream, several times faster)")
@@ -38,13 +39,9 @@ def register(subparsers) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from crmnet.fsutil import refuse_existing
     from crmnet.models.checkpoint import load_checkpoint
 
-    if args.parity < 1:
-        raise InputError(None, f"--parity must be at least 1, got {args.parity}")
     refuse_existing(args.out, overwrite=args.overwrite)
     if args.format == "onnx":
         try:
@@ -56,15 +53,19 @@ def _run(args: argparse.Namespace) -> int:
                               "pip install 'crmnet[export]'") from None
     from crmnet.models.export import export_model, parity
 
+    dynamo = args.onnx_exporter == "dynamo"
     model = load_checkpoint(args.checkpoint)
-    out = export_model(model, args.out, args.format, overwrite=args.overwrite,
-                       dynamo=args.onnx_exporter == "dynamo", opset=args.opset)
-    check = parity(model, out, n=args.parity)
-    if not check["max_rel"] <= PARITY_TOLERANCE:
-        Path(out).unlink()
-        raise CrmnetError(f"{args.out}: the {args.format} export differs from PyTorch by {check['max_abs']:.3g} "
-                          f"({check['max_rel']:.3g} of the largest prediction, tolerance {PARITY_TOLERANCE:g}); "
-                          "nothing written")
+    check = {}
+
+    def parity_check(tmp) -> None:  # on the temporary file: a failed check leaves nothing under --out
+        check.update(parity(model, tmp, n=args.parity))
+        if not check["max_rel"] <= PARITY_TOLERANCE:
+            raise CrmnetError(f"{args.out}: the {args.format} export differs from PyTorch by {check['max_abs']:.3g} "
+                              f"({check['max_rel']:.3g} of the largest prediction, tolerance {PARITY_TOLERANCE:g}); "
+                              "nothing written")
+
+    out = export_model(model, args.out, args.format, overwrite=args.overwrite, dynamo=dynamo, opset=args.opset,
+                       check=parity_check)
     enc = model.encoding
     print(f"parity with PyTorch on {check['n']} sequences: max |difference| {check['max_abs']:.3g} "
           f"({check['max_rel']:.3g} of the largest prediction)", file=sys.stderr)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from crmnet.cli.options import add_input, add_output, add_overwrite
+
 
 def register(subparsers) -> None:
     """Add the ``import`` subcommand to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
@@ -19,9 +21,9 @@ def register(subparsers) -> None:
             "model_*.pth. Weights are matched by architecture (layer order and shapes), not by name."
         ),
     )
-    p.add_argument("path", help="HDF5 file, SavedModel folder, TF checkpoint (.index, prefix or folder) or .pth file")
-    p.add_argument("--out", required=True, help="checkpoint to write (e.g. deepatt.pt)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing checkpoint")
+    add_input(p, "path", help="HDF5 file, SavedModel folder, TF checkpoint (.index, prefix or folder) or .pth file")
+    add_output(p, "--out", required=True, help="checkpoint to write (e.g. deepatt.pt)")
+    add_overwrite(p, "an existing checkpoint")
     p.add_argument("--name", help="name to record in the checkpoint's provenance")
     p.add_argument(
         "--no-verify",

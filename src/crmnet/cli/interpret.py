@@ -4,6 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from crmnet.cli.options import (
+    POSITIVE,
+    add_batch_size,
+    add_device,
+    add_input,
+    add_output,
+    add_overwrite,
+    add_quiet,
+    default_device,
+    finite_float,
+    int_range,
+)
 from crmnet.errors import InputError
 
 
@@ -20,35 +32,35 @@ def register(subparsers) -> None:
             "expression of sequences with each motif vs all (5G), with tables and summary.md in DIR."
         ),
     )
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="crmnet checkpoint of any registered model")
-    p.add_argument("--sequences", required=True, metavar="FILE",
-                   help="sequences (txt/TSV, CSV or FASTA; e.g. test/Native_complex.csv); measured values enable 5G")
-    p.add_argument("--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
+    add_input(p, "--checkpoint", required=True, metavar="CKPT", help="crmnet checkpoint of any registered model")
+    add_input(p, "--sequences", required=True, metavar="FILE",
+              help="sequences (txt/TSV, CSV or FASTA; e.g. test/Native_complex.csv); measured values enable 5G")
+    add_output(p, "--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
     _add_motif_arguments(p)
     p.add_argument("--method", choices=("saliency", "ism", "deeplift_shap", "integrated_gradients"), default="saliency",
                    help="saliency = input x gradient (the paper's); ism = every single-base substitution; "
                         "deeplift_shap = DeepLIFT/SHAP against 20 dinucleotide shuffles (tangermeme); "
                         "integrated_gradients = from all-N (captum)")
-    p.add_argument("--ig-steps", type=int, default=64, metavar="N",
-                   help="integration points for integrated_gradients (default 64)")
-    p.add_argument("--threshold", type=float, default=1e-4, help="FIMO p-value threshold (default 1e-4)")
-    p.add_argument("--batch-size", type=int, default=1024,
-                   help="sequences (ISM: substituted sequences) per batch; results do not depend on it")
-    p.add_argument("--limit", type=int, metavar="N", help="use only the first N sequences")
+    p.add_argument("--ig-steps", type=int_range(1, 10_000), default=64, metavar="N",
+                   help="integration points for integrated_gradients, 1 to 10,000 (default 64)")
+    p.add_argument("--threshold", type=finite_float(0, 1, open_low=True), default=1e-4,
+                   help="FIMO p-value threshold, in (0, 1] (default 1e-4)")
+    add_batch_size(p, what="sequences (ISM: substituted sequences) per batch")
+    p.add_argument("--limit", type=POSITIVE, metavar="N", help="use only the first N sequences (at least 1)")
     p.add_argument("--keep-below-mean", action="store_true",
                    help="display rule off: keep values below the per-sequence mean")
-    p.add_argument("--min-value", type=float, default=0.1,
+    p.add_argument("--min-value", type=finite_float(), default=0.1,
                    help="display rule: drop values below this (default 0.1, the paper's); negative = off")
     p.add_argument("--keep-flanks", action="store_true", help="display rule off: show the constant flanks too")
     p.add_argument("--gradient-correction", action="store_true",
                    help="saliency: subtract the mean gradient over A, C, G, T per position (Majdandzic et al. 2023)")
     p.add_argument("--ism-all-positions", action="store_true",
                    help="ISM: mutate the constant flanks too (default: only the variable region)")
-    p.add_argument("--truth", metavar="JSON",
-                   help="simulation truth (default: SEQUENCES.truth.json if present): planted-site ratio and AUROC")
-    p.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    p.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
-    _add_quiet(p)
+    add_input(p, "--truth", metavar="JSON",
+              help="simulation truth (default: SEQUENCES.truth.json if present): planted-site ratio and AUROC")
+    add_device(p)
+    add_overwrite(p, "DIR if it exists")
+    add_quiet(p)
     p.set_defaults(func=run_interpret)
 
     m = subparsers.add_parser(
@@ -64,39 +76,36 @@ def register(subparsers) -> None:
             "each planted motif counts once), overall and for activators and repressors."
         ),
     )
-    m.add_argument("--sequences", required=True, metavar="FILE", help="sequences with measured expression")
-    m.add_argument("--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
-    m.add_argument("--attributions", metavar="NPZ",
-                   help="attributions.npz from 'crmnet interpret' on the same sequences: adds TF-MoDISco")
+    add_input(m, "--sequences", required=True, metavar="FILE", help="sequences with measured expression")
+    add_output(m, "--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
+    add_input(m, "--attributions", metavar="NPZ",
+              help="attributions.npz from 'crmnet interpret' on the same sequences: adds TF-MoDISco")
     m.add_argument("--k", type=int, default=6, help="informative bases per k-mer (default 6)")
     m.add_argument("--gaps", default="0,1,2,3,4,5,6", help="gap lengths of gapped k-mers, comma-separated")
-    m.add_argument("--top", type=int, default=2000, help="top expressed sequences compared (default 2000)")
-    m.add_argument("--bottom", type=int, default=2000, help="bottom expressed sequences compared (default 2000)")
-    m.add_argument("--alpha", type=float, default=0.05, help="q-value threshold for k-mers (default 0.05)")
-    m.add_argument("--max-motifs", type=int, default=10, help="motifs per method and direction (default 10)")
+    m.add_argument("--top", type=POSITIVE, default=2000, help="top expressed sequences compared (default 2000)")
+    m.add_argument("--bottom", type=POSITIVE, default=2000, help="bottom expressed sequences compared (default 2000)")
+    m.add_argument("--alpha", type=finite_float(0, 1, open_low=True), default=0.05,
+                   help="q-value threshold for k-mers, in (0, 1] (default 0.05)")
+    m.add_argument("--max-motifs", type=int_range(1, 1000), default=10,
+                   help="motifs per method and direction, 1 to 1,000 (default 10)")
     m.add_argument("--no-mhg", action="store_true", help="skip the mHG test")
-    m.add_argument("--modisco-runs", type=int, default=10, help="Leiden runs of TF-MoDISco (default 10)")
-    m.add_argument("--limit", type=int, metavar="N", help="use only the first N sequences")
-    m.add_argument("--truth", metavar="JSON", help="simulation truth (default: SEQUENCES.truth.json if present)")
+    m.add_argument("--modisco-runs", type=int_range(1, 1000), default=10,
+                   help="Leiden runs of TF-MoDISco, 1 to 1,000 (default 10)")
+    m.add_argument("--limit", type=POSITIVE, metavar="N", help="use only the first N sequences (at least 1)")
+    add_input(m, "--truth", metavar="JSON", help="simulation truth (default: SEQUENCES.truth.json if present)")
     m.add_argument("--release", default=None, help="JASPAR release of the TOMTOM targets (default JASPAR2024)")
     m.add_argument("--lenient", action="store_true",
                    help="with a truth, also score recovery by the lenient rule (any planted match at q <= 0.05 or "
                         "E <= 1, duplicates counted), labelled beside the strict rule")
-    m.add_argument("--overwrite", action="store_true", help="replace DIR if it exists")
-    _add_quiet(m)
+    add_overwrite(m, "DIR if it exists")
+    add_quiet(m)
     m.set_defaults(func=run_motifs)
-
-
-def _add_quiet(p) -> None:
-    p.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true",
-                   help="no progress (by default a bar on a terminal, else a log line every "
-                        "$CRMNET_PROGRESS_INTERVAL seconds, default 30)")
 
 
 def _add_motif_arguments(p) -> None:
     p.add_argument("--motifs", nargs="+", metavar="NAME_OR_ID",
                    help="yeast JASPAR names or matrix ids (default: the paper's NHP10 REB1 ABF1 AZF1 RAP1)")
-    p.add_argument("--meme", metavar="FILE", help="scan the motifs of this MEME file instead")
+    add_input(p, "--meme", metavar="FILE", help="scan the motifs of this MEME file instead")
     p.add_argument("--release", default=None, help="JASPAR release (default JASPAR2024)")
 
 
@@ -116,8 +125,6 @@ def _read(args, need_measured: bool):
     table = read_records(args.sequences)
     n = len(table.sequences)
     if args.limit is not None:
-        if args.limit < 1:
-            raise InputError("--limit", f"must be positive, not {args.limit}")
         n = min(n, args.limit)
     measured = None if table.measured is None else table.measured[:n]
     if need_measured and measured is None:
@@ -158,7 +165,7 @@ def run_interpret(args) -> int:
         )
     except ValueError as exc:  # e.g. --batch-size 0
         raise InputError("arguments", str(exc)) from None
-    model = load_checkpoint(args.checkpoint, map_location=args.device)
+    model = load_checkpoint(args.checkpoint, map_location=default_device(args.device))
     attr = attribute(model, sequences, config, source=args.sequences, progress=not args.quiet)
     attr.meta.update({"checkpoint": str(args.checkpoint), "sequences": str(args.sequences)})
     summary = figure5(attr, motifs, args.out, measured=measured, ids=ids, config=config, threshold=args.threshold,

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import argparse
 
+from crmnet.cli.options import SEED, add_input, add_output, add_overwrite, add_quiet
+from crmnet.data.formats import STORE_FORMATS
+
 
 def register(subparsers) -> None:
     """Add the ``prepare`` subcommand to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
     p = subparsers.add_parser(
         "prepare",
-        help="convert txt/csv files (plain or gzip) into a memory-mapped training store",
+        help="convert txt/tsv/csv files (plain or gzip) into a memory-mapped training store",
         description=(
-            "Stream INPUT files (headerless 'sequence<TAB>expression' training files, or the Vaishnav test "
-            "CSVs) into a store directory: uint8 codes, float32 targets, a seeded train/validation split and "
+            "Stream INPUT files (headerless 'sequence<TAB>expression' training files, or TSV/CSV tables with "
+            "a 'Measured Expression' column such as the Vaishnav test CSVs) into a store directory: uint8 codes, float32 targets, a seeded train/validation split and "
             "a manifest. Written under a temporary name and renamed when complete."
         ),
     )
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="input files (txt or csv, plain or .gz; regular files, "
-                   "not pipes: the manifest records each one's path and sha256)")
-    p.add_argument("--out", required=True, metavar="STORE", help="store directory to create")
-    p.add_argument("--format", default="auto", choices=("auto", "txt", "csv"), help="input format (default: auto)")
+    add_input(p, "inputs", nargs="+", metavar="INPUT", help="input files (txt, tsv or csv, plain or .gz; regular "
+              "files, not pipes: the manifest records each one's path and sha256)")
+    add_output(p, "--out", required=True, metavar="STORE", help="store directory to create")
+    p.add_argument("--format", default="auto", choices=STORE_FORMATS, help="input format (default: auto)")
     p.add_argument("--medium", action="append", metavar="NAME",
                    help="medium of each input, in order (repeat per input), or once for all (default: 'default')")
     p.add_argument("--length", type=int, default=112, help="positions per sequence (default: 112, CRMnet)")
@@ -28,7 +31,7 @@ def register(subparsers) -> None:
                    help="side cut from long sequences (default: end, keeps the first bases; 'start' keeps the last, "
                         "as Vaishnav et al.)")
     p.add_argument("--val-fraction", type=float, default=0.01, help="validation fraction (default: 0.01)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split and of --balance (default: 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed of the split and of --balance, 0 to 4,294,967,295 (default: 0)")
     p.add_argument("--invalid", default="error", choices=("error", "N"),
                    help="characters other than ACGTN: an error (default) or mapped to N and counted")
     p.add_argument("--duplicates", default="keep", choices=("keep", "first", "mean", "error"),
@@ -40,10 +43,8 @@ def register(subparsers) -> None:
                         "predictions, to train on them on purpose (recorded in the manifest)")
     p.add_argument("--balance", action="store_true",
                    help="subsample (seeded) every medium to the size of the smallest")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing STORE (only a crmnet store or output, never a directory holding an input)")
-    p.add_argument("--quiet", action="store_true", help="no progress (by default a bar on a terminal, else a log "
-                   "line every $CRMNET_PROGRESS_INTERVAL seconds, default 30)")
+    add_overwrite(p, "an existing STORE (a crmnet store or output, never a directory holding an input)")
+    add_quiet(p)
     p.set_defaults(func=run)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from crmnet.cli.options import POSITIVE, add_device, add_input, finite_float, int_range
+
 
 def register(subparsers) -> None:
     """Add the ``serve`` subcommand to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
@@ -19,18 +21,20 @@ def register(subparsers) -> None:
             "Needs the serve extra: pip install 'crmnet[serve]'."
         ),
     )
-    p.add_argument("--checkpoint", action="append", default=[], metavar="CKPT",
-                   help="a crmnet checkpoint to offer (repeatable)")
-    p.add_argument("--models-dir", metavar="DIR", help="offer every *.pt checkpoint in DIR")
-    p.add_argument("--data-dir", metavar="DIR",
-                   help="where crmnet download put released models (default: $CRMNET_DATA_DIR, else ./data)")
+    add_input(p, "--checkpoint", action="append", default=[], metavar="CKPT",
+              help="a crmnet checkpoint to offer (repeatable)")
+    add_input(p, "--models-dir", metavar="DIR", help="offer every *.pt checkpoint in DIR")
+    add_input(p, "--data-dir", metavar="DIR",
+              help="where crmnet download put released models (default: $CRMNET_DATA_DIR, else ./data)")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0 opens it to the network)")
-    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    p.add_argument("--max-sequences", type=int, default=20_000, help="sequences per prediction (default 20000)")
-    p.add_argument("--max-upload-mb", type=float, default=4.0, help="largest request or upload in MB (default 4)")
-    p.add_argument("--job-seconds", type=float, default=600.0, help="time limit of one job (default 600)")
+    p.add_argument("--port", type=int_range(0, 65535), default=8000, help="port, 0 to 65,535 (default 8000)")
+    add_device(p)
+    p.add_argument("--max-sequences", type=POSITIVE, default=20_000, help="sequences per prediction (default 20000)")
+    p.add_argument("--max-upload-mb", type=finite_float(0, 1024, open_low=True), default=4.0,
+                   help="largest request or upload in MB, decompressed (default 4; at most 1024)")
+    p.add_argument("--job-seconds", type=finite_float(0, open_low=True), default=600.0,
+                   help="time limit of one job in seconds (default 600)")
     p.set_defaults(func=run_serve)
 
 
@@ -49,8 +53,6 @@ def run_serve(args) -> int:
     from crmnet.serve.config import ServeConfig
     from crmnet.serve.models import load_models
 
-    if not 0 <= args.port <= 65535:
-        raise InputError(None, f"--port {args.port} is not a port number (0-65535)")
     try:
         config = ServeConfig(max_sequences=args.max_sequences, max_request_bytes=int(args.max_upload_mb * 1048576),
                              job_seconds=args.job_seconds, device=default_device(args.device))
@@ -59,5 +61,14 @@ def run_serve(args) -> int:
     models = load_models(args.checkpoint, args.models_dir, args.data_dir, config.device)
     print(f"crmnet serve: {len(models)} model(s): {', '.join(models)}", file=sys.stderr)
     print(f"crmnet serve: open http://{args.host}:{args.port}/ (Ctrl-C stops)", file=sys.stderr, flush=True)
-    uvicorn.run(create_app(models, config), host=args.host, port=args.port, log_level="warning")
+    import ipaddress
+
+    from crmnet.serve.app import LOOPBACK_HOSTS
+
+    try:
+        loopback = args.host == "localhost" or ipaddress.ip_address(args.host).is_loopback
+    except ValueError:  # a host name: the page is reached by that name
+        loopback = False
+    app = create_app(models, config, allowed_hosts=LOOPBACK_HOSTS if loopback else None)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

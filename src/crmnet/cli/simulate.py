@@ -12,7 +12,20 @@ import json
 import sys
 from pathlib import Path
 
+from crmnet.cli.options import (
+    SEED,
+    SEED_HELP,
+    add_batch_size,
+    add_device,
+    add_input,
+    add_output,
+    add_overwrite,
+    default_device,
+    int_range,
+)
 from crmnet.errors import InputError
+
+MAX_N = 100_000_000  # 100 M sequences: about 10 GB of text, ten times the real training files
 
 PRESETS = ("planted", "calibrated")
 
@@ -31,26 +44,26 @@ def register(subparsers) -> None:
             "Writes FILE in the training-file format (sequence<TAB>expression) and FILE.truth.json."
         ),
     )
-    p.add_argument("--n", type=int, required=True, help="number of sequences")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same output")
-    p.add_argument("--out", required=True, metavar="FILE", help="training-format output file")
+    p.add_argument("--n", type=int_range(1, MAX_N), required=True, help=f"number of sequences, 1 to {MAX_N:,}")
+    p.add_argument("--seed", type=SEED, default=0, help=SEED_HELP)
+    add_output(p, "--out", required=True, metavar="FILE", help="training-format output file")
     p.add_argument("--preset", choices=PRESETS,
                    help="planted (default: the interpretation benchmark, discrete planted sites) or calibrated "
                         "(statistics of the real random promoters)")
-    p.add_argument("--config", metavar="JSON",
-                   help="the preset's config as JSON (SimulatorConfig or CalibratedConfig; unknown keys are errors)")
+    add_input(p, "--config", metavar="JSON",
+              help="the preset's config as JSON (SimulatorConfig or CalibratedConfig; unknown keys are errors)")
     p.add_argument("--noise-free-r", type=float, metavar="R",
                    help="planted preset: target Pearson r between noise-free and measured expression (default 0.95)")
     p.add_argument("--labels", choices=("train", "test"),
                    help="calibrated/teacher: noisy training-style labels (default; integer low-count values) or "
                         "low-noise test-style labels")
-    p.add_argument("--teacher", metavar="CKPT", help="label with this crmnet checkpoint plus calibrated noise")
-    p.add_argument("--truth-ism", type=int, default=100, metavar="N",
-                   help="teacher mode: store the teacher's ISM of the first N sequences as FILE.ism.npz (default 100; "
-                        "0: none)")
-    p.add_argument("--device", help="teacher mode: where the teacher runs (default cpu)")
-    p.add_argument("--batch-size", type=int, default=1024, help="teacher mode: prediction batch size")
-    p.add_argument("--overwrite", action="store_true", help="replace FILE and its companions if they exist")
+    add_input(p, "--teacher", metavar="CKPT", help="label with this crmnet checkpoint plus calibrated noise")
+    p.add_argument("--truth-ism", type=int_range(0, 1_000_000), default=100, metavar="N",
+                   help="teacher mode: store the teacher's ISM of the first N sequences as FILE.ism.npz, 0 to 1,000,000 "
+                        "(default 100; 0: none)")
+    add_device(p)
+    add_batch_size(p, what="teacher mode: prediction batch size")
+    add_overwrite(p, "FILE and its companions if they exist")
     p.set_defaults(func=run_simulate)
 
 
@@ -103,13 +116,9 @@ def run_simulate(args) -> int:
     from crmnet.data.simulate import simulate, write_simulation
     from crmnet.fsutil import refuse_existing
 
-    if args.n < 1:
-        raise InputError("--n", f"the number of sequences must be positive, not {args.n}")
     if args.teacher and args.preset == "planted":
         raise InputError("--preset", "planted does not apply with --teacher (a teacher labels calibrated sequences)")
     args.preset = args.preset or ("calibrated" if args.teacher else "planted")
-    if args.truth_ism < 0:
-        raise InputError("--truth-ism", f"must be 0 or more, not {args.truth_ism}")
     config = _load_config(args)
     refuse_existing(*_outputs(args), overwrite=args.overwrite)  # before minutes of work, not after
     attr = None
@@ -143,9 +152,7 @@ def _teacher(args, config):
     from crmnet.models.checkpoint import load_checkpoint
     from crmnet.workflows.teacher import simulate_teacher, teacher_ism
 
-    if args.batch_size < 1:
-        raise InputError("--batch-size", f"must be positive, not {args.batch_size}")
-    model = load_checkpoint(args.teacher, map_location=args.device or "cpu")
+    model = load_checkpoint(args.teacher, map_location=default_device(args.device))
     try:
         data = simulate_teacher(model, args.n, args.seed, config, args.batch_size, checkpoint=args.teacher)
     except ValueError as exc:

@@ -15,6 +15,22 @@ import os
 import sys
 import typing
 
+from crmnet.cli.options import (
+    POSITIVE,
+    PROGRESS_HELP,
+    SEED,
+    SEED_HELP,
+    add_batch_size,
+    add_input,
+    add_output,
+    add_overwrite,
+    add_quiet,
+    int_range,
+)
+
+# TrainConfig fields that name a file or directory the run reads (protected from --out by crmnet.cli.options)
+_INPUT_FIELDS = ("store", "init")
+
 _HELP = {
     "model": "registry name of the model (crmnet, crmnet-small, crmnet-tiny, legnet, ...)",
     "store": "prepared store directory (crmnet prepare)",
@@ -80,15 +96,21 @@ def register(subparsers) -> None:
         "best.ckpt, last.ckpt, state.pt, logs/, learning_curve.png, metrics.json). Resume a stopped "
         "or killed run with --resume --out DIR. Several GPUs: --devices N (one node) or torchrun / srun.",
     )
-    p.add_argument("--out", required=True, help="run directory to create (or to resume with --resume)")
-    p.add_argument("--config", help="JSON TrainConfig or recipe ({\"stages\": [...]}); flags override it")
+    add_output(p, "--out", required=True, help="run directory to create (or to resume with --resume)")
+    add_input(p, "--config", help="JSON TrainConfig or recipe ({\"stages\": [...]}); flags override it")
     p.add_argument("--set", dest="overrides", action="append", type=_parse_set, default=[], metavar="KEY=VALUE",
                    help="model-config override (repeatable), e.g. --set transformer=false")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved state")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    add_overwrite(p, "an existing run directory")
     hints = typing.get_type_hints(TrainConfig)
     for f in fields(TrainConfig):
         if f.name == "overrides":
+            continue
+        if f.name == "progress":  # --quiet as in every command; --no-progress and --progress stay, unlisted
+            p.add_argument("--quiet", dest="progress", action="store_false", default=None, help=PROGRESS_HELP)
+            p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                           help=argparse.SUPPRESS)
+            p.add_argument("--progress", dest="progress", action="store_true", default=None, help=argparse.SUPPRESS)
             continue
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not MISSING else None
@@ -100,7 +122,8 @@ def register(subparsers) -> None:
             p.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
                            help=f"{text} (default {default})")
         else:
-            p.add_argument(*flags, dest=f.name, type=kind, default=None, choices=CHOICES.get(f.name), help=text)
+            add = add_input if f.name in _INPUT_FIELDS else argparse.ArgumentParser.add_argument
+            add(p, *flags, dest=f.name, type=kind, default=None, choices=CHOICES.get(f.name), help=text)
     p.set_defaults(func=_train)
 
     q = subparsers.add_parser(
@@ -110,18 +133,19 @@ def register(subparsers) -> None:
         "store, train, evaluate on a held-out simulated test set and write DIR/report.md, "
         "DIR/metrics.json, figures and the run directory.",
     )
-    q.add_argument("--out", required=True, help="output directory (refused if it exists, unless --overwrite)")
+    add_output(q, "--out", required=True, help="output directory (refused if it exists, unless --overwrite)")
     q.add_argument("--model", default=None, help="model preset (default: the CPU-sized quickstart preset; "
                    "crmnet = the full paper model, slow on CPU: combine with --max-steps)")
-    q.add_argument("--n", type=int, default=None, help="simulated training + validation sequences (default 100000)")
-    q.add_argument("--n-test", type=int, default=None, help="held-out simulated test sequences (default 10000)")
-    q.add_argument("--epochs", type=int, default=None, help="maximum epochs")
-    q.add_argument("--batch-size", type=int, default=None, help="batch size")
-    q.add_argument("--max-steps", type=int, default=None, help="stop training after this many steps")
-    q.add_argument("--threads", type=int, default=None, help="torch CPU threads (default 1; 0 = torch's default)")
-    q.add_argument("--seed", type=int, default=0, help="random seed (simulation and training)")
-    q.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    q.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
+    q.add_argument("--n", type=POSITIVE, default=None, help="simulated training + validation sequences (default 100000)")
+    q.add_argument("--n-test", type=POSITIVE, default=None, help="held-out simulated test sequences (default 10000)")
+    q.add_argument("--epochs", type=POSITIVE, default=None, help="maximum epochs")
+    add_batch_size(q, default=None, what="training batch size (default: the preset's)", inference=False)
+    q.add_argument("--max-steps", type=POSITIVE, default=None, help="stop training after this many steps")
+    q.add_argument("--threads", type=int_range(0, 4096), default=None,
+                   help="torch CPU threads (default 1; 0 = torch's default)")
+    q.add_argument("--seed", type=SEED, default=0, help=SEED_HELP)
+    add_quiet(q)
+    add_overwrite(q, "an existing output directory")
     q.set_defaults(func=_quickstart)
 
 
@@ -214,7 +238,7 @@ def _quickstart(args) -> int:
         chosen["overrides"] = {}  # a named preset runs as registered (the paper's model for crmnet)
     try:
         default = QuickstartConfig()
-        train = default.train.replace(seed=args.seed, progress=not args.no_progress, **chosen)
+        train = default.train.replace(seed=args.seed, progress=not args.quiet, **chosen)
         config = QuickstartConfig(seed=args.seed, train=train, **sizes)
         summary = run_quickstart(config, args.out, overwrite=args.overwrite)
     except ConfigError as exc:

@@ -23,13 +23,13 @@ def register(subparsers) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from crmnet.tables import render
-    from crmnet.zoo.catalogue import COLUMNS, RELEASED, zoo_rows
+    from crmnet.zoo.catalogue import COLUMNS, RELEASED, parameters, zoo_rows
 
     rows = zoo_rows()
     if args.format == "json":
         import json
 
-        print(json.dumps([m.to_dict() for m in RELEASED.values()], indent=2))
+        print(json.dumps([{**m.to_dict(), "parameters": parameters(m.model)} for m in RELEASED.values()], indent=2))
     elif args.format in ("markdown", "tsv"):
         print(render(COLUMNS, rows, style=args.format), end="")
     else:  # the table is too wide for a terminal: one aligned block per model

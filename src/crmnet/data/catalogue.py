@@ -16,7 +16,7 @@ Checksums:
 * Zenodo files: the ``md5:`` checksum its records API lists.
 
 Layout under a data directory ``DIR``: ``vaishnav2022/test/…``, ``vaishnav2022/peer_predictions/…``,
-``legnet2023/…`` (data), ``models/<origin>/…`` (released weights as published), ``checkpoints/<name>.pt``
+``legnet2023/…``, ``dream2022/…`` (data), ``models/<origin>/…`` (released weights as published), ``checkpoints/<name>.pt``
 (the crmnet checkpoints ``crmnet download NAME`` imports them into), ``zenodo<record>/<key>``.
 """
 
@@ -180,6 +180,41 @@ _LEGNET_FILES = tuple(
 PEERS["LegNet"] = {f"{f.dest.split('/')[1].split('_')[0]}-native": f.dest for f in _LEGNET_FILES}
 
 
+# The Random Promoter DREAM Challenge 2022 (Rafi et al. 2025): the organisers' repository, every file pinned by
+# its git blob id (the labelled test set and the SNV subset are larger than the shared copy holds; sizes None).
+DREAM_REPO, DREAM_COMMIT = "de-Boer-Lab/random-promoter-dream-challenge-2022", "f7b2e197f673319aaae3ef460b7f9980f74304af"
+_DREAM_BLOBS = {  # path under data/ (LICENSE: the repository's) → (git blob id, size)
+    "filtered_test_data_with_MAUDE_expression.txt": ("06b57f89b3de2514b65c290d22444b81855794d8", None),
+    "test_subset_ids/high_exp_seqs.csv": ("95322919fb121a5e1103f914c8d763440958531f", 138018),
+    "test_subset_ids/low_exp_seqs.csv": ("6e0285685f26813bfe36d08744cb2439e148cd3b", 141135),
+    "test_subset_ids/yeast_seqs.csv": ("1a085426d528756a0d90d29fbac43a94a34ed614", 141464),
+    "test_subset_ids/all_random_seqs.csv": ("4e39ed9cbb563f4de12b24066eae4f626a1654fc", 858758),
+    "test_subset_ids/challenging_seqs.csv": ("ddf24dd53e95c21599b4f188fe654214722465d9", 303214),
+    "test_subset_ids/all_SNVs_seqs.csv": ("be83edb2a5ec77737c564e5581632c5df7c6779e", None),
+    "test_subset_ids/motif_perturbation_seqs.csv": ("f572ac5455864548a22e19980cb7e34f2f1617ea", 978811),
+    "test_subset_ids/motif_tiling_seqs.csv": ("e3c444a4de9f76d87617e27f7a5ba41e57d4ba01", 706063),
+    "public_leaderboard_ids/high_exp_indices.json": ("597d0be54eaa7a90a65e992e3809e9ce631e828d", 2574),
+    "public_leaderboard_ids/low_exp_indices.json": ("ded7772e96ebfb758f4947c869dc05ffcd04e0cb", 2770),
+    "public_leaderboard_ids/yeast_exp_indices.json": ("466de7c9401df90953974dbbf7c25cde82516f68", 5837),
+    "public_leaderboard_ids/random_exp_indices.json": ("270d5c71a3eee1b1970d49766d9293eb7394b65b", 20701),
+    "public_leaderboard_ids/challenging_exp_indices.json": ("1f16c102a447621217b2371e3dcd196345bb35a6", 5409),
+    "public_leaderboard_ids/SNVs_exp_indices.json": ("0784d656a32ac3ef59ae098953747c899951f731", 256491),
+    "public_leaderboard_ids/motif_perturbation_exp_indices.json": ("3a82a08d64c5d99ba45aa1a934bad88be64966cb", 18346),
+    "public_leaderboard_ids/motif_tiling_exp_indices.json": ("45230dbffc92c8bdb5e0b69f0e16dd4a17b738f9", 14639),
+    "public_leaderboard_ids/ground.json": ("ead09468feb81d4f0ee4f9d863c89554cb34e357", 252964),
+    "plasmid.json": ("46b65f5aeab9ba9db720a4a885774d655fc15ddc", 8296),
+    "demo_train.txt": ("7a9a0981a10c42b876984debea82bed8eaa6b904", 760902),
+    "LICENSE": ("21adfb83169ba179d2e4be0084e5dc49b1dcb6bf", 1068),
+}
+DREAM_FILES = tuple(
+    GithubFile(DREAM_REPO, DREAM_COMMIT, path if path == "LICENSE" else f"data/{path}", f"dream2022/{path}",
+               "git-blob", blob, size, "measured")
+    for path, (blob, size) in _DREAM_BLOBS.items()
+)
+# The 6,739,258 training promoters (Chardonnay grape must) as the challenge distributed them, on Zenodo.
+DREAM_ZENODO, DREAM_TRAIN_KEY = "10633252", "train_sequences.txt"
+
+
 def _model(repo: str, commit: str, path: str, dest: str, blob: str, size: int | None = None) -> GithubFile:
     return GithubFile(repo, commit, path, dest, "git-blob", blob, size, "model")
 
@@ -199,6 +234,8 @@ MODEL_FILES: dict[str, GithubFile] = {
                              "models/legnet2023/complex/model_300.pth", "6cffcf0df0d59e8e567559e5469925209a2e2e6b"),
     "legnet-defined": _model(LEGNET_REPO, LEGNET_COMMIT, "models/defined/model_150.pth",
                              "models/legnet2023/defined/model_150.pth", "0183e7f230f2b0bcde464ec6704e9cac6546b7c3"),
+    "legnet-dream2022": _model(LEGNET_REPO, LEGNET_COMMIT, "models/dream2022/model_80.pth",
+                               "models/legnet2023/dream2022/model_80.pth", "7d314e2f2f9bb1aba4a5a91d4598f687df12e3ce"),
 }
 
 SOURCES: dict[str, Source] = {
@@ -211,6 +248,10 @@ SOURCES: dict[str, Source] = {
                                f"{VAISHNAV_COMMIT[:7]})", github=_PEER_FILES),
     "legnet": Source(f"LegNet predictions on the native test sets ({LEGNET_REPO} @ {LEGNET_COMMIT[:7]})",
                      github=_LEGNET_FILES),
+    "dream2022": Source(f"DREAM 2022: labelled test set, subsets, public leaderboard, plasmid ({DREAM_REPO} @ "
+                        f"{DREAM_COMMIT[:7]}) and the 6.74 M training promoters (Zenodo {DREAM_ZENODO})",
+                        github=DREAM_FILES, zenodo_record=DREAM_ZENODO, zenodo_keys=(DREAM_TRAIN_KEY,)),
+    "dream2022-test": Source(f"DREAM 2022 test files only ({DREAM_REPO} @ {DREAM_COMMIT[:7]})", github=DREAM_FILES),
     "crmnet-authors": Source("the CRMnet authors' trained Keras models (Zenodo 7375243), imported as checkpoints",
                              zenodo_record="7375243", hook="crmnet.zoo.keras:import_downloaded",
                              hook_out="crmnet_authors"),

@@ -51,6 +51,15 @@ class HTTPStatusError(DownloadError):
     """The server refused (404, 403, 500…): retrying the same request will not help."""
 
 
+class OversizeError(DownloadError):
+    """The server sent more than the file's expected size: stopped there, the part deleted; no retry."""
+
+
+# A file of unknown size (neither the catalogue nor the server says) is stopped here: the largest public
+# file crmnet downloads is the 3 GB complex-medium training file.
+MAX_UNSIZED_BYTES = 8 << 30
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     """One file to fetch: where from, where to, and how to check it (``algorithm``: md5, sha256, git-blob)."""
@@ -84,6 +93,20 @@ def parse_zenodo_record(record: dict, base_url: str, record_id: str) -> list[dic
 
     Accepts both shapes Zenodo has served: ``files`` as a list, or as ``{"entries": {...} | [...]}``.
     Any other shape (an error page's JSON, a changed API) is a :class:`DownloadError` naming the record.
+
+    Parameters
+    ----------
+    record : dict
+        The records API's JSON answer.
+    base_url : str
+        The Zenodo base URL the file URLs are built on.
+    record_id : str
+        The record, named in errors.
+
+    Returns
+    -------
+    list of dict
+        ``key``, ``size``, ``md5`` and ``url`` of each file.
     """
     files = record.get("files") if isinstance(record, dict) else None
     if isinstance(files, dict):
@@ -126,7 +149,24 @@ def _zenodo_entry(f, base_url: str, record_id: str) -> dict:
 
 
 def zenodo_files(record_id: str, keys: Iterable[str], dest_dir: Path, zenodo_url: str | None = None) -> list[RemoteFile]:
-    """Ask the records API for ``record_id`` and return the files named ``keys`` (all if empty) under ``dest_dir``."""
+    """Ask the records API for ``record_id`` and return the files named ``keys`` (all if empty) under ``dest_dir``.
+
+    Parameters
+    ----------
+    record_id : str
+        The Zenodo record (e.g. ``"4436477"``).
+    keys : iterable of str
+        File names in the record; empty: all of them.
+    dest_dir : Path
+        Where they go.
+    zenodo_url : str, optional
+        Base URL; None: ``$CRMNET_ZENODO_URL`` or ``https://zenodo.org``.
+
+    Returns
+    -------
+    list of RemoteFile
+        One per file, checked against the record's md5.
+    """
     base = _base(zenodo_url, "CRMNET_ZENODO_URL", ZENODO_URL)
     url = f"{base}/api/records/{record_id}"
     with _open(url, {"Accept": "application/json"}) as response:
@@ -143,7 +183,22 @@ def zenodo_files(record_id: str, keys: Iterable[str], dest_dir: Path, zenodo_url
 
 
 def github_files(files: Iterable[GithubFile], out_dir: Path, github_url: str | None = None) -> list[RemoteFile]:
-    """Pinned GitHub files as :class:`RemoteFile` s under ``out_dir`` (base URL: argument, env, or GitHub)."""
+    """Pinned GitHub files as :class:`RemoteFile` s under ``out_dir`` (base URL: argument, env, or GitHub).
+
+    Parameters
+    ----------
+    files : iterable of GithubFile
+        Catalogued files (repository, commit, path, checksum, local layout).
+    out_dir : Path
+        The data directory.
+    github_url : str, optional
+        Base URL of raw files; None: ``$CRMNET_GITHUB_RAW_URL`` or ``https://raw.githubusercontent.com``.
+
+    Returns
+    -------
+    list of RemoteFile
+        One per file, its URL at the pinned commit.
+    """
     base = _base(github_url, "CRMNET_GITHUB_RAW_URL", GITHUB_RAW_URL)
     return [
         RemoteFile(f"{base}/{f.repo}/{f.commit}/{urllib.parse.quote(f.path)}", out_dir / f.dest, f.algorithm, f.digest,
@@ -174,10 +229,15 @@ def _transfer(remote: RemoteFile, part: Path, progress: bool) -> None:
         bar = progress_bar(total=total, initial=have, unit="B", unit_scale=True, desc=remote.dest.name,
                            enable=progress)
         expected = response.headers.get("Content-Length")
+        cap = remote.size if remote.size is not None else total if total is not None else MAX_UNSIZED_BYTES
         received = 0
         try:
             with open(part, "ab" if have else "wb") as fh:
-                while block := response.read(CHUNK):
+                # never more than one byte past the cap is read: a server cannot fill the disk
+                while block := response.read(min(CHUNK, cap - have - received + 1)):
+                    if have + received + len(block) > cap:
+                        raise OversizeError(f"{remote.url}: the server sent more than the expected {cap:,} bytes; "
+                                            "stopped there and deleted the partial download")
                     fh.write(block)
                     received += len(block)
                     bar.update(len(block))
@@ -195,6 +255,22 @@ def fetch(remote: RemoteFile, overwrite: bool = False, retries: int = 3, progres
 
     A complete, verified file is skipped; one that fails its checksum is replaced only with ``overwrite``.
     A transfer that breaks off is resumed up to ``retries`` times; the ``.part`` file stays for a later run.
+
+    Parameters
+    ----------
+    remote : RemoteFile
+        URL, destination and checksum.
+    overwrite : bool
+        Replace an existing file that fails its checksum.
+    retries : int
+        Resumed attempts after a broken transfer.
+    progress : bool
+        Show the transfer's progress.
+
+    Returns
+    -------
+    str
+        ``"skipped"`` or ``"downloaded"``.
     """
     dest = remote.dest
     if dest.exists():
@@ -209,6 +285,9 @@ def fetch(remote: RemoteFile, overwrite: bool = False, retries: int = 3, progres
         try:
             _transfer(remote, part, progress)
             break
+        except OversizeError:
+            part.unlink(missing_ok=True)
+            raise
         except HTTPStatusError:
             raise
         except (OSError, DownloadError, http.client.HTTPException) as exc:  # a broken transfer: resume
@@ -264,7 +343,30 @@ def download(
     progress: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> list[Path]:
-    """Fetch the named :data:`SOURCES` into ``out``; returns the paths of the files it holds afterwards."""
+    """Fetch the named :data:`SOURCES` into ``out``; returns the paths of the files it holds afterwards.
+
+    Parameters
+    ----------
+    names : iterable of str
+        Names in :data:`SOURCES` (``crmnet download --list``).
+    out : path-like
+        The data directory (files go to their catalogued layout under it).
+    overwrite : bool
+        Replace a file that fails its checksum (a verified file is always skipped).
+    zenodo_url, github_url : str, optional
+        Base URLs (None: ``$CRMNET_ZENODO_URL`` / ``$CRMNET_GITHUB_RAW_URL``, else the real sites).
+    retries : int
+        Resumed attempts per file after a broken transfer.
+    progress : bool
+        Show each file's progress.
+    log : callable, optional
+        Called with one line per file (skipped, downloaded, imported); None: nothing is reported.
+
+    Returns
+    -------
+    list of Path
+        Every file the named sources hold under ``out``, verified.
+    """
     out = Path(out)
     names = list(names)
     unknown = [n for n in names if n not in SOURCES]

@@ -262,7 +262,25 @@ def encode(
 ) -> tuple[np.ndarray, int]:
     """Encode a list of sequences; sequence ``i`` is reported as line ``first_line + i`` on error.
 
-    Returns (codes (n, enc.length) uint8, number of characters mapped to N).
+    Parameters
+    ----------
+    seqs : sequence of str or bytes
+        n DNA sequences (A, C, G, T, N in either case).
+    enc : Encoding
+        The layout: length, pad and truncate side, prefix, trim, flank.
+    invalid : {"error", "N"}
+        Another character is an ``InputError`` naming its line, or is stored as N and counted.
+    source : str, optional
+        The file named in errors.
+    first_line : int
+        The 1-based line of the first sequence in ``source``.
+
+    Returns
+    -------
+    codes : ndarray, shape (n, enc.length), uint8
+        ``A=0 C=1 G=2 T=3 N=4``, laid out as ``enc`` says.
+    mapped : int
+        Characters mapped to N (0 unless ``invalid="N"``).
     """
     # One byte per character, so error positions match the text; latin-1 keeps the offending character
     # itself in the message (only characters beyond U+00FF become '?').
@@ -282,7 +300,20 @@ def decode(codes: np.ndarray) -> list[str]:
 
 
 def onehot(codes, enc: Encoding = CRMNET):
-    """One-hot on the device: codes (B, L) integer tensor → (B, C, L) float32 tensor."""
+    """One-hot on the device: codes (B, L) integer tensor → (B, C, L) float32 tensor.
+
+    Parameters
+    ----------
+    codes : torch.Tensor, shape (B, enc.length), integer
+        Codes ``A=0 C=1 G=2 T=3 N=4`` as :func:`encode` lays them out.
+    enc : Encoding
+        Channel order (``enc.channels``, C of them) and the value N takes in the base channels.
+
+    Returns
+    -------
+    torch.Tensor, shape (B, C, enc.length), float32
+        On the device of ``codes``.
+    """
     import torch
 
     # index_select on the (C, 5) transposed table, then one (C, B, L) -> (B, C, L) copy: several times

@@ -56,6 +56,7 @@ from crmnet.data.encoding import (
     invalid_character_error,
     invalid_positions,
 )
+from crmnet.data.formats import FORMATS, describe
 from crmnet.data.streams import (
     CHUNK_BYTES,
     background,
@@ -71,8 +72,7 @@ __all__ = [
     "iter_records", "join_sequences", "parse_txt_line", "parse_value", "read_fasta", "read_records", "write_fasta",
 ]
 
-Format = Literal["auto", "txt", "tsv", "csv", "fasta"]
-FORMATS = ("auto", "txt", "tsv", "csv", "fasta")
+Format = Literal["auto", "txt", "tsv", "csv", "fasta"]  # the names of crmnet.data.formats.FORMATS, for type checkers
 DELIMITERS = {"txt": "\t", "tsv": "\t", "csv": ","}
 SEQUENCE_COLUMNS = ("sequence", "seq", "0", "seq110")  # in order of preference
 ID_COLUMNS = ("id", "name", "identifier")
@@ -135,7 +135,17 @@ class SequenceTable:
 
 
 def join_sequences(seqs: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sequences → one byte buffer (nbytes,) uint8 and (n,) int64 starts, lengths."""
+    """Sequences → one byte buffer (nbytes,) uint8 and (n,) int64 starts, lengths.
+
+    Parameters
+    ----------
+    seqs : sequence of str. n ASCII sequences.
+
+    Returns
+    -------
+    buffer : ndarray, shape (nbytes,), uint8: The sequences' bytes, back to back.
+    starts, lengths : ndarray, shape (n,), int64: Where each sequence starts in ``buffer`` and how long it is.
+    """
     lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
     starts = np.zeros(len(seqs), dtype=np.int64)
     np.cumsum(lengths[:-1], out=starts[1:])
@@ -148,7 +158,22 @@ def check_alphabet(
 ) -> tuple[list[str], int]:
     """Check sequences against the alphabet; returns (sequences, characters mapped to N).
 
-    Raises InputError naming the line of the first invalid character under ``invalid="error"``.
+    Parameters
+    ----------
+    seqs : list of str. n sequences.
+    lines : ndarray, shape (n,), int. Their 1-based lines in ``source``.
+    source : str. The file, named in errors.
+    invalid : {"error", "N"}
+        Another character than ACGTN (either case) is an error, or is replaced by N and counted.
+
+    Returns
+    -------
+    sequences : list of str: ``seqs``, with invalid characters replaced by N under ``invalid="N"``.
+    mapped : int: Characters replaced.
+
+    Raises
+    ------
+    InputError: Naming the line of the first invalid character under ``invalid="error"``.
     """
     if invalid not in ("error", "N"):
         raise ValueError(f"invalid policy must be 'error' or 'N', not {invalid!r}")
@@ -171,6 +196,17 @@ def parse_value(text: str | bytes, what: str, source: str, line: int) -> float:
 
     Missing, NaN, infinite (or too large for float64) and anything else (Python-only syntax such as
     ``1_000``, non-ASCII digits, hexadecimal) → InputError at ``line``.
+
+    Parameters
+    ----------
+    text : str or bytes. The cell.
+    what : str. What the value is (``"value"``, ``"Measured Expression"``), named in errors.
+    source : str. The file, named in errors.
+    line : int. Its 1-based line number.
+
+    Returns
+    -------
+    float
     """
     if isinstance(text, bytes):
         text = text.decode("latin-1")
@@ -226,6 +262,16 @@ def detect_format(path: str | os.PathLike, columns: Columns | None = None) -> st
 
     A line with a tab is ``txt`` when its first or second field is DNA, else a ``tsv`` header; a line
     without tab or comma is a bare ``txt`` sequence, or a one-column ``tsv`` header naming a sequence column.
+
+    Parameters
+    ----------
+    path : path-like. The file (plain or gzip).
+    columns : Columns, optional
+        Named header columns (a one-column header naming ``columns.sequence`` is a ``tsv``).
+
+    Returns
+    -------
+    str: A name in :data:`crmnet.data.formats.INPUT_FORMATS`.
     """
     return _detect(text_lines(path, chunk_bytes=1 << 16), display_name(path), columns)
 
@@ -310,7 +356,19 @@ def _txt_row(fields: list[str], layout: tuple[str, ...], value: str, source: str
 
 
 def parse_txt_line(text: str, source: str, line: int) -> tuple[str, float]:
-    """One ``sequence<TAB>value`` line (no line end) → (sequence, value); InputError naming ``line`` otherwise."""
+    """One ``sequence<TAB>value`` line (no line end) → (sequence, value); InputError naming ``line`` otherwise.
+
+    Parameters
+    ----------
+    text : str. The line.
+    source : str. The file, named in errors.
+    line : int. Its 1-based line number.
+
+    Returns
+    -------
+    sequence : str
+    value : float
+    """
     row = _txt_row(text.split("\t"), _TXT_LAYOUTS[2], "measured", source, line)
     return row.seq, row.measured
 
@@ -420,7 +478,8 @@ def iter_records(
     fmt : one of :data:`FORMATS`.
     value : what the value column of a headerless txt file holds.
     columns : header columns to use (tsv/csv), see :class:`Columns`.
-    chunk_size : records per chunk; ``chunk_bytes``: bytes of the file read at a time.
+    chunk_size : records per chunk.
+    chunk_bytes : bytes of the file read at a time.
     on_raw : called with the stored bytes read (progress bars).
 
     Returns
@@ -430,7 +489,7 @@ def iter_records(
     chunk counts the blank lines before its last record.
     """
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        raise ValueError(f"format must be one of {describe()}, not {fmt!r}")
     if value not in ("measured", "predicted"):
         raise ValueError(f"value must be 'measured' or 'predicted', not {value!r}")
     if chunk_size < 1:
@@ -470,9 +529,23 @@ def read_records(
 ) -> SequenceTable:
     """Read every record of a file (any of :data:`FORMATS`, plain or gzip) and check the alphabet.
 
-    value: what the value column of a headerless txt file is ("measured" for training and HQ test
-    files, "predicted" for LegNet's prediction TSVs). invalid: "error" or "N" (see the module docstring).
-    columns: header columns to use (tsv/csv). Returns the whole file as one :class:`SequenceTable`.
+    Parameters
+    ----------
+    path : path-like. The file, ``-`` for standard input.
+    fmt : str
+        One of :data:`crmnet.data.formats.FORMATS`; ``"auto"`` detects it from the first non-blank line.
+    value : {"measured", "predicted"}
+        What the value column of a headerless txt file is ("measured" for training and HQ test files,
+        "predicted" for LegNet's prediction TSVs).
+    invalid : {"error", "N"}
+        A character outside ACGTN is an error naming its line, or is read as N (see the module docstring).
+    columns : Columns, optional. Header columns to use (tsv/csv); None: the defaults.
+
+    Returns
+    -------
+    SequenceTable
+        The whole file: n ``sequences``, their ``ids`` (None when the file has none), 1-based ``lines``
+        (n,), and ``measured`` / ``predicted`` (n,) float64 arrays where the file has them (else None).
     """
     chunks = list(iter_records(path, fmt, value=value, columns=columns, chunk_size=1 << 30, chunk_bytes=CHUNK_BYTES))
     table = chunks[0]
@@ -481,14 +554,38 @@ def read_records(
 
 
 def read_fasta(path: str | os.PathLike, *, invalid: InvalidPolicy = "error") -> SequenceTable:
-    """Read a FASTA file (plain or gzip): ids (first word of each header) and sequences."""
+    """Read a FASTA file (plain or gzip): ids (first word of each header) and sequences.
+
+    Parameters
+    ----------
+    path : path-like. The file, ``-`` for standard input.
+    invalid : {"error", "N"}
+        A character outside ACGTN is an error naming its line, or is read as N and counted.
+
+    Returns
+    -------
+    SequenceTable: ``ids``, ``sequences`` and their 1-based ``lines``; no values.
+    """
     return read_records(path, "fasta", invalid=invalid)
 
 
 def write_fasta(
     path: str | os.PathLike, ids: Sequence[str], sequences: Sequence[str], *, overwrite: bool = False, width: int = 0
 ) -> None:
-    """Write records atomically; ``width`` > 0 wraps sequence lines at that many characters."""
+    """Write records atomically; ``width`` > 0 wraps sequence lines at that many characters.
+
+    Parameters
+    ----------
+    path : path-like. The FASTA file to write; refused if it exists unless ``overwrite``.
+    ids : sequence of str. n record ids (the header's first word).
+    sequences : sequence of str. n sequences.
+    overwrite : bool. Replace an existing file.
+    width : int. Characters per sequence line; 0: one line per sequence.
+
+    Returns
+    -------
+    None
+    """
     if len(ids) != len(sequences):
         raise ValueError(f"{len(ids)} ids but {len(sequences)} sequences")
     with atomic_file(path, overwrite=overwrite) as fh:

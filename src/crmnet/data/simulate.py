@@ -262,7 +262,8 @@ def simulate(n: int, seed: int = 0, config: SimulatorConfig | None = None,
              chunk_size: int = 65536) -> SimulatedData:
     """Simulate ``n`` sequences with the model of the module docstring; deterministic given (n, seed, config).
 
-    ``chunk_size`` only bounds memory while scoring; it does not change the result.
+    ``chunk_size`` only bounds memory while scoring: sequences and planted sites do not depend on it;
+    scores do only by float32 rounding (the convolution sums in a shape- and CPU-dependent order).
     """
     import torch
 
@@ -402,7 +403,19 @@ def format_training_lines(codes: np.ndarray, values: np.ndarray) -> bytes:
 def write_simulation(data: SimulatedData, out: str | os.PathLike, overwrite: bool = False) -> tuple[Path, Path]:
     """Write ``out`` (``sequence<TAB>expression`` lines, no header) and ``out.truth.json``, both atomically.
 
-    Refuses to replace either file unless ``overwrite``; returns both paths.
+    Parameters
+    ----------
+    data : SimulatedData
+        What :func:`simulate` returned: sequences, noisy labels and the noise-free truth.
+    out : path-like
+        The training-format file to write; ``out.truth.json`` is written beside it.
+    overwrite : bool
+        Replace existing files (else either existing file is refused).
+
+    Returns
+    -------
+    tuple of (Path, Path)
+        The data file and the truth file.
     """
     out = Path(out)
     truth_file = truth_path(out)

@@ -53,7 +53,9 @@ import numpy as np
 
 from crmnet.config import Config
 from crmnet.data.catalogue import check_measurements
+from crmnet.data.dream2022 import training_medium
 from crmnet.data.encoding import CRMNET, Encoding, InvalidPolicy, decode
+from crmnet.data.formats import STORE_FORMATS, describe
 from crmnet.data.readers import CHUNK_BYTES, detect_format, read_records
 from crmnet.data.streams import display_name
 from crmnet.data.txtblocks import EncodedBlock, TxtBlocks
@@ -119,7 +121,18 @@ _ARRAYS = {  # name -> (allowed dtypes, trailing shape is (width,))
 
 
 def open_store(path: str | os.PathLike) -> Store:
-    """Open a store directory read-only (arrays memory-mapped); a clear InputError when it is not one."""
+    """Open a store directory read-only (arrays memory-mapped); a clear InputError when it is not one.
+
+    Parameters
+    ----------
+    path : path-like. A directory written by :func:`prepare`.
+
+    Returns
+    -------
+    Store
+        ``codes`` (n, W) uint8, ``lengths`` (n,), ``targets`` (n,) float32, ``medium`` (n,) uint8, ``split``
+        (n,) uint8 (0 train, 1 validation), all memory-mapped, and the ``manifest`` dict.
+    """
     path = Path(path)
     if not path.is_dir():
         raise InputError(path, "not a store: no such directory" if not path.exists() else "not a store: not a directory")
@@ -304,7 +317,7 @@ class _Source:
 class PrepareConfig(Config):
     """How ``prepare`` turns inputs into a store (see the module docstring for each policy).
 
-    fmt: input format (auto, txt, csv). media: one medium name per input, or one for all. encoding: the
+    fmt: input format (:data:`~crmnet.data.formats.STORE_FORMATS`). media: one medium name per input, or one for all. encoding: the
     stored layout. val_fraction, seed: the split (seed also of ``balance``). invalid: "error" or "N".
     duplicates: keep, first, mean or error. balance: subsample every medium to the smallest. role: what the
     value column of a headerless txt file holds: ``measured`` (default; a file the data catalogue lists as
@@ -326,8 +339,8 @@ class PrepareConfig(Config):
 
     def __post_init__(self) -> None:
         self.media = tuple(self.media or (DEFAULT_MEDIUM,))
-        if self.fmt not in ("auto", "txt", "csv"):
-            raise ValueError(f"format must be one of auto, txt, csv, not {self.fmt!r}")
+        if self.fmt not in STORE_FORMATS:
+            raise ValueError(f"format must be one of {describe(STORE_FORMATS)}, not {self.fmt!r}")
         if self.duplicates not in DUPLICATE_POLICIES:
             raise ValueError(f"duplicates must be one of {DUPLICATE_POLICIES}, not {self.duplicates!r}")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -348,12 +361,27 @@ def prepare(
     overwrite: bool = False,
     **settings,
 ) -> Store:
-    """Convert txt/csv inputs (plain or gzip) into a store at ``out``; returns it opened.
+    """Convert txt/tsv/csv inputs (plain or gzip) into a store at ``out`` (nothing left there on failure).
 
-    config: the settings (:class:`PrepareConfig`); keyword ``settings`` override its fields (e.g.
-    ``prepare(paths, out, media=["complex", "defined"], seed=1)``). Raises InputError (bad input, naming
-    file and line), OutputExistsError (``out`` exists and not ``overwrite``) or ValueError (a bad
-    setting); nothing is left at ``out`` or beside it on failure.
+    Parameters
+    ----------
+    inputs : list of path-like. Regular files (their sha256 goes to the manifest), of a ``STORE_FORMATS`` format.
+    out : path-like. The store directory to create.
+    config : PrepareConfig, optional. The settings; None: the defaults.
+    overwrite : bool
+        Replace an existing store or crmnet output at ``out`` (never a directory holding an input).
+    **settings
+        :class:`PrepareConfig` fields overriding ``config``'s (``media=["complex", "defined"], seed=1``).
+
+    Returns
+    -------
+    Store: The new store, opened (:func:`open_store`).
+
+    Raises
+    ------
+    InputError: Bad input, naming file and line.
+    OutputExistsError: ``out`` exists and not ``overwrite``.
+    ValueError: A bad setting.
     """
     if "media" in settings and settings["media"] is not None:
         settings["media"] = tuple(settings["media"])
@@ -363,15 +391,17 @@ def prepare(
     if len(cfg.media) not in (1, len(inputs)):
         raise ValueError(f"give one medium per input ({len(inputs)}) or one for all, not {len(cfg.media)}")
     per_input = list(cfg.media) * len(inputs) if len(cfg.media) == 1 else list(cfg.media)
+    if cfg.media == (DEFAULT_MEDIUM,):  # no medium given: name the one a catalogued training file was grown in
+        per_input = [training_medium(path) or DEFAULT_MEDIUM for path in inputs]
     names = list(dict.fromkeys(per_input))
     sources = []
     for path, name in zip(inputs, per_input):
         path = Path(path)
         _check_input(path)
         kind = detect_format(path) if cfg.fmt == "auto" else cfg.fmt
-        if kind not in ("txt", "csv"):
-            raise InputError(path, f"{kind} input: prepare needs sequence<TAB>value txt or a csv with a "
-                                   "'Measured Expression' column")
+        if kind not in STORE_FORMATS:
+            raise InputError(path, f"{kind} input: prepare needs measured values (sequence<TAB>value txt, or a "
+                                   "tsv/csv with a 'Measured Expression' column)")
         sources.append(_Source(path, kind, names.index(name)))
     with atomic_path(out, overwrite=overwrite, inputs=[s.path for s in sources]) as tmp:
         tmp.mkdir()
@@ -438,7 +468,7 @@ def _stream_inputs(tmp: Path, sources: list[_Source], names: list[str], cfg: Pre
                 stream = TxtBlocks(src.path, enc, invalid, cfg.chunk_bytes, on_raw=bar.update)
                 blocks: Iterator[EncodedBlock] = iter(stream)
             else:
-                table = read_records(src.path, "csv", invalid=invalid)
+                table = read_records(src.path, src.fmt, invalid=invalid)
                 if table.measured is None:
                     raise InputError(src.path, "no 'Measured Expression' column: nothing to train on")
                 blocks = iter([EncodedBlock(table.encode(enc), table.lengths, table.measured, table.lines,

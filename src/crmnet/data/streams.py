@@ -244,6 +244,18 @@ def background(items: Iterator, depth: int = 2) -> Iterator:
 
     Worth it when the producer's work releases the GIL (file reads, arrow parsing, numpy gathers).
     An exception in the producer is raised in the consumer; closing the consumer stops the producer.
+
+    Parameters
+    ----------
+    items : iterator
+        The producer.
+    depth : int
+        Items produced ahead of the consumer.
+
+    Yields
+    ------
+    object
+        The items of ``items``, in order.
     """
     buffer: queue.Queue = queue.Queue(maxsize=depth)
     stop = threading.Event()

@@ -15,22 +15,30 @@ flanks stay. Every mode is reproducible from ``seed``.
   base mutated with probability ``mutation_rate``, the ``elite`` best kept unchanged; it stops when a
   sequence is within ``tolerance`` of the target (or after ``generations``).
 
+``constraints`` (:class:`~crmnet.design.constraints.ConstraintConfig`) hold in every mode: the start
+sequences must pass them (an :class:`InputError` naming the line otherwise), and a proposal that breaks
+one is never taken — drift redraws it (up to ``REDRAWS`` times, else the lineage stays that generation),
+SSWM never scores it, a GA child that breaks one is replaced by its first parent. ``--min-distance``
+concerns a library of designs, not a trajectory, and is not used here.
+
 :func:`evolve` yields one :class:`Generation` per step; :func:`evolve_to_file` writes them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from crmnet.config import Config
+from crmnet.design.constraints import ConstraintConfig, Constraints
 from crmnet.design.mutagenesis import resolve_windows, single_mutants
 from crmnet.design.oracle import Objective, encode_sequences
 from crmnet.errors import InputError
 
 MODES = ("drift", "sswm", "ga")
+REDRAWS = 10  # drift: proposals drawn per lineage and generation before a constrained lineage stays
 
 
 @dataclass
@@ -51,6 +59,7 @@ class EvolveConfig(Config):
     target: float | None = None
     tolerance: float = 0.1
     window: tuple[int, int] | None = None
+    constraints: ConstraintConfig = field(default_factory=ConstraintConfig)
 
     def __post_init__(self) -> None:
         checks = [
@@ -109,13 +118,21 @@ def _random_mutations(rng: np.random.Generator, codes: np.ndarray, windows: np.n
         codes[rows, pos] = (np.minimum(codes[rows, pos], 3) + rng.integers(1, 4, len(rows))) % 4
 
 
-def _drift(objective, rng, codes, lengths, windows, cfg) -> Iterator[tuple]:
+def _drift(objective, rng, codes, lengths, windows, cfg, rules: Constraints, start) -> Iterator[tuple]:
     for g in range(1, cfg.generations + 1):
-        _random_mutations(rng, codes, windows, cfg.mutations)
+        todo = np.arange(len(codes))
+        for _ in range(REDRAWS):
+            proposal = codes[todo].copy()
+            _random_mutations(rng, proposal, windows[todo], cfg.mutations)
+            ok = rules.valid(proposal, windows[todo], start[todo])
+            codes[todo[ok]] = proposal[ok]
+            todo = todo[~ok]
+            if not len(todo):
+                break
         yield g, codes.copy(), np.ones(len(codes), bool)
 
 
-def _sswm(objective, rng, codes, lengths, windows, cfg, current) -> Iterator[tuple]:
+def _sswm(objective, rng, codes, lengths, windows, cfg, current, rules: Constraints, start) -> Iterator[tuple]:
     import torch
 
     sign = 1.0 if cfg.direction == "max" else -1.0
@@ -125,8 +142,11 @@ def _sswm(objective, rng, codes, lengths, windows, cfg, current) -> Iterator[tup
         if not len(rows):
             return
         row, pos, base, mutants = single_mutants(torch.as_tensor(codes[rows]), torch.as_tensor(windows[rows]))
-        row, pos, base = row.numpy(), pos.numpy(), base.numpy()
-        value = sign * _score(objective, mutants.numpy(), lengths[rows][row])[1]
+        row, pos, base, mutants = row.numpy(), pos.numpy(), base.numpy(), mutants.numpy()
+        ok = rules.mutable(windows[rows][row], codes.shape[1])[np.arange(len(row)), pos]
+        ok[ok] = rules.valid(mutants[ok], windows[rows][row[ok]], start[rows][row[ok]])
+        row, pos, base, mutants = row[ok], pos[ok], base[ok], mutants[ok]
+        value = sign * _score(objective, mutants, lengths[rows][row])[1] if len(row) else np.zeros(0)
         best = np.full(len(rows), -np.inf)
         np.maximum.at(best, row, value)
         for j, r in enumerate(rows):  # the first best mutant of each lineage (ties: lowest position, base)
@@ -139,8 +159,11 @@ def _sswm(objective, rng, codes, lengths, windows, cfg, current) -> Iterator[tup
         yield g, codes.copy(), active.copy()
 
 
-def _ga_step(rng, pop, fitness, windows, cfg) -> np.ndarray:
-    """The next population (P, W) from ``pop`` and its fitness (P,) (higher is better)."""
+def _ga_step(rng, pop, fitness, windows, cfg, rules: Constraints, start) -> np.ndarray:
+    """The next population (P, W) from ``pop`` and its fitness (P,) (higher is better).
+
+    A child that breaks a constraint is replaced by its first parent.
+    """
     p = len(pop)
     order = np.argsort(-fitness, kind="stable")
     n_child = p - cfg.elite
@@ -157,15 +180,20 @@ def _ga_step(rng, pop, fitness, windows, cfg) -> np.ndarray:
     hit = (rng.random(child.shape) < cfg.mutation_rate) & inside
     shift = rng.integers(1, 4, size=child.shape).astype(np.uint8)
     child = np.where(hit, (np.minimum(child, 3) + shift) % 4, child).astype(np.uint8)
+    w = np.repeat(windows[:1], len(child), 0)
+    bad = ~rules.valid(child, w, np.repeat(start[None, :], len(child), 0))
+    child[bad] = mum[bad]
     return np.concatenate([pop[order[: cfg.elite]], child])
 
 
-def _ga(objective, rng, start_codes, lengths, windows, cfg) -> Iterator[Generation]:
+def _ga(objective, rng, start_codes, lengths, windows, cfg, rules: Constraints) -> Iterator[Generation]:
     """GA per start sequence; yields every generation of all still-running populations."""
     p = cfg.population
     pops = {s: np.repeat(start_codes[s : s + 1], p, 0) for s in range(len(start_codes))}
     for s, pop in pops.items():
         _random_mutations(rng, pop[1:], np.repeat(windows[s : s + 1], p - 1, 0), 1)
+        bad = ~rules.valid(pop, np.repeat(windows[s : s + 1], p, 0), np.repeat(start_codes[s : s + 1], p, 0))
+        pop[bad] = start_codes[s]
     for g in range(cfg.generations + 1):
         starts = sorted(pops)
         if not starts:
@@ -180,7 +208,7 @@ def _ga(objective, rng, start_codes, lengths, windows, cfg) -> Iterator[Generati
             if -fit.max() <= cfg.tolerance or g == cfg.generations:
                 del pops[s]
             else:
-                pops[s] = _ga_step(rng, pops[s], fit, windows[s : s + 1], cfg)
+                pops[s] = _ga_step(rng, pops[s], fit, windows[s : s + 1], cfg, rules, start_codes[s])
 
 
 def evolve(objective: Objective, sequences: Sequence[str], config: EvolveConfig | None = None,
@@ -209,18 +237,21 @@ def evolve(objective: Objective, sequences: Sequence[str], config: EvolveConfig 
     windows = resolve_windows(codes, lengths, cfg.window, source, lines)
     if ((windows[:, 1] - windows[:, 0]) < 1).any():
         raise InputError(source, "a start sequence has an empty window: nothing can mutate")
+    rules = Constraints(cfg.constraints)
+    rules.check_starts(codes, windows, source, lines)
     rng = np.random.default_rng(cfg.seed)
     if cfg.mode == "ga":
-        yield from _ga(objective, rng, codes, lengths, windows, cfg)
+        yield from _ga(objective, rng, codes, lengths, windows, cfg, rules)
         return
     reps = cfg.population if cfg.mode == "drift" else 1
     start = np.repeat(np.arange(len(codes)), reps)
     codes, lengths, windows = codes[start].copy(), lengths[start], windows[start]
+    origin = codes.copy()
     preds, obj = _score(objective, codes, lengths)
     lineage = np.arange(len(codes))
     yield Generation(0, lineage, start, codes.copy(), preds, obj)
-    steps = (_drift(objective, rng, codes, lengths, windows, cfg) if cfg.mode == "drift"
-             else _sswm(objective, rng, codes, lengths, windows, cfg, obj.copy()))
+    steps = (_drift(objective, rng, codes, lengths, windows, cfg, rules, origin) if cfg.mode == "drift"
+             else _sswm(objective, rng, codes, lengths, windows, cfg, obj.copy(), rules, origin))
     for g, now, moved in steps:
         if not moved.any():
             return
@@ -234,6 +265,75 @@ def mutations_from(start: np.ndarray, codes: np.ndarray, length: int) -> list[st
     return [f"{'ACGTN'[start[j]]}{j + 1}{'ACGTN'[codes[j]]}" for j in diff]
 
 
+def trajectory_columns(names: Sequence[str]) -> list[str]:
+    """The columns of a trajectory table (``trajectory.tsv`` of ``crmnet evolve`` and of the Evolve page).
+
+    Parameters
+    ----------
+    names : the objective's model names, in order (one ``prediction_<name>`` column each).
+
+    Returns
+    -------
+    list of str
+        ``start_id, lineage, generation, individual, sequence, prediction_<name>..., objective,
+        n_mutations, mutations``.
+    """
+    return ["start_id", "lineage", "generation", "individual", "sequence", *(f"prediction_{n}" for n in names),
+            "objective", "n_mutations", "mutations"]
+
+
+def trajectory_rows(gen: Generation, codes0: np.ndarray, lengths0: np.ndarray, ids: Sequence[str]) -> list[list]:
+    """The rows of one generation in :func:`trajectory_columns` order (write them with :func:`crmnet.tables.tsv_row`).
+
+    Parameters
+    ----------
+    gen : one :class:`Generation` of :func:`evolve` (R rows).
+    codes0 : (S, W) uint8 codes of the start sequences.
+    lengths0 : (S,) their lengths.
+    ids : the S start sequences' ids.
+
+    Returns
+    -------
+    list of list
+        R rows: start id, lineage, generation, individual (rank within its lineage), sequence, one float
+        prediction per model (``gen.predictions`` order), objective, the number of mutations and their
+        ``;``-joined 1-based labels relative to the start (:func:`mutations_from`).
+    """
+    individual = np.arange(len(gen.lineage)) - np.searchsorted(gen.lineage, gen.lineage)
+    rows = []
+    for i in range(len(gen.lineage)):
+        s = int(gen.start[i])
+        muts = mutations_from(codes0[s], gen.codes[i], int(lengths0[s]))
+        rows.append([ids[s], int(gen.lineage[i]), gen.generation, int(individual[i]),
+                     "".join("ACGTN"[c] for c in gen.codes[i, : lengths0[s]]),
+                     *(float(p[i]) for p in gen.predictions.values()), float(gen.objective[i]), len(muts),
+                     ";".join(muts)])
+    return rows
+
+
+def trajectory_plot(generation: np.ndarray, lineage: np.ndarray, objective: np.ndarray, expression: str,
+                    config: EvolveConfig):
+    """The trajectory figure of a run (``trajectory.png`` of ``crmnet evolve`` and of the Evolve page).
+
+    Parameters
+    ----------
+    generation, lineage : (R,) int, every row of the run's trajectory.
+    objective : (R,) float, the objective of each row.
+    expression : the objective's expression (the title).
+    config : the run's settings (mode, direction, target).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from crmnet.plot.design import trajectory_figure
+
+    ga = config.mode == "ga"
+    title = f"{config.mode}: {expression}" + (f" ({config.direction})" if config.mode == "sswm" else "")
+    return trajectory_figure(generation, lineage, objective, title, config.target if ga else None,
+                             config.tolerance if ga else None)
+
+
 def evolve_to_file(objective: Objective, ids: Sequence[str], sequences: Sequence[str], out, config: EvolveConfig,
                    *, source: str | None = None, lines: Sequence[int] | None = None, overwrite: bool = False,
                    progress: bool = True) -> dict:
@@ -242,6 +342,7 @@ def evolve_to_file(objective: Objective, ids: Sequence[str], sequences: Sequence
     ``out/trajectory.tsv``: one row per sequence and generation — ``start_id, lineage, generation,
     individual, sequence``, one ``prediction_<name>`` column per model, ``objective``, ``n_mutations`` and
     ``mutations`` (relative to the start sequence, ``;``-separated); ``out/trajectory.png``; ``out/config.json``.
+    Every row is checked against the constraints again before it is written.
 
     Returns
     -------
@@ -253,39 +354,32 @@ def evolve_to_file(objective: Objective, ids: Sequence[str], sequences: Sequence
 
     from crmnet.fsutil import atomic_path
     from crmnet.plot.common import save_png
-    from crmnet.plot.design import trajectory_figure
     from crmnet.progress import progress as progress_bar
+    from crmnet.tables import tsv_row
 
     codes0, lengths0 = encode_sequences(sequences, source, lines)
+    windows0 = resolve_windows(codes0, lengths0, config.window, source, lines)
+    rules = Constraints(config.constraints)
     names = list(objective.predictors)
     gens, lins, objs, rows = [], [], [], 0
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.mkdir()
-        (tmp / "config.json").write_text(json.dumps({**config.to_dict(), "objective": objective.expression},
+        (tmp / "config.json").write_text(json.dumps({**config.to_dict(), "objective": objective.expression,
+                                                     "penalty": _penalty_dict(objective)},
                                                     indent=2) + "\n", encoding="utf-8")
         with open(tmp / "trajectory.tsv", "w", encoding="utf-8") as fh, progress_bar(
                 total=config.generations, desc=f"evolve ({config.mode})", unit="generation", enable=progress) as bar:
-            fh.write("\t".join(["start_id", "lineage", "generation", "individual", "sequence",
-                                *(f"prediction_{n}" for n in names), "objective", "n_mutations", "mutations"]) + "\n")
+            fh.write(tsv_row(trajectory_columns(names)))
             for gen in evolve(objective, sequences, config, source, lines):
-                individual = np.arange(len(gen.lineage)) - np.searchsorted(gen.lineage, gen.lineage)
-                for i in range(len(gen.lineage)):
-                    s = int(gen.start[i])
-                    muts = mutations_from(codes0[s], gen.codes[i], int(lengths0[s]))
-                    seq = "".join("ACGTN"[c] for c in gen.codes[i, : lengths0[s]])
-                    fh.write("\t".join([ids[s], str(gen.lineage[i]), str(gen.generation), str(individual[i]), seq,
-                                        *(f"{gen.predictions[n][i]:.6g}" for n in names), f"{gen.objective[i]:.6g}",
-                                        str(len(muts)), ";".join(muts)]) + "\n")
+                rules.require(gen.codes, windows0[gen.start], codes0[gen.start], what="trajectory row")
+                fh.writelines(tsv_row(row) for row in trajectory_rows(gen, codes0, lengths0, ids))
                 rows += len(gen.lineage)
                 gens.append(np.full(len(gen.lineage), gen.generation))
                 lins.append(gen.lineage)
                 objs.append(gen.objective)
                 bar.update(1 if gen.generation else 0)
         g, lin, obj = np.concatenate(gens), np.concatenate(lins), np.concatenate(objs)
-        title = f"{config.mode}: {objective.expression}" + (f" ({config.direction})" if config.mode == "sswm" else "")
-        fig = trajectory_figure(g, lin, obj, title, config.target if config.mode == "ga" else None,
-                                config.tolerance if config.mode == "ga" else None)
-        save_png(fig, Path(tmp) / "trajectory.png")
+        save_png(trajectory_plot(g, lin, obj, objective.expression, config), Path(tmp) / "trajectory.png")
     return {"generations": int(g.max()), "rows": rows, "final": _final(g, lin, obj, config)}
 
 
@@ -298,3 +392,11 @@ def _final(generation: np.ndarray, lineage: np.ndarray, objective: np.ndarray, c
         values = objective[last]
         out[int(k)] = float(values[np.argmin(np.abs(values - config.target))] if config.mode == "ga" else values[0])
     return out
+
+
+def _penalty_dict(objective) -> dict | None:
+    """The objective's uncertainty penalty for config.json (:class:`crmnet.design.oracle.Penalty`), or None."""
+    from dataclasses import asdict
+
+    penalty = getattr(objective, "penalty", None)
+    return None if penalty is None else asdict(penalty)

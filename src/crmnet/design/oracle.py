@@ -13,12 +13,23 @@ A **predictor** maps such a batch to one value per sequence:
 An :class:`Objective` combines named predictors with an arithmetic expression (``"complex - defined"``,
 ``"2*A - B"``): numbers, names, ``+ - *`` and parentheses; its value range follows by interval arithmetic
 from each predictor's range (by default the measured expression range of the Vaishnav et al. assay).
+
+**Uncertainty** (:class:`Penalty`, for every design command): so that design does not exploit one model's
+errors, an objective can be made pessimistic. ``kind="spread"``: objective − λ·u, with ``u`` the
+objective's spread propagated from each predictor's ensemble spread (``u² = Σᵢ (f(v + σᵢ eᵢ) − f(v))²``,
+exact for linear objectives; a single model has spread 0); ``kind="bound"``: the objective's lower
+bound by interval arithmetic over each predictor's conformal interval at ``level`` (each model must be
+calibrated, ``crmnet calibrate``). With ``direction="min"`` the pessimistic side is the other one
+(objective + λ·u, the upper bound). :meth:`Objective.predict` then returns :class:`Predictions`, which
+carry the spreads and bounds to :meth:`Objective.combine`.
 """
 
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,8 +38,9 @@ from crmnet.errors import InputError
 
 # Expression values measured in Vaishnav et al.'s assay lie in [0, 17] (the simulator clips to it too).
 EXPRESSION_RANGE = (0.0, 17.0)
-#: sequences per forward pass on a CPU, whatever the batch size (see ModelPredictor.__call__)
+#: sequences per forward pass on a CPU, whatever the batch size (see ModelPredictor.members)
 CPU_CHUNK = 1024
+MAX_CONSTANT = 1e12  # an objective constant beyond this is a typo (1e309 would silently become inf)
 
 
 def sequence_encoding(width: int) -> Encoding:
@@ -111,20 +123,26 @@ class ModelPredictor:
         laid = relayout(codes, lengths, sequence_encoding(codes.shape[1]), self.model.encoding)
         return onehot(laid, self.model.encoding)
 
-    def __call__(self, codes, lengths) -> np.ndarray:
-        """Predict codes (B, W) uint8 with lengths (B,) (numpy or torch, any device) → (B,) float32."""
+    def members(self, codes, lengths) -> np.ndarray:
+        """Each ensemble member's prediction (B, K) float32 of codes (B, W) uint8 with lengths (B,) (K = 1 for one model)."""
         import torch
+
+        from crmnet.models.ensemble import member_outputs, n_members
 
         run = self.runner()
         # On a CPU a plain module's activations fall out of the caches beyond ~1,000 sequences (crmnet-tiny:
         # 9,300 seq/s per core at 1,024, 7,700 at 4,096); the rewrites chunk internally.
         step = self.batch_size if self.device.type != "cpu" else min(self.batch_size, CPU_CHUNK)
-        out = np.empty(len(codes), dtype=np.float32)
+        out = np.empty((len(codes), n_members(self.model)), dtype=np.float32)
         with torch.inference_mode():
             for s in range(0, len(codes), step):
                 x = self.onehot(codes[s : s + step], lengths[s : s + step])
-                out[s : s + len(x)] = run(x).float().reshape(-1).cpu().numpy()
+                out[s : s + len(x)] = member_outputs(run, x).float().cpu().numpy()
         return out
+
+    def __call__(self, codes, lengths) -> np.ndarray:
+        """Predict codes (B, W) uint8 with lengths (B,) (numpy or torch, any device) → (B,) float32 (an ensemble's mean)."""
+        return self.members(codes, lengths).mean(axis=1)
 
     def variants(self, codes, lengths, row, variants) -> np.ndarray:
         """Predict ``variants`` (M, W) of the references ``codes`` (N, W) (variant m of ``codes[row[m]]``).
@@ -149,6 +167,18 @@ class ModelPredictor:
                 x = self.onehot(variants[s : s + self.batch_size], lengths.index_select(0, rows))
                 out[s : s + len(x)] = run.mutants(reference, local, x).float().cpu().numpy()
         return out
+
+    def with_uncertainty(self, codes, lengths, level: float | None = None) -> tuple[np.ndarray, np.ndarray, tuple | None]:
+        """Prediction (B,), members' spread (B,) and, at ``level``, the conformal (lower, upper) or None.
+
+        A ``level`` needs a calibrated model (:mod:`crmnet.evaluation.conformal`).
+        """
+        from crmnet.evaluation.conformal import mean_and_spread, require_calibration
+
+        pred, spread = mean_and_spread(self.members(codes, lengths))
+        if level is None:
+            return pred, spread, None
+        return pred, spread, require_calibration(self.model, None).interval(pred, level, spread)
 
 
 class SimulatorPredictor:
@@ -182,6 +212,42 @@ class SimulatorPredictor:
 _OPS = {ast.Add: np.add, ast.Sub: np.subtract, ast.Mult: np.multiply}
 
 
+@dataclass(frozen=True)
+class Penalty:
+    """How an objective accounts for uncertainty (module docstring).
+
+    Parameters
+    ----------
+    kind : ``"spread"`` (objective ∓ weight · propagated spread) or ``"bound"`` (the conformal bound)
+    weight : λ of ``"spread"`` (≥ 0)
+    level : the interval level of ``"bound"``, in (0, 1)
+    direction : ``"max"`` (penalise downwards: lower bound) or ``"min"`` (upwards: upper bound)
+    """
+
+    kind: str = "spread"
+    weight: float = 1.0
+    level: float = 0.9
+    direction: str = "max"
+
+    def __post_init__(self) -> None:
+        from crmnet.evaluation.conformal import check_level
+
+        if self.kind not in ("spread", "bound"):
+            raise InputError(None, f"--penalty must be spread or bound, got {self.kind!r}")
+        if not self.weight >= 0:
+            raise InputError(None, f"--penalty-weight must be 0 or more, got {self.weight}")
+        if self.direction not in ("max", "min"):
+            raise ValueError(f"direction must be max or min, got {self.direction!r}")
+        check_level(self.level, "--penalty-level")
+
+
+class Predictions(dict):
+    """Predictor name → values (B,), with each predictor's ``spread`` and conformal ``bounds`` when penalised."""
+
+    spread: dict[str, np.ndarray]
+    bounds: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
 class Objective:
     """Named predictors combined by an arithmetic expression (see the module docstring).
 
@@ -190,12 +256,17 @@ class Objective:
     predictors : mapping name → predictor
     expression : str or None
         Over the names; default: the only predictor's name (an error with several).
+    penalty : Penalty or None
+        Make the objective pessimistic about the models' uncertainty (module docstring).
     """
 
-    def __init__(self, predictors: Mapping[str, object], expression: str | None = None):
+    def __init__(self, predictors: Mapping[str, object], expression: str | None = None,
+                 penalty: Penalty | None = None):
         if not predictors:
             raise ValueError("an objective needs at least one predictor")
         self.predictors = dict(predictors)
+        self.penalty = penalty
+        self.device = getattr(next(iter(self.predictors.values())), "device", "cpu")
         if expression is None:
             if len(self.predictors) > 1:
                 raise InputError(None, f"--objective is needed to combine {len(self.predictors)} models "
@@ -207,6 +278,10 @@ class Objective:
         except SyntaxError:
             raise InputError(None, f"--objective {expression!r} is not an arithmetic expression") from None
         self._check(self._tree)
+        lo, hi = self.value_range()
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise InputError(None, f"--objective {self.expression!r} can reach {lo:g}..{hi:g}: beyond a finite "
+                                   "number; use smaller constants")
 
     def _check(self, node) -> None:
         if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
@@ -221,6 +296,9 @@ class Objective:
         elif not (isinstance(node, ast.Constant) and isinstance(node.value, (int, float))):
             raise InputError(None, f"--objective {self.expression!r}: only model names, numbers, + - * and "
                                    "parentheses are allowed")
+        elif not math.isfinite(node.value) or abs(node.value) > MAX_CONSTANT:
+            raise InputError(None, f"--objective {self.expression!r}: the number {node.value:g} is beyond "
+                                   f"±{MAX_CONSTANT:g}")
 
     def _eval(self, node, values: Mapping):
         if isinstance(node, ast.BinOp):
@@ -233,14 +311,44 @@ class Objective:
         return node.value
 
     def predict(self, codes, lengths) -> dict[str, np.ndarray]:
-        """Each predictor's values: name → (B,) float32."""
-        return {name: p(codes, lengths) for name, p in self.predictors.items()}
+        """Each predictor's values: name → (B,) float32 (:class:`Predictions` with spreads when penalised)."""
+        if self.penalty is None:
+            return {name: p(codes, lengths) for name, p in self.predictors.items()}
+        out = Predictions()
+        out.spread, out.bounds = {}, {}
+        level = self.penalty.level if self.penalty.kind == "bound" else None
+        for name, p in self.predictors.items():
+            if hasattr(p, "with_uncertainty"):
+                value, out.spread[name], bounds = p.with_uncertainty(codes, lengths, level)
+            elif level is not None:
+                raise InputError(None, f"--penalty bound needs a calibrated model; {name!r} is not a model")
+            else:  # an exact predictor (the simulator): no spread
+                value = p(codes, lengths)
+                out.spread[name], bounds = np.zeros(len(value)), None
+            out[name] = np.asarray(value, dtype=np.float32)
+            if bounds is not None:
+                out.bounds[name] = bounds
+        return out
 
-    def combine(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
-        """The objective (B,) float64 from each predictor's values."""
+    def _raw(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
         out = self._eval(self._tree, {k: np.asarray(v, dtype=np.float64) for k, v in values.items()})
         n = len(next(iter(values.values())))
         return np.broadcast_to(np.asarray(out, dtype=np.float64), (n,)).copy()
+
+    def combine(self, values: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The objective (B,) float64 from each predictor's values (penalised: from :class:`Predictions`)."""
+        raw = self._raw(values)
+        if self.penalty is None:
+            return raw
+        sign = 1.0 if self.penalty.direction == "max" else -1.0
+        if self.penalty.kind == "bound":
+            lo, hi = self._bounds(values.bounds)
+            return np.broadcast_to(lo if sign > 0 else hi, raw.shape).astype(np.float64)
+        u2 = np.zeros_like(raw)
+        for name, sigma in values.spread.items():
+            shifted = {**values, name: np.asarray(values[name], np.float64) + sigma}
+            u2 += (self._raw(shifted) - raw) ** 2
+        return raw - sign * self.penalty.weight * np.sqrt(u2)
 
     def __call__(self, codes, lengths) -> np.ndarray:
         """The objective of sequence-space codes (B, W) → (B,) float64."""
@@ -249,8 +357,13 @@ class Objective:
     def value_range(self) -> tuple[float, float]:
         """(lo, hi) the objective can take, by interval arithmetic over the predictors' ranges."""
         ranges = {k: tuple(getattr(p, "value_range", EXPRESSION_RANGE)) for k, p in self.predictors.items()}
+        lo, hi = self._bounds(ranges)
+        return float(lo), float(hi)
 
-        def walk(node) -> tuple[float, float]:
+    def _bounds(self, ranges: Mapping[str, tuple]) -> tuple:
+        """(lo, hi) of the expression by interval arithmetic over name → (lo, hi) (numbers or (B,) arrays)."""
+
+        def walk(node) -> tuple:
             if isinstance(node, ast.BinOp):
                 (a, b), (c, d) = walk(node.left), walk(node.right)
                 if isinstance(node.op, ast.Add):
@@ -258,7 +371,7 @@ class Objective:
                 if isinstance(node.op, ast.Sub):
                     return a - d, b - c
                 products = (a * c, a * d, b * c, b * d)
-                return min(products), max(products)
+                return np.minimum.reduce(products), np.maximum.reduce(products)
             if isinstance(node, ast.UnaryOp):
                 lo, hi = walk(node.operand)
                 return (-hi, -lo) if isinstance(node.op, ast.USub) else (lo, hi)

@@ -19,7 +19,6 @@ so memory holds one chunk plus the identifiers, whatever the input size.
 from __future__ import annotations
 
 import os
-import re
 import zipfile
 from pathlib import Path
 
@@ -29,7 +28,7 @@ from crmnet.design.evolvability import EPSILON, Evolvability, evolvability
 from crmnet.design.mutagenesis import BASES, Saturation, resolve_windows, saturate_codes
 from crmnet.design.oracle import encode_sequences
 from crmnet.errors import InputError
-from crmnet.fsutil import atomic_path
+from crmnet.fsutil import atomic_path, safe_component
 
 _ARRAYS = (("delta", "<f4"), ("reference", "|u1"), ("start", "<i8"), ("length", "<i8"), ("prediction", "<f4"))
 
@@ -90,7 +89,24 @@ def read_saturation(path: str | os.PathLike) -> tuple[Saturation, list[str]]:
             ids = [str(i) for i in z["ids"]]
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise InputError(path, f"not a crmnet mutagenesis deltas.npz ({exc})") from None
+    _check_saturation(path, sat, ids)
     return sat, ids
+
+
+def _check_saturation(path, sat: Saturation, ids: list[str]) -> None:
+    """Refuse arrays that disagree in shape, or values no mutagenesis writes (NaN predictions, infinities)."""
+    n = len(sat.delta)
+    if sat.delta.ndim != 3 or sat.delta.shape[2] != 4 or sat.reference.shape != sat.delta.shape[:2]:
+        raise InputError(path, f"delta {sat.delta.shape} and reference {sat.reference.shape} are not (N, L, 4) and "
+                               "(N, L): not a crmnet mutagenesis deltas.npz")
+    rows = {"ids": len(ids), **{name: len(getattr(sat, name)) for name in ("start", "length", "prediction")}}
+    for name, count in rows.items():
+        if count != n or getattr(sat, name, np.empty(0)).ndim > 1:
+            raise InputError(path, f"{name} has {count:,} rows where delta has {n:,}: the arrays disagree")
+    if not np.isfinite(sat.prediction).all() or np.isinf(sat.delta).any():
+        raise InputError(path, "holds NaN or infinite predictions or deltas: not a crmnet mutagenesis output")
+    if n and not np.isfinite(sat.delta).any():
+        raise InputError(path, "every delta is NaN: there is nothing to compute evolvability from")
 
 
 def _mutant_lines(sat: Saturation, ids: list[str]) -> list[str]:
@@ -106,14 +122,25 @@ def _mutant_lines(sat: Saturation, ids: list[str]) -> list[str]:
                                         pred.tolist(), delta.tolist())]
 
 
-def write_evolvability_rows(fh, ev: Evolvability, ids: list[str]) -> None:
-    """Append one TSV row per sequence (header written by the caller: ``id`` + ``Evolvability.COLUMNS``)."""
-    for ident, row in zip(ids, ev.rows()):
-        fh.write("\t".join([ident, *(v if isinstance(v, str) else f"{v:.6g}" for v in row)]) + "\n")
+def write_evolvability_rows(fh, ev: Evolvability, ids: list[str], header: bool = False) -> None:
+    """Append one row per sequence to an evolvability TSV (``evolvability.tsv``; the Robustness page's TSV).
 
+    Parameters
+    ----------
+    fh : a text file open for writing.
+    ev : the :class:`Evolvability` of N sequences.
+    ids : their N ids.
+    header : write the header line first (``id`` and :attr:`Evolvability.COLUMNS`).
 
-def _safe_name(ident: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", ident)[:80] or "sequence"
+    Returns
+    -------
+    None
+    """
+    from crmnet.tables import tsv_row
+
+    if header:
+        fh.write(tsv_row(("id", *Evolvability.COLUMNS)))
+    fh.writelines(tsv_row((ident, *row)) for ident, row in zip(ids, ev.rows()))
 
 
 def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.PathLike, *,
@@ -154,7 +181,6 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
         try:
             with open(tmp / "evolvability.tsv", "w", encoding="utf-8") as evo, \
                     FileProgress(input_path, "mutagenesis", enable=progress) as meter:
-                evo.write("\t".join(("id", *Evolvability.COLUMNS)) + "\n")
                 if tsv:
                     tsv.write("id\tposition\treference\talternative\tprediction\tdelta\n")
                 for chunk in iter_records(input_path, chunk_size=chunk_size, on_raw=meter.on_raw):
@@ -165,12 +191,13 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
                     sat = saturate_codes(predictor, codes, lengths, windows)
                     ev = evolvability(sat, epsilon)
                     npz.add(sat, chunk.ids)
-                    write_evolvability_rows(evo, ev, chunk.ids)
+                    write_evolvability_rows(evo, ev, chunk.ids, header=evo.tell() == 0)
                     if tsv:
                         tsv.writelines(_mutant_lines(sat, chunk.ids))
                     for i in range(max(0, min(len(sat), max_figures - n))):
                         fig = heatmap_figure(sat, i, f"{chunk.ids[i]} ({label})")
-                        save_png(fig, tmp / "heatmaps" / f"{n + i + 1:04d}_{_safe_name(chunk.ids[i])}.png")
+                        name = safe_component(chunk.ids[i], "sequence")
+                        save_png(fig, tmp / "heatmaps" / f"{n + i + 1:04d}_{name}.png")
                     robustness.append(ev.robustness)
                     predictions.append(ev.prediction)
                     n += len(sat)

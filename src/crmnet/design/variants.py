@@ -30,12 +30,18 @@ from crmnet.fsutil import atomic_file
 
 @dataclass
 class VariantEffects:
-    """ref_prediction, alt_prediction, delta : (n,) float32; n_unequal : pairs whose lengths differ."""
+    """ref_prediction, alt_prediction, delta : (n,) float32; n_unequal : pairs whose lengths differ.
+
+    ref_members, alt_members : (n, K) each ensemble member's predictions (K = 1 for one model), for the
+    intervals of :mod:`crmnet.design.uncertainty`.
+    """
 
     ref_prediction: np.ndarray
     alt_prediction: np.ndarray
     delta: np.ndarray
     n_unequal: int
+    ref_members: np.ndarray | None = None
+    alt_members: np.ndarray | None = None
 
 
 def variant_effects(model, ref: Sequence[str], alt: Sequence[str], *, batch_size: int = 1024, device=None,
@@ -67,17 +73,17 @@ def variant_effects(model, ref: Sequence[str], alt: Sequence[str], *, batch_size
             first_line.append(i)
     seqs = list(unique)
     try:
-        pred = predict(model, seqs, batch_size, device, source=source, first_line=0)
+        members = predict(model, seqs, batch_size, device, source=source, first_line=0, members=True)
     except InputError as exc:
         if exc.line is None or exc.source != source:
             raise
         i = first_line[exc.line] % max(len(ref), 1)
         raise InputError(source, without_invalid_hint(exc).problem,  # no --invalid option here
                          line=int(lines[i]) if lines is not None else i + 1) from None
-    ref_pred = pred[[unique[s] for s in ref]]
-    alt_pred = pred[[unique[s] for s in alt]]
+    ref_members, alt_members = members[[unique[s] for s in ref]], members[[unique[s] for s in alt]]
+    ref_pred, alt_pred = ref_members.mean(axis=1), alt_members.mean(axis=1)
     unequal = sum(len(a) != len(b) for a, b in zip(ref, alt))
-    return VariantEffects(ref_pred, alt_pred, alt_pred - ref_pred, unequal)
+    return VariantEffects(ref_pred, alt_pred, alt_pred - ref_pred, unequal, ref_members, alt_members)
 
 
 def _dialect(path: Path, first: str) -> str:
@@ -126,14 +132,19 @@ def read_pairs(path: str | os.PathLike, ref_column: str, alt_column: str,
 
 def variants_file(model, pairs: str | os.PathLike, out: str | os.PathLike, *, ref_column: str = "reference",
                   alt_column: str = "variant", measured_column: str | None = None, batch_size: int = 1024,
-                  device=None, overwrite: bool = False) -> dict:
+                  device=None, overwrite: bool = False, interval: float | None = None,
+                  checkpoint: str | None = None) -> dict:
     """Variant effects of every pair in ``pairs`` into the TSV ``out`` (+ ``metrics.json`` beside it).
+
+    interval: a level in (0, 1) adds ``delta_lower`` and ``delta_upper`` (and ``delta_spread`` for an
+    ensemble; :func:`crmnet.evaluation.calibrate.delta_interval`, which needs a calibrated checkpoint, named
+    ``checkpoint`` in its error); with measured deltas their coverage and mean width go into the metrics.
 
     Returns
     -------
     dict
-        ``n`` pairs, ``unique`` sequences predicted, ``unequal_lengths`` pairs, ``metrics`` (or None)
-        and ``metrics_path``.
+        ``n`` pairs, ``unique`` sequences predicted, ``unequal_lengths`` pairs, ``metrics`` (or None),
+        ``metrics_path`` and ``interval_basis`` (or None).
     """
     from crmnet.data.readers import parse_value
     from crmnet.evaluation.metrics import compute_metrics
@@ -156,22 +167,47 @@ def variants_file(model, pairs: str | os.PathLike, out: str | os.PathLike, *, re
         measured = np.array([parse_value(r[mi], f"measured Δ ({measured_column})", source, k)
                              for r, k in zip(rows, lines)])
     effects = variant_effects(model, ref, alt, batch_size=batch_size, device=device, source=source, lines=lines)
+    extra = _interval_columns(model, effects, interval, checkpoint, measured)
     metrics = None
     metrics_path = Path(out).with_name(Path(out).stem + ".metrics.json")
     if measured is not None:
         if len(measured) < 3:
             raise InputError(pairs, f"--measured-column needs at least 3 pairs for metrics, got {len(measured)}")
-        metrics = {Path(pairs).name: compute_metrics(measured, effects.delta)}
+        metrics = {Path(pairs).name: {**compute_metrics(measured, effects.delta), **extra.pop("metrics", {})}}
     if metrics is not None and metrics_path.exists() and not overwrite:
         raise OutputExistsError(metrics_path)
     with atomic_file(out, overwrite=overwrite) as fh:
         writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
-        writer.writerow([*header, "ref_prediction", "alt_prediction", "delta"])
-        for r, a, b, d in zip(rows, effects.ref_prediction.tolist(), effects.alt_prediction.tolist(),
-                              effects.delta.tolist()):
-            writer.writerow([*r, f"{a:.7g}", f"{b:.7g}", f"{d:.7g}"])
+        writer.writerow([*header, "ref_prediction", "alt_prediction", "delta", *extra["columns"]])
+        for r, a, b, d, *more in zip(rows, effects.ref_prediction.tolist(), effects.alt_prediction.tolist(),
+                                     effects.delta.tolist(), *extra["values"]):
+            writer.writerow([*r, f"{a:.7g}", f"{b:.7g}", f"{d:.7g}", *(f"{v:.7g}" for v in more)])
         if metrics is not None:
             with atomic_file(metrics_path, overwrite=overwrite) as mf:
                 mf.write(json.dumps(json_safe(metrics), indent=2, allow_nan=False) + "\n")
     return {"n": len(rows), "unique": len(set(ref) | set(alt)), "unequal_lengths": effects.n_unequal,
-            "metrics": metrics, "metrics_path": metrics_path if metrics is not None else None}
+            "metrics": metrics, "metrics_path": metrics_path if metrics is not None else None,
+            "interval_basis": extra.get("basis")}
+
+
+def _interval_columns(model, effects: VariantEffects, interval, checkpoint, measured) -> dict:
+    """The extra output columns (names, value arrays), the interval's basis and, with measurements, its coverage."""
+    ensemble = effects.ref_members.shape[1] > 1
+    if interval is None:
+        spread = [(effects.alt_members - effects.ref_members).std(axis=1)] if ensemble else []
+        return {"columns": ["delta_spread"] if ensemble else [], "values": spread}
+    from crmnet.evaluation.calibrate import delta_interval
+
+    found = delta_interval(model, effects, interval, checkpoint)
+    out = {"columns": [*(["delta_spread"] if ensemble else []), "delta_lower", "delta_upper"],
+           "values": [*([found["spread"]] if ensemble else []), found["lower"], found["upper"]],
+           "basis": found["basis"]}
+    if measured is not None:
+        from crmnet.evaluation.conformal import coverage
+
+        hit = coverage(measured, found["lower"], found["upper"])
+        out["metrics"] = {"intervals": {str(interval): {"nominal": interval, "coverage": hit,
+                                                       "mean_width": float((found["upper"] - found["lower"]).mean()),
+                                                       "n": len(measured)}},
+                          "interval_basis": found["basis"]}
+    return out

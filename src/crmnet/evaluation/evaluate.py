@@ -1,17 +1,7 @@
 """Scoring on the real test sets: a checkpoint, external prediction files, and the peer comparison.
 
-**Test sets** (:data:`crmnet.data.catalogue.TEST_SETS`) are resolved by name under a data directory laid out as by
-``crmnet download`` (``DIR/vaishnav2022/test/...``, ``DIR/legnet2023/...``); the directory is the
-argument, else ``$CRMNET_DATA_DIR``, else ``./data``:
-
-=================  ========================================  ======  =========================
-name               file                                       N       model input column
-=================  ========================================  ======  =========================
-complex-native     vaishnav2022/test/Native_complex.csv       3,733   ``sequence`` (110 nt)
-complex-random     vaishnav2022/test/Random_complex_raw.csv   2,954   ``0`` (raw, 95-125 nt)
-defined-native     vaishnav2022/test/Native_defined.csv       3,782   ``sequence``
-defined-random     vaishnav2022/test/Random_defined.csv       5,289   ``seq110`` (110 nt)
-=================  ========================================  ======  =========================
+**Test sets** are read by :mod:`crmnet.evaluation.testsets` (by name under the data directory, or a
+user's file).
 
 **Encoding convention.** A model is always fed the *raw* sequence, encoded in its own convention
 (``model.encoding``). This matters for complex-random: ``Random_complex.csv``'s ``sequence`` column is
@@ -44,7 +34,7 @@ within the modes of the measured values when no groups are given; ``flag`` and `
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +46,7 @@ from crmnet.data.readers import Columns
 from crmnet.errors import InputError
 from crmnet.evaluation.metrics import adjust_pvalues, bootstrap_ci, compare_models, compute_metrics
 from crmnet.evaluation.modality import multimodality
+from crmnet.evaluation.testsets import LoadedTest, load_test_set, resolve_test, with_groups
 from crmnet.progress import progress as progress_bar
 
 DUPLICATE_POLICY = (
@@ -68,93 +59,6 @@ DUPLICATE_POLICY = (
 REPEAT_TOLERANCE = 1e-6
 MULTIPLICITY = ("q_bh: Benjamini-Hochberg q of each comparison's p (Steiger's, or the cluster Wald test with "
                 "--group-column) over all the comparisons of this evaluation")
-
-
-@dataclass
-class LoadedTest:
-    """A test set in memory.
-
-    sequences: model inputs; keys: join keys; measured: (n,) float64; groups: (n,) lineage/class labels from
-    the group column, or None.
-    """
-
-    name: str
-    source: Path
-    sequences: list[str]
-    keys: list[str]
-    measured: np.ndarray
-    lines: list[int]
-    description: str = ""
-    sequence_column: str | None = None
-    groups: list[str] | None = None
-
-    def __len__(self) -> int:
-        return len(self.sequences)
-
-
-def _with_groups(columns: Columns | None, group_column: str | None) -> Columns | None:
-    """The columns to read, with the group column as the per-row text column (the reader's ``id``)."""
-    if group_column is None:
-        return columns
-    return replace(columns or Columns(), id=group_column)
-
-
-def _loaded(name: str, path: Path, description: str, columns: Columns | None = None,
-            group_column: str | None = None) -> LoadedTest:
-    """Read a test file.
-
-    The join key of each row is its sequence in Vaishnav's 110-nt layout (last 110 nt, left-padded with N),
-    which is how the published prediction files spell the sequences. group_column: a column of lineage/class
-    labels, kept as :attr:`LoadedTest.groups`.
-    """
-    from crmnet.data.catalogue import check_measurements
-    from crmnet.data.encoding import VAISHNAV, decode, encode
-    from crmnet.data.readers import read_records
-    from crmnet.fsutil import file_digest
-
-    table = read_records(path, value="measured", columns=_with_groups(columns, group_column))
-    if table.measured is None:
-        raise InputError(path, "no measured values: a test set needs a 'Measured Expression' column (or name one "
-                               "with --measured-column), or the sequence<TAB>measured format")
-    if table.format == "txt":
-        check_measurements(path, file_digest(path), "it as --predictions")
-    keys = decode(encode(table.sequences, VAISHNAV, source=str(path))[0])
-    return LoadedTest(name, path, table.sequences, keys, np.asarray(table.measured, np.float64),
-                      [int(x) for x in table.lines], description, table.sequence_column,
-                      table.ids if group_column else None)
-
-
-def load_test_set(name: str, directory: str | os.PathLike | None = None,
-                  group_column: str | None = None) -> LoadedTest:
-    """Load a registered test set by name from the data directory (see :func:`crmnet.data.catalogue.data_dir`)."""
-    if name not in TEST_SETS:
-        raise InputError(None, f"unknown test set {name!r}; known: {', '.join(TEST_SETS)} (or give a file)")
-    spec = TEST_SETS[name]
-    path = data_dir(directory) / spec.path
-    if not path.is_file():
-        raise InputError(path, f"test set {name!r} not found (run `crmnet download` or pass --data-dir)")
-    test = _loaded(name, path, spec.description, group_column=group_column)
-    if test.sequence_column != spec.sequence_column:
-        raise InputError(path, f"sequences were read from column {test.sequence_column!r}, expected "
-                               f"{spec.sequence_column!r}: not the published file?", line=1)
-    return test
-
-
-def load_test_file(path: str | os.PathLike, columns: Columns | None = None,
-                   group_column: str | None = None) -> LoadedTest:
-    """A user's test file (a header naming sequence and measured columns, or sequence<TAB>measured)."""
-    path = Path(path)
-    return _loaded(path.stem, path, str(path), columns, group_column)
-
-
-def resolve_test(name_or_file: str, directory: str | os.PathLike | None = None,
-                 columns: Columns | None = None, group_column: str | None = None) -> LoadedTest:
-    """A registered test-set name, or else a path to a file with sequences and measured values."""
-    if name_or_file in TEST_SETS:
-        return load_test_set(name_or_file, directory, group_column)
-    if Path(name_or_file).is_file():
-        return load_test_file(name_or_file, columns, group_column)
-    raise InputError(name_or_file, f"neither a test set ({', '.join(TEST_SETS)}) nor an existing file")
 
 
 @dataclass
@@ -366,25 +270,58 @@ def evaluate_model(model, tests: list[LoadedTest], evaluation: Evaluation | None
                    seed: int = 0, progress: bool = False) -> Evaluation:
     """Predict every test set with ``model`` (raw sequences, the model's own encoding) and score it.
 
-    progress: show each test set's prediction (sequences, rate, ETA; log lines when not on a terminal).
+    Parameters
+    ----------
+    model : nn.Module
+        Any crmnet model (``load_checkpoint``).
+    tests : list of LoadedTest
+        The test sets (:func:`load_test_set`).
+    evaluation : Evaluation, optional
+        Add to this one (e.g. a :func:`peer_table`, so the model is compared with the peers); None: a new one.
+    label : str
+        The model's name in the tables; a label already scored on a test set is refused.
+    batch_size : int
+        Sequences per forward pass (results do not depend on it).
+    device : str or torch.device, optional
+        Where to run; None: where the model is.
+    invalid : {"error", "N"}
+        A character outside ACGTN is an error naming its line, or is read as N.
+    n_boot : int
+        Bootstrap resamples of the 95 % intervals.
+    seed : int
+        Seed of the bootstraps.
+    progress : bool
+        Show each test set's prediction (sequences, rate, ETA; log lines when not on a terminal).
+
+    Returns
+    -------
+    Evaluation
+        ``evaluation`` (or a new one) with ``label``'s (n_test,) predictions and metrics per test set; this
+        model is its ``primary``. A calibrated checkpoint also gets ``intervals`` and a
+        ``calibration_note`` per test set (:func:`crmnet.evaluation.conformal.interval_coverage`).
     """
+    from crmnet.evaluation.conformal import calibration_of, interval_coverage, mean_and_spread
     from crmnet.evaluation.predict import EncodingStats, predict_at_lines
 
+    cal = calibration_of(model)
     ev = evaluation or Evaluation()
     ev.primary = label
     info = ev.info.setdefault("models", {}).setdefault(label, model_description(model))
     for test in tests:
         stats = EncodingStats()
         with progress_bar(total=len(test), desc=f"predict {test.name}", unit="seq", enable=progress) as bar:
-            pred = predict_at_lines(model, test.sequences, test.lines, batch_size=batch_size, device=device,
-                                    invalid=invalid, source=str(test.source), stats=stats, on_batch=bar.update)
+            pred, spread = mean_and_spread(predict_at_lines(
+                model, test.sequences, test.lines, batch_size=batch_size, device=device, invalid=invalid,
+                source=str(test.source), stats=stats, on_batch=bar.update, members=True))
         # How the encoding policy changed the sequences goes on record: it states the convention used.
         info.setdefault("tests", {})[test.name] = {
             "source": str(test.source), "n": len(test),
             "truncated": stats.truncated, "padded": stats.padded, "mapped_to_n": stats.mapped_to_n,
             "encoding_message": stats.message(model.encoding),
         }
-        ev.add(label, test, pred.astype(np.float64), n_boot, seed)
+        ev.add(label, test, pred, n_boot, seed)
+        if cal is not None:
+            ev.coverage[label][test.name].update(interval_coverage(cal, test, pred, spread))
     return ev
 
 
@@ -416,7 +353,7 @@ def evaluate_prediction_file(path: str | os.PathLike, test: LoadedTest | None, e
     ev = evaluation or Evaluation()
     if primary:
         ev.primary = ev.primary or label
-    table = read_prediction_file(path, _with_groups(columns, group_column) if test is None else columns)
+    table = read_prediction_file(path, with_groups(columns, group_column) if test is None else columns)
     info = ev.info.setdefault("models", {}).setdefault(label, {"model": label, "tests": {}})
     if test is None:
         if table.measured is None:
@@ -442,7 +379,28 @@ def evaluate_prediction_file(path: str | os.PathLike, test: LoadedTest | None, e
 def peer_table(directory: str | os.PathLike | None = None, tests: list[str] | None = None,
                evaluation: Evaluation | None = None, *, n_boot: int = 1000, seed: int = 0,
                group_column: str | None = None) -> Evaluation:
-    """Score every published peer prediction file found under the data directory on ``tests``."""
+    """Score every published peer prediction file found under the data directory on ``tests``.
+
+    Parameters
+    ----------
+    directory : path-like, optional
+        The data directory; None: ``$CRMNET_DATA_DIR`` or ``./data``.
+    tests : list of str, optional
+        Test-set names; None: all four.
+    evaluation : Evaluation, optional
+        Add to this one; None: a new one.
+    n_boot : int
+        Bootstrap resamples of the 95 % intervals.
+    seed : int
+        Seed of the bootstraps.
+    group_column : str, optional
+        A test-set column of related-sequence groups (cluster bootstrap).
+
+    Returns
+    -------
+    Evaluation
+        Every peer's (n_test,) predictions and metrics per test set.
+    """
     root = data_dir(directory)
     ev = evaluation or Evaluation()
     names = tests or list(TEST_SETS)

@@ -102,8 +102,24 @@ def _metric_arrays(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
 def compute_metrics(y_true, y_pred) -> dict:
     """All metrics of measured ``y_true`` (n,) against predictions ``y_pred`` (n,), keys :data:`METRIC_KEYS`.
 
-    Correlations are NaN when either side is constant. Raises ``ValueError`` on mismatched lengths, fewer
-    than 3 pairs or non-finite values.
+    Correlations are NaN when either side is constant.
+
+    Parameters
+    ----------
+    y_true : array-like, shape (n,)
+        Measured values, finite, n ≥ 3.
+    y_pred : array-like, shape (n,)
+        Predictions of the same rows.
+
+    Returns
+    -------
+    dict
+        ``n, pearson_r, pearson_p, spearman_r, r2`` (1 − SS_res/SS_tot), ``pearson_r_squared, mse, mae``.
+
+    Raises
+    ------
+    ValueError
+        Mismatched lengths, fewer than 3 pairs or non-finite values.
     """
     y, p = _check_pair(y_true, y_pred)
     vals = {k: float(v) for k, v in _metric_arrays(y, p).items()}

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from crmnet.errors import InputError
-from crmnet.evaluation.evaluate import Evaluation, LoadedTest
+from crmnet.evaluation.evaluate import Evaluation
 from crmnet.evaluation.metrics import BOOTSTRAP_KEYS, METRIC_KEYS
-from crmnet.fsutil import atomic_path
+from crmnet.evaluation.testsets import LoadedTest
+from crmnet.fsutil import atomic_path, safe_component
 from crmnet.tables import render
 
 
@@ -85,7 +86,7 @@ def write_evaluation(ev: Evaluation, out: str | os.PathLike, config: dict, overw
         (tmp / "predictions").mkdir()
         for name, test in ev.tests.items():
             models = [m for m in ev.predictions if name in ev.predictions[m]]
-            _write_predictions(tmp / "predictions" / f"{name}.tsv", test, models,
+            _write_predictions(tmp / "predictions" / f"{safe_component(name, 'test')}.tsv", test, models,
                                [ev.predictions[m][name] for m in models])
         _dump(tmp / "config.json", {**config, "primary": ev.primary, **ev.info})
     return out

@@ -24,9 +24,12 @@ uses its ``id``/``name`` column (or a pandas index, the unnamed first column), a
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -164,14 +167,43 @@ def predict(
     first_line: int = 1,
     stats: EncodingStats | None = None,
     on_batch: Callable[[int], None] | None = None,
+    members: bool = False,
 ) -> np.ndarray:
     """Predict expression for ``sequences`` with ``model`` (any registered model, ``.encoding`` set).
 
-    sequences: a sequence of DNA strings, or codes ``(n, model.encoding.length)`` uint8 already laid out
-    in the model's encoding. device: where to run (default: where the model's parameters are; the model
-    is moved there). Sequence ``i`` is reported as line ``first_line + i`` of ``source`` on error.
-    on_batch: called with the number of sequences after each batch (progress).
-    Returns predictions (n,) float32. The model runs in eval mode; its training flag is restored after.
+    The model runs in eval mode (its training flag is restored after); results do not depend on
+    ``batch_size``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A crmnet model (``load_checkpoint``, ``build_model``); its ``.encoding`` says how sequences are laid
+        out and one-hot encoded.
+    sequences : sequence of str, or ndarray (n, model.encoding.length) uint8
+        DNA strings (A, C, G, T, N in either case; fitted to the model's length as its encoding says), or
+        codes ``A=0 C=1 G=2 T=3 N=4`` already laid out in the model's encoding.
+    batch_size : int
+        Sequences per forward pass.
+    device : str or torch.device, optional
+        Where to run; None: where the model's parameters are (the model is moved there).
+    invalid : {"error", "N"}
+        A character outside ACGTN is an error naming its line, or is read as N.
+    source : str, optional
+        The file the sequences came from, named in errors; sequence ``i`` is its line ``first_line + i``.
+    first_line : int
+        The 1-based line of the first sequence in ``source``.
+    stats : EncodingStats, optional
+        Counts how sequences were fitted (padded, truncated, mapped to N), for the caller's note.
+    on_batch : callable, optional
+        Called with the number of sequences after each batch (progress).
+    members : bool
+        Return each ensemble member's predictions (see :mod:`crmnet.models.ensemble`).
+
+    Returns
+    -------
+    ndarray, shape (n,) or (n, K), float32
+        One prediction per sequence, in the model's output units (expression for the released models);
+        with ``members``, each of the K members' (K = 1 for a single model).
     """
     import torch
 
@@ -190,8 +222,12 @@ def predict(
     model.eval()
     # The exact inference rewrite (cached per model) where it was measured to pay: full-width CRMnet on CPUs.
     run = optimize_for_inference(model) if dev.type == "cpu" and worthwhile(model) else model
+    if members:
+        from crmnet.models.ensemble import member_outputs, n_members
+
+        run = partial(member_outputs, run)
     n = len(sequences)
-    out = np.empty(n, dtype=np.float32)
+    out = np.empty((n, n_members(model)) if members else n, dtype=np.float32)
     try:
         with torch.inference_mode():
             for start in range(0, n, batch_size):
@@ -203,7 +239,7 @@ def predict(
                     if stats is not None:
                         stats.add(chunk, enc, mapped)
                 x = onehot(torch.from_numpy(np.ascontiguousarray(codes)).to(dev), enc)
-                out[start : start + len(chunk)] = run(x).float().reshape(-1).cpu().numpy()
+                out[start : start + len(chunk)] = run(x).float().reshape(out[:len(chunk)].shape).cpu().numpy()
                 if on_batch is not None:
                     on_batch(len(chunk))
     finally:
@@ -213,9 +249,9 @@ def predict(
 
 def predict_at_lines(model, sequences: Sequence[str], lines: Sequence[int], *, batch_size: int = 1024,
                      device=None, invalid: InvalidPolicy = "error", source: str | None = None,
-                     stats: EncodingStats | None = None, on_batch: Callable[[int], None] | None = None
-                     ) -> np.ndarray:
-    """:func:`predict` for sequences read from ``source``.
+                     stats: EncodingStats | None = None, on_batch: Callable[[int], None] | None = None,
+                     members: bool = False) -> np.ndarray:
+    """:func:`predict` for sequences read from ``source`` ((n,), or (n, K) with ``members``).
 
     An invalid character is reported at its input line ``lines[i]`` (1-based), wherever the sequence sat in
     the file. A non-finite prediction (NaN weights) is an InputError naming the first such line: nothing
@@ -223,12 +259,12 @@ def predict_at_lines(model, sequences: Sequence[str], lines: Sequence[int], *, b
     """
     try:
         preds = predict(model, sequences, batch_size, device, invalid=invalid, source=source, first_line=0,
-                        stats=stats, on_batch=on_batch)
+                        stats=stats, on_batch=on_batch, members=members)
     except InputError as exc:
         if exc.line is None or exc.source != source:
             raise
         raise InputError(source, exc.problem, line=int(lines[exc.line])) from None
-    bad = np.flatnonzero(~np.isfinite(preds))
+    bad = np.flatnonzero(~np.isfinite(preds.reshape(len(preds), -1)).all(axis=1))
     if len(bad):  # a diverged checkpoint: refuse rather than write or score NaN
         raise InputError(source, f"the model predicted {preds[bad[0]]} for this sequence ({len(bad):,} of "
                                  f"{len(preds):,} non-finite): its weights are not finite (a diverged checkpoint?)",
@@ -248,24 +284,39 @@ def predict_file(
     overwrite: bool = False,
     chunk_size: int = 8192,
     progress: bool = True,
+    interval: float | None = None,
 ) -> EncodingStats:
     """Stream ``input_path`` through ``model`` into ``out_path`` (TSV: id, sequence, prediction).
 
-    ``input_path`` may be a file, a pipe or ``-`` (standard input), each read once.
-    The output appears only when complete (atomic); an error leaves no partial file. ``progress``: show
-    progress per batch (a bar on a terminal, log lines elsewhere). Returns the encoding statistics (see
-    :meth:`EncodingStats.message`).
+    ``input_path`` may be a file, a pipe or ``-`` (standard input), each read once; ``out_path`` ``-`` is
+    standard output (streamed). A file output appears only when complete (atomic); an error leaves no
+    partial file. ``progress``: show progress per batch (a bar on a terminal, log lines elsewhere). An
+    ensemble (:mod:`crmnet.models.ensemble`) adds a ``spread`` column (its members' standard deviation);
+    ``interval``: a level in (0, 1) adds ``lower`` and ``upper`` (the model must carry a calibration,
+    :mod:`crmnet.evaluation.conformal`). Returns the encoding statistics (see :meth:`EncodingStats.message`).
     """
+    from crmnet.evaluation.conformal import check_level, mean_and_spread, require_calibration
+    from crmnet.models.ensemble import n_members
+
+    cal = None if interval is None else require_calibration(model, None)
+    level = None if interval is None else check_level(interval)
+    ensemble = n_members(model) > 1
     source = display_name(input_path)
     stats = EncodingStats()
     check_file(input_path)
-    with atomic_file(out_path, overwrite=overwrite, inputs=[input_path]) as out, \
+    to_stdout = str(out_path) == "-"
+    writer = contextlib.nullcontext(sys.stdout) if to_stdout else atomic_file(out_path, overwrite, inputs=[input_path])
+    with writer as out, \
             FileProgress(input_path, "predict", enable=progress) as meter:
-        out.write("id\tsequence\tprediction\n")
+        out.write("\t".join(["id", "sequence", "prediction", *(["spread"] if ensemble else []),
+                             *(["lower", "upper"] if cal else [])]) + "\n")
         for chunk in iter_records(input_path, fmt, chunk_size=chunk_size, on_raw=meter.on_raw):
             meter.chunk(len(chunk.sequences))
-            preds = predict_at_lines(model, chunk.sequences, chunk.lines, batch_size=batch_size, device=device,
-                                     invalid=invalid, source=source, stats=stats, on_batch=meter.done)
+            preds, spread = mean_and_spread(predict_at_lines(
+                model, chunk.sequences, chunk.lines, batch_size=batch_size, device=device, invalid=invalid,
+                source=source, stats=stats, on_batch=meter.done, members=True))
+            columns = [preds, *([spread] if ensemble else []), *(cal.interval(preds, level, spread) if cal else [])]
             ids = chunk.ids or [str(line) for line in chunk.lines]
-            out.writelines(f"{i}\t{s}\t{p:.7g}\n" for i, s, p in zip(ids, chunk.sequences, preds))
+            out.writelines(f"{i}\t{s}\t" + "\t".join(f"{v:.7g}" for v in values) + "\n"
+                           for i, s, *values in zip(ids, chunk.sequences, *columns))
     return stats

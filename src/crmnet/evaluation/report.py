@@ -232,6 +232,7 @@ def _blocks(data: ReportData, figures: dict[str, str], comps: list[dict], title:
                     _fmt(m["spearman_r"]),
                     _fmt(m["pearson_r_squared"]), _fmt(m["r2"]), _with_ci(m, "mse"), _fmt(m["mae"])]
                    for model, m in have]))
+    b += _interval_blocks(data)
     fig2 = [k for k in figures if k.startswith("fig2:")]
     if fig2:
         b.append(("h", 2, "Predicted vs measured (Figure 2)"))
@@ -266,6 +267,22 @@ def _blocks(data: ReportData, figures: dict[str, str], comps: list[dict], title:
         b.append(("table", ["model", "test set", "what the encoding policy did"],
                   [[model, test, note] for model, notes in data.notes.items() for test, note in notes.items()]))
     return b
+
+
+def _interval_blocks(data: ReportData) -> list[tuple]:
+    """Coverage and mean width of calibrated models' intervals per test set (none: no blocks)."""
+    have = [(model, test, m) for model, row in data.rows.items() for test, m in row.items() if m.get("intervals")]
+    if not have:
+        return []
+    levels = list(have[0][2]["intervals"])
+    return [("h", 2, "Prediction intervals: empirical coverage vs nominal level"),
+            ("p", ("Conformal intervals of calibrated checkpoints (`crmnet calibrate`): the share of measured values "
+                  "inside each interval, and its mean width. Exchangeable with the calibration set, coverage is at "
+                  "least nominal; on another set it is only what is measured.")),
+            ("table", ["model", "test", *(f"{level}: coverage (width)" for level in levels), "note"],
+             [[model, test, *(f"{m['intervals'][k]['coverage']:.3f} ({m['intervals'][k]['mean_width']:.3g})"
+                              if k in m["intervals"] else "—" for k in levels), m.get("calibration_note", "")]
+              for model, test, m in have])]
 
 
 def render_markdown(blocks: list[tuple]) -> str:
@@ -335,7 +352,28 @@ def build_report(paths: list[str | os.PathLike], out: str | os.PathLike, *, titl
     """Write the evaluation report for ``paths`` into the directory ``out``.
 
     Write report.md, report.html and figures 2–4 (PNG + PDF) for ``paths`` into the directory ``out``.
-    progress: show the paired comparisons' progress (:func:`comparisons`).
+
+    Parameters
+    ----------
+    paths : list of path-like
+        Evaluation directories (``crmnet evaluate --out``) or metrics.json / peers.json files.
+    out : path-like
+        The report directory (atomic; refused if it exists unless ``overwrite``).
+    title : str
+        The report's heading.
+    n_boot : int
+        Bootstrap resamples of the paired comparisons.
+    seed : int
+        Seed of the bootstraps.
+    overwrite : bool
+        Replace an existing report crmnet wrote.
+    progress : bool
+        Show the paired comparisons' progress (:func:`comparisons`).
+
+    Returns
+    -------
+    Path
+        ``out``.
     """
     from crmnet.evaluation.metrics import compute_metrics
     from crmnet.plot import ablation_bars, benchmark_bars, figure2, save_figure

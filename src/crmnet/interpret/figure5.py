@@ -62,6 +62,7 @@ def motif_track(motif: Motif, offset: int, strand: int, width: int) -> np.ndarra
 
 def _logo_panels(tmp, attr: Attributions, hits: Hits, shown: np.ndarray, measured, ids, pad: int) -> list[dict]:
     """Figure 5A–E: the best-attributed hit of each motif over its JASPAR logo; one panel entry per motif."""
+    from crmnet.fsutil import safe_component
     from crmnet.plot import save_figure
     from crmnet.plot.interpret import logo_figure
 
@@ -80,7 +81,8 @@ def _logo_panels(tmp, attr: Attributions, hits: Hits, shown: np.ndarray, measure
             title += f", measured {measured[s]:.2f}"
         track_title = f"JASPAR {m.matrix_id} {m.name} ({'+' if strand > 0 else '-'} strand)"
         fig = logo_figure(window, motif_track(m, start - lo, strand, hi - lo), title, track_title, first_position=lo)
-        stem = f"fig5{LOGO_LETTERS[k]}_{m.name}" if k < len(LOGO_LETTERS) else f"fig5_logo_{m.name}"
+        name = safe_component(m.name, "motif")  # a MEME file's motif name may hold '/' or '..'
+        stem = f"fig5{LOGO_LETTERS[k]}_{name}" if k < len(LOGO_LETTERS) else f"fig5_logo_{name}"
         save_figure(fig, tmp / stem)
         panels.append({"motif": m.name, "figure": stem, "sequence": label, "start": start, "end": end})
     return panels

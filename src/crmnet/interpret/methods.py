@@ -242,6 +242,8 @@ def deep_lift_shap(model: nn.Module, x: torch.Tensor, *, n_shuffles: int = 20, r
         Sequence–reference pairs per pass; results do not depend on it.
     hypothetical : bool
         Return the attribution every base would get at each position (what TF-MoDISco reads).
+    device : str or torch.device, optional
+        Where to run; None: where the model's parameters are.
 
     Returns
     -------
@@ -284,6 +286,8 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, *, baseline: torch.T
         Quadrature points along the path (the budget's gap shrinks as they grow).
     batch_size : int
         Sequences per captum call (each runs ``n_steps`` forward passes per sequence).
+    device : str or torch.device, optional
+        Where to run; None: where the model's parameters are.
 
     Returns
     -------

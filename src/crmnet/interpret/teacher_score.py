@@ -43,23 +43,27 @@ METRICS = ("pearson_displayed", "pearson_observed", "spearman_observed", "pearso
            "spearman_magnitude", "pearson_substitutions", "topk_overlap", "topk_auroc", "topk_sign_agreement")
 
 
-def substitution_effects(attr: Attributions) -> np.ndarray:
+def substitution_effects(attr: Attributions, fill: float = 0.0) -> np.ndarray:
     """Effect of substituting each base at each position, ``h[b, j] − h[observed, j]``.
+
+    For ISM maps this is the change in prediction of each single mutant (the Explain page's Δ).
 
     Parameters
     ----------
     attr : Attributions
         ``n`` maps of width ``W``.
+    fill : float
+        The value at positions with no observed base (``N``, padding, unseen); NaN marks them as missing.
 
     Returns
     -------
     ndarray, shape (n, 4, W), float64
-        Zero at the observed base and at positions with no observed base (``N``, padding, unseen).
+        Zero at the observed base, ``fill`` at positions with no observed base.
     """
     hyp = attr.hypothetical.astype(np.float64)
     observed = (attr.onehot * hyp).sum(axis=1, keepdims=True)
     present = attr.onehot.sum(axis=1, keepdims=True) > 0
-    return np.where(present, hyp - observed, 0.0)
+    return np.where(present, hyp - observed, fill)
 
 
 def importance(attr: Attributions, kind: str = "observed") -> np.ndarray:

@@ -28,8 +28,12 @@ from crmnet.models.legnet import LEGNET_PREFIX, LegNet, LegNetConfig  # noqa: F4
 
 @dataclass
 class PeerConfig(ModelConfig):
-    """Vaishnav's input convention (keep the last 110 nt, pad left with N = all zeros, channels ACGT)."""
+    """Vaishnav's input convention (keep the last 110 nt, pad left with N = all zeros, channels ACGT).
 
+    The Keras-born peers train with MSE by default, as their authors did (``default_loss``).
+    """
+
+    default_loss = "mse"  # a class attribute, not a config field
     length: int = 110
     pad: str = "start"
     truncate: str = "start"

@@ -45,8 +45,11 @@ ModelConfig = dataclasses.make_dataclass(
     namespace={
         "__doc__": "Fields every model config has: how its input is laid out and one-hot encoded — the fields "
                    "of :class:`~crmnet.data.encoding.Encoding` (length, pad, truncate, channels, unknown_fill, "
-                   "prefix, trim_start, flank). ``.encoding`` is that Encoding.",
+                   "prefix, trim_start, flank). ``.encoding`` is that Encoding. ``default_loss`` (a class "
+                   "attribute, not a field): the loss ``--loss auto`` trains the model with, ``huber`` unless a "
+                   "model family says otherwise (a model with ``compute_loss`` uses that instead).",
         "__post_init__": _validate_encoding,
+        "default_loss": "huber",
         "encoding": property(_encoding_property),
     },
 )
@@ -309,6 +312,16 @@ def count_parameters(model: nn.Module) -> tuple[int, int]:
     The second number counts the float buffers a checkpoint stores (batch-norm running mean and
     variance); BatchNorm's integer ``num_batches_tracked`` counter is not a statistic (Keras has no
     counterpart) and non-persistent buffers (CRMnet's position gains) are not saved, so neither counts.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Any module (one built on the meta device counts the same).
+
+    Returns
+    -------
+    tuple of (int, int)
+        Trainable parameters, saved float buffers.
     """
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     params = {name for name, _ in model.named_parameters()}
@@ -325,6 +338,16 @@ def flops_per_sample(model: nn.Module) -> int:
     a copy of the architecture (rebuilt from ``model.config``) on the meta device: no memory, no
     arithmetic, and attention is counted as ``scaled_dot_product_attention`` on every backend (the CPU
     kernel would otherwise be missed). Batch of 2, halved.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A registered model (its class is rebuilt from ``model.config``).
+
+    Returns
+    -------
+    int
+        FLOPs per sequence (``crmnet models`` shows them as MFLOP/seq).
     """
     from torch.utils.flop_counter import FlopCounterMode
 

@@ -15,8 +15,11 @@ PyTorch model on the same one-hot encoded random sequences and reports the large
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
+import sys
 import warnings
 import zipfile
 from pathlib import Path
@@ -26,7 +29,7 @@ import torch
 from torch import nn
 
 from crmnet.data.encoding import Encoding, encode, onehot
-from crmnet.errors import InputError
+from crmnet.errors import CrmnetError, InputError
 from crmnet.fsutil import atomic_path
 
 FORMATS = ("onnx", "torchscript")
@@ -57,7 +60,7 @@ def export_meta(model: nn.Module) -> dict:
 
 
 def export_model(model: nn.Module, path: str | os.PathLike, fmt: str = "onnx", *, overwrite: bool = False,
-                 dynamo: bool = True, opset: int | None = None) -> Path:
+                 dynamo: bool = True, opset: int | None = None, check=None) -> Path:
     """Write ``model`` to ``path`` as ``fmt`` (:data:`FORMATS`), atomically.
 
     Parameters
@@ -67,10 +70,15 @@ def export_model(model: nn.Module, path: str | os.PathLike, fmt: str = "onnx", *
     path : path
         Output file; an existing one is refused unless ``overwrite``.
     fmt : {"onnx", "torchscript"}
+    overwrite : bool
+        Replace an existing file.
     dynamo : bool
         ONNX only: the ``torch.export``-based exporter (True) or the TorchScript-based one (False).
     opset : int or None
-        ONNX only: the opset version (None: the exporter's default).
+        ONNX only: the opset version (None: the exporter's default); see :func:`opset_range`.
+    check : callable, optional
+        Called with the written temporary file before it is renamed to ``path`` (e.g. a parity check); an
+        error it raises leaves nothing under ``path``.
 
     Returns
     -------
@@ -82,17 +90,62 @@ def export_model(model: nn.Module, path: str | os.PathLike, fmt: str = "onnx", *
     model = model.eval().cpu()
     x = example_input(model, n=2)
     meta = export_meta(model)
+    if fmt == "onnx" and opset is not None:
+        low, high = opset_range(dynamo)
+        if not low <= opset <= high:
+            raise InputError("--opset", f"the {'dynamo' if dynamo else 'torchscript'} ONNX exporter writes opsets "
+                                        f"{low} to {high}, not {opset}")
     with atomic_path(path, overwrite=overwrite) as tmp, torch.no_grad():
         if fmt == "torchscript":
-            with warnings.catch_warnings():
-                # Shapes read in Python (Keras 'same' padding) become constants: right, as the length is
-                # the encoding's; the batch size stays free (check_inputs runs another batch size).
-                warnings.simplefilter("ignore", torch.jit.TracerWarning)
-                traced = torch.jit.trace(model, x, check_inputs=[(example_input(model, n=3, seed=1),)])
-            torch.jit.save(traced, str(tmp), _extra_files={_EXTRA: json.dumps(meta)})
+            _export_torchscript(model, x, tmp, meta)
         else:
             _export_onnx(model, x, tmp, meta, dynamo, opset)
+        if check is not None:
+            check(tmp)
     return Path(path)
+
+
+@contextlib.contextmanager
+def _output_silenced():
+    """Silence file descriptors 1 and 2, where torch's C++ code prints."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+
+
+def opset_range(dynamo: bool) -> tuple[int, int]:
+    """The ONNX opsets the installed torch exporter writes: (lowest, highest)."""
+    from torch.onnx import _constants
+
+    # the torch.export-based exporter starts at opset 18 (its onnxscript functions need it)
+    low = 18 if dynamo else getattr(_constants, "ONNX_MIN_OPSET", 7)
+    high = getattr(_constants, "ONNX_MAX_OPSET" if dynamo else "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20)
+    return low, high
+
+
+def _export_torchscript(model: nn.Module, x: torch.Tensor, tmp: Path, meta: dict) -> None:
+    try:
+        with warnings.catch_warnings():
+            # Shapes read in Python (Keras 'same' padding) become constants: right, as the length is
+            # the encoding's; the batch size stays free (check_inputs runs another batch size).
+            warnings.simplefilter("ignore", torch.jit.TracerWarning)
+            traced = torch.jit.trace(model, x, check_inputs=[(example_input(model, n=3, seed=1),)])
+    except torch.jit.TracingCheckError as exc:
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+        raise CrmnetError(f"{type(model).__name__} cannot be exported to TorchScript by tracing: the traced "
+                          f"program differs from the model on another batch ({first}); use --format onnx") from None
+    buffer = io.BytesIO()  # torch's C++ writer aborts on a full disk: serialise here, write with Python
+    torch.jit.save(traced, buffer, _extra_files={_EXTRA: json.dumps(meta)})
+    tmp.write_bytes(buffer.getbuffer())
 
 
 def _export_onnx(model: nn.Module, x: torch.Tensor, tmp: Path, meta: dict, dynamo: bool, opset: int | None):
@@ -114,9 +167,15 @@ def _export_onnx(model: nn.Module, x: torch.Tensor, tmp: Path, meta: dict, dynam
     level = log.level
     log.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():
+        # the TorchScript-based exporter prints its whole graph on stdout before raising (its log switch is
+        # always on in torch 2.7+): the error below says what went wrong
+        with warnings.catch_warnings(), _output_silenced():
             warnings.simplefilter("ignore")
             torch.onnx.export(model, (x,), str(tmp), dynamo=dynamo, verbose=False, **kwargs)
+    except torch.onnx.errors.OnnxExporterError as exc:  # e.g. an operator the chosen opset does not have
+        first = str(exc).strip().splitlines()[0].split(" [Caused by")[0] if str(exc).strip() else type(exc).__name__
+        raise CrmnetError(f"the ONNX exporter cannot write this model{f' at opset {opset}' if opset else ''}: "
+                          f"{first}") from None
     finally:
         log.setLevel(level)
     graph = onnx.load(str(tmp))

@@ -125,6 +125,15 @@ def released_preset(hparams: dict[str, Any] = RELEASED_HPARAMS) -> dict[str, Any
     }
 
 
+def singleton_flags(measured) -> torch.Tensor:
+    """(n,) measured expression → (n,) float32 flags: 1 where the value is an integer.
+
+    LegNet's ``--singleton_definition integer``: ``float(bin).is_integer()`` of the input file's second column.
+    """
+    values = torch.as_tensor(measured, dtype=torch.float64)
+    return (values == torch.round(values)).to(torch.float32)
+
+
 def conv_bn_silu(cin: int, cout: int, kernel: int, momentum: float, groups: int = 1) -> nn.Sequential:
     """Conv ('same', no bias) → BN → SiLU; x: (B, cin, L) → (B, cout, L)."""
     return nn.Sequential(
@@ -229,31 +238,29 @@ class LegNetBlock(nn.Module):
         return self.resize(torch.cat([x, self.inverted(x)], dim=1))
 
 
-class LegNet(nn.Module):
-    """LegNet; x: (B, 4, length) one-hot in the config's encoding → (B,) expected bin.
+class SoftBinModel(nn.Module):
+    """LegNet's input and output: x (B, 4, length) one-hot in the config's encoding → (B,) expected bin.
 
-    The reverse-complement flag and singleton channels are appended here (:meth:`inputs`), so the input
-    stays the 4-channel one-hot. Training mode: the forward strand. Eval mode: the mean of the
-    forward-strand prediction and the reverse-complement one (flag 1), LegNet's test-time averaging; the
-    singleton channel is 0 at prediction time.
+    Shared by every model trained the autosome.org way (LegNet, the DREAM 2022 Prix Fixe networks). A subclass builds ``features`` ((B, 5 or 6, L) → (B, C, L')) and ``mapper`` ((B, C, L') → (B, bins, L'))
+    and calls :meth:`_register_bins`. The reverse-complement flag and singleton channels are appended
+    here (:meth:`inputs`), so the input stays the 4-channel one-hot. Training mode: the forward strand.
+    Eval mode: the mean of the forward-strand prediction and the reverse-complement one (flag 1),
+    LegNet's test-time averaging; the singleton channel is 0 at prediction time.
 
     Reverse-complement augmentation lives in :meth:`compute_loss` (``rc_augment``): each training
     sample is shown on a random strand, with the flag set, which in expectation is LegNet's dataset of
-    both strands at the cost of one pass. PyTorch default initialisation, as the original.
+    both strands at the cost of one pass. The config supplies ``bins``, ``bin_sd``, ``singleton_channel``
+    and ``rc_augment``.
     """
 
-    def __init__(self, config: LegNetConfig | None = None):
-        super().__init__()
-        cfg = config if config is not None else LegNetConfig()
-        self.config, self.encoding = cfg, cfg.encoding
-        sizes = cfg.block_sizes
-        extra = 2 if cfg.singleton_channel else 1
-        self.stem = conv_bn_silu(cfg.encoding.n_channels + extra, sizes[0], cfg.kernel_size, cfg.bn_momentum)
-        self.blocks = nn.Sequential(*(LegNetBlock(cfg, a, b) for a, b in itertools.pairwise(sizes)))
-        self.mapper = nn.Sequential(nn.Conv1d(sizes[-1], cfg.bins, 1), nn.SiLU())
-        self.register_buffer("bin_values", torch.arange(cfg.bins, dtype=torch.float32), persistent=False)
-        edges = torch.arange(1, cfg.bins, dtype=torch.float32)  # bins (-inf, 1], (1, 2], ..., (bins-1, inf)
+    def _register_bins(self, bins: int) -> None:
+        self.register_buffer("bin_values", torch.arange(bins, dtype=torch.float32), persistent=False)
+        edges = torch.arange(1, bins, dtype=torch.float32)  # bins (-inf, 1], (1, 2], ..., (bins-1, inf)
         self.register_buffer("bin_edges", edges, persistent=False)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 5 or 6, L) network input → (B, C, L') features for the mapper (the subclass' network)."""
+        raise NotImplementedError
 
     def inputs(
         self, x: torch.Tensor, reverse: torch.Tensor | float = 0.0, singleton: torch.Tensor | float = 0.0
@@ -273,7 +280,7 @@ class LegNet(nn.Module):
         self, x: torch.Tensor, reverse: torch.Tensor | float = 0.0, singleton: torch.Tensor | float = 0.0
     ) -> torch.Tensor:
         """x: (B, 4, L) one-hot; reverse, singleton: (B,) flags or scalars → (B, bins) logits."""
-        h = self.blocks(self.stem(self.inputs(x, reverse, singleton)))
+        h = self.features(self.inputs(x, reverse, singleton))
         # the authors' pooling and expectation ops (not mean / a dot product): the same float32 rounding
         return F.adaptive_avg_pool1d(self.mapper(h), 1).squeeze(-1)
 
@@ -281,12 +288,21 @@ class LegNet(nn.Module):
         """(B, bins) → (B,) Σ p_k · k."""
         return (logits.softmax(dim=-1) * self.bin_values).sum(dim=-1)
 
+    def strand_average(self, x: torch.Tensor, singleton: torch.Tensor | float = 0.0) -> torch.Tensor:
+        """x: (B, 4, L) one-hot; singleton: (B,) flags or a scalar → (B,) test.py's prediction.
+
+        The mean of the forward-strand expectation and the reverse complement's (flag 1), both with the
+        given singleton channel (test.py: :func:`singleton_flags` of the input file's measured column).
+        """
+        forward = self.expected_bin(self.logits(x, singleton=singleton))
+        reverse = self.expected_bin(self.logits(revcomp_onehot(x, self.encoding), reverse=1.0, singleton=singleton))
+        return 0.5 * (forward + reverse)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map x (B, C, L) → (B,) expected bin; in eval mode averaged with the reverse complement's."""
-        pred = self.expected_bin(self.logits(x))
         if self.training:
-            return pred
-        return 0.5 * (pred + self.expected_bin(self.logits(revcomp_onehot(x, self.encoding), reverse=1.0)))
+            return self.expected_bin(self.logits(x))
+        return self.strand_average(x)
 
     def target_distribution(self, y: torch.Tensor) -> torch.Tensor:
         """(B,) expression → (B, bins): Normal(y + 0.5, bin_sd) mass in each bin."""
@@ -309,3 +325,22 @@ class LegNet(nn.Module):
         logits = self.logits(x, reverse=reverse, singleton=singleton)
         loss = F.kl_div(logits.log_softmax(dim=-1), self.target_distribution(y), reduction="batchmean")
         return loss, self.expected_bin(logits)
+
+
+class LegNet(SoftBinModel):
+    """LegNet (see :class:`SoftBinModel` for its input and output); PyTorch default initialisation, as the original."""
+
+    def __init__(self, config: LegNetConfig | None = None):
+        super().__init__()
+        cfg = config if config is not None else LegNetConfig()
+        self.config, self.encoding = cfg, cfg.encoding
+        sizes = cfg.block_sizes
+        extra = 2 if cfg.singleton_channel else 1
+        self.stem = conv_bn_silu(cfg.encoding.n_channels + extra, sizes[0], cfg.kernel_size, cfg.bn_momentum)
+        self.blocks = nn.Sequential(*(LegNetBlock(cfg, a, b) for a, b in itertools.pairwise(sizes)))
+        self.mapper = nn.Sequential(nn.Conv1d(sizes[-1], cfg.bins, 1), nn.SiLU())
+        self._register_bins(cfg.bins)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, 5 or 6, L) network input → (B, block_sizes[-1], L): the stem and the blocks."""
+        return self.blocks(self.stem(x))

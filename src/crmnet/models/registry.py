@@ -29,6 +29,7 @@ from crmnet.models.baselines import (
 )
 from crmnet.models.blocks import ModelConfig
 from crmnet.models.crmnet import CRMnet, CRMnetConfig
+from crmnet.models.dream import DreamAttn, DreamAttnConfig, DreamCNN, DreamCNNConfig, DreamRNN, DreamRNNConfig
 from crmnet.models.legnet import LegNet, LegNetConfig, released_preset
 from crmnet.models.vaishnav import (
     DeepATTKeras,
@@ -118,6 +119,10 @@ MODELS: dict[str, ModelEntry] = {
         "LegNet as released for Vaishnav data: bilinear SE, the authors' 150-nt plasmid encoding",
         released_preset(),
     ),
+    # The DREAM 2022 community baselines (Rafi et al. 2025, Prix Fixe): autosome.org's input, loss and output.
+    "dream-cnn": ModelEntry(DreamCNNConfig, DreamCNN, "DREAM-CNN (Rafi et al. 2025): BHI convs + LegNet core"),
+    "dream-rnn": ModelEntry(DreamRNNConfig, DreamRNN, "DREAM-RNN (Rafi et al. 2025): BHI convs + BiLSTM core"),
+    "dream-attn": ModelEntry(DreamAttnConfig, DreamAttn, "DREAM-Attn (Rafi et al. 2025): conformer core"),
     # Keras semantics of the released weights (crmnet import); outputs in expression units.
     "deepatt-keras": ModelEntry(
         DeepATTKerasConfig, DeepATTKeras, "DeepATT as released by Vaishnav et al. 2022 (Keras semantics)"
@@ -130,8 +135,34 @@ MODELS: dict[str, ModelEntry] = {
 }
 
 
+#: the ``model`` name of an ensemble checkpoint (:mod:`crmnet.models.ensemble`; not an entry of MODELS)
+ENSEMBLE = "ensemble"
+
+
+def registry_name(model: nn.Module) -> str:
+    """The registry name of ``model``: the one it was built under, else the first entry of its class.
+
+    Any entry of the same class rebuilds it exactly, because the checkpoint stores the full config.
+    """
+    name = getattr(model, "model_name", None)
+    if name in MODELS or name == ENSEMBLE:
+        return name
+    for key, entry in MODELS.items():
+        if type(model) is entry.model_class:
+            return key
+    raise ValueError(
+        f"{type(model).__name__} is not a registered model class; cannot save it as a crmnet checkpoint"
+    )
+
+
 def list_models() -> list[str]:
-    """Registered model names, in registry order."""
+    """Registered model names, in registry order.
+
+    Returns
+    -------
+    list of str
+        The keys of :data:`MODELS`.
+    """
     return list(MODELS)
 
 
@@ -147,8 +178,20 @@ def get_entry(name: str) -> ModelEntry:
 def build_model(name: str, **overrides: Any) -> nn.Module:
     """Build the registered model ``name`` with config fields ``overrides`` replacing the preset's.
 
-    Returns the model in training mode, initialised from torch's current RNG state (seed it for
-    reproducible weights). ``model.config`` is the resolved config, ``model.encoding`` its input encoding.
+    Parameters
+    ----------
+    name : str
+        A name in :data:`MODELS` (``crmnet models`` lists them).
+    **overrides
+        Config fields of that model (e.g. ``se=False``, ``length=110``); an unknown field or a wrong type is
+        an error naming the field.
+
+    Returns
+    -------
+    nn.Module
+        The model in training mode, initialised from torch's current RNG state (seed it for reproducible
+        weights). ``model.config`` is the resolved config, ``model.encoding`` its input encoding; its
+        ``forward`` maps one-hot ``(B, C, L)`` in that encoding to ``(B,)`` predictions.
     """
     entry = get_entry(name)
     try:
@@ -161,7 +204,20 @@ def build_model(name: str, **overrides: Any) -> nn.Module:
 
 
 def model_from_config(name: str, config: dict[str, Any]) -> nn.Module:
-    """Rebuild model ``name`` from a full config dict (as saved in a checkpoint or ``config.json``)."""
+    """Rebuild model ``name`` from a full config dict (as saved in a checkpoint or ``config.json``).
+
+    Parameters
+    ----------
+    name : str
+        A name in :data:`MODELS`.
+    config : dict
+        Every field of the model's config (strictly typed: unknown keys and wrong types are errors).
+
+    Returns
+    -------
+    nn.Module
+        The model, freshly initialised, in training mode.
+    """
     entry = get_entry(name)
     model = entry.model_class(entry.config_class.from_dict(config))
     model.model_name = name

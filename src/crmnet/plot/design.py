@@ -97,3 +97,34 @@ def trajectory_figure(generation: np.ndarray, lineage: np.ndarray, objective: np
     ax.set_ylabel("objective")
     ax.set_title(title, fontsize=9)
     return fig
+
+
+def library_figure(target: np.ndarray, prediction: np.ndarray, per_model: dict, tolerance: float, title: str):
+    """A graded library: each design's prediction against its target level.
+
+    Parameters
+    ----------
+    target, prediction : (n,) float — level and predicted value per design
+    per_model : name → (n,) float — each model's prediction (drawn faintly; empty for one model)
+    tolerance : the search's tolerance, drawn as a band around each level
+    title : str
+    """
+    fig = _figure(5.0, 4.0)
+    ax = fig.add_subplot()
+    levels = np.unique(target)
+    span = float(levels.max() - levels.min()) or 1.0
+    for level in levels:
+        ax.fill_between([level - 0.04 * span, level + 0.04 * span], level - tolerance, level + tolerance,
+                        color="grey", alpha=0.3, lw=0)
+    jitter = (np.arange(len(target)) % 5 - 2) * 0.006 * span
+    for (name, values), colour in zip(per_model.items(), _palette(max(1, len(per_model)))):
+        ax.scatter(target + jitter, values, s=10, alpha=0.5, color=colour, marker="x", label=name)
+    ax.scatter(target + jitter, prediction, s=18, color="black", label="prediction" if per_model else None)
+    lo, hi = min(levels.min(), np.min(prediction)) - 0.5, max(levels.max(), np.max(prediction)) + 0.5
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=0.8, ls="--")
+    if per_model:
+        ax.legend(fontsize=7)
+    ax.set_xlabel("target level")
+    ax.set_ylabel("predicted expression")
+    ax.set_title(f"{title}: {len(target)} designs", fontsize=9)
+    return fig

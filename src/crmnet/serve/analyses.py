@@ -32,35 +32,45 @@ def _png(fig) -> tuple[bytes, str]:
     return figure_bytes(fig), PNG
 
 
-def predict_job(models: list, seqs: Sequences, batch_size: int, invalid: str = "error") -> Callable:
+def predict_job(models: list, seqs: Sequences, batch_size: int, invalid: str = "error",
+                interval: float | None = None) -> Callable:
     """Predictions of ``seqs`` under each of ``models`` (:class:`~crmnet.serve.models.ServedModel`).
 
     ``invalid="N"``: characters outside ACGTN were mapped to N (as ``crmnet predict --invalid N``).
+    ``interval``: a level in (0, 1) adds each model's conformal ``lower`` and ``upper`` bounds (as ``crmnet
+    predict --interval``; every model must be calibrated, checked before the job is queued).
     """
+    from crmnet.evaluation.conformal import calibration_of, mean_and_spread
     from crmnet.evaluation.predict import EncodingStats, predict
     from crmnet.plot.serve import prediction_histogram
 
     def run(progress) -> Result:
         n, total = len(seqs), len(seqs) * len(models)
-        values, notes = {}, []
+        values, columns, notes = {}, {}, []
         for k, served in enumerate(models):
-            stats, out = EncodingStats(), np.empty(n, dtype=np.float32)
+            stats, out, spread = EncodingStats(), np.empty(n), np.empty(n)
             for start in range(0, n, batch_size):
                 progress(k * n + start, total, f"{served.name}: {start:,} of {n:,} sequences")
-                out[start : start + batch_size] = predict(served.model, seqs.sequences[start : start + batch_size],
-                                                          batch_size, invalid=invalid, source=seqs.source,
-                                                          stats=stats)
+                out[start : start + batch_size], spread[start : start + batch_size] = mean_and_spread(predict(
+                    served.model, seqs.sequences[start : start + batch_size], batch_size, invalid=invalid,
+                    source=seqs.source, stats=stats, members=True))
             values[served.name] = out
+            suffix = "" if len(models) == 1 else f"_{served.name}"
+            columns[f"prediction{suffix}"] = out
+            if interval is not None:
+                lower, upper = calibration_of(served.model).interval(out, interval, spread)
+                columns[f"lower{suffix}"], columns[f"upper{suffix}"] = lower, upper
             notes.append(f"{served.name}: {stats.message(served.model.encoding)}")
-        names = list(values)
-        header = ["prediction"] if len(names) == 1 else [f"prediction_{m}" for m in names]
-        text = [f"{v:.7g}" for v in np.stack([values[m] for m in names], axis=1).ravel()]
-        cells = [text[i * len(names) : (i + 1) * len(names)] for i in range(n)]
+        names, header = list(values), list(columns)
+        cells = [[f"{v:.7g}" for v in row] for row in np.stack(list(columns.values()), axis=1)]
         tsv = "".join(f"{i}\t{s}\t{chr(9).join(c)}\n" for i, s, c in zip(seqs.ids, seqs.sequences, cells))
         rows = list(zip(seqs.ids, seqs.sequences, cells))[:SHOWN_ROWS]
         files = {"predictions.tsv": (("\t".join(["id", "sequence", *header]) + "\n" + tsv).encode(), TSV),
                  "distribution.png": _png(prediction_histogram(values))}
         summary = [(m, float(values[m].mean()), float(values[m].min()), float(values[m].max())) for m in names]
+        if interval is not None:
+            notes.append(f"lower and upper: conformal {interval:g} intervals of each calibrated model (they hold the "
+                         "measured value with that probability for sequences like its calibration set)")
         return Result({"models": names, "header": header, "rows": rows, "n": n, "notes": notes,
                        "summary": summary}, files)
 
@@ -81,6 +91,7 @@ def explain_job(served, ident: str, sequence: str, threshold: float) -> Callable
     """Saliency, single-mutant Δ and motif matches of one sequence under one model."""
     from crmnet.evaluation.predict import predict
     from crmnet.interpret.attribution import AttributionConfig, attribute
+    from crmnet.interpret.teacher_score import substitution_effects
     from crmnet.plot.serve import explain_figure
 
     def run(progress) -> Result:
@@ -90,10 +101,8 @@ def explain_job(served, ident: str, sequence: str, threshold: float) -> Callable
         sal = attribute(model, [sequence], AttributionConfig(method="saliency"))
         progress(1, 4, "saturation mutagenesis")
         ism = attribute(model, [sequence], AttributionConfig(method="ism", ism_variable_only=False))
-        # ISM is centred over the four bases; Δ of a substitution is its value minus the reference base's.
-        hyp, x = ism.hypothetical[0], ism.onehot[0]
-        seen = ism.mask[0] & (x.sum(0) > 0)
-        delta = np.where(seen[None, :], hyp - (hyp * x).sum(0, keepdims=True), np.nan).astype(np.float32)
+        x = ism.onehot[0]
+        delta = np.where(ism.mask[0][None, :], substitution_effects(ism, fill=np.nan)[0], np.nan).astype(np.float32)
         progress(2, 4, "yeast JASPAR motifs")
         hits = _hits(sequence, threshold)
         progress(3, 4, "figure")
@@ -149,8 +158,7 @@ def mutate_job(models: list, seqs: Sequences, epsilon: float, batch_size: int) -
                     files[f"heatmap_{k}.png"] = _png(heatmap_figure(sat, 0, f"{seqs.ids[0]} ({served.name})"))
             ev = _join(parts, Evolvability)
             buf = io.StringIO()
-            buf.write("\t".join(("id", *Evolvability.COLUMNS)) + "\n")
-            write_evolvability_rows(buf, ev, seqs.ids)
+            write_evolvability_rows(buf, ev, seqs.ids, header=True)
             files[f"evolvability_{k}.tsv"] = (buf.getvalue().encode(), TSV)
             files[f"vectors_{k}.png"] = _png(evolvability_vectors(ev.vector, seqs.ids, epsilon, served.name))
             files[f"robustness_{k}.png"] = _png(evolvability_figure(ev.prediction, ev.robustness, epsilon,
@@ -178,43 +186,31 @@ def evolve_job(predictors: dict, expression: str, seqs: Sequences, config, batch
 
     predictors: name in the objective → ServedModel; expression: the objective over those names.
     """
-    from crmnet.design.evolve import evolve, mutations_from
+    from crmnet.design.evolve import evolve, trajectory_columns, trajectory_plot, trajectory_rows
     from crmnet.design.oracle import ModelPredictor, Objective, encode_sequences
-    from crmnet.plot.design import trajectory_figure
+    from crmnet.tables import tsv_row
 
     def run(progress) -> Result:
         objective = Objective({k: ModelPredictor(m.model, batch_size=batch_size * 4) for k, m in predictors.items()},
                               expression)
         codes0, lengths0 = encode_sequences(seqs.sequences, seqs.source, seqs.lines)
-        names = list(predictors)
-        lines = ["\t".join(["start_id", "lineage", "generation", "individual", "sequence",
-                            *(f"prediction_{n}" for n in names), "objective", "n_mutations", "mutations"]) + "\n"]
+        lines = [tsv_row(trajectory_columns(list(predictors)))]
         gens, lins, objs, last = [], [], [], {}
         progress(0, config.generations, "generation 0")
         for gen in evolve(objective, seqs.sequences, config, seqs.source, seqs.lines):
             progress(gen.generation, config.generations, f"generation {gen.generation} of {config.generations}")
-            individual = np.arange(len(gen.lineage)) - np.searchsorted(gen.lineage, gen.lineage)
-            for i in range(len(gen.lineage)):
-                s = int(gen.start[i])
-                muts = mutations_from(codes0[s], gen.codes[i], int(lengths0[s]))
-                seq = "".join("ACGTN"[c] for c in gen.codes[i, : lengths0[s]])
-                row = [seqs.ids[s], str(gen.lineage[i]), str(gen.generation), str(individual[i]), seq,
-                       *(f"{gen.predictions[n][i]:.6g}" for n in names), f"{gen.objective[i]:.6g}", str(len(muts)),
-                       ";".join(muts)]
-                lines.append("\t".join(row) + "\n")
-                best = last.get(int(gen.lineage[i]))
-                value = float(gen.objective[i])
+            for row in trajectory_rows(gen, codes0, lengths0, seqs.ids):
+                lines.append(tsv_row(row))
+                lineage, value, muts = row[1], row[-3], row[-1]
+                best = last.get(lineage)
                 if best is None or best["generation"] < gen.generation or _better(value, best["objective"], config):
-                    last[int(gen.lineage[i])] = {"start_id": seqs.ids[s], "generation": gen.generation,
-                                                 "objective": value, "sequence": seq, "mutations": muts}
+                    last[lineage] = {"start_id": row[0], "generation": gen.generation, "objective": value,
+                                     "sequence": row[4], "mutations": muts.split(";") if muts else []}
             gens.append(np.full(len(gen.lineage), gen.generation))
             lins.append(gen.lineage)
             objs.append(gen.objective)
         g, lin, obj = np.concatenate(gens), np.concatenate(lins), np.concatenate(objs)
-        ga = config.mode == "ga"
-        title = f"{config.mode}: {objective.expression}" + (f" ({config.direction})" if config.mode == "sswm" else "")
-        fig = trajectory_figure(g, lin, obj, title, config.target if ga else None, config.tolerance if ga else None)
-        files = {"trajectory.png": _png(fig), "trajectory.tsv": ("".join(lines).encode(), TSV)}
+        files = {"trajectory.png": _png(trajectory_plot(g, lin, obj, objective.expression, config)), "trajectory.tsv": ("".join(lines).encode(), TSV)}
         finals = [v for _, v in sorted(last.items())][:SHOWN_ROWS]
         return Result({"expression": objective.expression, "models": {k: m.name for k, m in predictors.items()},
                        "config": config.to_dict(), "finals": finals, "generations": int(g.max()),

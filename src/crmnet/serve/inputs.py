@@ -10,6 +10,7 @@ path) with the line, which the page shows as it is.
 from __future__ import annotations
 
 import tempfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,33 +67,56 @@ def _records(path: Path, fmt: str, limit: int, source: str) -> tuple[list[str], 
     return ids, seqs, lines
 
 
+def _inflated(data: bytes, limit: int | None, source: str) -> bytes:
+    """``data`` itself, or the decompressed bytes of gzip ``data``: inflated at most ``limit`` + 1 bytes."""
+    if data[:2] != b"\x1f\x8b" or limit is None:
+        return data
+    out, rest = bytearray(), data
+    try:
+        while rest.strip(b"\0"):  # members back to back (cat a.gz b.gz), then padding
+            inflater = zlib.decompressobj(wbits=31)
+            out += inflater.decompress(rest, limit + 1 - len(out))
+            if len(out) > limit:
+                raise InputError(source, f"decompresses to more than {limit / 1048576:.3g} MB: the limit of this "
+                                         "server (upload fewer sequences)")
+            if not inflater.eof:
+                raise InputError(source, "gzip data is truncated")
+            rest = inflater.unused_data
+    except zlib.error as exc:
+        raise InputError(source, f"corrupt gzip data ({exc})") from None
+    return bytes(out)
+
+
 def read_sequences(text: str, upload: bytes | None, filename: str | None, *, fmt: str = "auto",
-                   max_sequences: int, max_length: int, invalid: str = "error") -> Sequences:
+                   max_sequences: int, max_length: int, invalid: str = "error",
+                   max_bytes: int | None = None) -> Sequences:
     """The sequences of a form: ``text`` (pasted) or ``upload`` (the bytes of an uploaded file).
 
     Parameters
     ----------
     text : pasted text ('' when none)
     upload, filename : an uploaded file's bytes and name (None or b'' when none)
-    fmt : one of :data:`crmnet.data.readers.FORMATS`
+    fmt : one of :data:`crmnet.data.formats.FORMATS`
     max_sequences, max_length : limits (more sequences or a longer one is an error)
     invalid : characters outside ACGTN are an error (``"error"``) or left for the encoder to map to N (``"N"``)
+    max_bytes : the largest upload after decompression (a gzip upload is inflated up to it, no further)
 
     Returns
     -------
     Sequences
     """
-    from crmnet.data.readers import FORMATS, check_alphabet
+    from crmnet.data.formats import FORMATS, describe
+    from crmnet.data.readers import check_alphabet
 
     if fmt not in FORMATS:
-        raise InputError(None, f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
+        raise InputError(None, f"format must be one of {describe()}, not {fmt!r}")
     text = (text or "").strip()
     if text and upload:
         raise InputError(None, "paste sequences or upload a file, not both")
     if not text and not upload:
         raise InputError(None, "no sequences: paste some or upload a FASTA, TSV or CSV file")
     source = PASTED if text else f"upload {Path(filename or 'file').name!r}"
-    data = text.encode("utf-8") + b"\n" if text else upload
+    data = text.encode("utf-8") + b"\n" if text else _inflated(upload, max_bytes, source)
     with tempfile.TemporaryDirectory(prefix="crmnet-serve-") as tmp:
         path = Path(tmp) / "input"
         path.write_bytes(data)

@@ -10,7 +10,7 @@ from crmnet.errors import CrmnetError, InputError
 from crmnet.serve.jobs import QueueFull
 
 PAGES = {"predict": "Predict", "explain": "Explain", "mutate": "Robustness", "evolve": "Evolve",
-         "models": "Models"}
+         "design": "Design", "models": "Models"}
 
 
 def page(request, name: str, context: dict | None = None, status: int = 200):
@@ -65,6 +65,10 @@ async def read_form(request) -> tuple[dict, bytes | None, str | None]:
     from starlette.exceptions import HTTPException
 
     limit = request.app.state.config.max_request_bytes
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in ("multipart/form-data", "application/x-www-form-urlencoded"):
+        raise InputError(None, f"the request body is {kind or 'of no declared type'}, not a form: send the page's "
+                               "form fields (multipart/form-data or application/x-www-form-urlencoded)")
     try:
         form = await request.form(max_files=1, max_fields=50, max_part_size=limit)
     except HTTPException as exc:

@@ -44,7 +44,8 @@ def _number(values: dict, name: str, default, kind=float, lo=None, hi=None):
 def _sequences(request, values: dict, upload, filename, max_sequences: int, invalid: str = "error"):
     limits = request.app.state.config
     return read_sequences(values.get("sequences", ""), upload, filename, fmt=values.get("format", "auto"),
-                          max_sequences=max_sequences, max_length=limits.max_length, invalid=invalid)
+                          max_sequences=max_sequences, max_length=limits.max_length, invalid=invalid,
+                          max_bytes=limits.max_request_bytes)
 
 
 async def _form_page(request, name: str, title: str, make):
@@ -64,13 +65,30 @@ async def _form_page(request, name: str, title: str, make):
     return await submit(request, template, name, title, lambda: make(values, upload, filename, limits), values)
 
 
+def _interval(values, models) -> float | None:
+    """The form's interval level (empty: none), checked, and every chosen model calibrated."""
+    from crmnet.evaluation.conformal import check_level, require_calibration
+
+    text = (values.get("interval") or "").strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise InputError(None, f"the interval level must be a number between 0 and 1, got {text!r}") from None
+    level = check_level(number, "the interval level")
+    for served in models:
+        require_calibration(served.model, served.name)
+    return level
+
+
 async def predict_page(request):
     """The prediction form: POST queues a job predicting the sequences under each chosen model."""
     def make(values, upload, filename, limits):
         models = _chosen(request, values)
         invalid = "N" if values.get("invalid") == "N" else "error"
         seqs = _sequences(request, values, upload, filename, limits.max_sequences, invalid)
-        return analyses.predict_job(models, seqs, limits.batch_size, invalid)
+        return analyses.predict_job(models, seqs, limits.batch_size, invalid, _interval(values, models))
 
     return await _form_page(request, "predict", "Predictions", make)
 
@@ -97,6 +115,19 @@ async def mutate_page(request):
     return await _form_page(request, "mutate", "Robustness and evolvability", make)
 
 
+def form_constraints(values: dict, distance: bool = True):
+    """The :class:`~crmnet.design.constraints.ConstraintConfig` of a form's constraint fields (empty: off)."""
+    from crmnet.design.constraints import ConstraintConfig, parse_forbid, parse_gc, parse_ranges
+
+    gc = str(values.get("gc", "")).strip()
+    return ConstraintConfig(
+        protect=parse_ranges(str(values.get("protect", "")).strip()), gc=parse_gc(gc) if gc else None,
+        forbid=parse_forbid(str(values.get("forbid", ""))),
+        max_homopolymer=_number(values, "max_homopolymer", None, int, 1, 1000),
+        max_edits=_number(values, "max_edits", None, int, 0, 1000),
+        min_distance=_number(values, "min_distance", 1, int, 0, 1000) if distance else 1)
+
+
 def _evolve_config(values: dict, limits, n_starts: int):
     from crmnet.design.evolve import EvolveConfig
 
@@ -112,7 +143,8 @@ def _evolve_config(values: dict, limits, n_starts: int):
         mutations=_number(values, "mutations", 1, int, 1, 100), population=population,
         mutation_rate=_number(values, "mutation_rate", 0.01, float, 0.0, 1.0),
         crossover=_number(values, "crossover", 0.5, float, 0.0, 1.0), target=target if mode == "ga" else None,
-        tolerance=_number(values, "tolerance", 0.1, float, 1e-6, 100.0))
+        tolerance=_number(values, "tolerance", 0.1, float, 1e-6, 100.0),
+        constraints=form_constraints(values, distance=False))
 
 
 async def evolve_page(request):

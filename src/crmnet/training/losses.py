@@ -5,9 +5,10 @@ Which loss ``"auto"`` means is decided once, by :func:`resolve_loss`:
 * a model with a ``compute_loss(x, y) -> (loss, prediction)`` method trains with it: LegNet's
   Kullback-Leibler loss on soft bin labels, which needs the bin logits and cannot be written on
   ``forward``'s output;
-* the Keras-born peers (:class:`~crmnet.models.baselines.PeerConfig` models: Vaishnav et al.'s two
-  models, DeepSEA, DanQ, DeepATT) train with MSE, as their authors did;
-* everything else (CRMnet) with Huber, as the CRMnet paper.
+* otherwise the model's config names it (``default_loss``, a class attribute): the Keras-born peers
+  (:class:`~crmnet.models.baselines.PeerConfig` models: Vaishnav et al.'s two models, DeepSEA, DanQ,
+  DeepATT) train with MSE, as their authors did; CRMnet with Huber, as the CRMnet paper (the
+  :class:`~crmnet.models.blocks.ModelConfig` default, also used for a model without a config).
 
 ``--loss huber --huber-delta D`` applies to every model, LegNet included (on its expected-bin output).
 """
@@ -39,14 +40,12 @@ def resolve_loss(model: nn.Module, loss: str = "auto", huber_delta: float = 1.0)
     str
         ``"own"``, ``"huber"`` or ``"mse"``.
     """
-    from crmnet.models.baselines import PeerConfig
-
     kind = loss
     if loss == "auto":
         if callable(getattr(model, "compute_loss", None)):
             kind = "own"
         else:
-            kind = "mse" if isinstance(getattr(model, "config", None), PeerConfig) else "huber"
+            kind = getattr(getattr(model, "config", None), "default_loss", "huber")
     if kind != "huber" and huber_delta != 1.0:
         raise CrmnetError(f"huber_delta {huber_delta} has no effect: {type(model).__name__} trains with "
                           f"{'its own loss' if kind == 'own' else kind} (loss {loss!r}); pass --loss huber")

@@ -103,7 +103,7 @@ def _launch(config: TrainConfig, out: Path, *, resume: bool, on_batch: Callable 
     if config.num_nodes > 1:
         raise CrmnetError(
             f"num_nodes = {config.num_nodes} needs a launcher: start one process per device with torchrun "
-            "(--nnodes, --nproc-per-node) or SLURM srun (see the README, 'Several GPUs and nodes')"
+            "(--nnodes, --nproc-per-node) or SLURM srun (see docs/training.md, 'Several GPUs and nodes')"
         )
     spawn(_spawned_worker, (config.to_dict(), str(out), resume), config.devices)
     return result_from_disk(out)

@@ -1,6 +1,6 @@
 """The run directory as a thing crmnet owns: recognising it, creating, replacing and resuming it safely.
 
-Policy (the README's "What crmnet guarantees"):
+Policy (docs/guarantees.md):
 
 * A *run directory* is one that crmnet wrote: a ``config.json`` holding a JSON object, and nothing but
   the names a run writes (:data:`RUN_FILES`, :data:`LOG_FILES`) and the temporary files of their atomic

@@ -5,6 +5,9 @@ The paper (Ding et al. 2023): linear warm-up over ``warmup_epochs`` (10) from ``
 is the number of data-parallel processes (the linear scaling rule for a global batch of 1024·D).
 The authors' released code passes the start value as the cosine's end value, so after the warm-up the
 rate stays flat at ``lr_peak·D``: that is the ``"code"`` variant.
+``"onecycle"`` is PyTorch's ``OneCycleLR`` (two phases, cosine annealing) that the DREAM 2022 organisers
+train with (``prixfixe/autosome/trainer.py``): a cosine-shaped rise from ``lr_start`` to ``lr_peak`` over
+the warm-up, then the cosine down to ``lr_end`` (its momentum cycling is not reproduced).
 
 Time is measured in (fractional) epochs so that the same schedule can be applied once per epoch (as a
 Keras ``LearningRateScheduler`` does) or after every optimiser step (smoother; the default in training).
@@ -18,17 +21,18 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-ScheduleKind = Literal["paper", "code"]
+ScheduleKind = Literal["paper", "code", "onecycle"]
 Granularity = Literal["step", "epoch"]
 
-SCHEDULES: tuple[str, ...] = ("paper", "code")
+SCHEDULES: tuple[str, ...] = ("paper", "code", "onecycle")
 
 
 @dataclass(frozen=True)
 class WarmupCosine:
     """Linear warm-up then cosine decay, scaled by the number of data-parallel processes.
 
-    kind: ``"paper"`` (cosine from ``lr_peak`` down to ``lr_end``) or ``"code"`` (flat at ``lr_peak``).
+    kind: ``"paper"`` (cosine from ``lr_peak`` down to ``lr_end``), ``"code"`` (flat at ``lr_peak``) or
+        ``"onecycle"`` (a cosine-shaped warm-up, then as ``"paper"``).
     total_epochs: the epoch at which the cosine reaches ``lr_end`` (the run's maximum epochs).
     world_size: D, the number of data-parallel processes; every rate is multiplied by it.
     granularity: ``"step"`` evaluates the schedule at fractional epochs, ``"epoch"`` holds each
@@ -61,6 +65,8 @@ class WarmupCosine:
         d = self.world_size
         if epoch < self.warmup_epochs:
             frac = epoch / self.warmup_epochs
+            if self.kind == "onecycle":
+                frac = 0.5 * (1.0 - math.cos(math.pi * frac))
             return d * (self.lr_start + (self.lr_peak - self.lr_start) * frac)
         if self.kind == "code":
             return d * self.lr_peak

@@ -9,7 +9,6 @@ ends with the same weights as an uninterrupted run with the same seed.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -50,14 +49,10 @@ class Progress:
 
 def load_state(path: Path) -> dict:
     """Read ``state.pt``, with an error naming the file when it is truncated, foreign or of another version."""
-    import torch
+    from crmnet.models.checkpoint import load_weights_only
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as exc:
-        # a truncated or foreign file: say which file, not a pickle traceback
-        raise InputError(path, f"cannot read the training state ({exc})") from None
-    if state.get("format") != STATE_FORMAT or state.get("format_version") != STATE_VERSION:
+    state = load_weights_only(path, path, "crmnet training state")
+    if not isinstance(state, dict) or state.get("format") != STATE_FORMAT or state.get("format_version") != STATE_VERSION:
         raise InputError(path, "not a crmnet training state of a known version")
     return state
 

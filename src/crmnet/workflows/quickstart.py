@@ -68,7 +68,7 @@ def _quickstart_training() -> TrainConfig:
 
 @dataclass
 class QuickstartConfig(Config):
-    """Settings of the quickstart; the defaults meet its goals on a 2-core CPU (see the README).
+    """Settings of the quickstart; the defaults meet its goals on a 2-core CPU (docs/measured.md).
 
     n: simulated sequences for training + validation; n_test: independent held-out test sequences.
     val_fraction: share of the n sequences held out for validation.
@@ -117,6 +117,20 @@ def run_quickstart(config: QuickstartConfig, out: str | os.PathLike, *, overwrit
     replaces only a quickstart output crmnet wrote (:data:`LAYOUT`), never a directory holding other
     files. Sets torch's CPU thread count to ``config.train.threads`` (when not 0) for the whole
     quickstart (simulation, training and evaluation) and puts the previous count back at the end.
+
+    Parameters
+    ----------
+    config : QuickstartConfig
+        Simulation sizes, seeds and the training settings.
+    out : path-like
+        The output directory.
+    overwrite : bool
+        Replace a previous quickstart output.
+
+    Returns
+    -------
+    QuickstartSummary
+        Held-out test metrics, the noise ceiling, per-stage seconds and the report text.
     """
     import torch
 

@@ -465,7 +465,20 @@ class _Builder:
         return {"head_channels": tuple(head), "mlp_units": tuple(units[:-1]), "length": flat // head[-1]}
 
 def convert(keras: KerasModel):
-    """A read Keras model → (CRMnet module in eval mode with the weights loaded, provenance dict)."""
+    """A read Keras model → (CRMnet module in eval mode with the weights loaded, provenance dict).
+
+    Parameters
+    ----------
+    keras : KerasModel
+        The CRMnet authors' model as :func:`crmnet.zoo.kerasfile.read_keras` read it.
+
+    Returns
+    -------
+    model : nn.Module
+        ``crmnet`` with the hyper-parameters the weights imply, in eval mode.
+    provenance : dict
+        The source files with their sha256 and the format recognised.
+    """
     import torch
 
     from crmnet.fsutil import file_digest

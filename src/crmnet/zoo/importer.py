@@ -146,7 +146,7 @@ def import_model(
         file and what does not match; nothing is written then.
     """
     from crmnet.fsutil import file_digest
-    from crmnet.models.checkpoint import save_checkpoint
+    from crmnet.models.checkpoint import check_finite, save_checkpoint
 
     source, out = Path(source), Path(out)
     if out.exists() and not overwrite:  # refuse before reading and converting
@@ -170,5 +170,6 @@ def import_model(
         },
         **provenance,
     }
+    check_finite(path, model.state_dict())  # before the write: a refused model never appears under out
     save_checkpoint(out, model, provenance=provenance, overwrite=overwrite)
     return out

@@ -47,18 +47,47 @@ class ImportResult:
 def import_keras(
     path: str | Path, out: str | Path, overwrite: bool = False, verify: bool = True
 ) -> ImportResult:
-    """Import a SavedModel directory or HDF5 file and write a crmnet checkpoint at ``out``."""
-    from crmnet.models.checkpoint import save_checkpoint
+    """Import a SavedModel directory or HDF5 file and write a crmnet checkpoint at ``out``.
+
+    Parameters
+    ----------
+    path : path-like
+        The CRMnet authors' Keras model: a SavedModel directory or an ``.h5`` file.
+    out : path-like
+        The checkpoint to write (refused if it exists unless ``overwrite``).
+    overwrite : bool
+        Replace an existing file.
+    verify : bool
+        Check the SavedModel variables' CRC32C checksums.
+
+    Returns
+    -------
+    ImportResult
+        The checkpoint path, the model (eval mode) and the provenance (sources and their sha256).
+    """
+    from crmnet.models.checkpoint import check_finite, save_checkpoint
 
     if Path(out).exists() and not overwrite:  # refuse before a minute of reading and converting
         raise OutputExistsError(out)
     model, provenance = convert(read_keras(path, verify=verify))
+    check_finite(path, model.state_dict())
     save_checkpoint(out, model, provenance=provenance, overwrite=overwrite)
     return ImportResult(Path(out), model, provenance)
 
 
 def find_keras_models(root: Path) -> Iterator[Path]:
-    """SavedModel directories and Keras HDF5 files under ``root`` (a SavedModel's insides are not searched)."""
+    """SavedModel directories and Keras HDF5 files under ``root`` (a SavedModel's insides are not searched).
+
+    Parameters
+    ----------
+    root : Path
+        A directory to search, a SavedModel directory or a model file.
+
+    Yields
+    ------
+    Path
+        Each model directory or file, in sorted order.
+    """
     if is_savedmodel(root):
         yield root
         return
@@ -88,6 +117,20 @@ def import_downloaded(download_dir: Path, out_dir: Path, overwrite: bool = False
 
     Checkpoints are written to ``out_dir`` as ``<model name>.pt``, the name being the SavedModel
     directory or HDF5 file name (prefixed by the zip's name when it came from a zip).
+
+    Parameters
+    ----------
+    download_dir : Path
+        Where the CRMnet authors' Zenodo files were downloaded.
+    out_dir : Path
+        Where the checkpoints go.
+    overwrite : bool
+        Replace existing checkpoints.
+
+    Returns
+    -------
+    list of Path
+        The checkpoints written.
     """
     download_dir, out_dir = Path(download_dir), Path(out_dir)
     if not download_dir.exists():

@@ -111,7 +111,20 @@ def _model_layers_config(config: dict, source: Path) -> list[dict]:
 
 
 def read_savedmodel(path: str | Path, verify: bool = True) -> KerasModel:
-    """Read a Keras SavedModel directory's layers and variables (CRC32C-checked if ``verify``)."""
+    """Read a Keras SavedModel directory's layers and variables (CRC32C-checked if ``verify``).
+
+    Parameters
+    ----------
+    path : path-like
+        The SavedModel directory.
+    verify : bool
+        Check every variable's CRC32C against the bundle's index.
+
+    Returns
+    -------
+    KerasModel
+        The layers in ``model.layers`` order with their weights.
+    """
     path = Path(path)
     bundle = savedmodel_bundle(path)
     objects = read_keras_metadata(path / "keras_metadata.pb")
@@ -217,7 +230,18 @@ def _decode_attr(value) -> str:
 
 
 def read_hdf5(path: str | Path) -> KerasModel:
-    """Read a Keras-2 HDF5 weights file (or the ``model_weights`` of a full-model HDF5 file)."""
+    """Read a Keras-2 HDF5 weights file (or the ``model_weights`` of a full-model HDF5 file).
+
+    Parameters
+    ----------
+    path : path-like
+        The ``.h5`` file (needs h5py, the ``keras`` extra).
+
+    Returns
+    -------
+    KerasModel
+        The layers in ``model.layers`` order with their weights.
+    """
     path = Path(path)
     try:
         import h5py
@@ -274,7 +298,20 @@ def read_hdf5(path: str | Path) -> KerasModel:
 
 
 def read_keras(path: str | Path, verify: bool = True) -> KerasModel:
-    """Read a SavedModel directory or an HDF5 file, whichever ``path`` is."""
+    """Read a SavedModel directory or an HDF5 file, whichever ``path`` is.
+
+    Parameters
+    ----------
+    path : path-like
+        A SavedModel directory or an HDF5 file.
+    verify : bool
+        Check the SavedModel variables' CRC32C checksums.
+
+    Returns
+    -------
+    KerasModel
+        The layers in ``model.layers`` order with their weights, and the files they came from.
+    """
     path = Path(path)
     if path.is_dir():
         if not is_savedmodel(path):

@@ -89,6 +89,16 @@ def parse_proto(buf: bytes) -> dict[int, list]:
 
     Varint and fixed-width fields give ints; length-delimited fields give ``bytes`` (a nested message,
     a string or a packed array: the caller knows which). Groups (deprecated) are rejected.
+
+    Parameters
+    ----------
+    buf : bytes
+        The serialised message.
+
+    Returns
+    -------
+    dict of int to list
+        Every field's values, in the order they appear.
     """
     fields: dict[int, list] = {}
     pos = 0
@@ -138,6 +148,16 @@ def crc32c(data: bytes | np.ndarray) -> int:
 
     Its C implementation (hardware CRC instructions where the CPU has them) checks 100 MB in about
     0.07 s; the pure-Python fallback it installs on exotic platforms is slow but correct.
+
+    Parameters
+    ----------
+    data : bytes or ndarray
+        The buffer (an array is read as its raw bytes).
+
+    Returns
+    -------
+    int
+        The unmasked CRC32C.
     """
     try:
         import google_crc32c
@@ -149,7 +169,20 @@ def crc32c(data: bytes | np.ndarray) -> int:
 
 
 def crc32c_segments(data: np.ndarray, offsets, sizes) -> np.ndarray:
-    """CRC32C of every segment ``data[offsets[i] : offsets[i] + sizes[i]]``; data (n,) uint8 → (len(offsets),) uint32."""
+    """CRC32C of every segment ``data[offsets[i] : offsets[i] + sizes[i]]``; data (n,) uint8 → (len(offsets),) uint32.
+
+    Parameters
+    ----------
+    data : ndarray, shape (n,), uint8
+        The buffer.
+    offsets, sizes : array-like of int, shape (k,)
+        Where each segment starts and how long it is.
+
+    Returns
+    -------
+    ndarray, shape (k,), uint32
+        One CRC32C per segment.
+    """
     return np.array([crc32c(data[o : o + s]) for o, s in zip(offsets, sizes, strict=True)], dtype=np.uint32)
 
 
@@ -207,7 +240,18 @@ def _block_entries(block: bytes, path: Path, what: str) -> list[tuple[bytes, byt
 
 
 def read_table(path: str | Path) -> list[tuple[bytes, bytes]]:
-    """All (key, value) pairs of a LevelDB-format table file, in key order."""
+    """All (key, value) pairs of a LevelDB-format table file, in key order.
+
+    Parameters
+    ----------
+    path : path-like
+        The table (a tensor bundle's ``.index``).
+
+    Returns
+    -------
+    list of tuple of (bytes, bytes)
+        Keys and values, in key order.
+    """
     path = Path(path)
     buf = path.read_bytes()
     if len(buf) < FOOTER_SIZE or int.from_bytes(buf[-8:], "little") != TABLE_MAGIC:
@@ -463,7 +507,18 @@ class KerasObject:
 
 
 def read_keras_metadata(path: str | Path) -> list[KerasObject]:
-    """Parse ``keras_metadata.pb`` (a ``SavedMetadata`` proto of ``SavedObject`` entries)."""
+    """Parse ``keras_metadata.pb`` (a ``SavedMetadata`` proto of ``SavedObject`` entries).
+
+    Parameters
+    ----------
+    path : path-like
+        The ``keras_metadata.pb`` file of a SavedModel.
+
+    Returns
+    -------
+    list of KerasObject
+        One entry per saved object: its node path, identifier and JSON metadata.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "keras_metadata.pb not found: not a Keras SavedModel")
@@ -500,7 +555,18 @@ def is_savedmodel(path: str | Path) -> bool:
 
 
 def savedmodel_bundle(path: str | Path) -> TensorBundle:
-    """The variables bundle of a SavedModel directory."""
+    """The variables bundle of a SavedModel directory.
+
+    Parameters
+    ----------
+    path : path-like
+        The SavedModel directory (its ``variables/variables.index`` and data shards are read).
+
+    Returns
+    -------
+    TensorBundle
+        The bundle's tensors by name.
+    """
     path = Path(path)
     if not (path / "variables" / "variables.index").is_file():
         raise InputError(path, "not a SavedModel directory (variables/variables.index is missing)")
