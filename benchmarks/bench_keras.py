@@ -1,19 +1,27 @@
-"""CPU inference, crmnet against the authors' Keras model, side by side: CPU time per batch, one thread.
+"""CPU inference, crmnet against the authors' Keras models, side by side in one run, one thread each.
 
-Both run the same full CRMnet (34,170,289 weights) from the same Keras SavedModel
-(``shared/fixtures/keras_crmnet/full_savedmodel/savedmodel``: Keras runs it with ``predict_on_batch``,
-crmnet imports it with ``crmnet.zoo.keras``), so the outputs are compared too. The Keras side runs in
-a separate Python that has TensorFlow (``--keras-python``, e.g. a venv with ``tensorflow-cpu tf-keras``)
-as a persistent worker process; without one, only crmnet is measured. Measurements alternate between
-the contenders round by round, so a shared machine's drift hits all of them alike; each figure is the
-median CPU time (``time.process_time`` of the process doing the work) of all timed calls.
+Two models, each run by both sides from the same released file, so the outputs are compared too:
 
-    python benchmarks/bench_keras.py --keras-python /path/to/tf-venv/bin/python
-    python benchmarks/bench_keras.py --batch 64,256 --rounds 3 --repeats 3 --bf16
+* ``--model crmnet``: the full CRMnet (34,170,289 weights) from the Keras SavedModel fixture
+  (``shared/fixtures/keras_crmnet/full_savedmodel/savedmodel``; crmnet imports it with ``crmnet.zoo.keras``).
+* ``--model deepatt``: the real trained DeepATT of Vaishnav et al. (``shared/models/vaishnav2022/
+  deepatt_complex/DeepAtt_model.h5``; crmnet imports it with ``crmnet import``), on batches drawn from
+  the authors' native and random test sets (their sequences, 8 % of them with N).
 
-Contenders: ``crmnet`` (the plain module in eval mode under ``inference_mode``), ``crmnet-fast``
-(``optimize_for_inference``: the exact rewrite ``predict`` uses) and with ``--bf16`` the opt-in
-bfloat16 fast path.
+Contenders: ``keras`` (``predict_on_batch``), ``keras-xla`` (the model's call compiled by XLA,
+``tf.function(jit_compile=True)``: the strongest Keras path on a CPU), ``crmnet`` (the plain module under
+``inference_mode``) and ``crmnet-fast`` (``optimize_for_inference``: what ``predict`` and the design
+commands run). The Keras side runs in a separate Python with TensorFlow and tf-keras (``--keras-python``;
+``benchmarks/keras_peers.py`` is its worker); without one only crmnet is measured.
+
+Timing: ``--rounds`` rounds; in each, every contender runs one warm-up and ``--repeats`` timed calls, in
+an order rotated from round to round, so a shared machine's drift hits all alike. Each call's CPU time
+(``time.process_time`` of the process doing the work, all its threads) and wall time are kept. A
+contender's figure is the median over all its calls; a ratio (``x peer``: > 1 means crmnet is faster) is
+the median of the per-round ratios of medians, with their range.
+
+    python benchmarks/bench_keras.py --model deepatt --keras-python /work/tfvenv/bin/python --batch 64,256,1024
+    python benchmarks/bench_keras.py --model crmnet --keras-python /work/tfvenv/bin/python --batch 64,256
 """
 
 from __future__ import annotations
@@ -27,165 +35,183 @@ import sys
 import time
 from pathlib import Path
 
-SHARED = Path(os.environ.get("CRMNET_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
-WORKER = "--keras-worker"
-
-
-def _time_calls(call, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        t0 = time.process_time()
-        call()
-        times.append(time.process_time() - t0)
-    return times
-
-
-def keras_worker(savedmodel: str) -> int:
-    """Serve timing requests on stdin ("batch repeats" per line, JSON answer per line); no torch here."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import numpy as np
-    import tensorflow as tf
-
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    try:
-        import tf_keras as keras  # Keras 2, which reads the authors' SavedModel format
-    except ImportError:
-        keras = tf.keras
-    model = keras.models.load_model(savedmodel, compile=False)
-    print(
-        json.dumps({"ready": True, "tensorflow": tf.__version__, "params": model.count_params()}), flush=True
-    )
-    rng = np.random.default_rng(0)
-    for line in sys.stdin:
-        batch, repeats = (int(v) for v in line.split())
-        x = np.eye(5, dtype=np.float32)[rng.integers(0, 5, (batch, 112))]  # (B, 112, 5) one-hot, NLC
-        model.predict_on_batch(x)  # warm-up: traces the graph for this batch size
-        times = _time_calls(lambda x=x: model.predict_on_batch(x), repeats)
-        y = model.predict_on_batch(x)[:, 0].tolist()
-        print(json.dumps({"times": times, "x": x.argmax(-1).tolist(), "y": y}), flush=True)
-    return 0
+HERE = Path(__file__).resolve().parent
+SHARED = Path(os.environ.get("CRMNET_SHARED", HERE.parents[1] / "shared"))
+SOURCES = {"crmnet": SHARED / "fixtures" / "keras_crmnet" / "full_savedmodel" / "savedmodel",
+           "deepatt": SHARED / "models" / "vaishnav2022" / "deepatt_complex" / "DeepAtt_model.h5"}
+# DeepATT's inputs: rows of the authors' native and random complex-medium test sets (8 % carry N)
+TEST_SETS = [SHARED / "data" / "vaishnav2022" / "peer_predictions" / f"{origin}_complex_DeepAtt_model.csv"
+             for origin in ("Native", "Random")]
 
 
 class KerasSide:
-    """The worker process, started once (loading TensorFlow and the model takes a while)."""
+    """The Keras worker process (``keras_peers.py``), started once: loading TensorFlow takes a while."""
 
-    def __init__(self, python: str, savedmodel: Path):
+    def __init__(self, python: str, kind: str, source: Path, sequences: list[Path]):
         env = dict(os.environ, OMP_NUM_THREADS="1", TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1")
         env.pop("PYTHONPATH", None)
-        self.proc = subprocess.Popen(
-            [python, __file__, WORKER, str(savedmodel)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.info = self._answer()
+        self.proc = subprocess.Popen([python, str(HERE / "keras_peers.py"), kind, str(source), *map(str, sequences)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.info = self.ask("")
 
-    def _answer(self) -> dict:
+    def ask(self, request: str) -> dict:
+        """Send one request line (none for the ready message) and read the JSON answer."""
+        if request:
+            self.proc.stdin.write(request + "\n")
+            self.proc.stdin.flush()
         line = self.proc.stdout.readline()
         if not line:
             self.proc.wait()
-            raise RuntimeError("the Keras worker exited: no TensorFlow (+ tf-keras) in --keras-python?")
+            raise RuntimeError("the Keras worker exited: no TensorFlow (+ tf-keras, h5py) in --keras-python?")
         return json.loads(line)
-
-    def run(self, batch: int, repeats: int) -> dict:
-        self.proc.stdin.write(f"{batch} {repeats}\n")
-        self.proc.stdin.flush()
-        return self._answer()
 
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(timeout=60)
 
 
-def _contenders(savedmodel: Path, bf16: bool) -> dict:
-    import torch
+def time_calls(call, repeats: int) -> tuple[list[float], list[float]]:
+    """One warm-up, then CPU and wall seconds of ``repeats`` calls of ``call()``."""
+    call()
+    cpu, wall = [], []
+    for _ in range(repeats):
+        c, w = time.process_time(), time.perf_counter()
+        call()
+        cpu.append(time.process_time() - c)
+        wall.append(time.perf_counter() - w)
+    return cpu, wall
 
+
+def crmnet_models(kind: str, source: Path, tmp: Path) -> tuple[dict, object]:
+    """{"crmnet": plain module, "crmnet-fast": its inference rewrite} and the model's encoding."""
+    from crmnet.models.checkpoint import load_checkpoint
     from crmnet.models.fastpath import optimize_for_inference
-    from crmnet.zoo.keras import convert, read_keras
 
-    model, _ = convert(read_keras(savedmodel))
+    if kind == "crmnet":
+        from crmnet.zoo.keras import convert, read_keras
+
+        model, _ = convert(read_keras(source))
+    else:
+        from crmnet.zoo.importer import import_model
+
+        model = load_checkpoint(import_model(source, tmp / "deepatt.pt", overwrite=True))
     model.eval()
-    out = {"crmnet": model, "crmnet-fast": optimize_for_inference(model)}
-    if bf16:
-        out["crmnet-fast-bf16"] = optimize_for_inference(model, dtype=torch.bfloat16)
-    return out
+    return {"crmnet": model, "crmnet-fast": optimize_for_inference(model)}, model.encoding
 
 
-def _onehot(codes):
+def inputs(kind: str, codes):
+    """The Keras worker's codes as the crmnet model's one-hot (B, C, L), channel for channel."""
     import torch
 
-    return torch.nn.functional.one_hot(torch.as_tensor(codes), 5).float().transpose(1, 2).contiguous()
+    codes = torch.as_tensor(codes)
+    if kind == "crmnet":  # the worker's codes are the channel indices of the SavedModel's input
+        return torch.nn.functional.one_hot(codes, 5).float().transpose(1, 2).contiguous()
+    x = torch.nn.functional.one_hot(codes.clamp(max=3), 4).float()
+    x[codes == 4] = 1.0
+    return x.transpose(1, 2).contiguous()
+
+
+def measure_batch(batch: int, models: dict, keras: KerasSide | None, kind: str, args) -> dict:
+    """Interleaved rounds at one batch size → per contender CPU/wall lists, per-round medians, max |Δy|."""
+    import torch
+
+    if keras is not None:
+        data = keras.ask(f"data {batch}")
+        x, y_keras = inputs(kind, data["codes"]), torch.tensor(data["y"])
+    else:
+        x = inputs(kind, torch.randint(0, 5, (batch, 110 if kind == "deepatt" else 112)))
+        y_keras = None
+    names = [*(["keras", "keras-xla"] if keras is not None else []), *models]
+    out = {n: {"cpu": [], "wall": [], "round_cpu": [], "round_wall": []} for n in names}
+    diff = {}
+    for r in range(args.rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            if name.startswith("keras"):
+                answer = keras.ask(f"time {name} {batch} {args.repeats}")
+                cpu, wall = answer["cpu"], answer["wall"]
+            else:
+                model = models[name]
+                with torch.inference_mode():
+                    y = model(x)
+                    cpu, wall = time_calls(lambda m=model: m(x), args.repeats)
+                if y_keras is not None:
+                    y = y if kind == "crmnet" else (y - model.config.output_shift) / model.config.output_scale
+                    diff[name] = (y - y_keras).abs().max().item()
+            o = out[name]
+            o["cpu"] += cpu
+            o["wall"] += wall
+            o["round_cpu"].append(statistics.median(cpu))
+            o["round_wall"].append(statistics.median(wall))
+    return {"times": out, "max_abs_diff": diff}
+
+
+def ratios(times: dict, name: str, peer: str, clock: str) -> tuple[float, float, float]:
+    """Median, min and max over rounds of peer time / contender time."""
+    per_round = [p / c for p, c in zip(times[peer][f"round_{clock}"], times[name][f"round_{clock}"])]
+    return statistics.median(per_round), min(per_round), max(per_round)
+
+
+def report(batch: int, result: dict, keras: bool) -> list[str]:
+    """Markdown rows for one batch size."""
+    rows = []
+    times = result["times"]
+    for name, t in times.items():
+        cpu, wall = statistics.median(t["cpu"]), statistics.median(t["wall"])
+        cells = [str(batch), name, f"{cpu * 1e3:.1f}", f"{wall * 1e3:.1f}", f"{batch / cpu:,.0f}"]
+        for peer in ("keras", "keras-xla"):
+            if keras and not name.startswith("keras"):
+                c, w = ratios(times, name, peer, "cpu"), ratios(times, name, peer, "wall")
+                cells.append(f"{c[0]:.2f} ({c[1]:.2f}–{c[2]:.2f}) / {w[0]:.2f} ({w[1]:.2f}–{w[2]:.2f})")
+            else:
+                cells.append("–")
+        d = result["max_abs_diff"].get(name)
+        cells.append("–" if d is None else f"{d:.1e}")
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--keras-python", help="a Python with TensorFlow (+ tf-keras); omitted: crmnet only")
-    p.add_argument(
-        "--savedmodel",
-        type=Path,
-        default=SHARED / "fixtures" / "keras_crmnet" / "full_savedmodel" / "savedmodel",
-        help="the Keras SavedModel both sides run (default: the shared fixture)",
-    )
-    p.add_argument("--batch", default="64,256", help="comma-separated batch sizes")
-    p.add_argument("--rounds", type=int, default=3, help="alternations between the contenders")
+    p.add_argument("--model", choices=sorted(SOURCES), default="deepatt")
+    p.add_argument("--source", type=Path, help="the released file both sides run (default: the shared copy)")
+    p.add_argument("--keras-python", help="a Python with TensorFlow, tf-keras and h5py; omitted: crmnet only")
+    p.add_argument("--batch", default="64,256,1024", help="comma-separated batch sizes")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per batch size")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per contender and round")
-    p.add_argument("--bf16", action="store_true", help="also time the opt-in bfloat16 fast path")
+    p.add_argument("--json", type=Path, help="also write every timing here")
     args = p.parse_args(argv)
-    if not args.savedmodel.is_dir():
-        p.error(f"--savedmodel: {args.savedmodel} is not a directory")
+    source = args.source or SOURCES[args.model]
+    if not source.exists():
+        p.error(f"--source: {source} not found")
+
+    import tempfile
 
     import torch
 
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
-    keras = None
-    if args.keras_python:
-        try:
-            keras = KerasSide(args.keras_python, args.savedmodel)
-            print(f"# Keras side: TensorFlow {keras.info['tensorflow']}, {keras.info['params']:,} weights")
-        except RuntimeError as err:
-            print(f"# Keras side skipped: {err}; measuring crmnet only")
-    else:
-        print("# no --keras-python given (a Python with TensorFlow): measuring crmnet only")
-    models = _contenders(args.savedmodel, args.bf16)
-    print(f"# CPU time per batch, 1 thread, median of {args.rounds} rounds x {args.repeats} calls")
-    print(f"{'batch':>5} {'contender':<18} {'ms/batch':>10} {'seq/s':>8} {'x Keras':>8} {'max |dy|':>9}")
+    sequences = [p for p in TEST_SETS if p.is_file()] if args.model == "deepatt" else []
+    keras = KerasSide(args.keras_python, args.model, source, sequences) if args.keras_python else None
+    with tempfile.TemporaryDirectory() as tmp:
+        models, _ = crmnet_models(args.model, source, Path(tmp))
+    head = f"# {args.model}: torch {torch.__version__}"
+    print(head + (f", TensorFlow {keras.info['tensorflow']}" if keras else " (no --keras-python: crmnet only)"))
+    print(f"# 1 thread; {args.rounds} interleaved rounds x {args.repeats} calls; medians; ratio cells: "
+          "CPU-time ratio (range over rounds) / wall-time ratio (range); > 1: crmnet faster")
+    print("| batch | contender | CPU ms/batch | wall ms/batch | seq/s (CPU) | x keras | x keras-xla | max abs dy |")
+    print("|---|---|---|---|---|---|---|---|")
+    results = {}
     try:
         for batch in (int(b) for b in args.batch.split(",")):
-            times: dict[str, list[float]] = {name: [] for name in models}
-            diff: dict[str, float] = {}
-            if keras is not None:
-                times["keras"] = []
-            for _ in range(args.rounds):
-                if keras is not None:
-                    answer = keras.run(batch, args.repeats)
-                    times["keras"] += answer["times"]
-                    x, y_keras = _onehot(answer["x"]), torch.tensor(answer["y"])
-                else:
-                    x, y_keras = _onehot(torch.randint(0, 5, (batch, 112))), None
-                with torch.inference_mode():
-                    for name, model in models.items():
-                        y = model(x)  # warm-up, and the agreement with Keras
-                        times[name] += _time_calls(lambda m=model, x=x: m(x), args.repeats)
-                        if y_keras is not None:
-                            diff[name] = max(diff.get(name, 0.0), (y - y_keras).abs().max().item())
-            ref = statistics.median(times["keras"]) if keras is not None else None
-            for name, ts in times.items():
-                t = statistics.median(ts)
-                ratio = f"{ref / t:.2f}" if ref else "-"
-                d = f"{diff[name]:.1e}" if name in diff else "-"
-                print(
-                    f"{batch:>5} {name:<18} {t * 1e3:>10.1f} {batch / t:>8.1f} {ratio:>8} {d:>9}", flush=True
-                )
+            results[batch] = measure_batch(batch, models, keras, args.model, args)
+            print("\n".join(report(batch, results[batch], keras is not None)), flush=True)
     finally:
         if keras is not None:
             keras.close()
+    if args.json:
+        args.json.write_text(json.dumps({"model": args.model, "results": results}, indent=1))
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == WORKER:
-        raise SystemExit(keras_worker(sys.argv[2]))
-    raise SystemExit(main())
+    sys.exit(main())

@@ -77,13 +77,24 @@ def _repeat(batch):
         yield batch
 
 
+def _cycle(make):
+    """Batches of ``make()``'s loader, epoch after epoch (block timing may ask for more than one epoch)."""
+    while True:
+        yield from make()
+
+
 def measure(model_name: str, device, batch: int, precision: str, *, warmup: int = 2, steps: int = 5,
-            store=None, compile: bool | str = False, rank: int = 0, world: int = 1) -> dict:
+            store=None, compile: bool | str = False, rank: int = 0, world: int = 1,
+            blocks: dict | None = None, progress=None) -> dict:
     """Time the trainer's own step (loss module, fused/foreach Adam, autocast) for one configuration.
 
     Returns a row: batch, precision, devices, s_step (synthetic batch already on the device), and with a
     ``store`` s_step_loader (fed by the real BatchLoader) and s_loader (the loader alone); peak_mib; or
     ``oom: True``. ``compile``: True for ``torch.compile``'s default backend, or a backend name.
+    ``blocks``: keyword arguments of :func:`gpu_timing.timed_blocks` (e.g. ``min_seconds``, ``blocks``):
+    the steps are then timed in blocks with CUDA events instead of one block of ``steps``, and each
+    figure's blocks are kept under ``<name>_blocks`` (median, min, max, spread). ``progress``: called
+    with the row so far after each figure (the first step's time included), so a caller can save it.
     """
     from crmnet.data.encoding import onehot
     from crmnet.data.loader import BatchLoader
@@ -109,17 +120,36 @@ def measure(model_name: str, device, batch: int, precision: str, *, warmup: int 
     def step(xb, yb):
         optimizer_step(module, opt, scaler, xb, yb, precision)
 
+    def time_steps(name, fn, batches, n_warmup, n_steps):
+        if blocks is None:
+            row[name] = _time_steps(fn, batches, n_warmup, n_steps, device)
+            return
+        from gpu_timing import timed_blocks
+
+        it = iter(batches)
+        if name == "s_step":  # the first step alone: compilation, autotuning, allocator growth
+            t = time.perf_counter()
+            fn(*next(it))
+            _sync(device)
+            row["first_step_s"] = time.perf_counter() - t
+            if progress is not None:
+                progress(dict(row))
+        stats = timed_blocks(lambda: fn(*next(it)), device, warmup=n_warmup, **blocks)
+        row[name], row[f"{name}_blocks"] = stats["s_call"], stats
+        if progress is not None:
+            progress(dict(row))
+
     try:
         x = onehot(torch.randint(0, 4, (batch, model.encoding.length), device=device), model.encoding)
         y = torch.rand(batch, device=device) * 17
-        row["s_step"] = _time_steps(step, _repeat((x, y)), warmup, steps, device)
+        time_steps("s_step", step, _repeat((x, y)), warmup, steps)
         if store is not None:
             kw = {"encoding": model.encoding, "shuffle": True, "drop_last": True, "rank": rank,
                   "world_size": world, "device": device}
-            row["s_step_loader"] = _time_steps(step, BatchLoader(store, "train", batch, seed=0, **kw), warmup,
-                                               steps, device)
-            row["s_loader"] = _time_steps(lambda a, b: None, BatchLoader(store, "train", batch, seed=1, **kw), 1,
-                                          warmup + steps - 1, device)
+            time_steps("s_step_loader", step, _cycle(lambda: BatchLoader(store, "train", batch, seed=0, **kw)),
+                       warmup, steps)
+            time_steps("s_loader", lambda a, b: None, _cycle(lambda: BatchLoader(store, "train", batch, seed=1, **kw)),
+                       1, warmup + steps - 1)
         row["peak_mib"] = _peak_mib(device)
     except torch.cuda.OutOfMemoryError:
         row = {**row, "oom": True}

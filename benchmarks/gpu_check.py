@@ -3,24 +3,36 @@
     PYTHONPATH=src python benchmarks/gpu_check.py --out DIR                  # CUDA machine, < 8 minutes
     PYTHONPATH=src python benchmarks/gpu_check.py --out DIR --device cpu --tiny   # CPU, tiny sizes, ~1 min
 
-Runs from a bare checkout (no ``pip install``; torch, numpy, scipy, pyarrow, matplotlib and tqdm only)
-and writes ``DIR/report.md`` and ``DIR/report.json`` (rewritten after every section, so whatever ran is
-reported even if the slot ends early). Sections, each in its own process with a hard time cap (a hang
-or a crash costs its own cap, never the budget of the others; its error is recorded, not fatal):
+Runs from a bare checkout on the machine's own Python and torch as they are, installing nothing
+(torch 2.11–2.13 supported, :data:`SUPPORTED_TORCH`; numpy, scipy, pyarrow, matplotlib and tqdm are the
+only other packages it needs, crmnet's pure-Python dependencies may be vendored as wheels beside it)
+and writes ``DIR/report.md`` and ``DIR/report.json`` (rewritten after every section; each section
+saves every result the moment it is measured, so whatever ran is reported even if the slot ends early).
+Sections, each in its own process with a hard time cap (a hang or a crash costs its own cap, never the
+budget of the others; its error is recorded, not fatal). Time budget per section on a GPU (seconds; the
+caps add up to 470 s, under the 8-minute slot):
 
-env       device, driver-visible properties and versions
-data      >= 500,000 synthetic rows (numpy on the machine: random 110-nt sequences, a learnable target
-          from GC content and GATA counts plus noise) -> ``crmnet prepare``; a FASTA file for predict
-models    forward and training throughput of every registered model, batch 1024, bf16
-table1    full CRMnet in the layout of the paper's Table 1: batch 1024/4096/8192/16384 x fp32 (TF32),
-          bf16-mixed, 16-mixed; s/step, samples/s, epoch time for 30.4 M, 20-epoch projection, peak
-          memory; fed by a synthetic on-device batch and by the real BatchLoader from the store
-compile   ``torch.compile`` on the fastest loader-fed configuration of table1
-train     end-to-end ``crmnet train`` of the full model on the store for 2 epochs (validation
-          metrics, checkpoint)
-predict   ``crmnet predict`` from the FASTA file with the trained checkpoint: rows/s
-ddp       ``crmnet train --devices 2`` on the one device: NCCL if it allows two processes on one GPU,
-          else gloo (``$CRMNET_DDP_BACKEND``)
+env        15  device, properties, versions, GPU clocks
+data       45  >= 500,000 synthetic rows (numpy on the machine: random 110-nt sequences, a learnable target
+               from GC content and GATA counts plus noise) -> ``crmnet prepare``; a FASTA file for predict
+models     60  forward and training throughput of every registered model, batch 1024, bf16
+table1    130  full CRMnet in the layout of the paper's Table 1: bf16-mixed at batch 1024 and 4096 first,
+               then fp32 (TF32) and 16-mixed there, then a memory-aware ladder (8192, 16384: a batch is
+               tried only if the peak memory per sample of the last batch that ran says it fits in 85 %
+               of the GPU; an out-of-memory ends its precision's ladder); s/step, samples/s, epoch time
+               for 30.4 M, 20-epoch projection, peak memory, GPU clocks before and after; fed by a
+               synthetic on-device batch and by the real BatchLoader from the store
+compile    70  ``torch.compile`` on the fastest loader-fed configuration of table1, in its own process:
+               the first (compiling) step is saved as soon as it ends, then the timed blocks
+train      90  end-to-end ``crmnet train`` of the full model on the store for 2 epochs (validation
+               metrics, checkpoint)
+predict    30  ``crmnet.evaluation.predict`` of the FASTA file's sequences with the trained checkpoint,
+               timed inside one warm process (text encoding included, process start excluded): rows/s
+ddp        30  ``crmnet train --devices 2``: NCCL where there are two GPUs; on one GPU gloo only (NCCL
+               cannot put two ranks on one device)
+
+Every throughput is timed in at least 3 blocks and at least 1 s in all (CUDA events around each block
+of back-to-back calls, :mod:`gpu_timing`): the median per call is reported with its spread over blocks.
 
 ``--tiny`` shrinks every size (crmnet-tiny, a few thousand rows, small batches) so that the same code
 runs in about a minute on a CPU; ``tests/test_gpu_check.py`` runs it so that it cannot rot.
@@ -46,20 +58,23 @@ EPOCH_SAMPLES = 30_400_000
 # caps are generous: on a quiet 2-core CPU the whole tiny check takes about a minute, but CI machines are
 # shared, and the caps are there to stop hangs, not slowness.
 SECTIONS = {
-    "env": (15, 60), "data": (45, 90), "models": (55, 150), "table1": (110, 150), "compile": (70, 90),
-    "train": (105, 150), "predict": (25, 90), "ddp": (45, 180),
+    "env": (15, 60), "data": (45, 90), "models": (60, 150), "table1": (130, 150), "compile": (70, 90),
+    "train": (90, 150), "predict": (30, 90), "ddp": (30, 180),
 }
+#: torch versions this check runs on as they are (first and last minor version, inclusive)
+SUPPORTED_TORCH = ((2, 11), (2, 13))
 BUDGET = {False: 470.0, True: 900.0}
 NEEDS = {"table1": "data", "compile": "table1", "train": "data", "predict": "train", "ddp": "data"}
 
 FULL = {"model": "crmnet", "rows": 500_000, "predict_rows": 200_000, "models_batch": 1024,
         "batches": (1024, 4096, 8192, 16384), "precisions": ("32", "bf16-mixed", "16-mixed"), "warmup": 3,
         "steps": 5, "train_batch": 1024, "train_precision": "bf16-mixed", "ddp_model": "crmnet-small",
-        "ddp_batch": 256, "compile": True}
+        "ddp_batch": 256, "compile": True, "timing": {"min_seconds": 1.0, "blocks": 3}}
 TINY = {"model": "crmnet-tiny", "rows": 3_000, "predict_rows": 2_000, "models_batch": 2, "batches": (16, 32),
         "precisions": ("32", "bf16-mixed", "16-mixed"), "warmup": 1, "steps": 2, "train_batch": 64,
         "train_precision": "32", "ddp_model": "crmnet-tiny", "ddp_batch": 32,
-        "compile": "eager"}  # inductor's C++ build takes minutes on a small CPU: only the code path here
+        "compile": "eager",  # inductor's C++ build takes minutes on a small CPU: only the code path here
+        "timing": {"min_seconds": 0.02, "blocks": 3}}
 
 
 # ----------------------------------------------------------------------------------------------- driver
@@ -209,6 +224,7 @@ def _section_env(s: _Section) -> None:
                        "scipy": scipy.__version__, "pyarrow": pyarrow.__version__, "crmnet": crmnet.__version__,
                        "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version()})
     s.put("cpu_count", os.cpu_count())
+    s.put("torch_supported", _torch_supported(torch.__version__))
     device = _torch_device(s)
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
@@ -216,9 +232,18 @@ def _section_env(s: _Section) -> None:
                       round(props.total_memory / 2**30, 1), "capability": f"{props.major}.{props.minor}",
                       "multiprocessors": props.multi_processor_count, "bf16": torch.cuda.is_bf16_supported(),
                       "nccl": _nccl_version()})
+        from gpu_timing import gpu_clocks
+
+        s.put("clocks", gpu_clocks(device.index or 0))
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, check=False)
     s.put("commit", commit.stdout.strip() or None)
+
+
+def _torch_supported(version: str) -> bool:
+    """Whether ``version`` (e.g. ``2.11.0+cu128``) lies in :data:`SUPPORTED_TORCH`."""
+    major, minor = (int(v) for v in version.split("+")[0].split(".")[:2])
+    return SUPPORTED_TORCH[0] <= (major, minor) <= SUPPORTED_TORCH[1]
 
 
 def _nccl_version() -> str | None:
@@ -264,20 +289,12 @@ def _section_data(s: _Section) -> None:
     s.put("store", str(data / "store"))
 
 
-def _rate(fn, batch: int, warmup: int, steps: int, device) -> float:
-    """Samples per second of ``fn()`` on ``batch`` samples, timed as one block after ``warmup`` calls."""
-    import torch
+def _rate(fn, batch: int, warmup: int, device, timing: dict) -> tuple[float, float]:
+    """Samples per second of ``fn()`` on ``batch`` samples (median over timed blocks) and the blocks' spread."""
+    from gpu_timing import timed_blocks
 
-    for _ in range(warmup):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    t = time.perf_counter()
-    for _ in range(steps):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    return batch * steps / (time.perf_counter() - t)
+    stats = timed_blocks(fn, device, warmup=warmup, **timing)
+    return batch / stats["s_call"], stats["spread"]
 
 
 def _model_row(name: str, s: _Section, device) -> dict:
@@ -300,13 +317,12 @@ def _model_row(name: str, s: _Section, device) -> dict:
         with torch.inference_mode(), autocast(precision, device):
             model(x)
 
-    steps = 1 if s.tiny else sz["steps"]  # every registered model, the full-size ones too, on a CPU
-    row["forward_per_s"] = _rate(forward, batch, sz["warmup"], steps, device)
+    row["forward_per_s"], row["forward_spread"] = _rate(forward, batch, sz["warmup"], device, sz["timing"])
     model.train()
     module, opt = loss_module(model), make_optimizer("adam", model.parameters(), 1e-4, 0.0, device)
     scaler = torch.amp.GradScaler(device.type, enabled=False)
-    row["train_per_s"] = _rate(lambda: optimizer_step(module, opt, scaler, x, y, precision), batch,
-                               sz["warmup"], steps, device)
+    row["train_per_s"], row["train_spread"] = _rate(lambda: optimizer_step(module, opt, scaler, x, y, precision),
+                                                    batch, sz["warmup"], device, sz["timing"])
     return row
 
 
@@ -332,7 +348,7 @@ def _section_models(s: _Section) -> None:
 
 
 def _with_rates(row: dict) -> dict:
-    if row.get("oom"):
+    if row.get("oom") or row.get("skipped"):
         return row
     global_batch = row["batch"] * row["devices"]
     out = dict(row, samples_per_s=global_batch / row["s_step"])
@@ -345,27 +361,63 @@ def _with_rates(row: dict) -> dict:
     return out
 
 
+def _table1_order(batches: tuple[int, ...], precisions: tuple[str, ...]) -> list[tuple[int, str]]:
+    """bf16 at the two smallest batches first, the other precisions there next, then the larger batches."""
+    first = sorted(precisions, key=lambda p: p != "bf16-mixed")
+    head = [(b, p) for p in first for b in batches[:2]]
+    return head + [(b, p) for p in first for b in batches[2:]]
+
+
+def _table1_row(s: _Section, device, batch: int, precision: str, rows: list) -> dict:
+    """One measured configuration, saved (partial) after each of its figures."""
+    from bench_train import measure
+    from gpu_timing import gpu_clocks
+
+    store = s.out / "data" / "store"
+    kw = {"warmup": s.sizes["warmup"], "steps": s.sizes["steps"], "blocks": s.sizes["timing"]}
+    clocks = gpu_clocks(device.index or 0) if device.type == "cuda" else None
+
+    def progress(partial: dict) -> None:
+        s.put("rows", rows + [{**partial, "partial": True}])
+
+    try:
+        row = measure(s.sizes["model"], device, batch, precision, store=store, progress=progress, **kw)
+    except Exception as exc:  # noqa: BLE001 - a failing loader must not hide the synthetic rate
+        error = f"{type(exc).__name__}: {str(exc)[:300]}"
+        row = {**measure(s.sizes["model"], device, batch, precision, progress=progress, **kw), "loader_error": error}
+    row["clocks_before"] = clocks
+    row["clocks_after"] = gpu_clocks(device.index or 0) if device.type == "cuda" else None
+    return _with_rates(row)
+
+
 def _section_table1(s: _Section) -> None:
     import torch
-    from bench_train import measure
+    from gpu_timing import fits
 
     device = _torch_device(s)
-    store = s.out / "data" / "store"
+    total = torch.cuda.get_device_properties(device).total_memory / 2**20 if device.type == "cuda" else None
     s.put("model", s.sizes["model"])
-    rows = []
-    for batch in s.sizes["batches"]:
-        for precision in s.sizes["precisions"]:
-            kw = {"warmup": s.sizes["warmup"], "steps": s.sizes["steps"]}
-            try:
-                row = measure(s.sizes["model"], device, batch, precision, store=store, **kw)
-            except Exception as exc:  # noqa: BLE001 - a failing loader must not hide the synthetic rate
-                error = f"{type(exc).__name__}: {str(exc)[:300]}"
-                row = {**measure(s.sizes["model"], device, batch, precision, **kw), "loader_error": error}
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            rows.append(_with_rates(row))
+    s.put("memory_mib", total)
+    rows: list = []
+    last: dict = {}  # precision -> the last row that ran (its peak memory sizes the next batch)
+    stopped: set = set()  # precisions whose ladder hit out-of-memory
+    for batch, precision in _table1_order(s.sizes["batches"], s.sizes["precisions"]):
+        if precision in stopped or not fits(batch, last.get(precision), total):
+            reason = "out of memory at a smaller batch" if precision in stopped else \
+                "estimated peak memory over 85 % of the GPU"
+            rows.append({"batch": batch, "precision": precision, "devices": 1, "skipped": reason})
             s.put("rows", rows)
-    ok = [r for r in rows if not r.get("oom")]
+            continue
+        row = _table1_row(s, device, batch, precision, rows)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        if row.get("oom"):
+            stopped.add(precision)
+        else:
+            last[precision] = row
+        rows.append(row)
+        s.put("rows", rows)
+    ok = [r for r in rows if "s_step" in r]
     if ok:
         best = max(ok, key=lambda r: r.get("samples_per_s_loader", r["samples_per_s"]))
         s.put("best", {"batch": best["batch"], "precision": best["precision"]})
@@ -380,7 +432,8 @@ def _section_compile(s: _Section) -> None:
     device = _torch_device(s)
     s.put("config", {**best, "backend": "inductor" if s.sizes["compile"] is True else s.sizes["compile"]})
     row = measure(s.sizes["model"], device, best["batch"], best["precision"], warmup=s.sizes["warmup"] + 2,
-                  steps=s.sizes["steps"], store=s.out / "data" / "store", compile=s.sizes["compile"])
+                  steps=s.sizes["steps"], store=s.out / "data" / "store", compile=s.sizes["compile"],
+                  blocks=s.sizes["timing"], progress=lambda partial: s.put("row", partial))
     s.put("row", _with_rates(row))
 
 
@@ -406,32 +459,46 @@ def _section_train(s: _Section) -> None:
 
 
 def _section_predict(s: _Section) -> None:
-    ckpt = s.out / "runs" / "train" / "best.ckpt"
-    pred = s.out / "runs" / "predictions.tsv"
-    seconds = s.crmnet("predict", str(s.out / "data" / "predict.fa"), "--checkpoint", str(ckpt), "--out",
-                       str(pred), "--batch-size", "4096", "--device", s.device_name, "--no-progress")
-    with open(pred) as fh:
-        lines = sum(1 for _ in fh)
-    rows = _read_json(s.out / "sections" / "data.json")["predict_rows"]
-    if lines != rows + 1:
-        raise RuntimeError(f"predict wrote {lines - 1} rows for {rows} sequences")
-    s.put("rows", rows)
-    s.put("wall_s", round(seconds, 2))
-    s.put("rows_per_s", rows / seconds)
+    import torch
+    from gpu_timing import timed_blocks
+
+    from crmnet.evaluation.predict import predict
+    from crmnet.models.checkpoint import load_checkpoint
+
+    device = _torch_device(s)
+    model = load_checkpoint(s.out / "runs" / "train" / "best.ckpt").to(device)
+    with open(s.out / "data" / "predict.fa") as fh:
+        seqs = [line.strip() for line in fh if not line.startswith(">")]
+    s.put("rows", len(seqs))
+    s.put("batch_size", 4096)
+    t = time.perf_counter()
+    out = predict(model, seqs[:4096], batch_size=4096, device=device)  # warm: kernels, allocator, caches
+    s.put("first_call_s", round(time.perf_counter() - t, 3))
+    if len(out) != min(4096, len(seqs)) or not torch.isfinite(torch.as_tensor(out)).all():
+        raise RuntimeError("predict returned the wrong number of rows or non-finite values")
+    # predict copies its results to the host, so each call ends synchronised: wall-clock blocks
+    stats = timed_blocks(lambda: predict(model, seqs, batch_size=4096, device=device), torch.device("cpu"),
+                         warmup=0, **s.sizes["timing"])
+    s.put("timing", stats)
+    s.put("rows_per_s", len(seqs) / stats["s_call"])
 
 
 def _section_ddp(s: _Section) -> None:
     sz = s.sizes
-    backends = ["nccl", "gloo"] if s.device_name == "cuda" else ["gloo"]
+    import torch
+
+    # NCCL cannot run two ranks on one GPU: it is tried only where there are two
+    two_gpus = s.device_name == "cuda" and torch.cuda.device_count() >= 2
+    backends = ["nccl"] if two_gpus else ["gloo"]
+    s.put("gpus", torch.cuda.device_count() if s.device_name == "cuda" else 0)
     attempts = []
     for backend in backends:
         run = s.out / "runs" / f"ddp_{backend}"
         args = ["train", "--store", str(s.out / "data" / "store"), "--model", sz["ddp_model"], "--out", str(run),
                 "--devices", "2", "--accelerator", s.device_name, "--batch-size", str(sz["ddp_batch"]),
                 "--max-steps", "20", "--max-epochs", "1", "--warmup-epochs", "1", "--no-progress"]
-        try:  # NCCL refuses two processes on one GPU quickly, or hangs: leave gloo its time
-            seconds = s.crmnet(*args, env={"CRMNET_DDP_BACKEND": backend},
-                               timeout=25 if backend == "nccl" else None)
+        try:
+            seconds = s.crmnet(*args, env={"CRMNET_DDP_BACKEND": backend})
         except RuntimeError as exc:
             attempts.append({"backend": backend, "error": str(exc)[-800:]})
             s.put("attempts", attempts)
@@ -488,29 +555,37 @@ def _render_json(result: dict) -> list[str]:
 
 
 def _render_models(result: dict) -> list[str]:
-    lines = [f"Batch {result.get('batch')}, {result.get('precision')}; samples/s.", "",
-             "| model | parameters | forward/s | train/s |", "|---|---|---|---|"]
+    lines = [(f"Batch {result.get('batch')}, {result.get('precision')}; samples/s (median of timed blocks; "
+              "spread = (max − min) / median over the blocks)."), "",
+             "| model | parameters | forward/s | spread | train/s | spread |", "|---|---|---|---|---|---|"]
     for r in result.get("rows", []):
         if "error" in r:
-            lines.append(f"| {r['model']} | error: {r['error'][:120]} | | |")
+            lines.append(f"| {r['model']} | error: {r['error'][:120]} | | | | |")
         else:
-            lines.append(f"| {r['model']} | {r['params']:,} | {_fmt(r['forward_per_s'])} | {_fmt(r['train_per_s'])} |")
+            lines.append(f"| {r['model']} | {r['params']:,} | {_fmt(r['forward_per_s'])} | "
+                         f"{_fmt(r.get('forward_spread'), 3)} | {_fmt(r['train_per_s'])} | "
+                         f"{_fmt(r.get('train_spread'), 3)} |")
     return lines
 
 
 def _render_table1(result: dict) -> list[str]:
-    head = ("batch", "precision", "s/step", "samples/s", "s/step loader-fed", "samples/s loader-fed",
-            "loader/synthetic", "epoch 30.4 M (h)", "20 epochs (h)", "peak MiB")
-    lines = [f"Model {result.get('model')}; best: {result.get('best')}.", "", "| " + " | ".join(head) + " |",
-             "|" + "---|" * len(head)]
+    head = ("batch", "precision", "s/step", "spread", "samples/s", "s/step loader-fed", "samples/s loader-fed",
+            "loader/synthetic", "epoch 30.4 M (h)", "20 epochs (h)", "peak MiB", "SM MHz before/after")
+    lines = [(f"Model {result.get('model')}; best: {result.get('best')}; GPU memory "
+              f"{_fmt(result.get('memory_mib'))} MiB. s/step: median of timed blocks (≥ 3, ≥ 1 s in all); "
+              "spread: (max − min) / median."), "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in result.get("rows", []):
-        if r.get("oom"):
-            lines.append(f"| {r['batch']} | {r['precision']} | out of memory |" + " |" * (len(head) - 3))
+        if r.get("oom") or r.get("skipped") or "s_step" not in r:
+            why = "out of memory" if r.get("oom") else r.get("skipped") or "unfinished"
+            lines.append(f"| {r['batch']} | {r['precision']} | {why} |" + " |" * (len(head) - 3))
             continue
-        cells = (r["batch"], r["precision"], _fmt(r["s_step"], 4), _fmt(r["samples_per_s"]),
+        clocks = "/".join(str((r.get(k) or {}).get("clocks.sm", "—")) for k in ("clocks_before", "clocks_after"))
+        cells = (r["batch"], r["precision"], _fmt(r["s_step"], 4),
+                 _fmt((r.get("s_step_blocks") or {}).get("spread"), 3), _fmt(r["samples_per_s"]),
                  _fmt(r.get("s_step_loader"), 4), _fmt(r.get("samples_per_s_loader")),
                  _fmt(r.get("loader_vs_synthetic"), 3), _fmt(r["epoch_h"], 2), _fmt(r["epochs20_h"], 1),
-                 _fmt(r["peak_mib"]))
+                 _fmt(r["peak_mib"]), clocks)
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     errors = [f"- batch {r['batch']} {r['precision']}: loader-fed run failed: {r['loader_error']}"
               for r in result.get("rows", []) if r.get("loader_error")]
@@ -519,7 +594,8 @@ def _render_table1(result: dict) -> list[str]:
 
 def _render_compile(result: dict) -> list[str]:
     r = result.get("row", {})
-    return [(f"Configuration {result.get('config')}: {_fmt(r.get('s_step'), 4)} s/step, "
+    return [(f"Configuration {result.get('config')}: first (compiling) step {_fmt(r.get('first_step_s'), 1)} s; "
+             f"{_fmt(r.get('s_step'), 4)} s/step, "
              f"{_fmt(r.get('samples_per_s'))} samples/s synthetic, {_fmt(r.get('samples_per_s_loader'))} "
              "loader-fed.")]
 
@@ -533,8 +609,10 @@ def _render_train(result: dict) -> list[str]:
 
 
 def _render_predict(result: dict) -> list[str]:
-    return [(f"{_fmt(result.get('rows'))} sequences from FASTA in {result.get('wall_s')} s (process start "
-             f"included): {_fmt(result.get('rows_per_s'))} sequences/s.")]
+    t = result.get("timing") or {}
+    return [(f"{_fmt(result.get('rows'))} sequences (text, encoded on the fly), batch {result.get('batch_size')}, "
+             f"in one warm process: {_fmt(result.get('rows_per_s'))} sequences/s (median of {t.get('blocks')} "
+             f"blocks, spread {_fmt(t.get('spread'), 3)}; first call {result.get('first_call_s')} s).")]
 
 
 def _render_ddp(result: dict) -> list[str]:

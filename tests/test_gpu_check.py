@@ -66,13 +66,18 @@ def test_tiny_cpu_check_runs_every_section_without_the_optional_packages(tmp_pat
     assert {(r["batch"], r["precision"]) for r in table} == {(b, p) for b in (16, 32)
                                                              for p in ("32", "bf16-mixed", "16-mixed")}
     assert all(r["s_step"] > 0 and r["s_step_loader"] > 0 and r["epochs20_h"] > 0 for r in table)
+    assert [r["precision"] for r in table[:2]] == ["bf16-mixed", "bf16-mixed"]  # bf16 first
+    assert all(r["s_step_blocks"]["blocks"] >= 3 and r["s_step_loader_blocks"]["blocks"] >= 3 for r in table)
+    assert all("forward_spread" in r for r in models)
+    assert sections["env"]["result"]["torch_supported"]
+    assert sections["predict"]["result"]["timing"]["blocks"] >= 3
     train = sections["train"]["result"]
     assert train["validation"]["n"] == 150 and Path(train["checkpoint"]).is_file()  # 5 % of 3,000 rows
     assert len(train["epochs"]) == 2
     assert sections["predict"]["result"]["rows"] == 2000
     assert sections["ddp"]["result"]["backend"] == "gloo"
     text = (out / "report.md").read_text()
-    assert "| batch | precision | s/step | samples/s | s/step loader-fed" in text
+    assert "| batch | precision | s/step | spread | samples/s | s/step loader-fed" in text
     assert "| crmnet | 34,165,681 |" in text
 
 
@@ -94,3 +99,26 @@ def test_a_hanging_section_is_cut_at_its_cap_and_reported(tmp_path, monkeypatch)
     assert report["sections"]["env"]["seconds"] < 15
     assert report["sections"]["data"]["status"] == "skipped"
     assert "killed after its cap" in (out / "report.md").read_text()
+
+
+def test_block_timing_ladder_and_order():
+    import torch
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gpu_check
+    from gpu_timing import fits, timed_blocks
+
+    calls = []
+    stats = timed_blocks(lambda: calls.append(sum(range(2000))), torch.device("cpu"), min_seconds=0.05, blocks=3)
+    assert stats["blocks"] >= 3 and stats["timed_s"] >= 0.05
+    assert stats["s_call_min"] <= stats["s_call"] <= stats["s_call_max"]
+    assert len(calls) == 2 + 1 + stats["blocks"] * stats["calls_per_block"]  # warm-up, calibration, blocks
+    assert fits(8192, {"batch": 4096, "peak_mib": 30_000}, 81_000)
+    assert not fits(16384, {"batch": 4096, "peak_mib": 30_000}, 81_000)  # 120 GB estimated on 80
+    assert fits(16384, None, 81_000) and fits(16384, {"batch": 4096, "peak_mib": 30_000}, None)
+    order = gpu_check._table1_order((1024, 4096, 8192), ("32", "bf16-mixed", "16-mixed"))
+    assert order[:2] == [(1024, "bf16-mixed"), (4096, "bf16-mixed")]
+    assert order[2:6] == [(1024, "32"), (4096, "32"), (1024, "16-mixed"), (4096, "16-mixed")]
+    assert order[6:] == [(8192, "bf16-mixed"), (8192, "32"), (8192, "16-mixed")]
+    assert gpu_check._torch_supported("2.11.0+cu128") and gpu_check._torch_supported("2.13.0+cpu")
+    assert not gpu_check._torch_supported("2.10.1") and not gpu_check._torch_supported("2.14.0")

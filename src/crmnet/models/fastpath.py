@@ -49,23 +49,10 @@ from torch import nn
 
 from crmnet.models.blocks import MultiHeadSelfAttention, SameConv1d, SameConvTranspose1d, keras_same_padding
 from crmnet.models.crmnet import CRMnet, DecoderBlock, EncoderBlock, TransformerBlock, unet_features
-
-_ONEDNN_LINEAR = hasattr(torch.ops.mkldnn, "_linear_pointwise") and torch.backends.mkldnn.is_available()
-
-
-def _linear(
-    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, relu: bool = False
-) -> torch.Tensor:
-    """``F.linear`` (+ ReLU) through oneDNN on the CPU: x (..., in) → (..., out)."""
-    if _ONEDNN_LINEAR and x.device.type == "cpu" and not torch.is_grad_enabled():
-        return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu" if relu else "none", [], "")
-    y = F.linear(x, weight, bias)
-    return F.relu(y) if relu else y
-
-
-def _frozen(t: torch.Tensor | None) -> nn.Parameter | None:
-    """A detached copy (a frozen parameter, so ``.to(dtype)`` / ``.to(device)`` move it with the module)."""
-    return None if t is None else nn.Parameter(t.detach().clone(), requires_grad=False)
+from crmnet.models.fast_vaishnav import FastDeepATT
+from crmnet.models.fastops import frozen as _frozen
+from crmnet.models.fastops import linear as _linear
+from crmnet.models.vaishnav import DeepATTKeras
 
 
 def _fft_size(n: int) -> int:
@@ -363,7 +350,7 @@ WORTHWHILE_PARAMETERS = 5_000_000
 
 
 def worthwhile(model: nn.Module) -> bool:
-    """Whether :func:`optimize_for_inference` speeds ``model`` up on a CPU (a CRMnet of full width).
+    """Whether :func:`optimize_for_inference` speeds ``model`` up on a CPU (full-width CRMnet, DeepATT).
 
     Parameters
     ----------
@@ -373,25 +360,29 @@ def worthwhile(model: nn.Module) -> bool:
     -------
     bool
     """
+    if type(model) is DeepATTKeras:
+        return True
     return type(model) is CRMnet and sum(p.numel() for p in model.parameters()) >= WORTHWHILE_PARAMETERS
 
 
 def optimize_for_inference(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
-    """The fastest exact inference form of ``model`` for prediction: a :class:`FastCRMnet` for a CRMnet.
+    """The fastest exact inference form of ``model``: a :class:`FastCRMnet` or :class:`FastDeepATT`.
 
     model: any registered model (others are returned as they are). dtype: ``torch.float32`` (default;
-    same outputs within float rounding, ≈1e-6 relative) or ``torch.bfloat16`` (opt-in; ≈2e-2 relative).
+    same outputs within float rounding, ≈1e-6 relative) or ``torch.bfloat16`` (opt-in, CRMnet only;
+    ≈2e-2 relative; DeepATT stays float32).
     Returns a module in eval mode on the model's device mapping x (B, C, L) → (B,) float32. The model
     itself is not modified; the result is cached per model and rebuilt once its weights change.
     """
     if dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"optimize_for_inference: dtype must be float32 or bfloat16, not {dtype}")
-    if type(model) is not CRMnet:
+    if type(model) not in (CRMnet, DeepATTKeras):
         return model
     key = (_weights_key(model), dtype)
     cached = _CACHE.get(model)
     if cached is not None and cached[0] == key:
         return cached[1]
-    fast = FastCRMnet(model, dtype).to(next(model.parameters()).device)
+    fast = FastCRMnet(model, dtype) if type(model) is CRMnet else FastDeepATT(model)
+    fast = fast.to(next(model.parameters()).device)
     _CACHE[model] = (key, fast)
     return fast
