@@ -52,7 +52,9 @@ def register(subparsers) -> None:
     mu.add_argument("input", metavar="INPUT", help="FASTA, TSV or CSV of sequences")
     mu.add_argument("--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
     mu.add_argument("--window", metavar="START-END", help="positions to mutate, 1-based inclusive (e.g. 18-97)")
-    mu.add_argument("--epsilon", type=float, default=0.1616, help="robustness threshold on |delta| (default 0.1616)")
+    mu.add_argument("--epsilon", type=float,
+                    help="robustness threshold on |delta| (default: the checkpoint's own, stored by `crmnet ecc "
+                         "--write-epsilon`, else 0.1616, Vaishnav et al.'s transformer's)")
     mu.add_argument("--figures", type=int, default=10, metavar="K", help="heat maps of the first K sequences (default 10)")
     mu.add_argument("--no-tsv", action="store_true", help="skip mutants.tsv (3L rows per sequence)")
     mu.add_argument("--chunk-size", type=int, default=512,
@@ -67,7 +69,9 @@ def register(subparsers) -> None:
                     "evolvability.png.")
     ev.add_argument("deltas", metavar="DELTAS.npz", help="deltas.npz written by crmnet mutagenesis")
     ev.add_argument("--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
-    ev.add_argument("--epsilon", type=float, default=0.1616, help="robustness threshold (default 0.1616)")
+    ev.add_argument("--epsilon", type=float,
+                    help="robustness threshold (default: the one mutagenesis used, from epsilon.json beside "
+                         "DELTAS.npz, else 0.1616)")
     ev.add_argument("--overwrite", action="store_true", help="replace an existing output")
     ev.set_defaults(func=run_evolvability)
 
@@ -136,20 +140,59 @@ def run_mutagenesis(args: argparse.Namespace) -> int:
     require_positive("--chunk-size", args.chunk_size)
     if args.figures < 0:
         raise InputError(None, f"--figures must be 0 or more, got {args.figures}")
-    if not args.epsilon > 0:
+    if args.epsilon is not None and not args.epsilon > 0:
         raise InputError(None, f"--epsilon must be positive, got {args.epsilon}")
     window = parse_window(args.window)
     model = load_checkpoint(args.checkpoint)
+    args.epsilon, source = _epsilon(args.epsilon, model)
     predictor = ModelPredictor(model, args.batch_size, default_device(args.device))
     t = time.perf_counter()
     res = mutagenesis_file(predictor, args.input, args.out, window=window, epsilon=args.epsilon,
                            max_figures=args.figures, write_tsv=not args.no_tsv, chunk_size=args.chunk_size,
-                           overwrite=args.overwrite, progress=not args.quiet, label=Path(args.checkpoint).stem)
+                           overwrite=args.overwrite, progress=not args.quiet, label=Path(args.checkpoint).stem,
+                           epsilon_source=source)
     dt = time.perf_counter() - t
     print(f"{res['n']:,} sequences, {res['mutants']:,} mutants in {dt:.1f} s "
           f"({res['mutants'] / max(dt, 1e-9):,.0f} mutants/s)", file=sys.stderr)
     print(f"wrote {args.out}")
     return 0
+
+
+def _epsilon(given: float | None, model) -> tuple[float, str]:
+    """The robustness threshold to use, said on standard error with where it came from."""
+    from crmnet.design.ecc import checkpoint_epsilon
+    from crmnet.design.evolvability import EPSILON
+
+    stored = checkpoint_epsilon(model)
+    if given is not None:
+        value, source = given, "--epsilon"
+    elif stored is not None:
+        value, source = stored[0], f"the checkpoint's own, from {stored[1]}"
+    else:
+        value, source = EPSILON, "default: Vaishnav et al.'s transformer's; `crmnet ecc --write-epsilon` derives the model's own"
+    print(f"robustness epsilon = {value:.4g} ({source})", file=sys.stderr)
+    return value, source
+
+
+def _recorded_epsilon(given: float | None, path: Path) -> float:
+    """--epsilon, else the one recorded by mutagenesis beside its deltas, else the default (said on stderr)."""
+    import json
+
+    from crmnet.design.evolvability import EPSILON
+
+    if given is not None:
+        return given
+    if path.is_file():
+        try:
+            recorded = json.loads(path.read_text(encoding="utf-8"))
+            value = float(recorded["epsilon"])
+        except (ValueError, KeyError, TypeError):
+            raise InputError(str(path), "not an epsilon.json written by crmnet mutagenesis") from None
+        print(f"robustness epsilon = {value:.4g} (as mutagenesis used: {recorded.get('source', '')})",
+              file=sys.stderr)
+        return value
+    print(f"robustness epsilon = {EPSILON:.4g} (default)", file=sys.stderr)
+    return EPSILON
 
 
 def run_evolvability(args: argparse.Namespace) -> int:
@@ -162,8 +205,9 @@ def run_evolvability(args: argparse.Namespace) -> int:
     from crmnet.plot.common import save_png
     from crmnet.plot.design import evolvability_figure
 
-    if not args.epsilon > 0:
+    if args.epsilon is not None and not args.epsilon > 0:
         raise InputError(None, f"--epsilon must be positive, got {args.epsilon}")
+    args.epsilon = _recorded_epsilon(args.epsilon, Path(args.deltas).with_name("epsilon.json"))
     sat, ids = read_saturation(args.deltas)
     ev = evolvability(sat, args.epsilon)
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:

@@ -18,6 +18,7 @@ so memory holds one chunk plus the identifiers, whatever the input size.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import zipfile
@@ -119,7 +120,7 @@ def _safe_name(ident: str) -> str:
 def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.PathLike, *,
                      window: tuple[int, int] | None = None, epsilon: float = EPSILON, max_figures: int = 10,
                      write_tsv: bool = True, chunk_size: int = 512, overwrite: bool = False,
-                     progress: bool = True, label: str = "model") -> dict:
+                     progress: bool = True, label: str = "model", epsilon_source: str = "") -> dict:
     """Saturation mutagenesis of every sequence of a FASTA/TSV/CSV file into the directory ``out``.
 
     Parameters
@@ -130,6 +131,7 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
     window : (start, end) 0-based half-open, or None for the default window
     epsilon : robustness threshold; max_figures : heat maps drawn; write_tsv : write mutants.tsv
     chunk_size : sequences whose mutants are predicted together (memory: chunk_size × 3L mutants)
+    epsilon_source : where ``epsilon`` came from, recorded with it in ``epsilon.json``
 
     Returns
     -------
@@ -180,6 +182,8 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
             if tsv:
                 tsv.close()
         npz.write(tmp / "deltas.npz")
+        (tmp / "epsilon.json").write_text(json.dumps({"epsilon": epsilon, "source": epsilon_source}) + "\n",
+                                          encoding="utf-8")
         fig = evolvability_figure(np.concatenate(predictions), np.concatenate(robustness), epsilon, label)
         save_png(fig, tmp / "evolvability.png")
     return {"n": n, "mutants": mutants}
