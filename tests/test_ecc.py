@@ -14,7 +14,13 @@ from scipy.stats import spearmanr
 
 from crmnet.cli import main
 from crmnet.design.ecc import (
-    add_ecc, checkpoint_epsilon, consensus, iter_promoters, mutate_at_distance, robustness_epsilon, run_ecc,
+    add_ecc,
+    checkpoint_epsilon,
+    consensus,
+    iter_promoters,
+    mutate_at_distance,
+    robustness_epsilon,
+    run_ecc,
     weighted_sd,
 )
 from crmnet.errors import InputError

@@ -67,7 +67,7 @@ def test_predictions_equal_up_to_rounding_give_a_finite_unremarkable_z(data):
 
 
 def test_perfect_correlation_has_no_infinities(data):
-    rng, y, a = data
+    _, y, a = data
     c = compare_models(y, y.copy(), a, n_boot=200, groups=np.repeat(np.arange(60), 10))
     assert math.isnan(c["steiger_z"]) and math.isnan(c["cluster_z"])
     assert all(not math.isinf(v) for v in _numbers(c))

@@ -32,6 +32,8 @@ def register(subparsers) -> None:
     p.add_argument("--ig-steps", type=int, default=64, metavar="N",
                    help="integration points for integrated_gradients (default 64)")
     p.add_argument("--threshold", type=float, default=1e-4, help="FIMO p-value threshold (default 1e-4)")
+    p.add_argument("--shuffles", type=int, default=30, metavar="N",
+                   help="5F: column-shuffled copies of each motif matrix as its specificity null (default 30; 0: none)")
     p.add_argument("--batch-size", type=int, default=1024,
                    help="sequences (ISM: substituted sequences) per batch; results do not depend on it")
     p.add_argument("--limit", type=int, metavar="N", help="use only the first N sequences")
@@ -162,7 +164,7 @@ def run_interpret(args) -> int:
     attr = attribute(model, sequences, config, source=args.sequences, progress=not args.quiet)
     attr.meta.update({"checkpoint": str(args.checkpoint), "sequences": str(args.sequences)})
     summary = figure5(attr, motifs, args.out, measured=measured, ids=ids, config=config, threshold=args.threshold,
-                      truth=truth, overwrite=args.overwrite, progress=not args.quiet)
+                      truth=truth, overwrite=args.overwrite, progress=not args.quiet, n_shuffles=args.shuffles)
     print(f"{args.method} attributions of {len(sequences):,} sequences; Figure 5 written to {args.out}")
     print("\n".join(console_lines(summary)))
     return 0
