@@ -167,11 +167,11 @@ def with_flanks(variable: np.ndarray) -> np.ndarray:
 class Landscape:
     """The noise-free activity of :mod:`crmnet.data.calibrated` for one config (see the module docstring)."""
 
-    def __init__(self, config: CalibratedConfig):
+    def __init__(self, config: CalibratedConfig, fitted: dict | None = None):
         import torch
 
         self.config = config
-        fitted = load_landscape()
+        fitted = load_landscape() if fitted is None else fitted
         self.k = int(fitted["k"])
         self.wk = fitted["kmer_weights"].astype(np.float64) * config.kmer_scale
         self.bk = float(fitted["intercept"]) * config.kmer_scale
