@@ -154,12 +154,13 @@ def run_mutagenesis(args: argparse.Namespace) -> int:
     dt = time.perf_counter() - t
     print(f"{res['n']:,} sequences, {res['mutants']:,} mutants in {dt:.1f} s "
           f"({res['mutants'] / max(dt, 1e-9):,.0f} mutants/s)", file=sys.stderr)
+    print(f"robustness epsilon = {args.epsilon:.4g} ({source})", file=sys.stderr)
     print(f"wrote {args.out}")
     return 0
 
 
 def _epsilon(given: float | None, model) -> tuple[float, str]:
-    """The robustness threshold to use, said on standard error with where it came from."""
+    """The robustness threshold to use and where it came from (said once the work has succeeded)."""
     from crmnet.design.ecc import checkpoint_epsilon
     from crmnet.design.evolvability import EPSILON
 
@@ -170,29 +171,25 @@ def _epsilon(given: float | None, model) -> tuple[float, str]:
         value, source = stored[0], f"the checkpoint's own, from {stored[1]}"
     else:
         value, source = EPSILON, "default: Vaishnav et al.'s transformer's; `crmnet ecc --write-epsilon` derives the model's own"
-    print(f"robustness epsilon = {value:.4g} ({source})", file=sys.stderr)
     return value, source
 
 
-def _recorded_epsilon(given: float | None, path: Path) -> float:
-    """--epsilon, else the one recorded by mutagenesis beside its deltas, else the default (said on stderr)."""
+def _recorded_epsilon(given: float | None, path: Path) -> tuple[float, str]:
+    """(ε, where from): --epsilon, else the one recorded by mutagenesis beside its deltas, else the default."""
     import json
 
     from crmnet.design.evolvability import EPSILON
 
     if given is not None:
-        return given
+        return given, "--epsilon"
     if path.is_file():
         try:
             recorded = json.loads(path.read_text(encoding="utf-8"))
             value = float(recorded["epsilon"])
         except (ValueError, KeyError, TypeError):
             raise InputError(str(path), "not an epsilon.json written by crmnet mutagenesis") from None
-        print(f"robustness epsilon = {value:.4g} (as mutagenesis used: {recorded.get('source', '')})",
-              file=sys.stderr)
-        return value
-    print(f"robustness epsilon = {EPSILON:.4g} (default)", file=sys.stderr)
-    return EPSILON
+        return value, f"as mutagenesis used: {recorded.get('source', '')}"
+    return EPSILON, "default"
 
 
 def run_evolvability(args: argparse.Namespace) -> int:
@@ -207,7 +204,7 @@ def run_evolvability(args: argparse.Namespace) -> int:
 
     if args.epsilon is not None and not args.epsilon > 0:
         raise InputError(None, f"--epsilon must be positive, got {args.epsilon}")
-    args.epsilon = _recorded_epsilon(args.epsilon, Path(args.deltas).with_name("epsilon.json"))
+    args.epsilon, source = _recorded_epsilon(args.epsilon, Path(args.deltas).with_name("epsilon.json"))
     sat, ids = read_saturation(args.deltas)
     ev = evolvability(sat, args.epsilon)
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:
@@ -217,6 +214,7 @@ def run_evolvability(args: argparse.Namespace) -> int:
             write_evolvability_rows(fh, ev, ids)
         np.savez(tmp / "vectors.npz", vector=ev.vector, ids=np.array(ids, dtype=str), epsilon=ev.epsilon)
         save_png(evolvability_figure(ev.prediction, ev.robustness, ev.epsilon, "model"), tmp / "evolvability.png")
+    print(f"robustness epsilon = {args.epsilon:.4g} ({source})", file=sys.stderr)
     print(f"{len(ids):,} sequences: median robustness {np.nanmedian(ev.robustness):.3f}; wrote {args.out}")
     return 0
 
