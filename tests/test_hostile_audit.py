@@ -49,7 +49,7 @@ def _declared(parser) -> tuple[list[str], list[str]]:
 WRITERS = {name: p for name, p in COMMANDS.items() if _declared(p)[1]}
 PATH_DESTS = {"checkpoint", "input", "inputs", "path", "store", "init", "config", "sequences", "meme", "truth",
               "attributions", "pairs", "deltas", "models_dir", "data_dir", "teacher", "predictions", "test", "out",
-              "data", "members", "orthologs", "start"}
+              "data", "members", "orthologs", "start", "divergence"}
 
 
 @pytest.mark.parametrize("command", COMMANDS)

@@ -101,8 +101,9 @@ def register(subparsers) -> None:
     add_input(mu, "input", metavar="INPUT", help="FASTA, TSV or CSV of sequences")
     add_output(mu, "--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
     mu.add_argument("--window", metavar="START-END", help="positions to mutate, 1-based inclusive (e.g. 18-97)")
-    mu.add_argument("--epsilon", type=EPSILON, default=0.1616,
-                    help="robustness threshold on |delta|, a finite number > 0 (default 0.1616)")
+    mu.add_argument("--epsilon", type=EPSILON,
+                    help="robustness threshold on |delta|, a finite number > 0 (default: the checkpoint's own, "
+                         "stored by `crmnet ecc --write-epsilon`, else 0.1616, Vaishnav et al.'s transformer's)")
     mu.add_argument("--figures", type=int_range(0, MAX_FIGURES), default=10, metavar="K",
                     help=f"heat maps of the first K sequences, 0 to {MAX_FIGURES:,} (default 10)")
     mu.add_argument("--no-tsv", action="store_true", help="skip mutants.tsv (3L rows per sequence)")
@@ -119,8 +120,9 @@ def register(subparsers) -> None:
                     "evolvability.png.")
     add_input(ev, "deltas", metavar="DELTAS.npz", help="deltas.npz written by crmnet mutagenesis")
     add_output(ev, "--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
-    ev.add_argument("--epsilon", type=EPSILON, default=0.1616,
-                    help="robustness threshold, a finite number > 0 (default 0.1616)")
+    ev.add_argument("--epsilon", type=EPSILON,
+                    help="robustness threshold, a finite number > 0 (default: the one mutagenesis used, from "
+                         "epsilon.json beside DELTAS.npz, else 0.1616)")
     add_overwrite(ev)
     ev.set_defaults(func=run_evolvability)
 
@@ -210,6 +212,7 @@ def run_mutagenesis(args: argparse.Namespace) -> int:
 
     window = parse_window(args.window)
     model = load_checkpoint(args.checkpoint)
+    args.epsilon, source = _epsilon(args.epsilon, model)
     predictor = ModelPredictor(model, args.batch_size, default_device(args.device))
     if args.penalty:
         predictor = Objective({"model": predictor}, penalty=_penalty(args))
@@ -217,14 +220,48 @@ def run_mutagenesis(args: argparse.Namespace) -> int:
     res = mutagenesis_file(predictor, args.input, args.out, window=window, epsilon=args.epsilon,
                            max_figures=args.figures, write_tsv=not args.no_tsv, chunk_size=args.chunk_size,
                            overwrite=args.overwrite, progress=not args.quiet, label=Path(args.checkpoint).stem,
-                           flanks=args.flanks)
+                           flanks=args.flanks, epsilon_source=source)
     if res["flanked"]:
         print(flank_note(res["flanked"]), file=sys.stderr)
     dt = time.perf_counter() - t
     print(f"{res['n']:,} sequences, {res['mutants']:,} mutants in {dt:.1f} s "
           f"({res['mutants'] / max(dt, 1e-9):,.0f} mutants/s)", file=sys.stderr)
+    print(f"robustness epsilon = {args.epsilon:.4g} ({source})", file=sys.stderr)
     print(f"wrote {args.out}")
     return 0
+
+
+def _epsilon(given: float | None, model) -> tuple[float, str]:
+    """The robustness threshold to use and where it came from (said once the work has succeeded)."""
+    from crmnet.design.ecc import checkpoint_epsilon
+    from crmnet.design.evolvability import EPSILON
+
+    stored = checkpoint_epsilon(model)
+    if given is not None:
+        value, source = given, "--epsilon"
+    elif stored is not None:
+        value, source = stored[0], f"the checkpoint's own, from {stored[1]}"
+    else:
+        value, source = EPSILON, "default: Vaishnav et al.'s transformer's; `crmnet ecc --write-epsilon` derives the model's own"
+    return value, source
+
+
+def _recorded_epsilon(given: float | None, path: Path) -> tuple[float, str]:
+    """(ε, where from): --epsilon, else the one recorded by mutagenesis beside its deltas, else the default."""
+    import json
+
+    from crmnet.design.evolvability import EPSILON
+
+    if given is not None:
+        return given, "--epsilon"
+    if path.is_file():
+        try:
+            recorded = json.loads(path.read_text(encoding="utf-8"))
+            value = float(recorded["epsilon"])
+        except (ValueError, KeyError, TypeError):
+            raise InputError(str(path), "not an epsilon.json written by crmnet mutagenesis") from None
+        return value, f"as mutagenesis used: {recorded.get('source', '')}"
+    return EPSILON, "default"
 
 
 def run_evolvability(args: argparse.Namespace) -> int:
@@ -237,6 +274,7 @@ def run_evolvability(args: argparse.Namespace) -> int:
     from crmnet.plot.common import save_png
     from crmnet.plot.design import evolvability_figure
 
+    args.epsilon, source = _recorded_epsilon(args.epsilon, Path(args.deltas).with_name("epsilon.json"))
     sat, ids = read_saturation(args.deltas)
     ev = evolvability(sat, args.epsilon)
     with atomic_path(args.out, overwrite=args.overwrite) as tmp:
@@ -245,6 +283,7 @@ def run_evolvability(args: argparse.Namespace) -> int:
             write_evolvability_rows(fh, ev, ids, header=True)
         np.savez(tmp / "vectors.npz", vector=ev.vector, ids=np.array(ids, dtype=str), epsilon=ev.epsilon)
         save_png(evolvability_figure(ev.prediction, ev.robustness, ev.epsilon, "model"), tmp / "evolvability.png")
+    print(f"robustness epsilon = {args.epsilon:.4g} ({source})", file=sys.stderr)
     print(f"{len(ids):,} sequences: median robustness {np.nanmedian(ev.robustness):.3f}; wrote {args.out}")
     return 0
 

@@ -46,6 +46,9 @@ def register(subparsers) -> None:
                    help="integration points for integrated_gradients, 1 to 10,000 (default 64)")
     p.add_argument("--threshold", type=finite_float(0, 1, open_low=True), default=1e-4,
                    help="FIMO p-value threshold, in (0, 1] (default 1e-4)")
+    p.add_argument("--shuffles", type=int_range(0, 10_000), default=30, metavar="N",
+                   help="5F: column-shuffled copies of each motif matrix as its specificity null, 0 to 10,000 "
+                        "(default 30; 0: none)")
     add_batch_size(p, what="sequences (ISM: substituted sequences) per batch")
     p.add_argument("--limit", type=POSITIVE, metavar="N", help="use only the first N sequences (at least 1)")
     p.add_argument("--keep-below-mean", action="store_true",
@@ -185,7 +188,7 @@ def run_interpret(args) -> int:
     attr = attribute(model, sequences, config, source=args.sequences, progress=not args.quiet)
     attr.meta.update({"checkpoint": str(args.checkpoint), "sequences": str(args.sequences)})
     summary = figure5(attr, motifs, args.out, measured=measured, ids=ids, config=config, threshold=args.threshold,
-                      truth=truth, overwrite=args.overwrite, progress=not args.quiet)
+                      truth=truth, overwrite=args.overwrite, progress=not args.quiet, n_shuffles=args.shuffles)
     print(f"{args.method} attributions of {len(sequences):,} sequences; Figure 5 written to {args.out}")
     print("\n".join(console_lines(summary)))
     return 0

@@ -13,8 +13,10 @@ between-sequence covariance (real regions vary in GC more than independent draws
 **Expression landscape** (noise-free activity ``a``, a deterministic function of the sequence):
 
 1. *Fitted k-mer field*: ``Σ_windows w4[4-mer] + b``, the ridge regression of measured expression on the
-   4-mer counts of the 3,331 real high-quality complex-medium random variable regions
-   (``HQ_testdata_complex.txt``, penalty by leave-one-out), shipped in ``calibrated_landscape.npz``. It
+   4-mer counts of the declared fitting half (1,690 of 3,331; :func:`crmnet.data.calibration.fit_half`)
+   of the real high-quality complex-medium random variable regions (``HQ_testdata_complex.txt``, penalty
+   by leave-one-out), shipped in ``calibrated_landscape.npz``; the other half, the defined-medium regions
+   outside the fitting half and the native promoters are never seen by the fit (``docs/science.md``). It
    carries the real GC and poly-dA:dT effects and the short-k-mer trends: on the real set, 4-mer ridge
    (cross-validated r 0.78) beats 6-mer ridge (0.72), so low-order composition is the learnable part of
    the real landscape. Scaled by ``kmer_scale``, plus an extra GC term ``gc_effect · (GC − 0.5)``.
@@ -167,11 +169,11 @@ def with_flanks(variable: np.ndarray) -> np.ndarray:
 class Landscape:
     """The noise-free activity of :mod:`crmnet.data.calibrated` for one config (see the module docstring)."""
 
-    def __init__(self, config: CalibratedConfig):
+    def __init__(self, config: CalibratedConfig, fitted: dict | None = None):
         import torch
 
         self.config = config
-        fitted = load_landscape()
+        fitted = load_landscape() if fitted is None else fitted
         self.k = int(fitted["k"])
         self.wk = fitted["kmer_weights"].astype(np.float64) * config.kmer_scale
         self.bk = float(fitted["intercept"]) * config.kmer_scale

@@ -239,6 +239,27 @@ def summarize(codes: np.ndarray, values: np.ndarray, motifs=None, seed: int = 0)
     return out
 
 
+def fit_half(codes: np.ndarray) -> np.ndarray:
+    """The declared fitting half of a set of variable regions: a fixed hash of each region's bases.
+
+    Membership depends on the sequence alone (BLAKE2b of its bases, lowest bit), so a variable region
+    falls on the same side in every file that holds it (the defined-random set shares 1,730 regions with
+    the complex HQ set) and repeated rows never straddle the halves.
+
+    Parameters
+    ----------
+    codes : (n, W) uint8 variable regions (see :func:`variable_regions`)
+
+    Returns
+    -------
+    (n,) bool, True for the fitting half.
+    """
+    import hashlib
+
+    return np.array([hashlib.blake2b(row[row < CODE_N].tobytes(), digest_size=1).digest()[0] % 2 == 0
+                     for row in np.asarray(codes, dtype=np.uint8)], dtype=bool)
+
+
 def planted_motifs(config=None) -> tuple[list[str], list[np.ndarray], list[float]]:
     """``(names, log_odds, thresholds)`` of the planted-motif preset's motifs, for :func:`summarize`.
 

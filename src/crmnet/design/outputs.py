@@ -18,6 +18,7 @@ so memory holds one chunk plus the identifiers, whatever the input size.
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
@@ -146,7 +147,8 @@ def write_evolvability_rows(fh, ev: Evolvability, ids: list[str], header: bool =
 def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.PathLike, *,
                      window: tuple[int, int] | None = None, epsilon: float = EPSILON, max_figures: int = 10,
                      write_tsv: bool = True, chunk_size: int = 512, overwrite: bool = False,
-                     progress: bool = True, label: str = "model", flanks: bool = True) -> dict:
+                     progress: bool = True, label: str = "model", flanks: bool = True,
+                     epsilon_source: str = "") -> dict:
     """Saturation mutagenesis of every sequence of a FASTA/TSV/CSV file into the directory ``out``.
 
     Parameters
@@ -159,6 +161,7 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
     chunk_size : sequences whose mutants are predicted together (memory: chunk_size × 3L mutants)
     flanks : complete each bare 80-nt variable region with the construct's flanks first (for a predictor
         that reads whole constructs: a model per :func:`crmnet.data.construct.expects_construct`, the simulator)
+    epsilon_source : where ``epsilon`` came from, recorded with it in ``epsilon.json``
 
     Returns
     -------
@@ -216,6 +219,8 @@ def mutagenesis_file(predictor, input_path: str | os.PathLike, out: str | os.Pat
             if tsv:
                 tsv.close()
         npz.write(tmp / "deltas.npz")
+        (tmp / "epsilon.json").write_text(json.dumps({"epsilon": epsilon, "source": epsilon_source}) + "\n",
+                                          encoding="utf-8")
         fig = evolvability_figure(np.concatenate(predictions), np.concatenate(robustness), epsilon, label)
         save_png(fig, tmp / "evolvability.png")
     return {"n": n, "mutants": mutants, "flanked": flanked}

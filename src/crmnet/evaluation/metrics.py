@@ -334,30 +334,72 @@ def bootstrap_ci(y_true, y_pred, n_boot: int = 1000, seed: int = 0, level: float
     return out
 
 
-def steiger_z(r_ya: float, r_yb: float, r_ab: float, n: int) -> tuple[float, float]:
+def steiger_z(r_ya: float, r_yb: float, r_ab: float, n: int, *, delta_r: float | None = None,
+              one_minus_r_ab: float | None = None) -> tuple[float, float]:
     """Steiger's (1980, eq. 14-15) Z test of H0: ρ(y, a) = ρ(y, b) for two correlations sharing y.
 
     Uses Fisher's z of each correlation and the pooled r̄ = (r_ya + r_yb) / 2 in the covariance term;
-    r_ab is the correlation of the two predictors with each other. Returns (Z, two-tailed p).
+    r_ab is the correlation of the two predictors with each other.
+
+    Parameters
+    ----------
+    r_ya, r_yb, r_ab : float
+        The three correlations.
+    n : int
+        Pairs (at least 4).
+    delta_r, one_minus_r_ab : float, optional
+        r_ya − r_yb and 1 − r_ab computed without cancellation (:func:`compare_models` computes both from
+        the standardised difference of the predictions). For nearly identical predictors both are tiny and
+        subtracting rounded correlations would leave mostly rounding; by default they are the differences.
+
+    Returns
+    -------
+    (Z, two-tailed p)
+        Z = 0, p = 1 when the correlations are equal (identical predictors included). NaN, NaN where the
+        test is undefined: a correlation that is NaN (constant input) or exactly ±1 while the other is not
+        (Fisher's z is infinite); never an infinity.
     """
     from scipy.stats import norm
 
     if n < 4:
         raise ValueError(f"Steiger's test needs at least 4 pairs, got {n}")
+    delta_r = r_ya - r_yb if delta_r is None else delta_r
+    delta = 1.0 - r_ab if one_minus_r_ab is None else one_minus_r_ab
+    if not all(math.isfinite(v) for v in (r_ya, r_yb, r_ab, delta_r, delta)):
+        return float("nan"), float("nan")
+    if delta_r == 0.0 or r_ya == r_yb:
+        return 0.0, 1.0
     if max(abs(r_ya), abs(r_yb)) >= 1.0:
-        raise ValueError("Steiger's test needs correlations strictly between -1 and 1")
+        return float("nan"), float("nan")
     rbar = (r_ya + r_yb) / 2.0
-    rbar2 = rbar * rbar
-    psi = r_ab * (1.0 - 2.0 * rbar2) - 0.5 * rbar2 * (1.0 - 2.0 * rbar2 - r_ab * r_ab)
-    c = psi / (1.0 - rbar2) ** 2
-    diff = math.atanh(r_ya) - math.atanh(r_yb)
-    var = 2.0 - 2.0 * c
-    if var <= 1e-12:
-        # Identical predictors (r_ab = 1): the difference has no sampling variance; it is 0 or certain.
-        z = 0.0 if abs(diff) < 1e-12 else math.copysign(math.inf, diff)
-    else:
-        z = diff * math.sqrt(n - 3) / math.sqrt(var)
+    q = 1.0 - rbar * rbar
+    # 2 − 2c of Steiger's eq. 15 rewritten in δ = 1 − r_ab (exact algebra): no cancellation as r_ab → 1.
+    var = 2.0 * delta / q - (rbar * delta / q) ** 2
+    # atanh(r_ya) − atanh(r_yb) = atanh(Δr / (1 − r_ya r_yb)), exact and accurate for a small Δr
+    diff = math.atanh(delta_r / (1.0 - r_ya * r_yb))
+    if not var > 0.0:
+        return float("nan"), float("nan")
+    z = diff * math.sqrt(n - 3) / math.sqrt(var)
     return z, float(2.0 * norm.sf(abs(z)))
+
+
+def _standardized_difference(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """(r_ya − r_yb, 1 − r_ab) from the standardised difference of a and b, free of cancellation.
+
+    With unit-norm centred vectors ã, b̃, ỹ: r_ya − r_yb = ỹ·(ã − b̃) and 1 − r_ab = |ã − b̃|² / 2.
+    A difference within float64 rounding (b an exact affine copy of a, computed in other units) is 0:
+    the ratio of two rounding errors would otherwise pass for a Z. NaN when y, a or b is constant.
+    """
+    def unit(v):
+        c = v - v.mean()
+        norm = math.sqrt(float(c @ c))
+        return c / norm if norm > 0 else np.full_like(c, np.nan)
+
+    ua = unit(a)
+    d = ua - unit(b)
+    if np.abs(d).max() <= 1e-12 * np.abs(ua).max():
+        d = np.zeros_like(d)
+    return float(unit(y) @ d), float(d @ d) / 2.0
 
 
 def compare_models(y, pred_a, pred_b, n_boot: int = 1000, seed: int = 0, level: float = 0.95,
@@ -400,15 +442,17 @@ def compare_models(y, pred_a, pred_b, n_boot: int = 1000, seed: int = 0, level: 
     d = rs[:, 0] - rs[:, 1]
     # Two-sided bootstrap p: twice the smaller tail beyond 0, with the +1 correction so it is never 0.
     tail = min(int((d <= 0).sum()), int((d >= 0).sum()))
-    z, p_z = steiger_z(r_a, r_b, r_ab, n)
+    delta_r, one_minus_r_ab = _standardized_difference(y, a, b)
+    z, p_z = steiger_z(r_a, r_b, r_ab, n, delta_r=delta_r, one_minus_r_ab=one_minus_r_ab)
+    bootstrap_p = 1.0 if not d.any() else min(1.0, 2.0 * (tail + 1) / (len(d) + 1))
     out = {
         "n": n,
         "r_a": r_a,
         "r_b": r_b,
         "r_ab": r_ab,
-        "delta_r": r_a - r_b,
+        "delta_r": delta_r if math.isfinite(delta_r) else r_a - r_b,
         "delta_r_ci": _interval(d, level),
-        "bootstrap_p": min(1.0, 2.0 * (tail + 1) / (len(d) + 1)),
+        "bootstrap_p": bootstrap_p,
         "steiger_z": z,
         "steiger_p": p_z,
         "delta_mse": float(((y - a) ** 2).mean() - ((y - b) ** 2).mean()),
@@ -419,26 +463,34 @@ def compare_models(y, pred_a, pred_b, n_boot: int = 1000, seed: int = 0, level: 
         "p": p_z,
         "p_method": "steiger",
     }
+    if not math.isfinite(p_z) and math.isfinite(r_a) and math.isfinite(r_b):
+        # Steiger undefined (a correlation of exactly ±1): the paired bootstrap still compares them
+        out.update(p=bootstrap_p, p_method="bootstrap")
     if codes is not None:
-        cz, cp = _cluster_wald(r_a, r_b, rs)
+        cz, cp = _cluster_wald(r_a, r_b, rs, delta_r)
         out.update(n_groups=int(codes.max()) + 1, cluster_z=cz, cluster_p=cp, p=cp, p_method="cluster_wald")
     return out
 
 
-def _cluster_wald(r_a: float, r_b: float, rs: np.ndarray) -> tuple[float, float]:
-    """Wald Z and two-tailed p of Fisher's Δz, its standard error from bootstrap pairs rs (B, 2) of (r_a*, r_b*)."""
+def _cluster_wald(r_a: float, r_b: float, rs: np.ndarray, delta_r: float) -> tuple[float, float]:
+    """Wald Z and two-tailed p of Fisher's Δz, its standard error from bootstrap pairs rs (B, 2) of (r_a*, r_b*).
+
+    Z = 0, p = 1 for equal correlations; NaN, NaN where undefined (a correlation of ±1 or NaN, or no
+    resampling variance while the correlations differ), never an infinity.
+    """
     from scipy.stats import norm
 
+    if delta_r == 0.0 or r_a == r_b:
+        return 0.0, 1.0
+    if not (math.isfinite(delta_r) and max(abs(r_a), abs(r_b)) < 1.0):
+        return float("nan"), float("nan")
     with np.errstate(divide="ignore", invalid="ignore"):
         dz = np.arctanh(np.clip(rs, -1.0, 1.0)) @ np.array([1.0, -1.0])
-    diff = math.atanh(r_a) - math.atanh(r_b)
     dz = dz[np.isfinite(dz)]
     se = float(np.std(dz, ddof=1)) if len(dz) > 1 else float("nan")
-    if not se > 1e-12:
-        # No resampling variance (identical predictors): the difference is 0 or certain.
-        z = 0.0 if abs(diff) < 1e-12 else math.copysign(math.inf, diff)
-    else:
-        z = diff / se
+    if not se > 0.0:
+        return float("nan"), float("nan")
+    z = math.atanh(delta_r / (1.0 - r_a * r_b)) / se
     return z, float(2.0 * norm.sf(abs(z)))
 
 

@@ -19,6 +19,7 @@ from crmnet.data.construct import variable_region
 from crmnet.data.jaspar import Motif, information_content
 from crmnet.interpret.attribution import AttributionConfig, Attributions, display_filter
 from crmnet.interpret.enrichment import NO_HITS, expression_enrichment, saliency_enrichment
+from crmnet.interpret.motif_null import N_SHUFFLES, shuffle_null
 from crmnet.interpret.scanning import Hits, scan
 from crmnet.interpret.scoring import ground_truth_saliency
 from crmnet.progress import progress as progress_bar
@@ -122,6 +123,7 @@ def figure5(
     overwrite: bool = False,
     logo_pad: int = 6,
     progress: bool = False,
+    n_shuffles: int = N_SHUFFLES,
 ) -> dict:
     """Figure 5A–G of the paper, its tables and a Markdown summary, written atomically into directory ``out``.
 
@@ -148,6 +150,9 @@ def figure5(
         Bases shown on each side of a logo's site.
     progress : bool
         Show the steps (FIMO scan, logos, 5F, 5G, planted sites, report; rate, ETA).
+    n_shuffles : int
+        Column-shuffled matrices per motif for 5F's specificity null (:mod:`crmnet.interpret.motif_null`;
+        seed 0); 0 skips it.
 
     Returns
     -------
@@ -157,10 +162,12 @@ def figure5(
     config = config or AttributionConfig()
     steps = 4 + (measured is not None) + (truth is not None)
     with progress_bar(total=steps, desc="figure 5", unit="step", enable=progress) as bar:
-        return _figure5(attr, motifs, out, measured, ids, config, threshold, truth, overwrite, logo_pad, bar)
+        return _figure5(attr, motifs, out, measured, ids, config, threshold, truth, overwrite, logo_pad, bar,
+                        n_shuffles)
 
 
-def _figure5(attr, motifs, out, measured, ids, config, threshold, truth, overwrite, logo_pad, bar) -> dict:
+def _figure5(attr, motifs, out, measured, ids, config, threshold, truth, overwrite, logo_pad, bar,
+             n_shuffles) -> dict:
     """:func:`figure5` with its step bar open in ``bar``."""
     from crmnet.fsutil import atomic_path, write_text_atomic
     from crmnet.plot import save_figure
@@ -171,6 +178,7 @@ def _figure5(attr, motifs, out, measured, ids, config, threshold, truth, overwri
     hits = scan(motifs, attr.onehot, threshold=threshold, region=region)
     bar.update()
     summary: dict = {"n_sequences": len(attr), "method": attr.method, "threshold": threshold,
+                     "n_shuffles": n_shuffles,
                      "config": config.to_dict(), "motifs": [m.matrix_id + " " + m.name for m in motifs]}
     with atomic_path(out, overwrite=overwrite) as tmp:
         tmp.mkdir(parents=True)
@@ -179,6 +187,9 @@ def _figure5(attr, motifs, out, measured, ids, config, threshold, truth, overwri
         summary["logos"] = _logo_panels(tmp, attr, hits, shown, measured, ids, logo_pad)
         bar.update()
         f_rows = saliency_enrichment(hits, raw, region)
+        if n_shuffles:
+            write_tsv(tmp / "table5F_shuffled.tsv", shuffle_null(f_rows, motifs, attr.onehot, raw, region,
+                                                                 threshold=threshold, n_shuffles=n_shuffles))
         write_tsv(tmp / "table5F_saliency.tsv", f_rows)
         save_figure(_bars(f_rows, ("mean_matched", "mean_unmatched"), ("at motif matches", "rest of the sequence"),
                           f"mean {attr.method} per position (per-sequence means)",
@@ -215,6 +226,14 @@ def _f_rows(rows: list[dict]) -> list[list]:
              r["abs_ratio"], r["wilcoxon_p"], r["q_value"]] for r in rows]
 
 
+def _null_rows(rows: list[dict]) -> list[list]:
+    def specific(r):
+        return "–" if r.get("specific") is None else ("yes" if r["specific"] else "no")
+
+    return [[r["motif"], _opt(r.get("difference")), f"{_opt(r.get('null_mean'))} ± {_opt(r.get('null_sd'))}",
+             r.get("null_n"), _opt(r.get("null_z")), r.get("null_p"), r.get("null_q"), specific(r)] for r in rows]
+
+
 def _g_rows(rows: list[dict]) -> list[list]:
     return [[r["motif"], 0, NO_HITS, r["mean_all"], "", "", "", "", ""] if r["note"] == NO_HITS else
             [r["motif"], r["n_sequences"], r["mean_with"], r["mean_all"], r["mean_without"], r["mannwhitney_p"],
@@ -242,6 +261,14 @@ def figure5_markdown(s: dict) -> str:
     lines += markdown_table(["motif", "hits", "sequences", "mean matched", "mean unmatched",
                              "difference [95% CI]", "abs ratio", "Wilcoxon p", "BH q"], _f_rows(s["fig5F"]),
                             p_columns=("Wilcoxon p", "BH q"))
+    if s.get("n_shuffles") and s["fig5F"] and "null_p" in s["fig5F"][0]:
+        lines += ["", f"### Specific to the motif? Against {s['n_shuffles']} column-shuffled copies of each matrix", "",
+                  ("The same difference for each shuffled matrix (same composition, order destroyed; scanned alike). "
+                   "Empirical p = (1 + shuffles at least as extreme in the direction of the effect) / (1 + "
+                   "shuffles with hits); BH over the motifs; specific where q ≤ 0.05."), ""]
+        lines += markdown_table(["motif", "difference", "shuffled mean ± sd", "shuffles with hits", "z",
+                                 "empirical p", "BH q", "specific"], _null_rows(s["fig5F"]),
+                                p_columns=("empirical p", "BH q"))
     if "fig5G" in s:
         lines += ["", "## 5G: measured expression of sequences containing the motif", ""]
         lines += markdown_table(["motif", "sequences", "mean with", "mean of all", "mean without",
@@ -280,7 +307,7 @@ def console_lines(s: dict) -> list[str]:
             continue
         lines.append(f"  5F {r['motif']:>6}: {r['n_hits']:5d} hits in {r['n_sequences']:5d} sequences, mean at matches "
                      f"{r['mean_matched']:.4g} vs rest {r['mean_unmatched']:.4g}, abs ratio {_opt(r['abs_ratio'])} "
-                     f"({format_p(r['q_value'], 'q')})")
+                     f"({format_p(r['q_value'], 'q')})" + _null_text(r))
     for r in s.get("fig5G", []):
         if r["note"] == NO_HITS:
             lines.append(f"  5G {r['motif']:>6}: no hits")
@@ -291,6 +318,14 @@ def console_lines(s: dict) -> list[str]:
         lines.append(f"  ground truth, {group}: mean |attribution| on / off the planted sites = {_opt(v['ratio'])}, "
                      f"AUROC {v['auroc']:.3f} (signed means {v['mean_on_sites']:.3g} / {v['mean_elsewhere']:.3g})")
     return lines
+
+
+def _null_text(r: dict) -> str:
+    if r.get("null_p") is None:
+        return ""
+    verdict = "specific" if r["specific"] else "not specific"
+    return (f"; {r['null_n']} shuffled matrices {_opt(r['null_mean'])} ± {_opt(r['null_sd'])}, empirical "
+            f"{format_p(r['null_p'])}, {format_p(r['null_q'], 'q')}: {verdict}")
 
 
 def _opt(v) -> str:

@@ -133,3 +133,37 @@ def library_figure(target: np.ndarray, prediction: np.ndarray, per_model: dict, 
     ax.set_ylabel("predicted expression")
     ax.set_title(f"{title}: {len(target)} designs", fontsize=9)
     return fig
+
+
+def ecc_figure(ecc: np.ndarray, divergence: np.ndarray, summary: dict, label: str):
+    """The expression conservation coefficient: its distribution, and against sequence divergence.
+
+    Parameters
+    ----------
+    ecc : (P,) float, NaN where undefined
+    divergence : (P,) float, each promoter's mean Hamming distance of its isolates to the consensus
+    summary : dict
+        ``finite_ecc``, ``fraction_above_zero``, ``median_ecc`` (printed in the title).
+    label : model name
+    """
+    fig = _figure(9.0, 3.6)
+    ok = np.isfinite(ecc)
+    ax = fig.add_subplot(1, 2, 1)
+    ax.hist(ecc[ok], bins=100, color="#980043", linewidth=0)
+    ax.axvline(0, color="black", linestyle="--", linewidth=1)
+    ax.set_xlabel("expression conservation coefficient (ECC)")
+    ax.set_ylabel("promoters")
+    ax.set_title(f"{label}: {summary['finite_ecc']:,} finite, {100 * summary['fraction_above_zero']:.1f} % > 0, "
+                 f"median {summary['median_ecc']:.3f}", fontsize=9)
+    ax = fig.add_subplot(1, 2, 2)
+    ok &= np.isfinite(divergence) & (divergence > 0)
+    if ok.sum() > 2000:
+        hb = ax.hexbin(divergence[ok], ecc[ok], gridsize=50, xscale="log", bins="log", mincnt=1, cmap="viridis")
+        fig.colorbar(hb, ax=ax, label="promoters (log)")
+    else:
+        ax.scatter(divergence[ok], ecc[ok], s=6, alpha=0.5)
+        ax.set_xscale("log")
+    ax.axhline(0, color="black", linestyle="--", linewidth=1)
+    ax.set_xlabel("mean Hamming distance of the isolates to the consensus")
+    ax.set_ylabel("ECC")
+    return fig
