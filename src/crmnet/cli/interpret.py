@@ -68,6 +68,10 @@ def register(subparsers) -> None:
     add_quiet(p)
     p.set_defaults(func=run_interpret)
 
+    _register_motifs(subparsers)
+
+
+def _register_motifs(subparsers) -> None:
     m = subparsers.add_parser(
         "motifs",
         help="de novo motifs: k-mer enrichment, mHG, TF-MoDISco; TOMTOM matches to yeast JASPAR",
