@@ -213,3 +213,16 @@ def test_cli_ecc_writes_table_figure_summary_and_epsilon(tmp_path, rng, capsys):
     assert main(["evolvability", str(tmp_path / "mu" / "deltas.npz"), "--out", str(tmp_path / "ev")]) == 0
     assert "as mutagenesis used" in capsys.readouterr().err
     assert main(["ecc", "--checkpoint", str(ckpt), "--orthologs", str(path), "--out", str(out), "--quiet"]) == 2
+
+
+def test_epsilon_for_prefers_the_users_then_the_checkpoints_own():
+    from types import SimpleNamespace
+
+    from crmnet.design.ecc import epsilon_for
+    from crmnet.design.evolvability import EPSILON
+
+    own = SimpleNamespace(checkpoint_meta={"extra": {"robustness_epsilon": {"value": 0.1281, "source": "ecc run"}}})
+    bare = SimpleNamespace(checkpoint_meta={})
+    assert epsilon_for(own, 0.2) == (0.2, "--epsilon")
+    assert epsilon_for(own)[0] == 0.1281 and "ecc run" in epsilon_for(own)[1]
+    assert epsilon_for(bare)[0] == EPSILON and "default" in epsilon_for(bare)[1]

@@ -205,6 +205,7 @@ def run_mutagenesis(args: argparse.Namespace) -> int:
     """Saturation mutagenesis: predict every single-base mutant of every sequence."""
     import time
 
+    from crmnet.design.ecc import epsilon_for
     from crmnet.design.mutagenesis import parse_window
     from crmnet.design.oracle import ModelPredictor, Objective
     from crmnet.design.outputs import mutagenesis_file
@@ -212,7 +213,7 @@ def run_mutagenesis(args: argparse.Namespace) -> int:
 
     window = parse_window(args.window)
     model = load_checkpoint(args.checkpoint)
-    args.epsilon, source = _epsilon(args.epsilon, model)
+    args.epsilon, source = epsilon_for(model, args.epsilon)
     predictor = ModelPredictor(model, args.batch_size, default_device(args.device))
     if args.penalty:
         predictor = Objective({"model": predictor}, penalty=_penalty(args))
@@ -229,21 +230,6 @@ def run_mutagenesis(args: argparse.Namespace) -> int:
     print(f"robustness epsilon = {args.epsilon:.4g} ({source})", file=sys.stderr)
     print(f"wrote {args.out}")
     return 0
-
-
-def _epsilon(given: float | None, model) -> tuple[float, str]:
-    """The robustness threshold to use and where it came from (said once the work has succeeded)."""
-    from crmnet.design.ecc import checkpoint_epsilon
-    from crmnet.design.evolvability import EPSILON
-
-    stored = checkpoint_epsilon(model)
-    if given is not None:
-        value, source = given, "--epsilon"
-    elif stored is not None:
-        value, source = stored[0], f"the checkpoint's own, from {stored[1]}"
-    else:
-        value, source = EPSILON, "default: Vaishnav et al.'s transformer's; `crmnet ecc --write-epsilon` derives the model's own"
-    return value, source
 
 
 def _recorded_epsilon(given: float | None, path: Path) -> tuple[float, str]:

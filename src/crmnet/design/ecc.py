@@ -481,6 +481,33 @@ def store_epsilon(checkpoint, summary: dict) -> None:
         torch.save(payload, fh)
 
 
+def epsilon_for(model, given: float | None = None) -> tuple[float, str]:
+    """The robustness threshold ε for ``model`` and where it came from.
+
+    Parameters
+    ----------
+    model : nn.Module
+        A loaded checkpoint (its stored ε, from :func:`store_epsilon`, is used when ``given`` is None).
+    given : float, optional
+        An ε the user chose (``--epsilon``, the page's field); it wins.
+
+    Returns
+    -------
+    epsilon : float
+    source : str
+        ``--epsilon``, the checkpoint's own (with its provenance), or the default (Vaishnav et al.'s
+        transformer's 0.1616).
+    """
+    from crmnet.design.evolvability import EPSILON
+
+    stored = checkpoint_epsilon(model)
+    if given is not None:
+        return given, "--epsilon"
+    if stored is not None:
+        return stored[0], f"the checkpoint's own, from {stored[1]}"
+    return EPSILON, "default: Vaishnav et al.'s transformer's; `crmnet ecc --write-epsilon` derives the model's own"
+
+
 def checkpoint_epsilon(model) -> tuple[float, str] | None:
     """(ε, where it came from) stored in a loaded model's checkpoint by :func:`store_epsilon`, or None."""
     stored = (getattr(model, "checkpoint_meta", None) or {}).get("extra", {}).get("robustness_epsilon")

@@ -138,8 +138,12 @@ def _chunk_size(windows: np.ndarray) -> int:
     return max(1, 8192 // (3 * longest))
 
 
-def mutate_job(models: list, seqs: Sequences, epsilon: float, batch_size: int) -> Callable:
-    """Robustness and evolvability of every sequence under each model (windows: the variable region)."""
+def mutate_job(models: list, seqs: Sequences, epsilon: float | None, batch_size: int) -> Callable:
+    """Robustness and evolvability of every sequence under each model (windows: the variable region).
+
+    ``epsilon`` None: each model's own ε (stored by ``crmnet ecc --write-epsilon``), else the default.
+    """
+    from crmnet.design.ecc import epsilon_for
     from crmnet.design.evolvability import Evolvability, evolvability
     from crmnet.design.mutagenesis import resolve_windows, saturate_codes
     from crmnet.design.oracle import ModelPredictor, encode_sequences
@@ -154,22 +158,24 @@ def mutate_job(models: list, seqs: Sequences, epsilon: float, batch_size: int) -
         files, tables = {}, []
         for k, served in enumerate(models):
             predictor = ModelPredictor(served.model, batch_size=batch_size * 4)
+            eps, source = epsilon_for(served.model, epsilon)
             parts = []
             for s in range(0, n, step):
                 progress(k * n + s, n * len(models), f"{served.name}: sequence {s + 1:,} of {n:,}")
                 sat = saturate_codes(predictor, codes[s : s + step], lengths[s : s + step], windows[s : s + step])
-                parts.append(evolvability(sat, epsilon))
+                parts.append(evolvability(sat, eps))
                 if s == 0:  # one heat map per model (the Explain page draws any sequence's)
                     files[f"heatmap_{k}.png"] = _png(heatmap_figure(sat, 0, f"{seqs.ids[0]} ({served.name})"))
             ev = _join(parts, Evolvability)
             buf = io.StringIO()
             write_evolvability_rows(buf, ev, seqs.ids, header=True)
             files[f"evolvability_{k}.tsv"] = (buf.getvalue().encode(), TSV)
-            files[f"vectors_{k}.png"] = _png(evolvability_vectors(ev.vector, seqs.ids, epsilon, served.name))
-            files[f"robustness_{k}.png"] = _png(evolvability_figure(ev.prediction, ev.robustness, epsilon,
+            files[f"vectors_{k}.png"] = _png(evolvability_vectors(ev.vector, seqs.ids, eps, served.name))
+            files[f"robustness_{k}.png"] = _png(evolvability_figure(ev.prediction, ev.robustness, eps,
                                                                     served.name))
             tables.append({"model": served.name, "index": k, "rows": list(zip(seqs.ids, ev.rows()))[:SHOWN_ROWS],
-                           "first": seqs.ids[0]})
+                           "first": seqs.ids[0], "epsilon": eps,
+                           "epsilon_source": "your choice" if epsilon is not None else source})
         return Result({"tables": tables, "columns": Evolvability.COLUMNS, "epsilon": epsilon, "n": n,
                        "notes": seqs.notes}, files)
 

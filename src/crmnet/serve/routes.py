@@ -131,7 +131,7 @@ async def mutate_page(request):
     def make(values, upload, filename, limits):
         models = _chosen(request, values)
         seqs = _sequences(request, values, upload, filename, limits.max_mutate_sequences, models)
-        epsilon = _number(values, "epsilon", 0.1616, float, 1e-6, 100.0)
+        epsilon = _number(values, "epsilon", None, float, 1e-6, 100.0)  # empty: each model's own
         return analyses.mutate_job(models, seqs, epsilon, limits.batch_size)
 
     return await _form_page(request, "mutate", "Robustness and evolvability", make)
