@@ -81,6 +81,7 @@ def test_tiny_cpu_check_runs_every_section_without_the_optional_packages(tmp_pat
     assert "| crmnet | 34,165,681 |" in text
 
 
+@pytest.mark.slow  # over 5 s on a 2-core CPU; CI runs it (make test-all)
 def test_a_hanging_section_is_cut_at_its_cap_and_reported(tmp_path, monkeypatch):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import gpu_check

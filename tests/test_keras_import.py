@@ -368,6 +368,7 @@ def test_find_models_in_a_download(savedmodel_dir, h5_path, tmp_path):
     assert found == [Path("a/b/full"), Path("small.h5")]
 
 
+@pytest.mark.slow  # over 5 s on a 2-core CPU; CI runs it (make test-all)
 def test_import_downloaded_zip(h5_path, h5_checkpoint, tmp_path):
     download = tmp_path / "download"
     download.mkdir()

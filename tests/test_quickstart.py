@@ -73,6 +73,7 @@ def test_refuses_an_existing_directory(quick):
         foreign.unlink()
 
 
+@pytest.mark.slow  # over 5 s on a 2-core CPU; CI runs it (make test-all)
 def test_cli_with_the_full_paper_model(tmp_path, capsys):
     from crmnet.cli import main
 

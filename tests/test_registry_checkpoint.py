@@ -332,6 +332,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_unrun(tmp_path):
 
 
 
+@pytest.mark.slow  # over 5 s on a 2-core CPU; CI runs it (make test-all)
 def test_cli_models_lists_every_model(capsys):
     from crmnet.cli import main
     from crmnet.cli.models import format_table

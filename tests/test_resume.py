@@ -97,6 +97,7 @@ def setup(tmp_path_factory):
     return tmp, store, reference
 
 
+@pytest.mark.slow  # over 5 s on a 2-core CPU; CI runs it (make test-all)
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["sigkill", "ctrl-c"])
 def test_interrupted_run_resumes_to_the_same_result(setup, sig):
     tmp, store, reference = setup

@@ -239,6 +239,7 @@ sys.exit(main(["predict", str(out / "seqs.tsv"), "--checkpoint", str(out / "legn
 """
 
 
+@pytest.mark.slow  # over 5 s on a 2-core CPU; CI runs it (make test-all)
 def test_exact_parity_on_the_fixtures_cpu_kernels(fixture_dir, ref, tmp_path):
     """The authors' float32 operations in their order: with the kernels of the CPU the fixture was made
     on (AVX2), logits, each strand's expectation and ``crmnet predict``'s output match test.py's within

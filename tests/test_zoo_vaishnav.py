@@ -71,6 +71,7 @@ def published(shared: Path, origin: str) -> tuple[list[str], np.ndarray]:
 # --- parity -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # over 5 s on a 2-core CPU; CI runs it (make test-all)
 @pytest.mark.parametrize("fmt", ["hdf5", "tf-checkpoint"])
 @pytest.mark.parametrize("origin", ["Native", "Random"])
 def test_deepatt_reproduces_every_published_prediction(deepatt_models, shared, fmt, origin):
