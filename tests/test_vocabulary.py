@@ -121,3 +121,39 @@ def test_hard_dependencies_and_crmnet_are_never_skipped():
                if name.split(".")[0].lower() in required]
     assert required >= {"torch", "numpy", "scipy", "pyarrow", "matplotlib", "crmnet"}
     assert not skipped, f"importorskip on crmnet or a required dependency: {skipped}"
+
+
+@pytest.mark.parametrize("kind", ["carded", "ensemble"])
+def test_one_prediction_table_for_the_command_and_the_page(tmp_path, kind):
+    """``crmnet predict``'s TSV and the Predictions page's download are the same text, from the same builder."""
+    pytest.importorskip("starlette")  # the serve extra
+    from crmnet.evaluation.predict import predict_file
+    from crmnet.models.card import VAISHNAV_RANGE, ModelCard, quantiles
+    from crmnet.models.ensemble import Ensemble
+    from crmnet.serve.analyses import predict_job
+    from crmnet.serve.inputs import Sequences
+    from crmnet.serve.models import ServedModel
+    from design_toys import LinearToy, constructs
+
+    if kind == "carded":  # percentile and range_flag columns; the toy's values straddle the assay's 0
+        model = LinearToy(seed=3).eval()
+        model.checkpoint_meta = {"card": ModelCard(assay_range=VAISHNAV_RANGE, reference_set="a set",
+                                                   reference=quantiles(np.linspace(-10, 10, 101))).to_dict()}
+        columns = ["prediction", "percentile", "range_flag"]
+    else:  # a spread column
+        model = Ensemble([LinearToy(seed=3), LinearToy(seed=4)]).eval()
+        columns = ["prediction", "spread"]
+    seqs = constructs(6, seed=5)
+    ids = [f"s{i}" for i in range(len(seqs))]
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">{i}\n{s}\n" for i, s in zip(ids, seqs)))
+    predict_file(model, fasta, tmp_path / "out.tsv", progress=False)
+    served = ServedModel(name="toy", architecture="linear", parameters=0, input="", origin="checkpoint", model=model)
+    page = predict_job([served], Sequences(ids, seqs, [2 * i + 1 for i in range(len(seqs))], "form"), 1024)(
+        lambda *_: None)
+    written = (tmp_path / "out.tsv").read_text()
+    assert page.files["predictions.tsv"][0].decode() == written
+    lines = [line.split("\t") for line in written.splitlines()]
+    assert lines[0] == ["id", "sequence", *columns] and len(lines) == 7
+    if kind == "carded":
+        assert {row[-1] for row in lines[1:]} > {""}  # some flagged, some not
