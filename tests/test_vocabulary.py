@@ -144,13 +144,15 @@ def test_one_prediction_table_for_the_command_and_the_page(tmp_path, kind):
         model = Ensemble([LinearToy(seed=3), LinearToy(seed=4)]).eval()
         columns = ["prediction", "spread"]
     seqs = constructs(6, seed=5)
+    seqs[2] = seqs[2][17:97]  # a bare variable region: completed by both, and written as given by both
     ids = [f"s{i}" for i in range(len(seqs))]
     fasta = tmp_path / "in.fa"
     fasta.write_text("".join(f">{i}\n{s}\n" for i, s in zip(ids, seqs)))
     predict_file(model, fasta, tmp_path / "out.tsv", progress=False)
     served = ServedModel(name="toy", architecture="linear", parameters=0, input="", origin="checkpoint", model=model)
-    page = predict_job([served], Sequences(ids, seqs, [2 * i + 1 for i in range(len(seqs))], "form"), 1024)(
-        lambda *_: None)
+    page = predict_job([served], Sequences(ids, seqs, [2 * i + 1 for i in range(len(seqs))], "form"), 1024,
+                       flanks=True)(lambda *_: None)
+    assert any("1 sequence of exactly 80 nt" in note and "unticking" in note for note in page.context["notes"])
     written = (tmp_path / "out.tsv").read_text()
     assert page.files["predictions.tsv"][0].decode() == written
     lines = [line.split("\t") for line in written.splitlines()]

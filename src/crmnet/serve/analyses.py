@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from crmnet.serve.inputs import Sequences
+from crmnet.serve.inputs import FLANKS_OPTION, Sequences
 from crmnet.serve.jobs import Result
 
 PNG = "image/png"
@@ -34,12 +34,14 @@ def _png(fig) -> tuple[bytes, str]:
 
 
 def predict_job(models: list, seqs: Sequences, batch_size: int, invalid: str = "error",
-                interval: float | None = None) -> Callable:
+                interval: float | None = None, flanks: bool = False) -> Callable:
     """Predictions of ``seqs`` under each of ``models`` (:class:`~crmnet.serve.models.ServedModel`).
 
     ``invalid="N"``: characters outside ACGTN were mapped to N (as ``crmnet predict --invalid N``).
     ``interval``: a level in (0, 1) adds each model's conformal ``lower`` and ``upper`` bounds (as ``crmnet
-    predict --interval``; every model must be calibrated, checked before the job is queued).
+    predict --interval``; every model must be calibrated, checked before the job is queued). ``flanks``:
+    complete bare 80-nt regions for each model that reads whole constructs (as ``crmnet predict``; the
+    table keeps the sequences as given).
     """
     from crmnet.evaluation.predict import EncodingStats, predict
     from crmnet.evaluation.prediction_table import PredictionColumns, header_line, prediction_lines, row_cells
@@ -55,11 +57,11 @@ def predict_job(models: list, seqs: Sequences, batch_size: int, invalid: str = "
             for start in range(0, n, batch_size):
                 progress(k * n + start, total, f"{served.name}: {start:,} of {n:,} sequences")
                 parts.append(predict(served.model, seqs.sequences[start : start + batch_size], batch_size,
-                                     invalid=invalid, source=seqs.source, stats=stats, members=True, flanks=False))
+                                     invalid=invalid, source=seqs.source, stats=stats, members=True, flanks=flanks))
             values[served.name], cells = table.cells(np.concatenate(parts))
             tables.append(table)
             columns.append(cells)
-            notes.append(f"{served.name}: {stats.message(served.model.encoding)}")
+            notes.append(f"{served.name}: {stats.message(served.model.encoding, FLANKS_OPTION)}")
         names = list(values)
         header = [name for table in tables for name in table.names]
         rows = list(zip(seqs.ids, seqs.sequences, row_cells(columns)))[:SHOWN_ROWS]
