@@ -123,7 +123,7 @@ PREPARE = {
     "missing input": (["nosuch.txt", "--out", "st"], ["nosuch.txt: no such file"]),
     "standard input": (["-", "--out", "st"], ["<stdin>: not a regular file"]),
     "bad option value": (["train.txt", "--out", "st", "--val-fraction", "1.5"], ["val_fraction"]),
-    "absurd --length": (["train.txt", "--out", "st", "--length", "100000000000"], ["--length must be between"]),
+    "absurd --length": (["train.txt", "--out", "st", "--length", "100000000000"], ["--length: must be between 1 and 65,535"]),
 }
 
 

@@ -187,6 +187,36 @@ def test_evaluate_and_report_show_the_card(tmp_path, capsys):
     assert "defined medium (SC-Ura)" in md and "defined medium (SC-Ura)" in (tmp_path / "rep" / "report.html").read_text()
 
 
+def test_a_trained_model_gets_percentiles_against_its_validation_split(tmp_path, capsys):
+    from crmnet.data.store import open_store
+    from crmnet.evaluation.predict import predict
+    from crmnet.training.run import fit
+    from test_train import make_store, tiny_config
+
+    store = make_store(tmp_path, n=300)
+    fit(tiny_config(store, max_epochs=1), tmp_path / "run")
+    model = load_checkpoint(tmp_path / "run" / "best.ckpt")
+    card = card_of(model)
+    assert len(card.reference) == 101 and card.reference_set == (
+        "the validation split of the crmnet store 'store' (60 sequences)")  # 20 % of 300
+    opened = open_store(store)
+    val = opened.sequences(opened.indices("val"))
+    preds = predict(model, val)
+    # the stored quantiles are those of the best weights' predictions (5 significant digits)
+    assert np.allclose(card.reference, np.quantile(preds, np.linspace(0, 1, 101)), rtol=1e-4, atol=1e-4)
+    fasta = tmp_path / "val.fa"
+    fasta.write_text("".join(f">v{i}\n{s}\n" for i, s in enumerate(val)))
+    assert main(["predict", str(fasta), "--checkpoint", str(tmp_path / "run" / "best.ckpt"), "--out",
+                 str(tmp_path / "p.tsv"), "--quiet"]) == 0
+    capsys.readouterr()
+    rows = list(csv.DictReader((tmp_path / "p.tsv").open(), delimiter="\t"))
+    assert list(rows[0]) == ["id", "sequence", "prediction", "percentile", "range_flag"]
+    pct = np.array([float(r["percentile"]) for r in rows])
+    # the reference set itself ranks evenly over 0-100
+    assert pct.min() < 5 and pct.max() > 95 and abs(np.median(pct) - 50) < 5
+    assert "validation split" in json.loads((tmp_path / "p.card.json").read_text())["columns"]["percentile"]
+
+
 @pytest.mark.slow  # ~14 s on a loaded 2-core machine: simulate, prepare, train one epoch
 def test_a_quickstart_model_says_it_learned_simulated_data(tmp_path):
     from crmnet.workflows.quickstart import QuickstartConfig, run_quickstart

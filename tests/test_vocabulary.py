@@ -121,3 +121,87 @@ def test_hard_dependencies_and_crmnet_are_never_skipped():
                if name.split(".")[0].lower() in required]
     assert required >= {"torch", "numpy", "scipy", "pyarrow", "matplotlib", "crmnet"}
     assert not skipped, f"importorskip on crmnet or a required dependency: {skipped}"
+
+
+@pytest.mark.parametrize("kind", ["carded", "ensemble"])
+def test_one_prediction_table_for_the_command_and_the_page(tmp_path, kind):
+    """``crmnet predict``'s TSV and the Predictions page's download are the same text, from the same builder."""
+    pytest.importorskip("starlette")  # the serve extra
+    from crmnet.evaluation.predict import predict_file
+    from crmnet.models.card import VAISHNAV_RANGE, ModelCard, quantiles
+    from crmnet.models.ensemble import Ensemble
+    from crmnet.serve.analyses import predict_job
+    from crmnet.serve.inputs import Sequences
+    from crmnet.serve.models import ServedModel
+    from design_toys import LinearToy, constructs
+
+    if kind == "carded":  # percentile and range_flag columns; the toy's values straddle the assay's 0
+        model = LinearToy(seed=3).eval()
+        model.checkpoint_meta = {"card": ModelCard(assay_range=VAISHNAV_RANGE, reference_set="a set",
+                                                   reference=quantiles(np.linspace(-10, 10, 101))).to_dict()}
+        columns = ["prediction", "percentile", "range_flag"]
+    else:  # a spread column
+        model = Ensemble([LinearToy(seed=3), LinearToy(seed=4)]).eval()
+        columns = ["prediction", "spread"]
+    seqs = constructs(6, seed=5)
+    seqs[2] = seqs[2][17:97]  # a bare variable region: completed by both, and written as given by both
+    ids = [f"s{i}" for i in range(len(seqs))]
+    fasta = tmp_path / "in.fa"
+    fasta.write_text("".join(f">{i}\n{s}\n" for i, s in zip(ids, seqs)))
+    predict_file(model, fasta, tmp_path / "out.tsv", progress=False)
+    served = ServedModel(name="toy", architecture="linear", parameters=0, input="", origin="checkpoint", model=model)
+    page = predict_job([served], Sequences(ids, seqs, [2 * i + 1 for i in range(len(seqs))], "form"), 1024,
+                       flanks=True)(lambda *_: None)
+    assert any("1 sequence of exactly 80 nt" in note and "unticking" in note for note in page.context["notes"])
+    written = (tmp_path / "out.tsv").read_text()
+    assert page.files["predictions.tsv"][0].decode() == written
+    lines = [line.split("\t") for line in written.splitlines()]
+    assert lines[0] == ["id", "sequence", *columns] and len(lines) == 7
+    if kind == "carded":
+        assert {row[-1] for row in lines[1:]} > {""}  # some flagged, some not
+
+
+def _subparser(command: str) -> argparse.ArgumentParser:
+    parser = build_parser()
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+
+
+@pytest.mark.parametrize(("command", "config", "skip"), [
+    ("train", "crmnet.training.config.TrainConfig", {"overrides", "progress"}),  # --set KEY=VALUE, --quiet
+    ("design", "crmnet.design.library.DesignConfig", {"constraints"}),  # the constraint options
+    ("evolve", "crmnet.design.evolve.EvolveConfig", {"constraints"}),
+    ("prepare", "crmnet.data.store.PrepareConfig", {"encoding", "progress", "chunk_bytes"}),  # --length ..., --quiet
+])
+def test_commands_declare_their_config_the_way_train_does(command, config, skip):
+    """One option per config field (crmnet.cli.options.add_config_options), its default the field's."""
+    import importlib
+    from dataclasses import MISSING, fields
+
+    module, _, name = config.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    sub = _subparser(command)
+    declared = [field for field, _ in sub.get_default("crmnet_config")]
+    assert set(declared) == {f.name for f in fields(cls)} - skip
+    actions = {a.dest: a for a in sub._actions}
+    for f in fields(cls):
+        if f.name not in declared or f.default is MISSING:
+            continue
+        # train's options default to None (a --config file's values stand); elsewhere the field's default, or
+        # None where the command decides (design --per-level, evolve --population, prepare --medium)
+        assert actions[f.name].default in ((None,) if command == "train" else (f.default, None)), f.name
+    if command != "train":
+        assert sum(actions[n].default is None and getattr(cls(), n) is not None for n in declared) <= 2
+
+
+def test_config_values_rebuild_the_config():
+    from crmnet.cli.options import Flag, add_config_options, config_values
+    from crmnet.design.evolve import EvolveConfig
+
+    args = build_parser().parse_args(["evolve", "in.fa", "--checkpoint", "m.pt", "--out", "o", "--window", "18-97",
+                                      "--mode", "ga", "--target", "3"])
+    values = config_values(args)
+    assert values["window"] == (17, 97) and values["mode"] == "ga" and "population" not in values  # None: not given
+    assert EvolveConfig(**values, population=100) == EvolveConfig(mode="ga", target=3.0, window=(17, 97),
+                                                                  population=100)
+    with pytest.raises(KeyError, match="generations"):  # a field without its Flag (and help) is an error
+        add_config_options(argparse.ArgumentParser(), EvolveConfig, {"mode": Flag("m")})

@@ -6,17 +6,20 @@ import argparse
 import sys
 from pathlib import Path
 
-from crmnet.cli.library import add_constraint_options, constraints_from, predictors_from
+from crmnet.cli.library import add_constraint_options, constraints_from, predictors_from, window_range
 from crmnet.cli.options import (
     POSITIVE,
     SEED,
     SEED_HELP,
+    Flag,
     add_batch_size,
+    add_config_options,
     add_device,
     add_input,
     add_output,
     add_overwrite,
     add_quiet,
+    config_values,
     default_device,
     finite_float,
     int_range,
@@ -129,7 +132,31 @@ def register(subparsers) -> None:
     _register_evolve(subparsers)
 
 
+#: the options of EvolveConfig's fields
+EVOLVE_FLAGS = {
+    "mode": Flag("default sswm", choices=("drift", "sswm", "ga")),
+    "generations": Flag(f"generations / steps, 1 to {MAX_GENERATIONS:,} (default 10)",
+                        type=int_range(1, MAX_GENERATIONS)),
+    "seed": Flag(SEED_HELP, type=SEED),
+    "direction": Flag("sswm: maximise or minimise", choices=("max", "min")),
+    "mutations": Flag(f"drift: substitutions per generation, 1 to {MAX_MUTATIONS:,} (default 1)",
+                      type=int_range(1, MAX_MUTATIONS)),
+    "population": Flag(f"drift: replicate lineages per start (default 1); ga: population size (default 100); "
+                       f"1 to {MAX_POPULATION:,}", type=int_range(1, MAX_POPULATION), default=None),
+    "mutation_rate": Flag("ga: per-base mutation probability, 0 to 1", type=PROBABILITY),
+    "crossover": Flag("ga: crossover probability, 0 to 1 (default 0.5)", type=PROBABILITY),
+    "selection": Flag("ga: parents by tournament (default) or truncation", choices=("tournament", "truncation")),
+    "tournament": Flag("ga: tournament size, at least 1 (default 3)", type=POSITIVE),
+    "elite": Flag("ga: best sequences kept unchanged (default 1)", type=int_range(0, MAX_POPULATION)),
+    "target": Flag("ga: target objective value (a finite number)", type=finite_float()),
+    "tolerance": Flag("ga: stop within this of the target, > 0 (default 0.1)", type=finite_float(0, open_low=True)),
+    "window": Flag("positions that may mutate, 1-based inclusive", type=str, metavar="START-END", convert=window_range),
+}
+
+
 def _register_evolve(subparsers) -> None:
+    from crmnet.design.evolve import EvolveConfig
+
     eo = subparsers.add_parser(
         "evolve", help="evolution trajectories: neutral drift, SSWM or a genetic algorithm under a model",
         description="Evolve start sequences under an objective: one model's prediction, or several models "
@@ -141,26 +168,7 @@ def _register_evolve(subparsers) -> None:
     add_output(eo, "--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
     eo.add_argument("--objective", help="expression over the model names with + - * and numbers "
                                         "(default: the only model)")
-    eo.add_argument("--mode", choices=("drift", "sswm", "ga"), default="sswm", help="default sswm")
-    eo.add_argument("--generations", type=int_range(1, MAX_GENERATIONS), default=10,
-                    help=f"generations / steps, 1 to {MAX_GENERATIONS:,} (default 10)")
-    eo.add_argument("--seed", type=SEED, default=0, help=SEED_HELP)
-    eo.add_argument("--direction", choices=("max", "min"), default="max", help="sswm: maximise or minimise")
-    eo.add_argument("--mutations", type=int_range(1, MAX_MUTATIONS), default=1,
-                    help=f"drift: substitutions per generation, 1 to {MAX_MUTATIONS:,} (default 1)")
-    eo.add_argument("--population", type=int_range(1, MAX_POPULATION), default=None,
-                    help=f"drift: replicate lineages per start (default 1); ga: population size (default 100); "
-                         f"1 to {MAX_POPULATION:,}")
-    eo.add_argument("--target", type=finite_float(), help="ga: target objective value (a finite number)")
-    eo.add_argument("--tolerance", type=finite_float(0, open_low=True), default=0.1,
-                    help="ga: stop within this of the target, > 0 (default 0.1)")
-    eo.add_argument("--mutation-rate", type=PROBABILITY, default=0.01, help="ga: per-base mutation probability, 0 to 1")
-    eo.add_argument("--crossover", type=PROBABILITY, default=0.5, help="ga: crossover probability, 0 to 1 (default 0.5)")
-    eo.add_argument("--selection", choices=("tournament", "truncation"), default="tournament")
-    eo.add_argument("--tournament", type=POSITIVE, default=3, help="ga: tournament size, at least 1 (default 3)")
-    eo.add_argument("--elite", type=int_range(0, MAX_POPULATION), default=1,
-                    help="ga: best sequences kept unchanged (default 1)")
-    eo.add_argument("--window", metavar="START-END", help="positions that may mutate, 1-based inclusive")
+    add_config_options(eo, EvolveConfig, EVOLVE_FLAGS, skip=("constraints",))
     _penalty_options(eo)
     add_constraint_options(eo, distance=False)
     _common(eo, several=True)
@@ -285,15 +293,10 @@ def run_evolve(args: argparse.Namespace) -> int:
     from crmnet.data.encoding import without_invalid_hint
     from crmnet.data.readers import read_records
     from crmnet.design.evolve import EvolveConfig, evolve_to_file
-    from crmnet.design.mutagenesis import parse_window
     from crmnet.fsutil import refuse_existing
 
     population = args.population if args.population is not None else (100 if args.mode == "ga" else 1)
-    config = EvolveConfig(mode=args.mode, generations=args.generations, seed=args.seed, direction=args.direction,
-                          mutations=args.mutations, population=population, mutation_rate=args.mutation_rate,
-                          crossover=args.crossover, selection=args.selection, tournament=args.tournament,
-                          elite=args.elite, target=args.target, tolerance=args.tolerance,
-                          window=parse_window(args.window), constraints=constraints_from(args))
+    config = EvolveConfig(**{**config_values(args), "population": population}, constraints=constraints_from(args))
     refuse_existing(args.out, overwrite=args.overwrite)
     try:
         table = read_records(args.input)

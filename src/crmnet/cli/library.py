@@ -12,12 +12,15 @@ from crmnet.cli.options import (
     POSITIVE,
     SEED,
     SEED_HELP,
+    Flag,
     add_batch_size,
+    add_config_options,
     add_device,
     add_input,
     add_output,
     add_overwrite,
     add_quiet,
+    config_values,
     default_device,
     finite_float,
     int_range,
@@ -73,14 +76,43 @@ def predictors_from(args) -> dict:
 
 
 def _levels(text: str) -> tuple[float, ...]:
+    """``--levels`` ``6,9,12,15`` → (6.0, 9.0, 12.0, 15.0)."""
     try:
         return tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise InputError(None, f"--levels {text!r}: expected comma-separated numbers, e.g. 6,9,12,15") from None
 
 
+def window_range(text: str) -> tuple[int, int] | None:
+    """``--window START-END`` (1-based inclusive) → 0-based half-open (errors name the option)."""
+    from crmnet.design.mutagenesis import parse_window
+
+    return parse_window(text)
+
+
+WINDOW_HELP = "positions that may change, 1-based inclusive (default: the variable region)"
+#: the options of DesignConfig's fields (--levels or --target: one of them)
+DESIGN_FLAGS = {
+    "levels": Flag("target levels of a graded library, e.g. 6,9,12,15", type=str, metavar="L1,L2,...",
+                   default=None, convert=_levels),
+    "per_level": Flag(f"designs per level (and per start sequence), 1 to {MAX_DESIGNS:,}; default 3, or 1 with "
+                      "--start", type=int_range(1, MAX_DESIGNS), default=None),
+    "seed": Flag(SEED_HELP, type=SEED),
+    "tolerance": Flag("stop a lineage this close to its level, > 0 (default 0.1)", type=finite_float(0, open_low=True)),
+    "max_steps": Flag(f"most substitutions per lineage, 1 to {MAX_STEPS:,} (default 60)", type=int_range(1, MAX_STEPS)),
+    "oversample": Flag("lineages run per wanted design, 1 to 100 (default 2)", type=int_range(1, 100)),
+    "pool": Flag(f"random promoters screened for the starts closest to each level, 0 to {MAX_POOL:,} (default "
+                 "1000; 0: plain random starts)", type=int_range(0, MAX_POOL)),
+    "disagreement": Flag("several models without --objective: cost per unit of their standard deviation "
+                         "(default 1)", type=finite_float(0)),
+    "window": Flag(WINDOW_HELP, type=str, metavar="START-END", convert=window_range),
+}
+
+
 def register(subparsers) -> None:
     """Add the ``design`` subcommand to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
+    from crmnet.design.library import DesignConfig
+
     p = subparsers.add_parser(
         "design", help="a graded promoter library: designs at chosen expression levels that obey constraints",
         description="Design --per-level sequences for each of --levels (or, from --start sequences, designs at "
@@ -94,26 +126,10 @@ def register(subparsers) -> None:
     add_output(p, "--out", required=True, metavar="DIR", help="output directory (refused if it exists)")
     p.add_argument("--objective", help="expression over the model names with + - * and numbers "
                                        "(default: the only model, or the mean of several)")
-    p.add_argument("--disagreement", type=finite_float(0), default=1.0,
-                   help="several models without --objective: cost per unit of their standard deviation (default 1)")
-    p.add_argument("--levels", metavar="L1,L2,...", help="target levels of a graded library, e.g. 6,9,12,15")
-    p.add_argument("--target", type=finite_float(), help="one target level (with --start: tune given sequences)")
-    p.add_argument("--per-level", type=int_range(1, MAX_DESIGNS),
-                   help=f"designs per level (and per start sequence), 1 to {MAX_DESIGNS:,}; default 3, or 1 with --start")
     add_input(p, "--start", metavar="FILE", help="FASTA/TSV/CSV of start sequences (default: random promoters "
                                                  "with the assay's flanks and composition)")
-    p.add_argument("--window", metavar="START-END", help="positions that may change, 1-based inclusive "
-                                                         "(default: the variable region)")
-    p.add_argument("--seed", type=SEED, default=0, help=SEED_HELP)
-    p.add_argument("--tolerance", type=finite_float(0, open_low=True), default=0.1,
-                   help="stop a lineage this close to its level, > 0 (default 0.1)")
-    p.add_argument("--max-steps", type=int_range(1, MAX_STEPS), default=60,
-                   help=f"most substitutions per lineage, 1 to {MAX_STEPS:,} (default 60)")
-    p.add_argument("--oversample", type=int_range(1, 100), default=2,
-                   help="lineages run per wanted design, 1 to 100 (default 2)")
-    p.add_argument("--pool", type=int_range(0, MAX_POOL), default=1000,
-                   help=f"random promoters screened for the starts closest to each level, 0 to {MAX_POOL:,} "
-                        "(default 1000; 0: plain random starts)")
+    p.add_argument("--target", type=finite_float(), help="one target level (with --start: tune given sequences)")
+    add_config_options(p, DesignConfig, DESIGN_FLAGS, skip=("constraints",))
     add_constraint_options(p)
     add_batch_size(p)
     add_device(p)
@@ -148,17 +164,14 @@ def run_design(args: argparse.Namespace) -> int:
     from crmnet.design.constraints import Constraints
     from crmnet.design.library import DesignConfig, LibraryScorer, design_library
     from crmnet.design.library_io import write_library
-    from crmnet.design.mutagenesis import parse_window
     from crmnet.fsutil import refuse_existing
     from crmnet.progress import progress as progress_bar
 
     if (args.levels is None) == (args.target is None):
         raise InputError(None, "give either --levels L1,L2,... (a graded library) or --target T")
     per_level = args.per_level if args.per_level is not None else (1 if args.start else 3)
-    config = DesignConfig(levels=_levels(args.levels) if args.levels else (args.target,), per_level=per_level,
-                          seed=args.seed, tolerance=args.tolerance, max_steps=args.max_steps,
-                          oversample=args.oversample, pool=args.pool, disagreement=args.disagreement,
-                          window=parse_window(args.window), constraints=constraints_from(args))
+    config = DesignConfig(**{"levels": (args.target,), **config_values(args), "per_level": per_level},
+                          constraints=constraints_from(args))
     refuse_existing(args.out, overwrite=args.overwrite, inputs=[*(c.rpartition("=")[2] for c in args.checkpoint),
                                                                 *([args.start] if args.start else [])])
     starts, start_ids = _starts(args, Constraints(config.constraints), config.window)

@@ -9,6 +9,12 @@ the current directory, an empty name, and ``-`` unless the command writes standa
 
 Number options use the argparse types here (:func:`int_range`, :func:`finite_float`, :data:`SEED`), so a
 value out of range is one line and exit status 2 before any work, and the limit is stated in ``--help``.
+
+A command with a typed config (:class:`crmnet.config.Config`: ``TrainConfig``, ``DesignConfig``,
+``EvolveConfig``, ``PrepareConfig``) declares it with :func:`add_config_options`: one option per field
+(``max_steps`` → ``--max-steps``), its type and choices from the field's annotation and its default from
+the field, unless the field's :class:`Flag` says otherwise (a bounded type, another name, an input file);
+:func:`config_values` then reads the given values back as the config's keyword arguments.
 """
 
 from __future__ import annotations
@@ -16,7 +22,11 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import MISSING, dataclass, fields
 from pathlib import Path
+from typing import Any
 
 DEFAULT_BATCH_SIZE = 1024
 MAX_BATCH_SIZE = 1 << 20
@@ -24,7 +34,7 @@ MAX_SEED = 2**32 - 1  # numpy's SeedSequence accepts larger, torch.manual_seed a
 PROGRESS_HELP = ("no progress (by default a bar on a terminal, else a log line every $CRMNET_PROGRESS_INTERVAL "
                  "seconds, default 30)")
 DEVICE_HELP = "torch device: cpu, cuda, cuda:N or mps (default: cuda if available, else cpu)"
-_INPUTS, _OUTPUTS = "crmnet_inputs", "crmnet_outputs"
+_INPUTS, _OUTPUTS, _CONFIG = "crmnet_inputs", "crmnet_outputs", "crmnet_config"
 
 
 def default_device(device: str | None) -> str:
@@ -234,3 +244,105 @@ def check_paths(args: argparse.Namespace) -> None:
                                             "holding an input: choose another name")
                 if path in out.parents:
                     raise InputError(where, f"lies inside the input directory {given}; write it elsewhere")
+
+
+_FIELD_DEFAULT: Any = object()  # a Flag's default: the config field's own
+
+
+@dataclass(frozen=True)
+class Flag:
+    """How one config field is offered as an option, where its annotation and default do not say it all.
+
+    help: the help text (state limits and the default there). type: an argparse type (e.g.
+    :func:`int_range`); None: the annotation's (``int | None`` → int). choices: None: a ``Literal``
+    annotation's values. flag: the option's name (default ``--field-name``); aliases: more names. input: a
+    file or directory the command reads (:func:`add_input`). default: the option's default (default: the
+    field's). action: an argparse action (a bool field: ``--x/--no-x`` unless ``store_true``). metavar.
+    convert: applied by :func:`config_values` to a given value (e.g. a 1-based range → 0-based).
+    """
+
+    help: str
+    type: Callable | None = None
+    choices: Sequence | None = None
+    flag: str | None = None
+    aliases: tuple[str, ...] = ()
+    input: bool = False
+    default: Any = _FIELD_DEFAULT
+    action: Any = None
+    metavar: str | None = None
+    convert: Callable | None = None
+
+
+def _annotation_type(kind) -> tuple[Any, tuple | None]:
+    """(argparse type, choices) of a field annotation: ``X | None`` → X, ``Literal[...]`` → its values."""
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if typing.get_origin(kind) is typing.Literal:
+        return type(args[0]), tuple(args)
+    if args and typing.get_origin(kind) is not tuple:
+        return _annotation_type(args[0])
+    return kind, None
+
+
+def add_config_options(parser, config: type, flags: dict[str, Flag], *, skip: Sequence[str] = (),
+                       defaults: bool = True) -> None:
+    """One option per field of the dataclass ``config`` (in field order), except those in ``skip``.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser or argument group
+        Where the options go (a group shares its parser's defaults, where the declaration is recorded).
+    config : type
+        A :class:`crmnet.config.Config` dataclass.
+    flags : dict
+        Field name → :class:`Flag`, for every field not skipped (a new field without one is an error, so
+        no setting goes without its help text).
+    skip : sequence of str
+        Fields the command sets otherwise (a composite such as ``constraints``, or ``--quiet``).
+    defaults : bool
+        Give each option its field's default; False: None (only the values given are read, e.g. so a
+        config file's values stand where no flag was given).
+    """
+    hints = typing.get_type_hints(config)
+    for f in fields(config):
+        if f.name in skip:
+            continue
+        spec = flags[f.name]
+        field_default = f.default if f.default is not MISSING else None
+        default = (field_default if defaults else None) if spec.default is _FIELD_DEFAULT else spec.default
+        names = [spec.flag or "--" + f.name.replace("_", "-"), *spec.aliases]
+        kind, choices = _annotation_type(hints[f.name])
+        kwargs: dict[str, Any] = {"dest": f.name, "default": default, "help": spec.help}
+        if spec.metavar:
+            kwargs["metavar"] = spec.metavar
+        if spec.action is not None or kind is bool:
+            kwargs["action"] = spec.action or argparse.BooleanOptionalAction
+            if kind is bool and spec.action is None:
+                kwargs["help"] = f"{spec.help} (default {field_default})"
+        else:
+            kwargs.update(type=spec.type or kind, choices=spec.choices if spec.choices is not None else choices)
+        if spec.input:
+            add_input(parser, *names, **kwargs)
+        else:
+            parser.add_argument(*names, **kwargs)
+        _record(parser, _CONFIG, (f.name, spec.convert))
+
+
+def config_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The config fields given on the command line (options declared by :func:`add_config_options`).
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The parsed arguments.
+
+    Returns
+    -------
+    dict
+        Field name → value (each :attr:`Flag.convert` applied), for every option that is not None.
+    """
+    values = {}
+    for name, convert in getattr(args, _CONFIG, None) or ():
+        value = getattr(args, name, None)
+        if value is not None:
+            values[name] = convert(value) if convert is not None else value
+    return values

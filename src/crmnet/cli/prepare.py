@@ -4,8 +4,36 @@ from __future__ import annotations
 
 import argparse
 
-from crmnet.cli.options import SEED, add_input, add_output, add_overwrite, add_quiet
+from crmnet.cli.options import (
+    SEED,
+    Flag,
+    add_config_options,
+    add_input,
+    add_output,
+    add_overwrite,
+    add_quiet,
+    config_values,
+    int_range,
+)
 from crmnet.data.formats import STORE_FORMATS
+from crmnet.data.store import PrepareConfig
+
+MAX_LENGTH = 65535  # the store keeps true lengths as uint16: longer inputs are refused anyway
+#: the options of PrepareConfig's fields (encoding: --length, --pad, --truncate; progress: --quiet)
+PREPARE_FLAGS = {
+    "fmt": Flag("input format (default: auto)", flag="--format", choices=STORE_FORMATS),
+    "media": Flag("medium of each input, in order (repeat per input), or once for all (default: 'default')",
+                  flag="--medium", action="append", metavar="NAME", default=None, convert=tuple),
+    "val_fraction": Flag("validation fraction, at least 0 and below 1 (default: 0.01)"),
+    "seed": Flag("seed of the split and of --balance, 0 to 4,294,967,295 (default: 0)", type=SEED),
+    "invalid": Flag("characters other than ACGTN: an error (default) or mapped to N and counted"),
+    "duplicates": Flag("rows repeating a sequence of the same medium: keep all and count them (default), keep "
+                       "the first, keep the first with the group's mean target, or refuse"),
+    "balance": Flag("subsample (seeded) every medium to the size of the smallest", action="store_true"),
+    "role": Flag("what the second column of a headerless txt file is: measured expression (default; a file "
+                 "the data catalogue lists as published predictions, e.g. LegNet's, is refused) or a model's "
+                 "predictions, to train on them on purpose (recorded in the manifest)"),
+}
 
 
 def register(subparsers) -> None:
@@ -22,27 +50,14 @@ def register(subparsers) -> None:
     add_input(p, "inputs", nargs="+", metavar="INPUT", help="input files (txt, tsv or csv, plain or .gz; regular "
               "files, not pipes: the manifest records each one's path and sha256)")
     add_output(p, "--out", required=True, metavar="STORE", help="store directory to create")
-    p.add_argument("--format", default="auto", choices=STORE_FORMATS, help="input format (default: auto)")
-    p.add_argument("--medium", action="append", metavar="NAME",
-                   help="medium of each input, in order (repeat per input), or once for all (default: 'default')")
-    p.add_argument("--length", type=int, default=112, help="positions per sequence (default: 112, CRMnet)")
+    add_config_options(p, PrepareConfig, PREPARE_FLAGS, skip=("encoding", "progress", "chunk_bytes"))
+    # the store's Encoding, from three options
+    p.add_argument("--length", type=int_range(1, MAX_LENGTH), default=112,
+                   help=f"positions per sequence, 1 to {MAX_LENGTH:,} (default: 112, CRMnet)")
     p.add_argument("--pad", default="end", choices=("end", "start"), help="side padded with N (default: end)")
     p.add_argument("--truncate", default="end", choices=("end", "start"),
                    help="side cut from long sequences (default: end, keeps the first bases; 'start' keeps the last, "
                         "as Vaishnav et al.)")
-    p.add_argument("--val-fraction", type=float, default=0.01, help="validation fraction (default: 0.01)")
-    p.add_argument("--seed", type=SEED, default=0, help="seed of the split and of --balance, 0 to 4,294,967,295 (default: 0)")
-    p.add_argument("--invalid", default="error", choices=("error", "N"),
-                   help="characters other than ACGTN: an error (default) or mapped to N and counted")
-    p.add_argument("--duplicates", default="keep", choices=("keep", "first", "mean", "error"),
-                   help="rows repeating a sequence of the same medium: keep all and count them (default), keep "
-                        "the first, keep the first with the group's mean target, or refuse")
-    p.add_argument("--role", default="measured", choices=("measured", "predicted"),
-                   help="what the second column of a headerless txt file is: measured expression (default; a file "
-                        "the data catalogue lists as published predictions, e.g. LegNet's, is refused) or a model's "
-                        "predictions, to train on them on purpose (recorded in the manifest)")
-    p.add_argument("--balance", action="store_true",
-                   help="subsample (seeded) every medium to the size of the smallest")
     add_overwrite(p, "an existing STORE (a crmnet store or output, never a directory holding an input)")
     add_quiet(p)
     p.set_defaults(func=run)
@@ -53,20 +68,16 @@ def run(args: argparse.Namespace) -> int:
     import time
 
     from crmnet.data.encoding import Encoding
-    from crmnet.data.store import PrepareConfig, prepare
+    from crmnet.data.store import prepare
     from crmnet.errors import CrmnetError
 
-    if not 1 <= args.length <= 65535:  # the store keeps true lengths as uint16: longer inputs are refused anyway
-        raise CrmnetError(f"--length must be between 1 and 65,535, got {args.length:,}")
     try:
         enc = Encoding(length=args.length, pad=args.pad, truncate=args.truncate)
     except ValueError as exc:
         raise CrmnetError(str(exc)) from None
     start = time.perf_counter()
     try:
-        cfg = PrepareConfig(fmt=args.format, media=tuple(args.medium or ()), encoding=enc,
-                            val_fraction=args.val_fraction, seed=args.seed, invalid=args.invalid,
-                            duplicates=args.duplicates, balance=args.balance, role=args.role, progress=not args.quiet)
+        cfg = PrepareConfig(**config_values(args), encoding=enc, progress=not args.quiet)
         store = prepare(args.inputs, args.out, cfg, overwrite=args.overwrite)
     except ValueError as exc:
         if isinstance(exc, CrmnetError):

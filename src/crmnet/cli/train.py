@@ -1,7 +1,7 @@
 """``crmnet train`` (one run or a multi-stage recipe, resumable) and ``crmnet quickstart``.
 
 Every :class:`crmnet.training.config.TrainConfig` field is a flag of ``crmnet train`` (``max_epochs`` →
-``--max-epochs``); model-config overrides are ``--set KEY=VALUE`` (VALUE parsed as JSON when it can be).
+``--max-epochs``; :func:`crmnet.cli.options.add_config_options`, as for design, evolve and prepare); model-config overrides are ``--set KEY=VALUE`` (VALUE parsed as JSON when it can be).
 ``--config FILE`` reads a JSON TrainConfig (flags given on the command line win) or a recipe
 (``{"stages": [...]}``, e.g. ``configs/paper_transfer.json``: pre-train on both media, then fine-tune
 per medium).
@@ -13,18 +13,20 @@ import argparse
 import json
 import os
 import sys
-import typing
 
 from crmnet.cli.options import (
     POSITIVE,
     PROGRESS_HELP,
     SEED,
     SEED_HELP,
+    Flag,
     add_batch_size,
+    add_config_options,
     add_input,
     add_output,
     add_overwrite,
     add_quiet,
+    config_values,
     int_range,
 )
 
@@ -61,16 +63,7 @@ _HELP = {
     "init_output_bias": "start the output bias at the mean training target (short CPU runs; not the paper's)",
     "log_every_n_steps": "write a row of logs/steps.csv every N steps",
     "save_every_n_steps": "write the resumable state every N steps (also at each epoch end and on Ctrl-C)",
-    "progress": "show a progress bar",
 }
-
-
-def _flag_type(kind):
-    """The argparse type for a TrainConfig field annotation (``int | None`` → int)."""
-    args = [a for a in typing.get_args(kind) if a is not type(None)]
-    if args:
-        kind = args[0]
-    return kind
 
 
 def _parse_set(text: str) -> tuple[str, object]:
@@ -85,8 +78,6 @@ def _parse_set(text: str) -> tuple[str, object]:
 
 def register(subparsers) -> None:
     """Add the ``train`` and ``quickstart`` subcommands to ``subparsers`` (called by :func:`crmnet.cli.build_parser`)."""
-    from dataclasses import MISSING, fields
-
     from crmnet.training.config import CHOICES, TrainConfig
 
     p = subparsers.add_parser(
@@ -102,28 +93,14 @@ def register(subparsers) -> None:
                    help="model-config override (repeatable), e.g. --set transformer=false")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last saved state")
     add_overwrite(p, "an existing run directory")
-    hints = typing.get_type_hints(TrainConfig)
-    for f in fields(TrainConfig):
-        if f.name == "overrides":
-            continue
-        if f.name == "progress":  # --quiet as in every command; --no-progress and --progress stay, unlisted
-            p.add_argument("--quiet", dest="progress", action="store_false", default=None, help=PROGRESS_HELP)
-            p.add_argument("--no-progress", dest="progress", action="store_false", default=None,
-                           help=argparse.SUPPRESS)
-            p.add_argument("--progress", dest="progress", action="store_true", default=None, help=argparse.SUPPRESS)
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not MISSING else None
-        kind = _flag_type(hints[f.name])
-        text = _HELP[f.name]
-        # --device: what users of torch type; without it argparse would take it for --devices
-        flags = [flag, "--device"] if f.name == "accelerator" else [flag]
-        if kind is bool:
-            p.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
-                           help=f"{text} (default {default})")
-        else:
-            add = add_input if f.name in _INPUT_FIELDS else argparse.ArgumentParser.add_argument
-            add(p, *flags, dest=f.name, type=kind, default=None, choices=CHOICES.get(f.name), help=text)
+    # --device: what users of torch type; without it argparse would take it for --devices
+    flags = {name: Flag(text, choices=CHOICES.get(name), input=name in _INPUT_FIELDS,
+                        aliases=("--device",) if name == "accelerator" else ()) for name, text in _HELP.items()}
+    add_config_options(p, TrainConfig, flags, skip=("overrides", "progress"), defaults=False)
+    # --quiet as in every command; --no-progress and --progress stay, unlisted
+    p.add_argument("--quiet", dest="progress", action="store_false", default=None, help=PROGRESS_HELP)
+    p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--progress", dest="progress", action="store_true", default=None, help=argparse.SUPPRESS)
     p.set_defaults(func=_train)
 
     q = subparsers.add_parser(
@@ -149,8 +126,10 @@ def register(subparsers) -> None:
     q.set_defaults(func=_quickstart)
 
 
-def _given(args, config_fields) -> dict:
-    given = {name: getattr(args, name) for name in config_fields if getattr(args, name, None) is not None}
+def _given(args) -> dict:
+    given = config_values(args)
+    if args.progress is not None:
+        given["progress"] = args.progress
     if args.overrides:
         given["overrides"] = dict(args.overrides)
     return given
@@ -167,14 +146,11 @@ def _where(exc, given: dict, config_file: str | None, flags: dict[str, str]) -> 
 
 
 def _train(args) -> int:
-    from dataclasses import fields
-
     from crmnet.config import ConfigError
     from crmnet.errors import InputError
-    from crmnet.training.config import TrainConfig, load_config_file
+    from crmnet.training.config import load_config_file
 
-    names = [f.name for f in fields(TrainConfig) if f.name != "overrides"]
-    given = _given(args, names)
+    given = _given(args)
     base = load_config_file(args.config) if args.config else {}
     try:
         return _train_with(args, base, given)

@@ -1,14 +1,17 @@
-"""A model card's reference distribution: the model's own predictions on the published test sets.
+"""A model card's reference distribution: the model's own predictions on a named set of sequences.
 
 :func:`attach_reference` predicts the test sets of the card's medium (complex-native + complex-random, or
 the defined pair) found under the data directory, and stores their 101 quantiles in the checkpoint's
 card, so that every later prediction can carry its percentile (:func:`crmnet.models.card.percentiles`).
 For the released models these predictions are the published ones (``crmnet import`` reproduces them).
+A model crmnet trains gets its reference from its store's validation split instead
+(:func:`split_reference_card`, called when training ends).
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
@@ -56,6 +59,50 @@ def reference_card(model, card: ModelCard, directory: str | os.PathLike | None =
     values = np.concatenate(preds)
     return card.replace(reference=quantiles(values),
                         reference_set=f"the {' + '.join(used)} test sets ({len(values):,} sequences)")
+
+
+def split_reference_card(model, card: ModelCard, store, split: str = "val", batch_size: int = 1024,
+                         device=None) -> ModelCard:
+    """``card`` with the quantiles of ``model``'s predictions on one split of a crmnet store.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The model (eval mode during the pass; its training flag is restored).
+    card : ModelCard
+        Its card so far.
+    store : crmnet.data.store.Store or path
+        The store the model was trained on.
+    split : {"val", "train", "all"}
+        Which rows (the validation split: sequences the weights were not fitted to).
+    batch_size : int
+        Sequences per forward pass.
+    device : str or torch.device, optional
+        Where to run; None: where the model's parameters are.
+
+    Returns
+    -------
+    ModelCard
+        With ``reference`` (101 quantiles) and ``reference_set`` naming the store, the split and its size.
+    """
+    import torch
+
+    from crmnet.data.loader import BatchLoader
+    from crmnet.evaluation.predict import device_of
+
+    dev = device_of(model, device)
+    loader = BatchLoader(store, split, batch_size, encoding=model.encoding, shuffle=False, device=dev)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():  # fp32, as crmnet.evaluation.predict runs it
+            values = np.concatenate([model(x).float().reshape(-1).cpu().numpy() for x, _ in loader])
+    finally:
+        model.train(was_training)
+    name = {"val": "validation", "train": "training", "all": "whole"}[split]
+    where = Path(loader.store.path).resolve().name
+    return card.replace(reference=quantiles(values),
+                        reference_set=f"the {name} split of the crmnet store '{where}' ({len(values):,} sequences)")
 
 
 def attach_reference(path: str | os.PathLike, directory: str | os.PathLike | None = None) -> ModelCard | None:

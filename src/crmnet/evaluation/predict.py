@@ -8,7 +8,8 @@
   :mod:`crmnet.data.readers` in chunks (:func:`crmnet.data.readers.iter_records`), never holding more than
   one chunk in memory, shows progress (:class:`FileProgress`: a bar on a terminal, periodic log lines
   elsewhere) in sequences as they are predicted, and writes ``id<TAB>sequence<TAB>prediction`` (+ the model
-  card's ``percentile`` and ``range_flag``) atomically, with the card in ``OUT.card.json``.
+  card's ``percentile`` and ``range_flag``; the rows of :mod:`crmnet.evaluation.prediction_table`, which
+  the web page writes too) atomically, with the card in ``OUT.card.json``.
 * Bare 80-nt variable regions are completed with the construct's constant flanks first (``flanks=True``,
   :func:`crmnet.data.construct.add_flanks`).
 
@@ -324,43 +325,33 @@ def predict_file(
     flagged predictions). Returns the encoding statistics (see :meth:`EncodingStats.message`).
     """
     from crmnet.errors import OutputExistsError
-    from crmnet.evaluation.conformal import check_level, mean_and_spread, require_calibration
-    from crmnet.models.card import card_columns, card_of
-    from crmnet.models.ensemble import n_members
+    from crmnet.evaluation.prediction_table import PredictionColumns, header_line, prediction_lines
 
-    cal = None if interval is None else require_calibration(model, None)
-    level = None if interval is None else check_level(interval)
-    ensemble = n_members(model) > 1
+    table = PredictionColumns.of(model, interval)
     source = display_name(input_path)
     stats = EncodingStats()
     check_file(input_path)
     to_stdout = str(out_path) == "-"
-    card, companion = card_of(model), None if to_stdout else card_path(out_path)
+    companion = None if to_stdout else card_path(out_path)
     if companion is not None and companion.exists() and not overwrite:
         raise OutputExistsError(companion)
     flagged = {"above assay range": 0, "below assay range": 0}
     writer = contextlib.nullcontext(sys.stdout) if to_stdout else atomic_file(out_path, overwrite, inputs=[input_path])
     with writer as out, \
             FileProgress(input_path, "predict", enable=progress) as meter:
-        header = ["prediction", *(["spread"] if ensemble else []), *(["lower", "upper"] if cal else []),
-                  *card_columns(card, [])]
-        out.write("\t".join(["id", "sequence", *header]) + "\n")
+        out.write(header_line([table]))
         for chunk in iter_records(input_path, fmt, chunk_size=chunk_size, on_raw=meter.on_raw):
             meter.chunk(len(chunk.sequences))
-            preds, spread = mean_and_spread(predict_at_lines(
+            _, cells = table.cells(predict_at_lines(
                 model, chunk.sequences, chunk.lines, batch_size=batch_size, device=device, invalid=invalid,
                 source=source, stats=stats, on_batch=meter.done, members=True, flanks=flanks))
-            columns = [preds, *([spread] if ensemble else []), *(cal.interval(preds, level, spread) if cal else [])]
-            card_cells = card_columns(card, preds)
-            for flag in card_cells.get("range_flag", ()):
+            for flag in cells.get("range_flag", ()):
                 if flag:
                     flagged[flag] += 1
-            extra = ["".join(f"\t{c}" for c in cells) for cells in zip(*card_cells.values())] or [""] * len(preds)
-            ids = chunk.ids or [str(line) for line in chunk.lines]
-            out.writelines(f"{i}\t{s}\t" + "\t".join(f"{v:.7g}" for v in values) + f"{e}\n"
-                           for i, s, e, *values in zip(ids, chunk.sequences, extra, *columns))
+            out.writelines(prediction_lines(chunk.ids or [str(line) for line in chunk.lines], chunk.sequences,
+                                             [cells]))
         if companion is not None:
-            _write_card(companion, model, card, header, level, stats.n, flagged, overwrite)
+            _write_card(companion, model, table.card, table.names, table.level, stats.n, flagged, overwrite)
     return stats
 
 

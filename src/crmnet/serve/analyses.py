@@ -1,8 +1,9 @@
 """What each page computes, as job functions ``fn(progress) -> Result`` (:mod:`crmnet.serve.jobs`).
 
 * :func:`predict_job` — :func:`crmnet.evaluation.predict.predict` for every chosen model, in the batches of
-  ``crmnet predict`` (so the numbers are the same); table, distribution plot, TSV in ``crmnet predict``'s
-  layout (``id, sequence, prediction``; one ``prediction_<model>`` column per model when several).
+  ``crmnet predict`` (so the numbers are the same); table, distribution plot, and the TSV rows ``crmnet
+  predict`` writes (:mod:`crmnet.evaluation.prediction_table`; ``prediction_<model>`` ... per model when
+  several).
 * :func:`explain_job` — one sequence: input × gradient saliency and saturation mutagenesis
   (:func:`crmnet.interpret.attribution.attribute`), and the yeast JASPAR motifs FIMO finds in it.
 * :func:`mutate_job` — robustness and evolvability vectors per sequence and model (:mod:`crmnet.design`).
@@ -18,7 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from crmnet.serve.inputs import Sequences
+from crmnet.serve.inputs import FLANKS_OPTION, Sequences
 from crmnet.serve.jobs import Result
 
 PNG = "image/png"
@@ -33,46 +34,41 @@ def _png(fig) -> tuple[bytes, str]:
 
 
 def predict_job(models: list, seqs: Sequences, batch_size: int, invalid: str = "error",
-                interval: float | None = None) -> Callable:
+                interval: float | None = None, flanks: bool = False) -> Callable:
     """Predictions of ``seqs`` under each of ``models`` (:class:`~crmnet.serve.models.ServedModel`).
 
     ``invalid="N"``: characters outside ACGTN were mapped to N (as ``crmnet predict --invalid N``).
     ``interval``: a level in (0, 1) adds each model's conformal ``lower`` and ``upper`` bounds (as ``crmnet
-    predict --interval``; every model must be calibrated, checked before the job is queued).
+    predict --interval``; every model must be calibrated, checked before the job is queued). ``flanks``:
+    complete bare 80-nt regions for each model that reads whole constructs (as ``crmnet predict``; the
+    table keeps the sequences as given).
     """
-    from crmnet.evaluation.conformal import calibration_of, mean_and_spread
     from crmnet.evaluation.predict import EncodingStats, predict
-    from crmnet.models.card import card_columns
+    from crmnet.evaluation.prediction_table import PredictionColumns, header_line, prediction_lines, row_cells
     from crmnet.plot.serve import prediction_histogram
 
     def run(progress) -> Result:
         n, total = len(seqs), len(seqs) * len(models)
-        values, notes, header, columns = {}, list(seqs.notes), [], []
+        values, notes, tables, columns = {}, list(seqs.notes), [], []
         for k, served in enumerate(models):
-            stats, out, spread = EncodingStats(), np.empty(n), np.empty(n)
+            # each model's prediction, its interval, then what its card adds (percentile, range flag)
+            table = PredictionColumns.of(served.model, interval, "" if len(models) == 1 else f"_{served.name}")
+            stats, parts = EncodingStats(), []
             for start in range(0, n, batch_size):
                 progress(k * n + start, total, f"{served.name}: {start:,} of {n:,} sequences")
-                out[start : start + batch_size], spread[start : start + batch_size] = mean_and_spread(predict(
-                    served.model, seqs.sequences[start : start + batch_size], batch_size, invalid=invalid,
-                    source=seqs.source, stats=stats, members=True, flanks=False))
-            values[served.name] = out
-            # each model's prediction, its interval, then what its card adds (percentile, range flag)
-            suffix = "" if len(models) == 1 else f"_{served.name}"
-            shown = [out, *(calibration_of(served.model).interval(out, interval, spread) if interval is not None else [])]
-            header += [f"{c}{suffix}" for c in ["prediction", *(["lower", "upper"] if interval is not None else [])]]
-            columns += [[f"{v:.7g}" for v in col.tolist()] for col in shown]
-            extra = card_columns(served.card, out)
-            header += [f"{c}{suffix}" for c in extra]
-            columns += list(extra.values())
-            notes.append(f"{served.name}: {stats.message(served.model.encoding)}")
+                parts.append(predict(served.model, seqs.sequences[start : start + batch_size], batch_size,
+                                     invalid=invalid, source=seqs.source, stats=stats, members=True, flanks=flanks))
+            values[served.name], cells = table.cells(np.concatenate(parts))
+            tables.append(table)
+            columns.append(cells)
+            notes.append(f"{served.name}: {stats.message(served.model.encoding, FLANKS_OPTION)}")
         names = list(values)
-        cells = [list(row) for row in zip(*columns)]
-        tsv = "".join(f"{i}\t{s}\t{chr(9).join(c)}\n" for i, s, c in zip(seqs.ids, seqs.sequences, cells))
-        rows = list(zip(seqs.ids, seqs.sequences, cells))[:SHOWN_ROWS]
-        files = {"predictions.tsv": (("\t".join(["id", "sequence", *header]) + "\n" + tsv).encode(), TSV),
-                 "distribution.png": _png(prediction_histogram(values))}
+        header = [name for table in tables for name in table.names]
+        rows = list(zip(seqs.ids, seqs.sequences, row_cells(columns)))[:SHOWN_ROWS]
+        tsv = header_line(tables) + "".join(prediction_lines(seqs.ids, seqs.sequences, columns))
+        files = {"predictions.tsv": (tsv.encode(), TSV), "distribution.png": _png(prediction_histogram(values))}
         summary = [(m, float(values[m].mean()), float(values[m].min()), float(values[m].max())) for m in names]
-        cards = [(m.name, m.card.summary()) for m in models]
+        cards = [(m.name, t.card.summary()) for m, t in zip(models, tables)]
         if interval is not None:
             notes.append(f"lower and upper: conformal {interval:g} intervals of each calibrated model (they hold the "
                          "measured value with that probability for sequences like its calibration set)")

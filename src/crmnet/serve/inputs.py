@@ -139,6 +139,8 @@ def read_sequences(text: str, upload: bytes | None, filename: str | None, *, fmt
 
 #: how the page names the flanks checkbox in its notes
 FLANKS_BOX = "untick 'complete a sequence of exactly 80 nt' to pad them with N"
+#: the same, as the option of :func:`crmnet.data.construct.flank_note` ("...; OPTION pads them with N instead")
+FLANKS_OPTION = "unticking 'complete a sequence of exactly 80 nt'"
 
 
 def complete_flanks(seqs: Sequences, encodings) -> Sequences:

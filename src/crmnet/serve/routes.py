@@ -58,7 +58,8 @@ def _in_page_words(exc: InputError, words, hint: str | None) -> InputError:
     return InputError(exc.source, problem, line=exc.line)
 
 
-def _sequences(request, values: dict, upload, filename, max_sequences: int, models: list, invalid: str = "error"):
+def _sequences(request, values: dict, upload, filename, max_sequences: int, models: list, invalid: str = "error",
+               flanks: bool = True):
     limits = request.app.state.config
     hint = "tick 'map characters other than A, C, G, T, N to N'" if request.url.path == "/predict" else None
     try:
@@ -67,7 +68,7 @@ def _sequences(request, values: dict, upload, filename, max_sequences: int, mode
                               max_bytes=limits.max_request_bytes)
     except InputError as exc:
         raise _in_page_words(exc, (), hint) from None
-    return complete_flanks(seqs, [m.model.encoding for m in models]) if values.get("flanks") else seqs
+    return complete_flanks(seqs, [m.model.encoding for m in models]) if flanks and values.get("flanks") else seqs
 
 
 async def _form_page(request, name: str, title: str, make):
@@ -109,8 +110,10 @@ async def predict_page(request):
     def make(values, upload, filename, limits):
         models = _chosen(request, values)
         invalid = "N" if values.get("invalid") == "N" else "error"
-        seqs = _sequences(request, values, upload, filename, limits.max_sequences, models, invalid)
-        return analyses.predict_job(models, seqs, limits.batch_size, invalid, _interval(values, models))
+        # the regions stay as given in the table (as crmnet predict writes them); predict completes them
+        seqs = _sequences(request, values, upload, filename, limits.max_sequences, models, invalid, flanks=False)
+        return analyses.predict_job(models, seqs, limits.batch_size, invalid, _interval(values, models),
+                                    flanks=bool(values.get("flanks")))
 
     return await _form_page(request, "predict", "Predictions", make)
 

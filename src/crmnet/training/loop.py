@@ -5,7 +5,9 @@
   the global batch is ``batch_size · D``.
 * Early stopping on the validation metric (R² = 1 − SS_res/SS_tot by default), patience 10, at most 50
   epochs; the best weights are restored at the end, and their validation metrics (computed by the
-  epoch's validation pass, :func:`crmnet.training.step.validate`) are ``metrics.json``.
+  epoch's validation pass, :func:`crmnet.training.step.validate`) are ``metrics.json``; best.ckpt's
+  model card then gets its reference distribution, the 101 quantiles of those weights' predictions on the
+  validation split (:func:`crmnet.evaluation.card.split_reference_card`), so predictions carry percentiles.
 * No host synchronisation per step: losses are summed on the device and read back when logged or saved.
 * Exact resume: :mod:`crmnet.training.state`.
 
@@ -291,6 +293,8 @@ def _finish(run: _Run) -> TrainResult:
     model.eval()
     metrics = {"validation": run.best_metrics if run.best_metrics is not None else run.last_metrics}
     if run.dist.main:
+        if run.best_weights is not None:
+            _attach_reference(run)
         write_text_atomic(run.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         if run.progress.history:
             from crmnet.plot import learning_curve_figure, save_png
@@ -321,6 +325,21 @@ def _save_checkpoint(path: Path, run: _Run, metrics: dict, epoch: int) -> None:
     }
     save_checkpoint(path, run.model, provenance=provenance, metrics={"validation": metrics}, overwrite=True,
                     card=card_from_manifest(run.store.manifest).to_dict())
+
+
+def _attach_reference(run: _Run) -> None:
+    """Give best.ckpt's card its reference: the best weights' predictions on the validation split.
+
+    Every later prediction then carries its percentile among them (:mod:`crmnet.models.card`); run on the
+    main process only, once the best weights are restored.
+    """
+    from crmnet.evaluation.card import split_reference_card
+    from crmnet.models.card import card_from_manifest
+    from crmnet.models.checkpoint import write_card
+
+    card = split_reference_card(run.model, card_from_manifest(run.store.manifest), run.store, "val",
+                                run.cfg.batch_size)
+    write_card(run.out / "best.ckpt", card.to_dict())
 
 
 def _build_model(cfg: TrainConfig):
