@@ -75,6 +75,30 @@ def _serve_limits() -> str:
                     else str(getattr(defaults, f.name))] for f in dataclasses.fields(ServeConfig)])
 
 
+@functools.cache
+def _load_test() -> str:
+    """The last measured load test of ``crmnet serve`` (``benchmarks/load_serve.py --json``, kept in
+    ``benchmarks/results/load_serve.json``)."""
+    import json
+
+    from crmnet.tables import render
+
+    r = json.loads((Path(__file__).resolve().parents[1] / "benchmarks/results/load_serve.json").read_text())
+    lat = r["latency"]
+    rows = [
+        ["clients × seconds", f"{r['clients']} × {r['seconds']:g} s on 127.0.0.1 ({r['cpus']} cores, load "
+                              f"average {r['load_average_1min_at_end']:g} at the end)"],
+        ["requests, throughput", f"{r['requests']:,}, {r['requests_per_s']:g} requests/s"],
+        ["errors", f"{sum(r['errors'].values()) if r['errors'] else 0}"],
+        ["refused with 503 (job queue full, by design)", f"{r['refused_queue_full']:,}"],
+        ["jobs completed", ", ".join(f"{n} {k}" for k, n in r["jobs_done"].items())],
+        *[[f"{name} latency p50 / p99", f"{v['p50_s']:.3g} s / {v['p99_s']:.3g} s (n {v['n']:,})"]
+          for name, v in sorted(lat.items())],
+        ["server peak memory", f"{r['server_peak_rss_mib']:g} MiB"],
+    ]
+    return render(["load test of `crmnet serve`", "measured"], rows)
+
+
 def blocks() -> dict[str, Callable[[], str]]:
     """Every generated block: name → a function returning its Markdown text (ending with a newline).
 
@@ -84,7 +108,7 @@ def blocks() -> dict[str, Callable[[], str]]:
         The block name used in the ``<!-- generated: NAME -->`` marker → its renderer.
     """
     return {"models": _models, "zoo": _zoo, "zoo-short": _zoo_short, "formats": _formats,
-            "serve-limits": _serve_limits}
+            "serve-limits": _serve_limits, "load-test": _load_test}
 
 
 def regenerate(text: str, source: str = "page") -> str:
