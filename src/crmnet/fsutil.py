@@ -173,9 +173,14 @@ def _rename_noreplace(src: Path, dst: Path) -> None:
 def _install(tmp: Path, path: Path, overwrite: bool) -> None:
     """Rename the complete ``tmp`` to ``path``.
 
-    A ``path`` that appeared meanwhile is refused unless ``overwrite``, in which case the old one is moved
-    aside first and removed after.
+    A ``path`` that appeared meanwhile is refused unless ``overwrite``. With ``overwrite`` a file replaces a
+    file in one atomic rename, so ``path`` never goes missing (a run killed then still finds its last
+    ``state.pt``); a directory, which a rename cannot replace, moves the old one aside first and removes it
+    after.
     """
+    if overwrite and not tmp.is_dir() and os.path.lexists(path) and (path.is_symlink() or not path.is_dir()):
+        os.replace(tmp, path)
+        return
     old = None
     if overwrite and os.path.lexists(path):
         old = tmp.with_name(tmp.name[: -len(".tmp")] + ".old")
