@@ -172,8 +172,7 @@ def run_design(args: argparse.Namespace) -> int:
     per_level = args.per_level if args.per_level is not None else (1 if args.start else 3)
     config = DesignConfig(**{"levels": (args.target,), **config_values(args), "per_level": per_level},
                           constraints=constraints_from(args))
-    refuse_existing(args.out, overwrite=args.overwrite, inputs=[*(c.rpartition("=")[2] for c in args.checkpoint),
-                                                                *([args.start] if args.start else [])])
+    refuse_existing(args.out, overwrite=args.overwrite)  # inputs: checked by crmnet.cli.main (declared above)
     starts, start_ids = _starts(args, Constraints(config.constraints), config.window)
     scorer = LibraryScorer(predictors_from(args), args.objective)
     t = time.perf_counter()
