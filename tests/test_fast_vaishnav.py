@@ -47,7 +47,8 @@ def _assert_same(model, fast, x):
 def test_real_deepatt_fast_path_matches_the_module(deepatt):
     fast = optimize_for_inference(deepatt)
     assert isinstance(fast, FastDeepATT) and worthwhile(deepatt)
-    # 300 rows cross the chunk boundaries; one-hot rows, rows with N and soft rows take different kernels
+    # 300 rows cross the convolution's and the attention's chunks; one-hot rows and rows with N take the
+    # table, soft rows the matrix product
     x = torch.cat([_inputs(deepatt, 200, 0), _inputs(deepatt, 60, 1, n_rate=0.05),
                    torch.rand(40, 4, 110, generator=torch.Generator().manual_seed(2))])
     x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(3))]
@@ -71,16 +72,25 @@ def test_other_deepatt_configurations_match(overrides):
 
 
 @pytest.mark.parametrize("r", [1, 2, 3])
-def test_kmer_table_is_the_convolution_of_one_hot_input(r):
+@pytest.mark.parametrize("fill", [1.0, 0.25, 0.0])
+def test_kmer_table_is_the_convolution_of_one_hot_input_and_n(r, fill):
     g = torch.Generator().manual_seed(r)
     weight, bias = torch.randn(5, 4, 6, generator=g), torch.randn(5, generator=g)
-    codes = torch.randint(0, 4, (3, 20), generator=g)
-    x = torch.nn.functional.one_hot(codes, 4).float().transpose(1, 2)
-    want = torch.nn.functional.conv1d(x, weight, bias).transpose(1, 2)  # (3, 15, 5)
-    table = kmer_table(weight, bias, r).view(6 // r, 4**r, 5)
-    kmers = sum(codes[:, j : codes.shape[1] - r + 1 + j] * 4 ** (r - 1 - j) for j in range(r))
+    codes = torch.randint(0, 5, (3, 20), generator=g)  # 4 is N: every channel ``fill``
+    x = torch.nn.functional.one_hot(codes.clamp(max=3), 4).float()
+    x[codes == 4] = fill
+    want = torch.nn.functional.conv1d(x.transpose(1, 2), weight, bias).transpose(1, 2)  # (3, 15, 5)
+    table = kmer_table(weight, bias, r, fill).view(6 // r, 5**r, 5)
+    kmers = sum(codes[:, j : codes.shape[1] - r + 1 + j] * 5 ** (r - 1 - j) for j in range(r))
     got = sum(table[g_, kmers[:, g_ * r : g_ * r + 15]] for g_ in range(6 // r))
     torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+
+
+def test_every_chunk_boundary_is_crossed_exactly(deepatt):
+    fast = FastDeepATT(deepatt)
+    fast.CHUNK, fast.CONV_CHUNK, fast.ATTENTION_CHUNK = 50, 16, 7  # 130 rows cross each a few times
+    x = torch.cat([_inputs(deepatt, 100, 4), _inputs(deepatt, 30, 5, n_rate=0.05)])
+    _assert_same(deepatt, fast, x)
 
 
 def test_predict_runs_deepatt_through_the_rewrite(deepatt, shared):

@@ -4,17 +4,21 @@
 every rewrite is exact algebra, only float32 rounding differs (tested within 1e-5 on the real weights):
 
 * **The first convolution as a table look-up**: on one-hot input, a convolution is a sum of kernel
-  columns, one per tap. :func:`kmer_table` sums them for every 3-mer of each group of 3 taps (10 × 64
-  rows of 256 for the release), so each output position is 10 table rows summed (``embedding_bag``)
-  instead of 4 × 30 × 256 multiply-adds: ≈3.7× faster than the matrix product. Columns that are not
-  one-hot (N = [1, 1, 1, 1], soft input) take the matrix product over unfolded windows through oneDNN.
-  Either is ≈4–15× faster than the plain module's 4-channel direct convolution.
+  columns, one per tap. :func:`kmer_table` sums them for every 3-mer of each group of 3 taps, N (every
+  channel ``unknown_fill``) being a fifth symbol (10 × 125 rows of 256 for the release), so each output
+  position is 10 table rows summed (``embedding_bag``) instead of 4 × 30 × 256 multiply-adds: ≈3.7×
+  faster than the matrix product. Sequences with other columns (soft input) take the matrix product
+  over unfolded windows through oneDNN. Either is ≈4–15× faster than the plain module's 4-channel
+  direct convolution. (8 % of the test sets' sequences carry an N; when N took the matrix product, a
+  batch of 64 ran ≈1.3× slower.)
 * **Max-pooling before the ReLU**: ReLU is monotonic, so ``pool(relu(z)) = relu(pool(z))``, and the ReLU
   touches a third of the values.
 * **Both LSTM directions in one recurrence**: the backward direction's inputs are laid out reversed in
   time beside the forward ones, so each of the 27 steps is one ``addmm`` with a block-diagonal recurrent
   kernel. Keras' ``hard_sigmoid(z) = clip(0.2 z + 0.5, 0, 1)`` is folded into the i, f, o columns of both
-  kernels and the bias (scaled by 0.2, shifted by 0.5), leaving one clamp per step for the three gates.
+  kernels and the bias (scaled by 0.2, shifted by 0.5), leaving one clamp per step for the three gates;
+  ``tanh(z) = 2 σ(2z) − 1`` (PyTorch's float ``tanh`` costs ≈3–4× its ``sigmoid``), with the factors of 2
+  folded into the kernels (:class:`_BiLSTM`).
 * **Attention**: q, k, v in one oneDNN product with ReLU fused; the score scale 1 / √(E/H) is folded into
   q's weights (exact: ReLU commutes with a positive scale); with the release's 2-wide heads, scores and
   weighted sums are elementwise products over (key, query, sequence, head) planes instead of thousands of
@@ -23,9 +27,13 @@ every rewrite is exact algebra, only float32 rounding differs (tested within 1e-
 * **Variants of a reference** (:meth:`FastDeepATT.mutants`, saturation mutagenesis): a one-column change
   reaches 11 of the 27 pooled positions; the convolution and the LSTM's input projection are computed
   there only and taken from the reference elsewhere (fastISM's idea for a convolutional prefix).
-* **Chunks of sequences** (:attr:`FastDeepATT.CHUNK`) keep every activation in the caches: the plain
-  module slows from ≈4,100 to ≈1,600 sequences/s per core between batch 64 and 1024 because the
-  convolution's output, the ReLU pass and the softmax fall out of the caches.
+* **Chunks of sequences, one size per stage**: the convolution and pooling 64 sequences at a time
+  (:attr:`FastDeepATT.CONV_CHUNK`) and the attention 64 (:attr:`FastDeepATT.ATTENTION_CHUNK`), so
+  their activations stay in the caches, but the recurrence 512 (:attr:`FastDeepATT.CHUNK`): its 27
+  steps are small products whose per-call cost falls with the batch (19 µs per sequence at 512 against
+  27 at 128 and 36 at 64, one core). The plain module slows from ≈4,100 to ≈1,600 sequences/s per core
+  between batch 64 and 1024 because the convolution's output, the ReLU pass and the softmax fall out
+  of the caches.
 """
 
 from __future__ import annotations
@@ -41,7 +49,7 @@ from crmnet.models.fastops import frozen, linear
 from crmnet.models.vaishnav import DeepATTKeras, KerasBiLSTM
 
 
-def kmer_table(weight: torch.Tensor, bias: torch.Tensor, r: int) -> torch.Tensor:
+def kmer_table(weight: torch.Tensor, bias: torch.Tensor, r: int, fill: float) -> torch.Tensor:
     """The convolution of one-hot input as a table of r-mer contributions (float64 sums, float32 result).
 
     Parameters
@@ -51,18 +59,22 @@ def kmer_table(weight: torch.Tensor, bias: torch.Tensor, r: int) -> torch.Tensor
     bias : (F,) tensor
     r : int
         Bases per table entry.
+    fill : float
+        The value of every channel of an N column (the model's ``unknown_fill``).
 
     Returns
     -------
-    (K / r · 4^r, F) tensor
-        Row ``g · 4^r + code`` is the sum over the r taps ``g·r … g·r + r − 1`` of the kernel column of
-        each base of the r-mer ``code`` (base-4, first base most significant); the bias is in group 0's
-        rows, so the sum of one row per group is the convolution's output.
+    (K / r · 5^r, F) tensor
+        Row ``g · 5^r + code`` is the sum over the r taps ``g·r … g·r + r − 1`` of the kernel column of
+        each symbol of the r-mer ``code`` (base 5: A, C, G, T, N; first symbol most significant; N's column
+        is ``fill`` times the sum of the four); the bias is in group 0's rows, so the sum of one row per
+        group is the convolution's output.
     """
     f, _, k = weight.shape
     w = weight.detach().double()
-    combos = torch.cartesian_prod(*[torch.arange(4)] * r).view(-1, r)  # (4^r, r), first base most significant
-    table = torch.zeros(k // r, 4**r, f, dtype=torch.float64, device=w.device)
+    w = torch.cat([w, fill * w.sum(dim=1, keepdim=True)], dim=1)  # (F, 5, K): N as a fifth symbol
+    combos = torch.cartesian_prod(*[torch.arange(5)] * r).view(-1, r)  # (5^r, r), first symbol most significant
+    table = torch.zeros(k // r, 5**r, f, dtype=torch.float64, device=w.device)
     for g in range(k // r):
         for j in range(r):
             table[g] += w[:, combos[:, j], g * r + j].T
@@ -70,15 +82,26 @@ def kmer_table(weight: torch.Tensor, bias: torch.Tensor, r: int) -> torch.Tensor
     return table.reshape(-1, f).float()
 
 
+def _chunked(fn, x: torch.Tensor, size: int) -> torch.Tensor:
+    """``fn`` applied to ``size`` rows of x at a time, concatenated (one call, no copy, when x fits)."""
+    return fn(x) if len(x) <= size else torch.cat([fn(part) for part in x.split(size)])
+
+
 class _BiLSTM(nn.Module):
-    """:class:`KerasBiLSTM` as one recurrence; x (B, T, D) → (B, T, 2H), [forward, backward] per step."""
+    """:class:`KerasBiLSTM` as one recurrence; x (B, T, D) → (B, T, 2H) **halved**, [forward, backward] per step.
+
+    ``tanh`` is computed as ``2 σ(2x) − 1`` (PyTorch's float ``tanh`` costs ≈4× its ``sigmoid`` on a CPU):
+    the candidate's columns are doubled in the kernels, and the recurrence carries ``C = 2c`` and
+    ``H = h / 2`` (so ``σ(C)`` is the cell's and ``H = o (σ(C) − ½)`` the output's; the recurrent kernel
+    is doubled to read H). Scaling by powers of two is exact; the caller doubles its weights on H.
+    """
 
     def __init__(self, lstm: KerasBiLSTM):
         super().__init__()
         fwd, bwd = lstm.forward_lstm, lstm.backward_lstm
         h = self.units = fwd.units
-        # Keras column blocks i, f, c, o → ours (gate, direction): i, f, o (hard sigmoid), then c (tanh).
-        order, scale, shift = (0, 1, 3, 2), (0.2, 0.2, 0.2, 1.0), (0.5, 0.5, 0.5, 0.0)
+        # Keras column blocks i, f, c, o → ours (gate, direction): i, f, o (hard sigmoid), then c (σ of 2z).
+        order, scale, shift = (0, 1, 3, 2), (0.2, 0.2, 0.2, 2.0), (0.5, 0.5, 0.5, 0.0)
         d = fwd.kernel.shape[0]
         kernel = torch.zeros(d, 4, 2, h, dtype=torch.float64)
         recurrent = torch.zeros(2, h, 4, 2, h, dtype=torch.float64)
@@ -88,7 +111,7 @@ class _BiLSTM(nn.Module):
                                                                                layer.bias))
             for new, old in enumerate(order):
                 kernel[:, new, j] = k[:, old] * scale[new]
-                recurrent[j, :, new, j] = r[:, old] * scale[new]
+                recurrent[j, :, new, j] = r[:, old] * scale[new] * 2.0  # it reads H = h / 2
                 bias[new, j] = b[old] * scale[new] + shift[new]
         self.kernel_t = frozen(kernel.reshape(d, 8 * h).T.contiguous().float())  # (8H, D), a Linear's layout
         self.bias = frozen(bias.reshape(8 * h).float())
@@ -108,7 +131,7 @@ class _BiLSTM(nn.Module):
         return out.view(t, b, 8 * self.units)
 
     def recur(self, steps: torch.Tensor) -> torch.Tensor:
-        """Run the recurrence over ``inputs`` (T, B, 8H) → (B, T, 2H), outputs at their own positions."""
+        """Run the recurrence over ``steps`` (T, B, 8H) → H = h / 2 (B, T, 2H), outputs at their own positions."""
         t, b, _ = steps.shape
         u = self.units
         out = steps.new_empty(t, b, 2 * u)
@@ -117,8 +140,9 @@ class _BiLSTM(nn.Module):
         for j in range(t):
             z = torch.addmm(steps[j], h, self.recurrent)
             gates = z[:, : 6 * u].clamp_(0.0, 1.0)
-            c = torch.addcmul(gates[:, 2 * u : 4 * u] * c, gates[:, : 2 * u], z[:, 6 * u :].tanh_())
-            h = torch.mul(gates[:, 4 * u :], torch.tanh(c), out=out[j])
+            i, g = gates[:, : 2 * u], z[:, 6 * u :].sigmoid_()  # the candidate is 2g − 1
+            c = torch.mul(gates[:, 2 * u : 4 * u], c).addcmul_(i, g, value=4.0).sub_(i, alpha=2.0)
+            h = torch.mul(gates[:, 4 * u :], torch.sigmoid(c).sub_(0.5), out=out[j])
         y = out.new_empty(b, t, 2 * u)
         y[:, :, :u] = out[:, :, :u].transpose(0, 1)
         y[:, :, u:] = out.flip(0)[:, :, u:].transpose(0, 1)
@@ -131,8 +155,12 @@ class FastDeepATT(nn.Module):
     Always in eval semantics (no dropout); gradients are not supported.
     """
 
-    #: sequences per pass through the whole network (the activations of 128 stay in the caches)
-    CHUNK = 128
+    #: sequences per pass through the recurrence (its 27 steps are small matrix products: larger is faster)
+    CHUNK = 512
+    #: sequences per pass through the convolution (its output and the pooling stay in the caches)
+    CONV_CHUNK = 64
+    #: sequences per pass through the attention (its (27, 27, B, 16) scores stay in the caches)
+    ATTENTION_CHUNK = 64
 
     def __init__(self, model: DeepATTKeras):
         super().__init__()
@@ -143,12 +171,13 @@ class FastDeepATT(nn.Module):
         w = src.conv.weight.detach()  # (F, C, K): the unfolded window is laid out (C, K) too
         self.conv_w, self.conv_b = frozen(w.reshape(w.shape[0], -1)), frozen(src.conv.bias)
         self.block = next(r for r in (3, 2, 1) if cfg.width % r == 0)
-        self.table = frozen(kmer_table(w, src.conv.bias, self.block)) if w.shape[1] == 4 else None
+        self.fill = float(cfg.unknown_fill)
+        self.table = frozen(kmer_table(w, src.conv.bias, self.block, self.fill)) if w.shape[1] == 4 else None
         self.lstm = _BiLSTM(src.lstm)
         attn = src.attn
         self.heads, self.softmax_eps = attn.heads, attn.softmax_eps
         scale = 1.0 / math.sqrt(attn.q.in_features // attn.heads)
-        self.qkv_w = frozen(torch.cat([attn.q.weight * scale, attn.k.weight, attn.v.weight]))
+        self.qkv_w = frozen(torch.cat([attn.q.weight * scale, attn.k.weight, attn.v.weight]) * 2.0)  # reads h / 2
         self.qkv_b = frozen(torch.cat([attn.q.bias * scale, attn.k.bias, attn.v.bias]))
         self.o_w, self.o_b = frozen(attn.o.weight), frozen(attn.o.bias)
         dense = [m for m in src.head if isinstance(m, nn.Linear)]
@@ -171,22 +200,30 @@ class FastDeepATT(nn.Module):
 
     def _conv(self, x: torch.Tensor, positions: int) -> torch.Tensor:
         """The convolution at the first ``positions`` offsets: x (B, C, L) → (B, positions, F)."""
-        onehot = ((x == 0) | (x == 1)).all(dim=1).all(dim=1) & (x.sum(dim=1) == 1).all(dim=1)
         if self.table is None:
-            onehot = torch.zeros_like(onehot)
-        if bool(onehot.all()):
-            return self._lookup(self._codes(x), positions)
-        if not bool(onehot.any()):
+            return self._matmul(x, positions)
+        codes = self._codes(x)
+        coded = (codes >= 0).all(dim=1)
+        if bool(coded.all()):
+            return self._lookup(codes, positions)
+        if not bool(coded.any()):
             return self._matmul(x, positions)
         z = x.new_empty(x.shape[0], positions, self.conv_w.shape[0])
-        z[onehot] = self._lookup(self._codes(x[onehot]), positions)
-        z[~onehot] = self._matmul(x[~onehot], positions)
+        z[coded] = self._lookup(codes[coded], positions)
+        z[~coded] = self._matmul(x[~coded], positions)
         return z
 
-    @staticmethod
-    def _codes(x: torch.Tensor) -> torch.Tensor:
-        """Base codes (B, L) int64 of one-hot x (B, 4, L) (a weighted sum: ``argmax`` over 4 is 20× slower)."""
-        return torch.matmul(torch.arange(4.0, dtype=x.dtype, device=x.device), x).long()
+    def _codes(self, x: torch.Tensor) -> torch.Tensor:
+        """Symbol codes (B, L) int64 of x (B, 4, L): 0–3 for a one-hot column, 4 for N, −1 for anything else.
+
+        A weighted sum, not ``argmax`` over 4 (20× slower).
+        """
+        low, high = torch.aminmax(x, dim=1)
+        # in [0, 1] with a 1 and a sum of 1: exactly one 1, the others 0
+        onehot = (low == 0) & (high == 1) & (x.sum(dim=1) == 1)
+        unknown = (low == self.fill) & (high == self.fill)
+        codes = torch.matmul(torch.arange(4.0, dtype=x.dtype, device=x.device), x).long()
+        return codes.masked_fill_(~onehot, -1).masked_fill_(unknown, 4)
 
     def _matmul(self, x: torch.Tensor, positions: int) -> torch.Tensor:
         windows = x.unfold(2, self.width, 1)[:, :, :positions]  # (B, C, positions, K)
@@ -197,9 +234,9 @@ class FastDeepATT(nn.Module):
         """The convolution of one-hot ``codes`` (B, L) at the first ``positions`` offsets → (B, positions, F)."""
         r = self.block
         groups = self.width // r
-        kmers = codes.unfold(1, r, 1) @ (4 ** torch.arange(r - 1, -1, -1, device=codes.device))  # (B, L − r + 1)
+        kmers = codes.unfold(1, r, 1) @ (5 ** torch.arange(r - 1, -1, -1, device=codes.device))  # (B, L − r + 1)
         windows = kmers.unfold(1, (groups - 1) * r + 1, 1)[:, :positions, ::r]  # (B, positions, groups)
-        index = windows + torch.arange(groups, device=codes.device) * 4**r
+        index = windows + torch.arange(groups, device=codes.device) * 5**r
         out = F.embedding_bag(index.reshape(-1, groups), self.table, mode="sum")
         return out.view(codes.shape[0], positions, -1)
 
@@ -244,14 +281,19 @@ class FastDeepATT(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map x (B, 4, L) one-hot → (B,) expression."""
-        return torch.cat([self._tail(self.lstm.project(self.features(part))) for part in x.float().split(self.CHUNK)])
+        return _chunked(lambda part: self._tail(self._project(part)), x.float(), self.CHUNK)
+
+    def _project(self, x: torch.Tensor) -> torch.Tensor:
+        """The LSTM's projected inputs (B, T, 8H) of x (B, C, L), :attr:`CONV_CHUNK` sequences at a time."""
+        return _chunked(lambda part: self.lstm.project(self.features(part)), x, self.CONV_CHUNK)
 
     def _tail(self, proj: torch.Tensor) -> torch.Tensor:
         """From the LSTM's projected inputs (B, T, 8H) to the output (B,)."""
-        h = self.attention(self.lstm.recur(self.lstm.arrange(proj))).flatten(1)
+        states = self.lstm.recur(self.lstm.arrange(proj))
+        h = _chunked(self.attention, states, self.ATTENTION_CHUNK).flatten(1)
         for w, bias in zip(self.dense_w[:-1], self.dense_b[:-1]):
-            h = linear(h, w, bias, relu=True)
-        return linear(h, self.dense_w[-1], self.dense_b[-1]).squeeze(-1)
+            h = F.linear(h, w, bias).relu_()
+        return F.linear(h, self.dense_w[-1], self.dense_b[-1]).squeeze(-1)
 
     def mutants(self, reference: torch.Tensor, row: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """Predictions of variants of reference sequences, reusing each reference's convolutional prefix.
@@ -278,7 +320,7 @@ class FastDeepATT(nn.Module):
             Exactly what ``forward(x)`` returns, up to float32 rounding.
         """
         reference, x = reference.float(), x.float()
-        proj_ref = torch.cat([self.lstm.project(self.features(part)) for part in reference.split(self.CHUNK)])
+        proj_ref = self._project(reference)
         out = x.new_empty(len(x))
         for start in range(0, len(x), self.CHUNK):
             part, rows = x[start : start + self.CHUNK], row[start : start + self.CHUNK]
@@ -292,12 +334,12 @@ class FastDeepATT(nn.Module):
         steps, k, pool = proj_ref.shape[1], self.width, self.pool
         span = min(steps, -(-k // pool) + 1)  # pooled positions a one-column change can reach
         if not bool(single.all()) or span == steps:
-            return self._tail(self.lstm.project(self.features(x)))
+            return self._tail(self._project(x))
         p = changed.float().argmax(dim=1)  # (M,)
         first = ((p - k + 1).clamp(min=0) // pool).clamp(max=steps - span)  # first pooled position recomputed
         columns = first[:, None] * pool + torch.arange(span * pool + k - 1, device=x.device)  # (M, columns)
         window = x.gather(2, columns[:, None, :].expand(-1, x.shape[1], -1))
-        local = self.lstm.project(self.features(window))  # (M, span, 8H)
+        local = self._project(window)  # (M, span, 8H)
         proj = proj_ref[row]
         at = first[:, None] + torch.arange(span, device=x.device)
         proj.scatter_(1, at[:, :, None].expand(-1, -1, proj.shape[-1]), local)

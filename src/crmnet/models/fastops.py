@@ -28,7 +28,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rel
     -------
     (..., out) tensor
     """
-    if ONEDNN_LINEAR and x.device.type == "cpu" and x.dtype == weight.dtype and not torch.is_grad_enabled():
+    # float32 only: oneDNN has no bfloat16 inner product on CPUs without AVX-512 (it raises), F.linear does
+    if (ONEDNN_LINEAR and x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+            and not torch.is_grad_enabled()):
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu" if relu else "none", [], "")
     y = F.linear(x, weight, bias)
     return F.relu(y) if relu else y
