@@ -20,6 +20,9 @@ with its range.
 
     python benchmarks/bench_ism.py --models crmnet-tiny,deepatt --n 16 --rounds 5
     python benchmarks/bench_ism.py --models crmnet --n 2 --rounds 3
+
+``--json PATH`` also writes the result in :mod:`speedlog`'s format (README's speed table is generated from
+``benchmarks/results/speed-*.json``).
 """
 
 from __future__ import annotations
@@ -104,11 +107,15 @@ def run(name: str, n: int, rounds: int, batches: list[int], tmp: Path) -> dict:
     return {"mutants": mutants, "rates": rates}
 
 
+def strongest_peer(rates: dict) -> str:
+    """The tangermeme configuration with the highest median CPU rate."""
+    return max((k for k in rates if k.startswith("tangermeme")), key=lambda k: statistics.median(rates[k]["cpu"]))
+
+
 def report(name: str, result: dict) -> list[str]:
     """Markdown rows: every contender, and crmnet against the strongest tangermeme configuration."""
     rates = result["rates"]
-    peers = [k for k in rates if k.startswith("tangermeme")]
-    best = max(peers, key=lambda k: statistics.median(rates[k]["cpu"]))
+    best = strongest_peer(rates)
     rows = []
     for k, r in rates.items():
         cells = [name, k, f"{statistics.median(r['cpu']):,.0f}", f"{statistics.median(r['wall']):,.0f}"]
@@ -128,15 +135,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=16, help="sequences per model (330 mutants each)")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--tm-batch", default="256,1024", help="tangermeme batch sizes tried")
+    p.add_argument("--json", type=Path, help="also write the result here (speedlog format)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     batches = [int(b) for b in args.tm_batch.split(",")]
     print(f"# torch {torch.__version__}, 1 thread, {args.rounds} interleaved rounds, medians (range over rounds)")
     print("| model | contender | mutants/s (CPU) | mutants/s (wall) | crmnet / best peer, CPU | same, wall |")
     print("|---|---|---|---|---|---|")
+    import speedlog
+    import tangermeme
+
+    cond = speedlog.conditions(f"tangermeme {tangermeme.__version__}")
+    results, rows = {}, []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
-            print("\n".join(report(name, run(name, args.n, args.rounds, batches, Path(tmp)))), flush=True)
+            result = results[name] = run(name, args.n, args.rounds, batches, Path(tmp))
+            print("\n".join(report(name, result)), flush=True)
+            best = strongest_peer(result["rates"])
+            rows.append(speedlog.row(name, "saturation mutagenesis, 330 mutants per sequence", best, "mutants/s",
+                                     result["rates"]["crmnet"], result["rates"][best]))
+    if args.json:
+        speedlog.save(args.json, "bench_ism", cond, rows, results)
     return 0
 
 

@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", default="64,256,1024", help="comma-separated batch sizes")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per batch size")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per contender and round")
-    p.add_argument("--json", type=Path, help="also write every timing here")
+    p.add_argument("--json", type=Path, help="also write the result here (speedlog format, every timing kept)")
     args = p.parse_args(argv)
     source = args.source or SOURCES[args.model]
     if not source.exists():
@@ -209,8 +209,29 @@ def main(argv: list[str] | None = None) -> int:
         if keras is not None:
             keras.close()
     if args.json:
-        args.json.write_text(json.dumps({"model": args.model, "results": results}, indent=1))
+        import speedlog
+
+        peer = f"TensorFlow {keras.info['tensorflow']}" if keras else "none"
+        speedlog.save(args.json, "bench_keras", speedlog.conditions(peer), summary(args.model, results), results)
     return 0
+
+
+def summary(model: str, results: dict) -> list[dict]:
+    """Per batch size, ``crmnet-fast`` against the faster Keras configuration of that batch (speedlog rows)."""
+    import speedlog
+
+    rows = []
+    for batch, result in results.items():
+        times = result["times"]
+        peers = [k for k in ("keras", "keras-xla") if k in times]
+        if not peers:
+            continue
+        best = min(peers, key=lambda k: statistics.median(times[k]["cpu"]))
+        rates = {k: {clock: [batch / t for t in times[k][f"round_{clock}"]] for clock in ("cpu", "wall")}
+                 for k in ("crmnet-fast", best)}
+        rows.append(speedlog.row(model, f"inference, batch {batch}", best, "sequences/s", rates["crmnet-fast"],
+                                 rates[best]))
+    return rows
 
 
 if __name__ == "__main__":

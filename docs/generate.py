@@ -8,7 +8,8 @@ Usage::
 A generated block sits between ``<!-- generated: NAME -->`` and ``<!-- end generated -->``; everything
 between the two markers is replaced by :func:`blocks`' text for NAME. The numbers come from one place each:
 the model registry (parameters, FLOPs, input layout, as ``crmnet models`` prints them), the released-model
-catalogue (``crmnet zoo``), the input-format registry and the web page's limits (``ServeConfig``).
+catalogue (``crmnet zoo``), the input-format registry, the web page's limits (``ServeConfig``) and the kept
+benchmark results (``benchmarks/results/``: the serve load test, ``speed-*.json``, ``gpu/report.json``).
 """
 
 from __future__ import annotations
@@ -99,6 +100,52 @@ def _load_test() -> str:
     return render(["load test of `crmnet serve`", "measured"], rows)
 
 
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _speed() -> str:
+    """Every kept speed result (``benchmarks/results/speed-*.json``, :mod:`benchmarks.speedlog`'s format)."""
+    import json
+
+    from crmnet.tables import render
+
+    rows, sources = [], []
+    for path in sorted(RESULTS.glob("speed-*.json")):
+        r = json.loads(path.read_text(encoding="utf-8"))
+        c = r["conditions"]
+        sources.append(f"- `{path.name}`: `{r['command']}` — {c['date']}, {c['cpu']} ({c['isa']}), {c['cores']} "
+                       f"cores, load average {c['load_average'][0]:g} at the start, torch {c['torch']}, "
+                       f"{c['peer']}, {c['threads']} thread per side")
+        for x in r["rows"]:
+            med, lo, hi = x["ratio_cpu"]
+            wmed, wlo, whi = x["ratio_wall"]
+            rows.append([x["model"], x["work"], x["peer"], f"{x['crmnet_cpu']:,.0f} vs {x['peer_cpu']:,.0f} {x['unit']}",
+                         f"**{med:.2f}** ({lo:.2f}–{hi:.2f})", f"{wmed:.2f} ({wlo:.2f}–{whi:.2f})", f"`{path.name}`"])
+    table = render(["model", "work", "strongest peer configuration", "crmnet vs peer, per CPU second",
+                    "speed-up, CPU time (range over rounds)", "speed-up, wall time", "result file"], rows)
+    return table + "\n" + "\n".join(sources) + "\n"
+
+
+def _gpu() -> str:
+    """The GPU check's training table from ``benchmarks/results/gpu/report.json``, when a run was kept."""
+    import importlib.util
+    import json
+
+    report = RESULTS / "gpu" / "report.json"
+    if not report.is_file():
+        return ("No GPU run is kept yet: on a GPU machine run `python benchmarks/gpu_check.py --out gpu-report`, "
+                "copy its `report.json` to `benchmarks/results/gpu/report.json` and run `docs/generate.py`.\n")
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu_check)
+    r = json.loads(report.read_text(encoding="utf-8"))
+    env = (r["sections"].get("env") or {}).get("result") or {}
+    name = (env.get("gpu") or {}).get("name", r.get("device", "?"))
+    table1 = (r["sections"].get("table1") or {}).get("result") or {}
+    torch = (env.get("versions") or {}).get("torch", "?")
+    return f"Device: {name}, torch {torch}.\n\n" + "\n".join(gpu_check._render_table1(table1)) + "\n"
+
+
 def blocks() -> dict[str, Callable[[], str]]:
     """Every generated block: name → a function returning its Markdown text (ending with a newline).
 
@@ -108,7 +155,7 @@ def blocks() -> dict[str, Callable[[], str]]:
         The block name used in the ``<!-- generated: NAME -->`` marker → its renderer.
     """
     return {"models": _models, "zoo": _zoo, "zoo-short": _zoo_short, "formats": _formats,
-            "serve-limits": _serve_limits, "load-test": _load_test}
+            "serve-limits": _serve_limits, "load-test": _load_test, "speed": _speed, "gpu": _gpu}
 
 
 def regenerate(text: str, source: str = "page") -> str:

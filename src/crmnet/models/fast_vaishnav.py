@@ -20,7 +20,8 @@ every rewrite is exact algebra, only float32 rounding differs (tested within 1e-
   ``tanh(z) = 2 σ(2z) − 1`` (PyTorch's float ``tanh`` costs ≈3–4× its ``sigmoid``), with the factors of 2
   folded into the kernels (:class:`_BiLSTM`).
 * **Attention**: q, k, v in one oneDNN product with ReLU fused; the score scale 1 / √(E/H) is folded into
-  q's weights (exact: ReLU commutes with a positive scale); with the release's 2-wide heads, scores and
+  q's weights (exact: ReLU commutes with a positive scale), times log2(e) so that the softmax takes
+  ``exp2`` (≈1.7× faster than ``exp`` in PyTorch on a CPU; ≈6e-8 relative rounding); with the release's 2-wide heads, scores and
   weighted sums are elementwise products over (key, query, sequence, head) planes instead of thousands of
   2-deep matrix products, and the softmax's division is applied to the 2-wide result.
 * **The output scaler** is folded into the last Dense layer.
@@ -176,7 +177,7 @@ class FastDeepATT(nn.Module):
         self.lstm = _BiLSTM(src.lstm)
         attn = src.attn
         self.heads, self.softmax_eps = attn.heads, attn.softmax_eps
-        scale = 1.0 / math.sqrt(attn.q.in_features // attn.heads)
+        scale = math.log2(math.e) / math.sqrt(attn.q.in_features // attn.heads)  # the softmax takes exp2
         self.qkv_w = frozen(torch.cat([attn.q.weight * scale, attn.k.weight, attn.v.weight]) * 2.0)  # reads h / 2
         self.qkv_b = frozen(torch.cat([attn.q.bias * scale, attn.k.bias, attn.v.bias]))
         self.o_w, self.o_b = frozen(attn.o.weight), frozen(attn.o.bias)
@@ -256,11 +257,12 @@ class FastDeepATT(nn.Module):
         qkv = linear(x, self.qkv_w, self.qkv_b, relu=True).view(b, t, 3, h, 2)
         (q0, q1), (k0, k1), (v0, v1) = qkv.permute(2, 4, 1, 0, 3).contiguous()  # each (T, B, H)
         s = torch.mul(q0[None], k0[:, None]).addcmul_(q1[None], k1[:, None])  # (key j, query i, B, H)
-        # q, k ≥ 0 (ReLU), so 0 ≤ s[j, i] ≤ q_i · max_j k_j: below exp's overflow the softmax needs no shift
+        # q, k ≥ 0 (ReLU), so 0 ≤ s[j, i] ≤ q_i · max_j k_j: far below exp2's overflow (128) the softmax
+        # needs no shift
         bound = torch.addcmul(q0 * k0.amax(dim=0), q1, k1.amax(dim=0)).max()
         if bool(bound > 60.0):
             s.sub_(s.amax(dim=0))
-        s.exp_()
+        s.exp2_()
         y = x.new_zeros(2, t, b, h)
         for j in range(t):
             y[0].addcmul_(s[j], v0[j])
@@ -274,7 +276,7 @@ class FastDeepATT(nn.Module):
         qkv = linear(x, self.qkv_w, self.qkv_b, relu=True).view(b, t, 3, h, e // h).permute(2, 0, 3, 1, 4)
         q, k, v = (part.reshape(b * h, t, e // h) for part in qkv)
         scores = torch.bmm(q, k.transpose(1, 2))
-        exp = torch.exp(scores - scores.amax(dim=-1, keepdim=True))
+        exp = torch.exp2(scores - scores.amax(dim=-1, keepdim=True))
         weights = exp / (exp.sum(dim=-1, keepdim=True) + self.softmax_eps)
         y = torch.bmm(weights, v).view(b, h, t, e // h).transpose(1, 2).reshape(b, t, e)
         return linear(y, self.o_w, self.o_b, relu=True)

@@ -1,0 +1,111 @@
+"""The one format of the speed results that README's speed table is generated from.
+
+``bench_keras.py``, ``bench_legnet.py`` and ``bench_ism.py`` take ``--json PATH``; kept as
+``benchmarks/results/speed-*.json``, ``docs/generate.py`` renders every such file's rows into the README's
+``speed`` block, so the table always shows what a run measured, with its conditions.
+
+A file holds::
+
+    {"benchmark": "bench_keras", "command": "python benchmarks/bench_keras.py ...",
+     "conditions": {"date": ..., "cpu": ..., "isa": ..., "cores": ..., "load_average": [...],
+                    "torch": ..., "peer": "TensorFlow 2.21.0", "threads": 1},
+     "rows": [{"model": "deepatt", "work": "inference, batch 64", "peer": "keras-xla",
+               "unit": "sequences/s", "crmnet_cpu": 9285.0, "peer_cpu": 7277.0,
+               "ratio_cpu": [1.27, 1.26, 1.28], "ratio_wall": [1.27, 1.26, 1.29]}, ...],
+     "raw": {...}}
+
+Rates are per CPU second of the process (every thread); a ratio is ``[median, min, max]`` over the
+interleaved rounds of crmnet's rate / the peer's (> 1: crmnet faster).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+
+def conditions(peer: str, threads: int = 1) -> dict:
+    """Where and how a benchmark ran: date, CPU and its vector ISA as PyTorch sees it, cores, load, versions.
+
+    Parameters
+    ----------
+    peer : the peer's name and version, e.g. ``"TensorFlow 2.21.0"``.
+    threads : threads per side.
+
+    Returns
+    -------
+    dict
+    """
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "cpu": cpu,
+            "isa": torch.backends.cpu.get_cpu_capability(), "cores": os.cpu_count(),
+            "load_average": [round(v, 2) for v in os.getloadavg()], "python": platform.python_version(),
+            "torch": torch.__version__, "peer": peer, "threads": threads}
+
+
+def ratio(crmnet: list[float], peer: list[float]) -> list[float]:
+    """``[median, min, max]`` over rounds of crmnet's rate / the peer's rate (rates, not times).
+
+    Parameters
+    ----------
+    crmnet, peer : one rate per round, in the same order.
+
+    Returns
+    -------
+    list of 3 floats
+    """
+    per_round = [c / p for c, p in zip(crmnet, peer)]
+    return [round(statistics.median(per_round), 3), round(min(per_round), 3), round(max(per_round), 3)]
+
+
+def row(model: str, work: str, peer: str, unit: str, crmnet: dict, other: dict) -> dict:
+    """One comparison: crmnet's and the peer's per-round rates (``{"cpu": [...], "wall": [...]}``) summarised.
+
+    Parameters
+    ----------
+    model : the model compared (``deepatt``, ``crmnet-tiny`` …).
+    work : what was timed, e.g. ``"inference, batch 64"``.
+    peer : the peer's configuration (its strongest one).
+    unit : what the rates count per second.
+    crmnet, other : per-round rates of crmnet and of the peer, CPU and wall.
+
+    Returns
+    -------
+    dict
+    """
+    return {"model": model, "work": work, "peer": peer, "unit": unit,
+            "crmnet_cpu": round(statistics.median(crmnet["cpu"]), 1),
+            "peer_cpu": round(statistics.median(other["cpu"]), 1),
+            "ratio_cpu": ratio(crmnet["cpu"], other["cpu"]), "ratio_wall": ratio(crmnet["wall"], other["wall"])}
+
+
+def save(path: Path, benchmark: str, cond: dict, rows: list[dict], raw: dict) -> None:
+    """Write the result file (the command that produced it is this process's command line).
+
+    Parameters
+    ----------
+    path : where to write.
+    benchmark : the script's name.
+    cond : :func:`conditions`.
+    rows : :func:`row` results.
+    raw : every timing, for whoever wants to recompute.
+    """
+    command = "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0]), *sys.argv[1:]])
+    text = json.dumps({"benchmark": benchmark, "command": command, "conditions": cond, "rows": rows, "raw": raw},
+                      indent=1, default=str)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    os.replace(tmp, path)
