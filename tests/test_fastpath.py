@@ -7,9 +7,9 @@ import torch
 
 from crmnet.models import build_model
 from crmnet.models.blocks import MultiHeadSelfAttention, SameConv1d, SameConvTranspose1d
+from crmnet.models.fastops import FoldedAttention
 from crmnet.models.fastpath import (
     FastCRMnet,
-    _Attention,
     _Conv,
     _Polyphase,
     optimize_for_inference,
@@ -60,7 +60,7 @@ def test_folded_attention_equals_the_module(heads, head_dim, embed):
             lin.bias.uniform_(-0.5, 0.5)  # q and k biases change the scores; the fold must keep them
     x = torch.randn(4, 14, embed)
     with torch.inference_mode():
-        want, got = attn(x), _Attention(attn)(x)
+        want, got = attn(x), FoldedAttention(attn)(x)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
 
 
