@@ -97,7 +97,7 @@ class _Polyphase(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map x (B, L, C_in) → (B, s·L, C_out)."""
         y = self.conv(x)  # (B, L, s·C_out), phase-major: position s·m + r, channel c at [m, r·C_out + c]
-        return y.view(y.shape[0], -1, y.shape[-1] // self.stride)
+        return y.reshape(y.shape[0], -1, y.shape[-1] // self.stride)  # a view when y is channels-last
 
 
 class _Unit(nn.Module):
@@ -173,7 +173,7 @@ class FastNarrowCRMnet(nn.Module):
     Always in eval semantics (no dropout, batch-norm running statistics); gradients are not supported.
     """
 
-    CHUNK = 1024
+    CHUNK = 4096
 
     def __init__(self, model: CRMnet, dtype: torch.dtype = torch.float32):
         super().__init__()
@@ -206,7 +206,8 @@ class FastNarrowCRMnet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map x (B, C, L) one-hot → (B,) expression."""
         # The per-call cost of oneDNN's small convolutions (tens of µs) outweighs the cache misses of a
-        # large chunk: crmnet-tiny runs ≈1.5x faster per sequence in chunks of 1,024 than of 128.
+        # large chunk: per sequence, crmnet-tiny ran ≈1.5x faster in chunks of 1,024 than of 128, and
+        # ≈1.1x faster again in chunks of 4,096.
         parts = [self._forward(part) for part in x.split(self.CHUNK)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
