@@ -7,9 +7,10 @@ import torch
 
 from crmnet.models import build_model
 from crmnet.models.blocks import MultiHeadSelfAttention, SameConv1d, SameConvTranspose1d
+from crmnet.models.fast_narrow import FastNarrowCRMnet
+from crmnet.models.fastops import FoldedAttention
 from crmnet.models.fastpath import (
     FastCRMnet,
-    _Attention,
     _Conv,
     _Polyphase,
     optimize_for_inference,
@@ -60,13 +61,15 @@ def test_folded_attention_equals_the_module(heads, head_dim, embed):
             lin.bias.uniform_(-0.5, 0.5)  # q and k biases change the scores; the fold must keep them
     x = torch.randn(4, 14, embed)
     with torch.inference_mode():
-        want, got = attn(x), _Attention(attn)(x)
+        want, got = attn(x), FoldedAttention(attn)(x)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * want.abs().max().item())
 
 
-def _assert_same_function(model: torch.nn.Module, x: torch.Tensor) -> None:
-    fast = optimize_for_inference(model)
-    assert isinstance(fast, FastCRMnet)
+def _assert_same_function(model: torch.nn.Module, x: torch.Tensor, fast: torch.nn.Module | None = None) -> None:
+    """``fast`` (default: what optimize_for_inference gives, a FastCRMnet) computes what ``model`` does."""
+    if fast is None:
+        fast = optimize_for_inference(model)
+        assert isinstance(fast, FastCRMnet)
     with torch.inference_mode():
         want, got = model(x), fast(x)
     assert got.dtype == torch.float32 and got.shape == want.shape
@@ -92,7 +95,11 @@ def test_full_crmnet_fast_path_matches_within_1e_5():
 def test_presets_and_ablations_fast_path(name, overrides):
     torch.manual_seed(1)
     model = _perturb(build_model(name, **overrides))
-    _assert_same_function(model, _onehot(5, model.config.length))
+    x = _onehot(5, model.config.length)
+    _assert_same_function(model, x, FastCRMnet(model))  # the wide rewrite stays exact on narrow models
+    fast = optimize_for_inference(model)  # which takes the narrow one (tests/test_fast_narrow.py)
+    assert isinstance(fast, FastNarrowCRMnet)
+    _assert_same_function(model, x, fast)
 
 
 def test_the_model_is_left_as_it_was_and_others_pass_through():
@@ -152,7 +159,7 @@ def test_fft_convolution_equals_the_direct_one(length):
 def test_chunked_batches_match_single_sequences():
     torch.manual_seed(5)
     model = _perturb(build_model("crmnet-tiny"))
-    fast = optimize_for_inference(model)
+    fast = FastCRMnet(model)
     x = _onehot(FastCRMnet.CHUNK + 7)
     with torch.inference_mode():
         whole = fast(x)
@@ -176,5 +183,6 @@ def test_fft_strided_convolution_keeps_the_keras_windows(length):
 def test_predict_uses_the_rewrite_only_where_it_pays():
     with torch.device("meta"):
         assert worthwhile(build_model("crmnet")) and worthwhile(build_model("crmnet-no-se"))
-        assert not worthwhile(build_model("crmnet-tiny")) and not worthwhile(build_model("crmnet-small"))
+        assert worthwhile(build_model("crmnet-tiny")) and worthwhile(build_model("crmnet-small"))  # narrow
+        assert not worthwhile(build_model("crmnet-tiny", head_channels=(128, 4)))  # neither narrow nor large
         assert not worthwhile(build_model("legnet"))

@@ -38,7 +38,7 @@ from crmnet.errors import InputError
 
 # Expression values measured in Vaishnav et al.'s assay lie in [0, 17] (the simulator clips to it too).
 EXPRESSION_RANGE = (0.0, 17.0)
-#: sequences per forward pass on a CPU, whatever the batch size (see ModelPredictor.members)
+#: sequences per forward pass of a plain module on a CPU, whatever the batch size (see ModelPredictor.members)
 CPU_CHUNK = 1024
 MAX_CONSTANT = 1e12  # an objective constant beyond this is a typo (1e309 would silently become inf)
 
@@ -131,8 +131,9 @@ class ModelPredictor:
 
         run = self.runner()
         # On a CPU a plain module's activations fall out of the caches beyond ~1,000 sequences (crmnet-tiny:
-        # 9,300 seq/s per core at 1,024, 7,700 at 4,096); the rewrites chunk internally.
-        step = self.batch_size if self.device.type != "cpu" else min(self.batch_size, CPU_CHUNK)
+        # 9,300 seq/s per core at 1,024, 7,700 at 4,096); the rewrites chunk internally, each as suits it.
+        plain_cpu = self.device.type == "cpu" and run is self.model
+        step = min(self.batch_size, CPU_CHUNK) if plain_cpu else self.batch_size
         out = np.empty((len(codes), n_members(self.model)), dtype=np.float32)
         with torch.inference_mode():
             for s in range(0, len(codes), step):
