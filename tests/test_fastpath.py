@@ -110,7 +110,7 @@ def test_the_model_is_left_as_it_was_and_others_pass_through():
     assert model.training and not fast.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert not any(p.requires_grad for p in fast.parameters())
-    other = build_model("legnet")
+    other = build_model("dream-cnn")
     assert optimize_for_inference(other) is other
     with pytest.raises(ValueError, match="dtype"):
         optimize_for_inference(model, dtype=torch.float16)
@@ -185,4 +185,4 @@ def test_predict_uses_the_rewrite_only_where_it_pays():
         assert worthwhile(build_model("crmnet")) and worthwhile(build_model("crmnet-no-se"))
         assert worthwhile(build_model("crmnet-tiny")) and worthwhile(build_model("crmnet-small"))  # narrow
         assert not worthwhile(build_model("crmnet-tiny", head_channels=(128, 4)))  # neither narrow nor large
-        assert not worthwhile(build_model("legnet"))
+        assert worthwhile(build_model("legnet")) and not worthwhile(build_model("dream-cnn"))

@@ -242,8 +242,9 @@ sys.exit(main(["predict", str(out / "seqs.tsv"), "--checkpoint", str(out / "legn
 @pytest.mark.slow  # over 5 s on a 2-core CPU; CI runs it (make test-all)
 def test_exact_parity_on_the_fixtures_cpu_kernels(fixture_dir, ref, tmp_path):
     """The authors' float32 operations in their order: with the kernels of the CPU the fixture was made
-    on (AVX2), logits, each strand's expectation and ``crmnet predict``'s output match test.py's within
-    1e-5 (bit-identical on the fixture's own CPU family; see PINNED_TOL)."""
+    on (AVX2), logits, each strand's expectation and the plain module's output match test.py's within
+    1e-5 (bit-identical on the fixture's own CPU family; see PINNED_TOL); ``crmnet predict``'s (the
+    FastLegNet rewrite) within FP32_TOL."""
     pinned = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "OMP_NUM_THREADS": "1"}
     env = dict(os.environ, **pinned, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     done = subprocess.run(
@@ -261,7 +262,9 @@ def test_exact_parity_on_the_fixtures_cpu_kernels(fixture_dir, ref, tmp_path):
     np.testing.assert_allclose(got["pred"], ref["prediction"], rtol=0, atol=PINNED_TOL)
     rows = [line.split("\t") for line in (tmp_path / "pred.tsv").read_text().splitlines()[1:]]
     assert [r[1] for r in rows] == [str(s) for s in ref["sequences"]]
-    np.testing.assert_allclose([float(r[2]) for r in rows], ref["prediction"], rtol=0, atol=PINNED_TOL)
+    # ``crmnet predict`` runs the exact rewrite FastLegNet (fastpath.optimize_for_inference): other float32
+    # rounding, which this fixture's last convolution (scaled by 10) amplifies to 2.1e-5 (3.5e-6 relative)
+    np.testing.assert_allclose([float(r[2]) for r in rows], ref["prediction"], rtol=0, atol=FP32_TOL)
 
 
 def test_float64_parity_and_what_the_tolerance_can_see(imported, ref):

@@ -48,11 +48,13 @@ from torch import nn
 
 from crmnet.models.blocks import SameConv1d, SameConvTranspose1d, keras_same_padding
 from crmnet.models.crmnet import CRMnet, DecoderBlock, EncoderBlock, unet_features
+from crmnet.models.fast_legnet import FastLegNet
 from crmnet.models.fast_narrow import FastNarrowCRMnet, narrow
 from crmnet.models.fast_vaishnav import FastDeepATT
 from crmnet.models.fastops import TransformerRewrite, polyphase_kernel
 from crmnet.models.fastops import frozen as _frozen
 from crmnet.models.fastops import linear as _linear
+from crmnet.models.legnet import LegNet
 from crmnet.models.vaishnav import DeepATTKeras
 
 
@@ -286,7 +288,7 @@ WORTHWHILE_PARAMETERS = 5_000_000
 
 
 def worthwhile(model: nn.Module) -> bool:
-    """Whether :func:`optimize_for_inference` speeds ``model`` up on a CPU (CRMnets, DeepATT).
+    """Whether :func:`optimize_for_inference` speeds ``model`` up on a CPU (CRMnets, DeepATT, LegNet).
 
     Full-width CRMnets (≥ :data:`WORTHWHILE_PARAMETERS`) through :class:`FastCRMnet`; narrow ones
     (crmnet-tiny, crmnet-small: 1.5-1.7x the plain module's rate at batch 1,024 on one core) through
@@ -300,23 +302,30 @@ def worthwhile(model: nn.Module) -> bool:
     -------
     bool
     """
-    if type(model) is DeepATTKeras or narrow(model):
+    if type(model) is DeepATTKeras or narrow(model) or _fast_legnet(model):
         return True
     return type(model) is CRMnet and sum(p.numel() for p in model.parameters()) >= WORTHWHILE_PARAMETERS
 
 
+def _fast_legnet(model: nn.Module) -> bool:
+    """A LegNet that :class:`FastLegNet` rewrites (odd kernels: symmetric 'same' padding)."""
+    return type(model) is LegNet and model.config.kernel_size % 2 == 1
+
+
 def optimize_for_inference(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
-    """The fastest exact inference form of ``model``: ``FastCRMnet``, ``FastNarrowCRMnet`` or ``FastDeepATT``.
+    """The fastest exact inference form of ``model``: a CRMnet, DeepATT or LegNet rewrite.
+
+    ``FastCRMnet`` (full width), ``FastNarrowCRMnet`` (narrow CRMnets), ``FastDeepATT`` or ``FastLegNet``.
 
     model: any registered model (others are returned as they are). dtype: ``torch.float32`` (default;
     same outputs within float rounding, ≈1e-6 relative) or ``torch.bfloat16`` (opt-in, CRMnet only;
-    ≈2e-2 relative; DeepATT stays float32).
+    ≈2e-2 relative; DeepATT and LegNet stay float32).
     Returns a module in eval mode on the model's device mapping x (B, C, L) → (B,) float32. The model
     itself is not modified; the result is cached per model and rebuilt once its weights change.
     """
     if dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"optimize_for_inference: dtype must be float32 or bfloat16, not {dtype}")
-    if type(model) not in (CRMnet, DeepATTKeras):
+    if type(model) not in (CRMnet, DeepATTKeras) and not _fast_legnet(model):
         return model
     key = (_weights_key(model), dtype)
     cached = _CACHE.get(model)
@@ -324,6 +333,8 @@ def optimize_for_inference(model: nn.Module, dtype: torch.dtype = torch.float32)
         return cached[1]
     if type(model) is DeepATTKeras:
         fast = FastDeepATT(model)
+    elif type(model) is LegNet:
+        fast = FastLegNet(model)
     else:
         fast = FastNarrowCRMnet(model, dtype) if narrow(model) else FastCRMnet(model, dtype)
     fast = fast.to(next(model.parameters()).device)

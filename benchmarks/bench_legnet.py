@@ -1,0 +1,200 @@
+"""CPU inference, crmnet's LegNet against the authors' own LegNet module, side by side in one run, one thread.
+
+Both sides run the same released-format file (default: the fixture ``shared/fixtures/legnet/model_300.pth``,
+the authors' ``SeqNN`` with seeded weights saved as their ``train.py`` does) on the same sequences: rows of
+the Vaishnav et al. native and random complex-medium test sets (their sequences, some with N), encoded as the
+authors' ``test.py`` does (crmnet's ``legnet-released`` encoding, tested to give their inputs bit for bit).
+
+Contenders, each predicting both strands and averaging them as LegNet's ``test.py`` does:
+
+* ``authors``: their ``legnet/model.py`` ``SeqNN`` (imported at run time from ``--authors-repo``; it needs
+  tensorly and tensorly-torch on ``PYTHONPATH``), in eval mode under ``torch.inference_mode``, called once
+  on the forward-strand batch and once on the reverse-complement batch, as their ``test.py`` does, and
+  ``(score_forward + score_reverse) / 2``. Their 6-channel inputs are built before timing (test.py's data
+  loader does that), so their figure excludes input preparation; crmnet's include it.
+* ``crmnet``: the imported plain module (:func:`crmnet.zoo.legnet.import_file`) under ``inference_mode``.
+* ``crmnet-fast``: what ``crmnet.models.fastpath.optimize_for_inference`` returns for it.
+
+Timing as in ``bench_keras.py``: ``--rounds`` rounds; in each, every contender runs one warm-up and
+``--repeats`` timed calls, in an order rotated from round to round. Each call's CPU time
+(``time.process_time``) and wall time are kept. A contender's figure is the median over all its calls; a
+ratio (``x authors``: > 1 means faster than the authors') is the median of the per-round ratios of medians,
+with their range. ``max abs dy``: the largest difference from the authors' predictions.
+
+    PYTHONPATH=src:/tmp/tl_site python benchmarks/bench_legnet.py --authors-repo /tmp/legnet_authors \\
+        --batch 64,256,1024 --rounds 3 --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SHARED = Path(os.environ.get("CRMNET_SHARED", HERE.parents[1] / "shared"))
+WEIGHTS = SHARED / "fixtures" / "legnet" / "model_300.pth"
+HPARAMS = SHARED / "fixtures" / "legnet" / "hparams.json"
+TEST_SETS = [SHARED / "data" / "vaishnav2022" / "peer_predictions" / f"{origin}_complex_DeepAtt_model.csv"
+             for origin in ("Native", "Random")]
+
+
+def time_calls(call, repeats: int) -> tuple[list[float], list[float]]:
+    """One warm-up, then CPU and wall seconds of ``repeats`` calls of ``call()``."""
+    call()
+    cpu, wall = [], []
+    for _ in range(repeats):
+        c, w = time.process_time(), time.perf_counter()
+        call()
+        cpu.append(time.process_time() - c)
+        wall.append(time.perf_counter() - w)
+    return cpu, wall
+
+
+def sequences(count: int, seed: int = 0) -> list[str]:
+    """``count`` test-set sequences (native and random interleaved, drawn with a seed); random ACGT with
+    3 % N when the test sets are absent."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    pool = []
+    for path in TEST_SETS:
+        if path.is_file():
+            with path.open(newline="") as handle:
+                pool += [row["sequence"] for row in csv.DictReader(handle)]
+    if pool:
+        return [pool[i] for i in rng.choice(len(pool), count, replace=len(pool) < count)]
+    letters = np.array(list("ACGTN"))
+    return ["".join(letters[rng.choice(5, 110, p=[0.2425] * 4 + [0.03])]) for _ in range(count)]
+
+
+def authors_model(repo: Path, weights: Path):
+    """The authors' ``SeqNN`` with the fixture's hyper-parameters and ``weights``, in eval mode."""
+    import torch
+    from torch import nn
+
+    sys.path.insert(0, str(repo / "legnet"))
+    from model import SeqNN
+
+    hparams = json.loads(HPARAMS.read_text())
+    hparams["activation"] = {"nn.SiLU": nn.SiLU}[hparams["activation"]]
+    model = SeqNN(**hparams)
+    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return model.eval()
+
+
+def contenders(weights: Path, repo: Path | None, batch: int) -> tuple[dict, object, object]:
+    """{name: zero-argument call} for one batch, the authors' predictions (None without them) and crmnet's input."""
+    import torch
+
+    from crmnet.data.encoding import encode, onehot, revcomp_onehot
+    from crmnet.models.fastpath import optimize_for_inference
+    from crmnet.zoo.legnet import import_file
+
+    model, _ = import_file(weights)
+    fast = optimize_for_inference(model)
+    codes, _ = encode(sequences(batch), model.encoding)
+    x = onehot(torch.as_tensor(codes), model.encoding)
+    calls = {}
+    y_authors = None
+    if repo is not None:
+        authors = authors_model(repo, weights)
+        forward, reverse = model.inputs(x, 0.0), model.inputs(revcomp_onehot(x, model.encoding), 1.0)
+
+        def run_authors():
+            return (authors(forward)[-1] + authors(reverse)[-1]) / 2
+
+        calls["authors"] = run_authors
+        with torch.inference_mode():
+            y_authors = run_authors()
+    calls["crmnet"] = lambda: model(x)
+    calls["crmnet-fast"] = lambda: fast(x)
+    return calls, y_authors, x
+
+
+def measure_batch(batch: int, args) -> dict:
+    """Interleaved rounds at one batch size → per contender CPU/wall lists, per-round medians, max |Δy|."""
+    import torch
+
+    calls, y_authors, _ = contenders(args.weights, args.authors_repo, batch)
+    names = list(calls)
+    out = {n: {"cpu": [], "wall": [], "round_cpu": [], "round_wall": []} for n in names}
+    diff = {}
+    for r in range(args.rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            with torch.inference_mode():
+                if y_authors is not None and name not in diff:  # outputs are deterministic: compared once
+                    diff[name] = (calls[name]().double() - y_authors.double()).abs().max().item()
+                cpu, wall = time_calls(calls[name], args.repeats)
+            o = out[name]
+            o["cpu"] += cpu
+            o["wall"] += wall
+            o["round_cpu"].append(statistics.median(cpu))
+            o["round_wall"].append(statistics.median(wall))
+    return {"times": out, "max_abs_diff": diff}
+
+
+def ratios(times: dict, name: str, peer: str, clock: str) -> tuple[float, float, float]:
+    """Median, min and max over rounds of peer time / contender time."""
+    per_round = [p / c for p, c in zip(times[peer][f"round_{clock}"], times[name][f"round_{clock}"])]
+    return statistics.median(per_round), min(per_round), max(per_round)
+
+
+def report(batch: int, result: dict) -> list[str]:
+    """Markdown rows for one batch size."""
+    rows = []
+    times = result["times"]
+    for name, t in times.items():
+        cpu, wall = statistics.median(t["cpu"]), statistics.median(t["wall"])
+        cells = [str(batch), name, f"{cpu * 1e3:.0f}", f"{wall * 1e3:.0f}", f"{batch / cpu:,.0f}"]
+        if "authors" in times and name != "authors":
+            c, w = ratios(times, name, "authors", "cpu"), ratios(times, name, "authors", "wall")
+            cells.append(f"{c[0]:.2f} ({c[1]:.2f}–{c[2]:.2f}) / {w[0]:.2f} ({w[1]:.2f}–{w[2]:.2f})")
+        else:
+            cells.append("–")
+        d = result["max_abs_diff"].get(name)
+        cells.append("–" if d is None else f"{d:.1e}")
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--weights", type=Path, default=WEIGHTS, help="a LegNet model_*.pth state_dict (default: fixture)")
+    p.add_argument("--authors-repo", type=Path, help="a checkout of autosome-ru/LegNet; omitted: crmnet only")
+    p.add_argument("--batch", default="64,256,1024", help="comma-separated batch sizes")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per batch size")
+    p.add_argument("--repeats", type=int, default=3, help="timed calls per contender and round")
+    p.add_argument("--json", type=Path, help="also write every timing here")
+    args = p.parse_args(argv)
+    if not args.weights.is_file():
+        p.error(f"--weights: {args.weights} not found")
+    if args.authors_repo is not None and not (args.authors_repo / "legnet" / "model.py").is_file():
+        p.error(f"--authors-repo: no legnet/model.py under {args.authors_repo}")
+
+    import torch
+
+    torch.set_num_threads(1)
+    torch.set_num_interop_threads(1)
+    peer = "authors' SeqNN" if args.authors_repo else "no --authors-repo: crmnet only"
+    print(f"# LegNet ({args.weights.name}): torch {torch.__version__}; {peer}")
+    print(f"# 1 thread; {args.rounds} interleaved rounds x {args.repeats} calls; medians; ratio cells: "
+          "CPU-time ratio (range over rounds) / wall-time ratio (range); > 1: faster than the authors'")
+    print("| batch | contender | CPU ms/batch | wall ms/batch | seq/s (CPU) | x authors | max abs dy |")
+    print("|---|---|---|---|---|---|---|")
+    results = {}
+    for batch in (int(b) for b in args.batch.split(",")):
+        results[batch] = measure_batch(batch, args)
+        print("\n".join(report(batch, results[batch])), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"weights": str(args.weights), "results": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
