@@ -212,26 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         import speedlog
 
         peer = f"TensorFlow {keras.info['tensorflow']}" if keras else "none"
-        speedlog.save(args.json, "bench_keras", speedlog.conditions(peer), summary(args.model, results), results)
+        rows = speedlog.batch_rows(args.model, results, ("keras", "keras-xla"))
+        speedlog.save(args.json, "bench_keras", speedlog.conditions(peer), rows, results)
     return 0
-
-
-def summary(model: str, results: dict) -> list[dict]:
-    """Per batch size, ``crmnet-fast`` against the faster Keras configuration of that batch (speedlog rows)."""
-    import speedlog
-
-    rows = []
-    for batch, result in results.items():
-        times = result["times"]
-        peers = [k for k in ("keras", "keras-xla") if k in times]
-        if not peers:
-            continue
-        best = min(peers, key=lambda k: statistics.median(times[k]["cpu"]))
-        rates = {k: {clock: [batch / t for t in times[k][f"round_{clock}"]] for clock in ("cpu", "wall")}
-                 for k in ("crmnet-fast", best)}
-        rows.append(speedlog.row(model, f"inference, batch {batch}", best, "sequences/s", rates["crmnet-fast"],
-                                 rates[best]))
-    return rows
 
 
 if __name__ == "__main__":

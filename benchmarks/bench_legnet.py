@@ -170,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch", default="64,256,1024", help="comma-separated batch sizes")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per batch size")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per contender and round")
-    p.add_argument("--json", type=Path, help="also write every timing here")
+    p.add_argument("--json", type=Path, help="also write the result here (speedlog format, every timing kept)")
     args = p.parse_args(argv)
     if not args.weights.is_file():
         p.error(f"--weights: {args.weights} not found")
@@ -192,7 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         results[batch] = measure_batch(batch, args)
         print("\n".join(report(batch, results[batch])), flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"weights": str(args.weights), "results": results}, indent=1))
+        import speedlog
+
+        rows = speedlog.batch_rows("legnet (fixture weights)", results, ("authors",))
+        speedlog.save(args.json, "bench_legnet", speedlog.conditions(f"authors' LegNet (torch {torch.__version__})"),
+                      rows, results)
     return 0
 
 

@@ -92,6 +92,35 @@ def row(model: str, work: str, peer: str, unit: str, crmnet: dict, other: dict) 
             "ratio_cpu": ratio(crmnet["cpu"], other["cpu"]), "ratio_wall": ratio(crmnet["wall"], other["wall"])}
 
 
+def batch_rows(model: str, results: dict, peers: tuple[str, ...], contender: str = "crmnet-fast") -> list[dict]:
+    """Per batch size, ``contender`` against the fastest of ``peers`` at that batch (by median CPU time).
+
+    Parameters
+    ----------
+    model : the model compared.
+    results : batch → ``{"times": {name: {"round_cpu": [...], "round_wall": [...], "cpu": [...]}}}``, the
+        per-round median seconds per call that ``bench_keras.py`` and ``bench_legnet.py`` collect.
+    peers : the peer's configurations.
+    contender : crmnet's contender.
+
+    Returns
+    -------
+    list of dict
+        :func:`row` results, one per batch size where a peer ran.
+    """
+    rows = []
+    for batch, result in results.items():
+        times = result["times"]
+        present = [k for k in peers if k in times]
+        if not present or contender not in times:
+            continue
+        best = min(present, key=lambda k: statistics.median(times[k]["cpu"]))
+        rates = {k: {clock: [int(batch) / t for t in times[k][f"round_{clock}"]] for clock in ("cpu", "wall")}
+                 for k in (contender, best)}
+        rows.append(row(model, f"inference, batch {batch}", best, "sequences/s", rates[contender], rates[best]))
+    return rows
+
+
 def save(path: Path, benchmark: str, cond: dict, rows: list[dict], raw: dict) -> None:
     """Write the result file (the command that produced it is this process's command line).
 

@@ -69,3 +69,15 @@ def test_the_gpu_table_says_when_no_run_is_kept_and_renders_one_when_it_is(gen, 
     assert text.startswith("Device: NVIDIA H100 80GB HBM3, torch 2.11.0.")
     assert "| 4096 | bf16-mixed | 0.2500 |" in text and "1980/1755" in text
     assert "| 16384 | 32 | out of memory |" in text
+
+
+def test_batch_rows_compare_with_the_fastest_peer_configuration_of_each_batch(speedlog):
+    times = {"keras": {"cpu": [0.4] * 2, "round_cpu": [0.4, 0.4], "round_wall": [0.5, 0.5]},
+             "keras-xla": {"cpu": [0.2] * 2, "round_cpu": [0.2, 0.3], "round_wall": [0.2, 0.3]},
+             "crmnet-fast": {"cpu": [0.1] * 2, "round_cpu": [0.1, 0.1], "round_wall": [0.1, 0.1]}}
+    slow_xla = {**times, "keras-xla": {"cpu": [0.8] * 2, "round_cpu": [0.8, 0.8], "round_wall": [0.8, 0.8]}}
+    rows = speedlog.batch_rows("deepatt", {64: {"times": times}, 256: {"times": slow_xla}}, ("keras", "keras-xla"))
+    assert [(r["work"], r["peer"]) for r in rows] == [("inference, batch 64", "keras-xla"),
+                                                      ("inference, batch 256", "keras")]
+    assert rows[0]["ratio_cpu"] == [2.5, 2.0, 3.0] and rows[0]["crmnet_cpu"] == 640.0
+    assert rows[1]["ratio_cpu"] == [4.0, 4.0, 4.0]
