@@ -49,10 +49,11 @@ from torch import nn
 
 from crmnet.models.blocks import MultiHeadSelfAttention, SameConv1d, SameConvTranspose1d, keras_same_padding
 from crmnet.models.crmnet import CRMnet, DecoderBlock, EncoderBlock, TransformerBlock, unet_features
+from crmnet.models.fast_transformer import FastVaishnavTransformer
 from crmnet.models.fast_vaishnav import FastDeepATT
 from crmnet.models.fastops import frozen as _frozen
 from crmnet.models.fastops import linear as _linear
-from crmnet.models.vaishnav import DeepATTKeras
+from crmnet.models.vaishnav import DeepATTKeras, VaishnavTransformerKeras
 
 
 def _fft_size(n: int) -> int:
@@ -350,7 +351,7 @@ WORTHWHILE_PARAMETERS = 5_000_000
 
 
 def worthwhile(model: nn.Module) -> bool:
-    """Whether :func:`optimize_for_inference` speeds ``model`` up on a CPU (full-width CRMnet, DeepATT).
+    """Whether :func:`optimize_for_inference` speeds ``model`` up on a CPU (full-width CRMnet, DeepATT, transformer).
 
     Parameters
     ----------
@@ -360,29 +361,30 @@ def worthwhile(model: nn.Module) -> bool:
     -------
     bool
     """
-    if type(model) is DeepATTKeras:
+    if type(model) in (DeepATTKeras, VaishnavTransformerKeras):
         return True
     return type(model) is CRMnet and sum(p.numel() for p in model.parameters()) >= WORTHWHILE_PARAMETERS
 
 
 def optimize_for_inference(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
-    """The fastest exact inference form of ``model``: a :class:`FastCRMnet` or :class:`FastDeepATT`.
+    """The fastest exact inference form of ``model``: a :class:`FastCRMnet`, :class:`FastDeepATT` or :class:`FastVaishnavTransformer`.
 
     model: any registered model (others are returned as they are). dtype: ``torch.float32`` (default;
     same outputs within float rounding, ≈1e-6 relative) or ``torch.bfloat16`` (opt-in, CRMnet only;
-    ≈2e-2 relative; DeepATT stays float32).
+    ≈2e-2 relative; DeepATT and the transformer stay float32).
     Returns a module in eval mode on the model's device mapping x (B, C, L) → (B,) float32. The model
     itself is not modified; the result is cached per model and rebuilt once its weights change.
     """
     if dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"optimize_for_inference: dtype must be float32 or bfloat16, not {dtype}")
-    if type(model) not in (CRMnet, DeepATTKeras):
+    rewrites = {CRMnet: lambda m: FastCRMnet(m, dtype), DeepATTKeras: FastDeepATT,
+                VaishnavTransformerKeras: FastVaishnavTransformer}
+    if type(model) not in rewrites:
         return model
     key = (_weights_key(model), dtype)
     cached = _CACHE.get(model)
     if cached is not None and cached[0] == key:
         return cached[1]
-    fast = FastCRMnet(model, dtype) if type(model) is CRMnet else FastDeepATT(model)
-    fast = fast.to(next(model.parameters()).device)
+    fast = rewrites[type(model)](model).to(next(model.parameters()).device)
     _CACHE[model] = (key, fast)
     return fast
