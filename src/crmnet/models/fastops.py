@@ -1,7 +1,7 @@
 """Small kernels shared by the exact CPU inference rewrites.
 
-Dense layers through oneDNN and frozen weight copies, for :mod:`~crmnet.models.fastpath` and
-:mod:`~crmnet.models.fast_vaishnav`.
+Dense layers through oneDNN and frozen weight copies, for :mod:`~crmnet.models.fastpath`,
+:mod:`~crmnet.models.fast_vaishnav` and :mod:`~crmnet.models.fast_transformer`.
 """
 
 from __future__ import annotations
