@@ -1,12 +1,17 @@
 """CPU inference, crmnet against the authors' Keras models, side by side in one run, one thread each.
 
-Two models, each run by both sides from the same released file, so the outputs are compared too:
+Three models, each run by both sides from the same released file, so the outputs are compared too:
 
 * ``--model crmnet``: the full CRMnet (34,170,289 weights) from the Keras SavedModel fixture
   (``shared/fixtures/keras_crmnet/full_savedmodel/savedmodel``; crmnet imports it with ``crmnet.zoo.keras``).
 * ``--model deepatt``: the real trained DeepATT of Vaishnav et al. (``shared/models/vaishnav2022/
   deepatt_complex/DeepAtt_model.h5``; crmnet imports it with ``crmnet import``), on batches drawn from
   the authors' native and random test sets (their sequences, 8 % of them with N).
+* ``--model transformer``: Vaishnav et al.'s transformer ("tpu model", 1,296,785 weights) from the
+  fixture ``shared/fixtures/vaishnav_transformer/fitness_function.h5`` (the authors' architecture with
+  seeded weights; crmnet imports it with ``crmnet import``), on the same test-set batches. The Keras side
+  first checks its model against the fixture's ``reference_io.npz`` (the authors' code's outputs); the
+  header prints the largest difference.
 
 Contenders: ``keras`` (``predict_on_batch``), ``keras-xla`` (the model's call compiled by XLA,
 ``tf.function(jit_compile=True)``: the strongest Keras path on a CPU), ``crmnet`` (the plain module under
@@ -21,6 +26,7 @@ contender's figure is the median over all its calls; a ratio (``x peer``: > 1 me
 the median of the per-round ratios of medians, with their range.
 
     python benchmarks/bench_keras.py --model deepatt --keras-python /work/tfvenv/bin/python --batch 64,256,1024
+    python benchmarks/bench_keras.py --model transformer --keras-python /work/tfvenv/bin/python --batch 64,256,1024
     python benchmarks/bench_keras.py --model crmnet --keras-python /work/tfvenv/bin/python --batch 64,256
 """
 
@@ -38,8 +44,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("CRMNET_SHARED", HERE.parents[1] / "shared"))
 SOURCES = {"crmnet": SHARED / "fixtures" / "keras_crmnet" / "full_savedmodel" / "savedmodel",
-           "deepatt": SHARED / "models" / "vaishnav2022" / "deepatt_complex" / "DeepAtt_model.h5"}
-# DeepATT's inputs: rows of the authors' native and random complex-medium test sets (8 % carry N)
+           "deepatt": SHARED / "models" / "vaishnav2022" / "deepatt_complex" / "DeepAtt_model.h5",
+           "transformer": SHARED / "fixtures" / "vaishnav_transformer" / "fitness_function.h5"}
+# DeepATT's and the transformer's inputs: rows of the authors' native and random complex-medium test sets (8 % carry N)
 TEST_SETS = [SHARED / "data" / "vaishnav2022" / "peer_predictions" / f"{origin}_complex_DeepAtt_model.csv"
              for origin in ("Native", "Random")]
 
@@ -94,7 +101,7 @@ def crmnet_models(kind: str, source: Path, tmp: Path) -> tuple[dict, object]:
     else:
         from crmnet.zoo.importer import import_model
 
-        model = load_checkpoint(import_model(source, tmp / "deepatt.pt", overwrite=True))
+        model = load_checkpoint(import_model(source, tmp / f"{kind}.pt", overwrite=True))
     model.eval()
     return {"crmnet": model, "crmnet-fast": optimize_for_inference(model)}, model.encoding
 
@@ -119,7 +126,7 @@ def measure_batch(batch: int, models: dict, keras: KerasSide | None, kind: str, 
         data = keras.ask(f"data {batch}")
         x, y_keras = inputs(kind, data["codes"]), torch.tensor(data["y"])
     else:
-        x = inputs(kind, torch.randint(0, 5, (batch, 110 if kind == "deepatt" else 112)))
+        x = inputs(kind, torch.randint(0, 5, (batch, 112 if kind == "crmnet" else 110)))
         y_keras = None
     names = [*(["keras", "keras-xla"] if keras is not None else []), *models]
     out = {n: {"cpu": [], "wall": [], "round_cpu": [], "round_wall": []} for n in names}
@@ -190,12 +197,15 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
-    sequences = [p for p in TEST_SETS if p.is_file()] if args.model == "deepatt" else []
+    sequences = [p for p in TEST_SETS if p.is_file()] if args.model != "crmnet" else []
     keras = KerasSide(args.keras_python, args.model, source, sequences) if args.keras_python else None
     with tempfile.TemporaryDirectory() as tmp:
         models, _ = crmnet_models(args.model, source, Path(tmp))
     head = f"# {args.model}: torch {torch.__version__}"
     print(head + (f", TensorFlow {keras.info['tensorflow']}" if keras else " (no --keras-python: crmnet only)"))
+    if keras is not None and "reference_max_abs_diff" in keras.info:
+        print(f"# Keras model vs the authors' outputs (reference_io.npz): max abs diff "
+              f"{keras.info['reference_max_abs_diff']:.1e}")
     print(f"# 1 thread; {args.rounds} interleaved rounds x {args.repeats} calls; medians; ratio cells: "
           "CPU-time ratio (range over rounds) / wall-time ratio (range); > 1: crmnet faster")
     print("| batch | contender | CPU ms/batch | wall ms/batch | seq/s (CPU) | x keras | x keras-xla | max abs dy |")

@@ -21,9 +21,10 @@ every rewrite is exact algebra, only float32 rounding differs (tested within 1e-
   folded into the kernels (:class:`_BiLSTM`).
 * **Attention**: q, k, v in one oneDNN product with ReLU fused; the score scale 1 / √(E/H) is folded into
   q's weights (exact: ReLU commutes with a positive scale), times log2(e) so that the softmax takes
-  ``exp2`` (≈1.7× faster than ``exp`` in PyTorch on a CPU; ≈6e-8 relative rounding); with the release's 2-wide heads, scores and
-  weighted sums are elementwise products over (key, query, sequence, head) planes instead of thousands of
-  2-deep matrix products, and the softmax's division is applied to the 2-wide result.
+  ``exp2`` (≈1.7× faster than ``exp`` in PyTorch on a CPU; ≈6e-8 relative rounding); with the release's
+  2-wide heads, scores and weighted sums are elementwise products over (key, query, sequence, head) planes
+  instead of thousands of 2-deep matrix products, and the softmax's division is applied to the 2-wide
+  result.
 * **The output scaler** is folded into the last Dense layer.
 * **Variants of a reference** (:meth:`FastDeepATT.mutants`, saturation mutagenesis): a one-column change
   reaches 11 of the 27 pooled positions; the convolution and the LSTM's input projection are computed
@@ -50,7 +51,7 @@ from crmnet.models.fastops import frozen, linear
 from crmnet.models.vaishnav import DeepATTKeras, KerasBiLSTM
 
 
-def kmer_table(weight: torch.Tensor, bias: torch.Tensor, r: int, fill: float) -> torch.Tensor:
+def kmer_table(weight: torch.Tensor, bias: torch.Tensor, r: int, fill: float, padding: bool = False) -> torch.Tensor:
     """The convolution of one-hot input as a table of r-mer contributions (float64 sums, float32 result).
 
     Parameters
@@ -62,25 +63,53 @@ def kmer_table(weight: torch.Tensor, bias: torch.Tensor, r: int, fill: float) ->
         Bases per table entry.
     fill : float
         The value of every channel of an N column (the model's ``unknown_fill``).
+    padding : bool
+        Add a sixth symbol (code 5), the all-zero column of a zero-padded ('same') convolution.
 
     Returns
     -------
-    (K / r · 5^r, F) tensor
-        Row ``g · 5^r + code`` is the sum over the r taps ``g·r … g·r + r − 1`` of the kernel column of
-        each symbol of the r-mer ``code`` (base 5: A, C, G, T, N; first symbol most significant; N's column
-        is ``fill`` times the sum of the four); the bias is in group 0's rows, so the sum of one row per
-        group is the convolution's output.
+    (K / r · S^r, F) tensor
+        Row ``g · S^r + code`` is the sum over the r taps ``g·r … g·r + r − 1`` of the kernel column of
+        each symbol of the r-mer ``code`` (base S = 5: A, C, G, T, N, or S = 6 with the padding symbol;
+        first symbol most significant; N's column is ``fill`` times the sum of the four); the bias is in
+        group 0's rows, so the sum of one row per group is the convolution's output.
     """
     f, _, k = weight.shape
     w = weight.detach().double()
-    w = torch.cat([w, fill * w.sum(dim=1, keepdim=True)], dim=1)  # (F, 5, K): N as a fifth symbol
-    combos = torch.cartesian_prod(*[torch.arange(5)] * r).view(-1, r)  # (5^r, r), first symbol most significant
-    table = torch.zeros(k // r, 5**r, f, dtype=torch.float64, device=w.device)
+    symbols = [w, fill * w.sum(dim=1, keepdim=True)] + ([torch.zeros_like(w[:, :1])] if padding else [])
+    w = torch.cat(symbols, dim=1)  # (F, S, K): N (and padding) as further symbols
+    base = w.shape[1]
+    combos = torch.cartesian_prod(*[torch.arange(base)] * r).view(-1, r)  # (S^r, r), first symbol most significant
+    table = torch.zeros(k // r, base**r, f, dtype=torch.float64, device=w.device)
     for g in range(k // r):
         for j in range(r):
             table[g] += w[:, combos[:, j], g * r + j].T
     table[0] += bias.detach().double()
     return table.reshape(-1, f).float()
+
+
+def symbol_codes(x: torch.Tensor, fill: float) -> torch.Tensor:
+    """Symbol codes of one-hot columns, the key into a :func:`kmer_table`.
+
+    A weighted sum, not ``argmax`` over 4 (20× slower).
+
+    Parameters
+    ----------
+    x : (B, 4, L) tensor
+    fill : float
+        The value of every channel of an N column.
+
+    Returns
+    -------
+    (B, L) int64 tensor
+        0–3 for a one-hot column (A, C, G, T), 4 for N, −1 for anything else.
+    """
+    low, high = torch.aminmax(x, dim=1)
+    # in [0, 1] with a 1 and a sum of 1: exactly one 1, the others 0
+    onehot = (low == 0) & (high == 1) & (x.sum(dim=1) == 1)
+    unknown = (low == fill) & (high == fill)
+    codes = torch.matmul(torch.arange(4.0, dtype=x.dtype, device=x.device), x).long()
+    return codes.masked_fill_(~onehot, -1).masked_fill_(unknown, 4)
 
 
 def _chunked(fn, x: torch.Tensor, size: int) -> torch.Tensor:
@@ -203,7 +232,7 @@ class FastDeepATT(nn.Module):
         """The convolution at the first ``positions`` offsets: x (B, C, L) → (B, positions, F)."""
         if self.table is None:
             return self._matmul(x, positions)
-        codes = self._codes(x)
+        codes = symbol_codes(x, self.fill)
         coded = (codes >= 0).all(dim=1)
         if bool(coded.all()):
             return self._lookup(codes, positions)
@@ -213,18 +242,6 @@ class FastDeepATT(nn.Module):
         z[coded] = self._lookup(codes[coded], positions)
         z[~coded] = self._matmul(x[~coded], positions)
         return z
-
-    def _codes(self, x: torch.Tensor) -> torch.Tensor:
-        """Symbol codes (B, L) int64 of x (B, 4, L): 0–3 for a one-hot column, 4 for N, −1 for anything else.
-
-        A weighted sum, not ``argmax`` over 4 (20× slower).
-        """
-        low, high = torch.aminmax(x, dim=1)
-        # in [0, 1] with a 1 and a sum of 1: exactly one 1, the others 0
-        onehot = (low == 0) & (high == 1) & (x.sum(dim=1) == 1)
-        unknown = (low == self.fill) & (high == self.fill)
-        codes = torch.matmul(torch.arange(4.0, dtype=x.dtype, device=x.device), x).long()
-        return codes.masked_fill_(~onehot, -1).masked_fill_(unknown, 4)
 
     def _matmul(self, x: torch.Tensor, positions: int) -> torch.Tensor:
         windows = x.unfold(2, self.width, 1)[:, :, :positions]  # (B, C, positions, K)

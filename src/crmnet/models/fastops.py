@@ -1,9 +1,9 @@
 """Small kernels shared by the exact CPU inference rewrites.
 
 Dense layers through oneDNN and frozen weight copies, for :mod:`~crmnet.models.fastpath`,
-:mod:`~crmnet.models.fast_narrow` and :mod:`~crmnet.models.fast_vaishnav`; CRMnet's transformer block
-with its attention folded (the algebra is in :mod:`~crmnet.models.fastpath`'s docstring), for the two
-CRMnet rewrites.
+:mod:`~crmnet.models.fast_narrow`, :mod:`~crmnet.models.fast_vaishnav` and
+:mod:`~crmnet.models.fast_transformer`; CRMnet's transformer block with its attention folded (the algebra
+is in :mod:`~crmnet.models.fastpath`'s docstring), for the two CRMnet rewrites.
 """
 
 from __future__ import annotations

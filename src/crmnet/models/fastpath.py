@@ -50,12 +50,13 @@ from crmnet.models.blocks import SameConv1d, SameConvTranspose1d, keras_same_pad
 from crmnet.models.crmnet import CRMnet, DecoderBlock, EncoderBlock, unet_features
 from crmnet.models.fast_legnet import FastLegNet
 from crmnet.models.fast_narrow import FastNarrowCRMnet, narrow
+from crmnet.models.fast_transformer import FastVaishnavTransformer
 from crmnet.models.fast_vaishnav import FastDeepATT
 from crmnet.models.fastops import TransformerRewrite, polyphase_kernel
 from crmnet.models.fastops import frozen as _frozen
 from crmnet.models.fastops import linear as _linear
 from crmnet.models.legnet import LegNet
-from crmnet.models.vaishnav import DeepATTKeras
+from crmnet.models.vaishnav import DeepATTKeras, VaishnavTransformerKeras
 
 
 def _fft_size(n: int) -> int:
@@ -288,7 +289,7 @@ WORTHWHILE_PARAMETERS = 5_000_000
 
 
 def worthwhile(model: nn.Module) -> bool:
-    """Whether :func:`optimize_for_inference` speeds ``model`` up on a CPU (CRMnets, DeepATT, LegNet).
+    """Whether :func:`optimize_for_inference` speeds ``model`` up on a CPU (CRMnets, DeepATT, transformer, LegNet).
 
     Full-width CRMnets (≥ :data:`WORTHWHILE_PARAMETERS`) through :class:`FastCRMnet`; narrow ones
     (crmnet-tiny, crmnet-small: 1.5-1.7x the plain module's rate at batch 1,024 on one core) through
@@ -302,7 +303,7 @@ def worthwhile(model: nn.Module) -> bool:
     -------
     bool
     """
-    if type(model) is DeepATTKeras or narrow(model) or _fast_legnet(model):
+    if type(model) in (DeepATTKeras, VaishnavTransformerKeras) or narrow(model) or _fast_legnet(model):
         return True
     return type(model) is CRMnet and sum(p.numel() for p in model.parameters()) >= WORTHWHILE_PARAMETERS
 
@@ -312,31 +313,36 @@ def _fast_legnet(model: nn.Module) -> bool:
     return type(model) is LegNet and model.config.kernel_size % 2 == 1
 
 
-def optimize_for_inference(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
-    """The fastest exact inference form of ``model``: a CRMnet, DeepATT or LegNet rewrite.
+def _rewrite_of(model: nn.Module, dtype: torch.dtype):
+    """The constructor of ``model``'s exact inference rewrite, or None where it has none."""
+    if type(model) is CRMnet:
+        return (lambda m: FastNarrowCRMnet(m, dtype)) if narrow(model) else (lambda m: FastCRMnet(m, dtype))
+    if _fast_legnet(model):
+        return FastLegNet
+    return {DeepATTKeras: FastDeepATT, VaishnavTransformerKeras: FastVaishnavTransformer}.get(type(model))
 
-    ``FastCRMnet`` (full width), ``FastNarrowCRMnet`` (narrow CRMnets), ``FastDeepATT`` or ``FastLegNet``.
+
+def optimize_for_inference(model: nn.Module, dtype: torch.dtype = torch.float32) -> nn.Module:
+    """The fastest exact inference form of ``model``: a CRMnet, DeepATT, transformer or LegNet rewrite.
+
+    ``FastCRMnet`` (full width), ``FastNarrowCRMnet`` (narrow CRMnets), ``FastDeepATT``,
+    ``FastVaishnavTransformer`` or ``FastLegNet``.
 
     model: any registered model (others are returned as they are). dtype: ``torch.float32`` (default;
     same outputs within float rounding, ≈1e-6 relative) or ``torch.bfloat16`` (opt-in, CRMnet only;
-    ≈2e-2 relative; DeepATT and LegNet stay float32).
+    ≈2e-2 relative; the others stay float32).
     Returns a module in eval mode on the model's device mapping x (B, C, L) → (B,) float32. The model
     itself is not modified; the result is cached per model and rebuilt once its weights change.
     """
     if dtype not in (torch.float32, torch.bfloat16):
         raise ValueError(f"optimize_for_inference: dtype must be float32 or bfloat16, not {dtype}")
-    if type(model) not in (CRMnet, DeepATTKeras) and not _fast_legnet(model):
+    rewrite = _rewrite_of(model, dtype)
+    if rewrite is None:
         return model
     key = (_weights_key(model), dtype)
     cached = _CACHE.get(model)
     if cached is not None and cached[0] == key:
         return cached[1]
-    if type(model) is DeepATTKeras:
-        fast = FastDeepATT(model)
-    elif type(model) is LegNet:
-        fast = FastLegNet(model)
-    else:
-        fast = FastNarrowCRMnet(model, dtype) if narrow(model) else FastCRMnet(model, dtype)
-    fast = fast.to(next(model.parameters()).device)
+    fast = rewrite(model).to(next(model.parameters()).device)
     _CACHE[model] = (key, fast)
     return fast
