@@ -38,8 +38,9 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+import speedlog
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("CRMNET_SHARED", HERE.parents[1] / "shared"))
@@ -75,18 +76,6 @@ class KerasSide:
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(timeout=60)
-
-
-def time_calls(call, repeats: int) -> tuple[list[float], list[float]]:
-    """One warm-up, then CPU and wall seconds of ``repeats`` calls of ``call()``."""
-    call()
-    cpu, wall = [], []
-    for _ in range(repeats):
-        c, w = time.process_time(), time.perf_counter()
-        call()
-        cpu.append(time.process_time() - c)
-        wall.append(time.perf_counter() - w)
-    return cpu, wall
 
 
 def crmnet_models(kind: str, source: Path, tmp: Path) -> tuple[dict, object]:
@@ -129,33 +118,23 @@ def measure_batch(batch: int, models: dict, keras: KerasSide | None, kind: str, 
         x = inputs(kind, torch.randint(0, 5, (batch, 112 if kind == "crmnet" else 110)))
         y_keras = None
     names = [*(["keras", "keras-xla"] if keras is not None else []), *models]
-    out = {n: {"cpu": [], "wall": [], "round_cpu": [], "round_wall": []} for n in names}
     diff = {}
-    for r in range(args.rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            if name.startswith("keras"):
-                answer = keras.ask(f"time {name} {batch} {args.repeats}")
-                cpu, wall = answer["cpu"], answer["wall"]
-            else:
-                model = models[name]
-                with torch.inference_mode():
-                    y = model(x)
-                    cpu, wall = time_calls(lambda m=model: m(x), args.repeats)
-                if y_keras is not None:
-                    y = y if kind == "crmnet" else (y - model.config.output_shift) / model.config.output_scale
-                    diff[name] = (y - y_keras).abs().max().item()
-            o = out[name]
-            o["cpu"] += cpu
-            o["wall"] += wall
-            o["round_cpu"].append(statistics.median(cpu))
-            o["round_wall"].append(statistics.median(wall))
+
+    def timer(name: str) -> tuple[list[float], list[float]]:
+        if name.startswith("keras"):
+            answer = keras.ask(f"time {name} {batch} {args.repeats}")
+            return answer["cpu"], answer["wall"]
+        model = models[name]
+        with torch.inference_mode():
+            y = model(x)
+            cpu, wall = speedlog.time_calls(lambda: model(x), args.repeats)
+        if y_keras is not None:
+            y = y if kind == "crmnet" else (y - model.config.output_shift) / model.config.output_scale
+            diff[name] = (y - y_keras).abs().max().item()
+        return cpu, wall
+
+    out = speedlog.interleave(names, args.rounds, timer)
     return {"times": out, "max_abs_diff": diff}
-
-
-def ratios(times: dict, name: str, peer: str, clock: str) -> tuple[float, float, float]:
-    """Median, min and max over rounds of peer time / contender time."""
-    per_round = [p / c for p, c in zip(times[peer][f"round_{clock}"], times[name][f"round_{clock}"])]
-    return statistics.median(per_round), min(per_round), max(per_round)
 
 
 def report(batch: int, result: dict, keras: bool) -> list[str]:
@@ -167,7 +146,7 @@ def report(batch: int, result: dict, keras: bool) -> list[str]:
         cells = [str(batch), name, f"{cpu * 1e3:.1f}", f"{wall * 1e3:.1f}", f"{batch / cpu:,.0f}"]
         for peer in ("keras", "keras-xla"):
             if keras and not name.startswith("keras"):
-                c, w = ratios(times, name, peer, "cpu"), ratios(times, name, peer, "wall")
+                c, w = speedlog.time_ratio(times, name, peer, "cpu"), speedlog.time_ratio(times, name, peer, "wall")
                 cells.append(f"{c[0]:.2f} ({c[1]:.2f}–{c[2]:.2f}) / {w[0]:.2f} ({w[1]:.2f}–{w[2]:.2f})")
             else:
                 cells.append("–")
@@ -219,8 +198,6 @@ def main(argv: list[str] | None = None) -> int:
         if keras is not None:
             keras.close()
     if args.json:
-        import speedlog
-
         peer = f"TensorFlow {keras.info['tensorflow']}" if keras else "none"
         rows = speedlog.batch_rows(args.model, results, ("keras", "keras-xla"))
         speedlog.save(args.json, "bench_keras", speedlog.conditions(peer), rows, results)

@@ -33,8 +33,9 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
+
+import speedlog
 
 HERE = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("CRMNET_SHARED", HERE.parents[1] / "shared"))
@@ -42,18 +43,6 @@ WEIGHTS = SHARED / "fixtures" / "legnet" / "model_300.pth"
 HPARAMS = SHARED / "fixtures" / "legnet" / "hparams.json"
 TEST_SETS = [SHARED / "data" / "vaishnav2022" / "peer_predictions" / f"{origin}_complex_DeepAtt_model.csv"
              for origin in ("Native", "Random")]
-
-
-def time_calls(call, repeats: int) -> tuple[list[float], list[float]]:
-    """One warm-up, then CPU and wall seconds of ``repeats`` calls of ``call()``."""
-    call()
-    cpu, wall = [], []
-    for _ in range(repeats):
-        c, w = time.process_time(), time.perf_counter()
-        call()
-        cpu.append(time.process_time() - c)
-        wall.append(time.perf_counter() - w)
-    return cpu, wall
 
 
 def sequences(count: int, seed: int = 0) -> list[str]:
@@ -122,27 +111,16 @@ def measure_batch(batch: int, args) -> dict:
     import torch
 
     calls, y_authors, _ = contenders(args.weights, args.authors_repo, batch)
-    names = list(calls)
-    out = {n: {"cpu": [], "wall": [], "round_cpu": [], "round_wall": []} for n in names}
     diff = {}
-    for r in range(args.rounds):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            with torch.inference_mode():
-                if y_authors is not None and name not in diff:  # outputs are deterministic: compared once
-                    diff[name] = (calls[name]().double() - y_authors.double()).abs().max().item()
-                cpu, wall = time_calls(calls[name], args.repeats)
-            o = out[name]
-            o["cpu"] += cpu
-            o["wall"] += wall
-            o["round_cpu"].append(statistics.median(cpu))
-            o["round_wall"].append(statistics.median(wall))
+
+    def timer(name: str) -> tuple[list[float], list[float]]:
+        with torch.inference_mode():
+            if y_authors is not None and name not in diff:  # outputs are deterministic: compared once
+                diff[name] = (calls[name]().double() - y_authors.double()).abs().max().item()
+            return speedlog.time_calls(calls[name], args.repeats)
+
+    out = speedlog.interleave(list(calls), args.rounds, timer)
     return {"times": out, "max_abs_diff": diff}
-
-
-def ratios(times: dict, name: str, peer: str, clock: str) -> tuple[float, float, float]:
-    """Median, min and max over rounds of peer time / contender time."""
-    per_round = [p / c for p, c in zip(times[peer][f"round_{clock}"], times[name][f"round_{clock}"])]
-    return statistics.median(per_round), min(per_round), max(per_round)
 
 
 def report(batch: int, result: dict) -> list[str]:
@@ -153,7 +131,7 @@ def report(batch: int, result: dict) -> list[str]:
         cpu, wall = statistics.median(t["cpu"]), statistics.median(t["wall"])
         cells = [str(batch), name, f"{cpu * 1e3:.0f}", f"{wall * 1e3:.0f}", f"{batch / cpu:,.0f}"]
         if "authors" in times and name != "authors":
-            c, w = ratios(times, name, "authors", "cpu"), ratios(times, name, "authors", "wall")
+            c, w = speedlog.time_ratio(times, name, "authors", "cpu"), speedlog.time_ratio(times, name, "authors", "wall")
             cells.append(f"{c[0]:.2f} ({c[1]:.2f}–{c[2]:.2f}) / {w[0]:.2f} ({w[1]:.2f}–{w[2]:.2f})")
         else:
             cells.append("–")
@@ -192,8 +170,6 @@ def main(argv: list[str] | None = None) -> int:
         results[batch] = measure_batch(batch, args)
         print("\n".join(report(batch, results[batch])), flush=True)
     if args.json:
-        import speedlog
-
         rows = speedlog.batch_rows("legnet (fixture weights)", results, ("authors",))
         speedlog.save(args.json, "bench_legnet", speedlog.conditions(f"authors' LegNet (torch {torch.__version__})"),
                       rows, results)

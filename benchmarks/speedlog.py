@@ -27,7 +27,76 @@ import platform
 import shlex
 import statistics
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+
+
+def time_calls(call: Callable[[], object], repeats: int) -> tuple[list[float], list[float]]:
+    """One warm-up, then CPU and wall seconds of ``repeats`` calls of ``call()``.
+
+    Parameters
+    ----------
+    call : what is timed.
+    repeats : timed calls.
+
+    Returns
+    -------
+    (list of float, list of float)
+        CPU seconds (``time.process_time``, every thread of the process) and wall seconds, per call.
+    """
+    call()
+    cpu, wall = [], []
+    for _ in range(repeats):
+        c, w = time.process_time(), time.perf_counter()
+        call()
+        cpu.append(time.process_time() - c)
+        wall.append(time.perf_counter() - w)
+    return cpu, wall
+
+
+def interleave(names: list[str], rounds: int, timer: Callable[[str], tuple[list[float], list[float]]]) -> dict:
+    """Time every contender once per round, in an order rotated from round to round.
+
+    Parameters
+    ----------
+    names : the contenders.
+    rounds : rounds.
+    timer : name → (CPU seconds, wall seconds) of that contender's calls in this round.
+
+    Returns
+    -------
+    dict
+        name → ``{"cpu": [...], "wall": [...], "round_cpu": [...], "round_wall": [...]}``: every call's
+        seconds and each round's median.
+    """
+    out = {n: {"cpu": [], "wall": [], "round_cpu": [], "round_wall": []} for n in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            cpu, wall = timer(name)
+            o = out[name]
+            o["cpu"] += cpu
+            o["wall"] += wall
+            o["round_cpu"].append(statistics.median(cpu))
+            o["round_wall"].append(statistics.median(wall))
+    return out
+
+
+def time_ratio(times: dict, name: str, peer: str, clock: str) -> tuple[float, float, float]:
+    """Median, min and max over rounds of the peer's time / ``name``'s (> 1: ``name`` faster).
+
+    Parameters
+    ----------
+    times : :func:`interleave`'s result.
+    name, peer : two of its contenders.
+    clock : ``"cpu"`` or ``"wall"``.
+
+    Returns
+    -------
+    (float, float, float)
+    """
+    per_round = [p / c for p, c in zip(times[peer][f"round_{clock}"], times[name][f"round_{clock}"])]
+    return statistics.median(per_round), min(per_round), max(per_round)
 
 
 def conditions(peer: str, threads: int = 1) -> dict:
