@@ -12,7 +12,8 @@ every rewrite is exact algebra, only float32 rounding differs (tested within 1e-
   direct convolution. (8 % of the test sets' sequences carry an N; when N took the matrix product, a
   batch of 64 ran ≈1.3× slower.)
 * **Max-pooling before the ReLU**: ReLU is monotonic, so ``pool(relu(z)) = relu(pool(z))``, and the ReLU
-  touches a third of the values.
+  touches a third of the values; the look-up runs once per pooling offset into a running maximum, so
+  the unpooled convolution output is never held.
 * **Both LSTM directions in one recurrence**: the backward direction's inputs are laid out reversed in
   time beside the forward ones, so each of the 27 steps is one ``addmm`` with a block-diagonal recurrent
   kernel. Keras' ``hard_sigmoid(z) = clip(0.2 z + 0.5, 0, 1)`` is folded into the i, f, o columns of both
@@ -222,41 +223,51 @@ class FastDeepATT(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Convolution, ReLU and pooling: x (B, C, L) → (B, T, F) channels-last, T = (L − K + 1) // pool.
 
-        Sequences whose columns are all one-hot (no N, no soft values) read the convolution from the k-mer
-        table; the others take the matrix product over unfolded windows.
+        Sequences whose columns are all one-hot or N read the convolution from the k-mer table; the others
+        take the matrix product over unfolded windows.
         """
         steps = (x.shape[-1] - self.width + 1) // self.pool
-        return self._conv(x, steps * self.pool).view(x.shape[0], steps, self.pool, -1).amax(dim=2).relu_()
-
-    def _conv(self, x: torch.Tensor, positions: int) -> torch.Tensor:
-        """The convolution at the first ``positions`` offsets: x (B, C, L) → (B, positions, F)."""
         if self.table is None:
-            return self._matmul(x, positions)
+            return self._matmul(x, steps).relu_()
         codes = symbol_codes(x, self.fill)
         coded = (codes >= 0).all(dim=1)
         if bool(coded.all()):
-            return self._lookup(codes, positions)
+            return self._lookup(codes, steps).relu_()
         if not bool(coded.any()):
-            return self._matmul(x, positions)
-        z = x.new_empty(x.shape[0], positions, self.conv_w.shape[0])
-        z[coded] = self._lookup(codes[coded], positions)
-        z[~coded] = self._matmul(x[~coded], positions)
-        return z
+            return self._matmul(x, steps).relu_()
+        z = x.new_empty(x.shape[0], steps, self.conv_w.shape[0])
+        z[coded] = self._lookup(codes[coded], steps)
+        z[~coded] = self._matmul(x[~coded], steps)
+        return z.relu_()
 
-    def _matmul(self, x: torch.Tensor, positions: int) -> torch.Tensor:
+    def _matmul(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        """The max-pooled convolution at the first ``steps`` pooled positions: x (B, C, L) → (B, steps, F)."""
+        positions = steps * self.pool
         windows = x.unfold(2, self.width, 1)[:, :, :positions]  # (B, C, positions, K)
         windows = windows.permute(0, 2, 1, 3).reshape(x.shape[0], positions, -1)
-        return linear(windows, self.conv_w, self.conv_b)
+        z = linear(windows, self.conv_w, self.conv_b)
+        return z.view(x.shape[0], steps, self.pool, -1).amax(dim=2)
 
-    def _lookup(self, codes: torch.Tensor, positions: int) -> torch.Tensor:
-        """The convolution of one-hot ``codes`` (B, L) at the first ``positions`` offsets → (B, positions, F)."""
-        r = self.block
+    def _lookup(self, codes: torch.Tensor, steps: int) -> torch.Tensor:
+        """The max-pooled convolution of coded ``codes`` (B, L) at the first ``steps`` pooled positions.
+
+        One look-up per pooling offset, each folded into a running maximum: the full-resolution output
+        (3× the pooled one, 5 MB for 64 sequences) is never held, which keeps the table in the caches
+        (≈4 % faster at batch 64, 5–10 % at 256 and 1,024).
+
+        Returns
+        -------
+        (B, steps, F) tensor
+        """
+        r, pool = self.block, self.pool
         groups = self.width // r
         kmers = codes.unfold(1, r, 1) @ (5 ** torch.arange(r - 1, -1, -1, device=codes.device))  # (B, L − r + 1)
-        windows = kmers.unfold(1, (groups - 1) * r + 1, 1)[:, :positions, ::r]  # (B, positions, groups)
-        index = windows + torch.arange(groups, device=codes.device) * 5**r
-        out = F.embedding_bag(index.reshape(-1, groups), self.table, mode="sum")
-        return out.view(codes.shape[0], positions, -1)
+        windows = kmers.unfold(1, (groups - 1) * r + 1, 1)[:, : steps * pool, ::r]  # (B, positions, groups)
+        index = (windows + torch.arange(groups, device=codes.device) * 5**r).view(len(codes), steps, pool, groups)
+        out = F.embedding_bag(index[:, :, 0].reshape(-1, groups), self.table, mode="sum")
+        for k in range(1, pool):
+            torch.maximum(out, F.embedding_bag(index[:, :, k].reshape(-1, groups), self.table, mode="sum"), out=out)
+        return out.view(len(codes), steps, -1)
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """keras-multi-head self-attention: x (B, T, E) → (B, T, E).
