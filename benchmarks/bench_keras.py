@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -137,25 +136,6 @@ def measure_batch(batch: int, models: dict, keras: KerasSide | None, kind: str, 
     return {"times": out, "max_abs_diff": diff}
 
 
-def report(batch: int, result: dict, keras: bool) -> list[str]:
-    """Markdown rows for one batch size."""
-    rows = []
-    times = result["times"]
-    for name, t in times.items():
-        cpu, wall = statistics.median(t["cpu"]), statistics.median(t["wall"])
-        cells = [str(batch), name, f"{cpu * 1e3:.1f}", f"{wall * 1e3:.1f}", f"{batch / cpu:,.0f}"]
-        for peer in ("keras", "keras-xla"):
-            if keras and not name.startswith("keras"):
-                c, w = speedlog.time_ratio(times, name, peer, "cpu"), speedlog.time_ratio(times, name, peer, "wall")
-                cells.append(f"{c[0]:.2f} ({c[1]:.2f}–{c[2]:.2f}) / {w[0]:.2f} ({w[1]:.2f}–{w[2]:.2f})")
-            else:
-                cells.append("–")
-        d = result["max_abs_diff"].get(name)
-        cells.append("–" if d is None else f"{d:.1e}")
-        rows.append("| " + " | ".join(cells) + " |")
-    return rows
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", choices=sorted(SOURCES), default="deepatt")
@@ -193,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for batch in (int(b) for b in args.batch.split(",")):
             results[batch] = measure_batch(batch, models, keras, args.model, args)
-            print("\n".join(report(batch, results[batch], keras is not None)), flush=True)
+            print("\n".join(speedlog.table_rows(batch, results[batch], ("keras", "keras-xla"))), flush=True)
     finally:
         if keras is not None:
             keras.close()

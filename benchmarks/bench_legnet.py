@@ -31,7 +31,6 @@ import argparse
 import csv
 import json
 import os
-import statistics
 import sys
 from pathlib import Path
 
@@ -123,24 +122,6 @@ def measure_batch(batch: int, args) -> dict:
     return {"times": out, "max_abs_diff": diff}
 
 
-def report(batch: int, result: dict) -> list[str]:
-    """Markdown rows for one batch size."""
-    rows = []
-    times = result["times"]
-    for name, t in times.items():
-        cpu, wall = statistics.median(t["cpu"]), statistics.median(t["wall"])
-        cells = [str(batch), name, f"{cpu * 1e3:.0f}", f"{wall * 1e3:.0f}", f"{batch / cpu:,.0f}"]
-        if "authors" in times and name != "authors":
-            c, w = speedlog.time_ratio(times, name, "authors", "cpu"), speedlog.time_ratio(times, name, "authors", "wall")
-            cells.append(f"{c[0]:.2f} ({c[1]:.2f}–{c[2]:.2f}) / {w[0]:.2f} ({w[1]:.2f}–{w[2]:.2f})")
-        else:
-            cells.append("–")
-        d = result["max_abs_diff"].get(name)
-        cells.append("–" if d is None else f"{d:.1e}")
-        rows.append("| " + " | ".join(cells) + " |")
-    return rows
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--weights", type=Path, default=WEIGHTS, help="a LegNet model_*.pth state_dict (default: fixture)")
@@ -168,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for batch in (int(b) for b in args.batch.split(",")):
         results[batch] = measure_batch(batch, args)
-        print("\n".join(report(batch, results[batch])), flush=True)
+        print("\n".join(speedlog.table_rows(batch, results[batch], ("authors",), digits=0)), flush=True)
     if args.json:
         rows = speedlog.batch_rows("legnet (fixture weights)", results, ("authors",))
         speedlog.save(args.json, "bench_legnet", speedlog.conditions(f"authors' LegNet (torch {torch.__version__})"),

@@ -99,6 +99,37 @@ def time_ratio(times: dict, name: str, peer: str, clock: str) -> tuple[float, fl
     return statistics.median(per_round), min(per_round), max(per_round)
 
 
+def table_rows(batch: int, result: dict, peers: tuple[str, ...], digits: int = 1) -> list[str]:
+    """Markdown rows for one batch size: every contender's medians, its ratios to each peer, its max |Δy|.
+
+    Parameters
+    ----------
+    batch : the batch size.
+    result : ``{"times": interleave's result, "max_abs_diff": {name: float}}``.
+    peers : the peer configurations, one ratio column each (``–`` where a peer did not run).
+    digits : decimals of the milliseconds.
+
+    Returns
+    -------
+    list of str
+    """
+    rows = []
+    times = result["times"]
+    for name, t in times.items():
+        cpu, wall = statistics.median(t["cpu"]), statistics.median(t["wall"])
+        cells = [str(batch), name, f"{cpu * 1e3:.{digits}f}", f"{wall * 1e3:.{digits}f}", f"{batch / cpu:,.0f}"]
+        for peer in peers:
+            if peer in times and name not in peers:
+                c, w = time_ratio(times, name, peer, "cpu"), time_ratio(times, name, peer, "wall")
+                cells.append(f"{c[0]:.2f} ({c[1]:.2f}–{c[2]:.2f}) / {w[0]:.2f} ({w[1]:.2f}–{w[2]:.2f})")
+            else:
+                cells.append("–")
+        d = result["max_abs_diff"].get(name)
+        cells.append("–" if d is None else f"{d:.1e}")
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
 def conditions(peer: str, threads: int = 1) -> dict:
     """Where and how a benchmark ran: date, CPU and its vector ISA as PyTorch sees it, cores, load, versions.
 

@@ -81,3 +81,11 @@ def test_batch_rows_compare_with_the_fastest_peer_configuration_of_each_batch(sp
                                                       ("inference, batch 256", "keras")]
     assert rows[0]["ratio_cpu"] == [2.5, 2.0, 3.0] and rows[0]["crmnet_cpu"] == 640.0
     assert rows[1]["ratio_cpu"] == [4.0, 4.0, 4.0]
+
+
+def test_table_rows_give_each_contender_its_ratio_to_each_peer_that_ran(speedlog):
+    times = {"authors": {"cpu": [0.4, 0.4], "wall": [0.4, 0.4], "round_cpu": [0.4, 0.4], "round_wall": [0.4, 0.4]},
+             "crmnet": {"cpu": [0.2, 0.1], "wall": [0.2, 0.1], "round_cpu": [0.2, 0.1], "round_wall": [0.2, 0.1]}}
+    rows = speedlog.table_rows(64, {"times": times, "max_abs_diff": {"crmnet": 2e-5}}, ("authors", "other"), 0)
+    assert rows == ["| 64 | authors | 400 | 400 | 160 | – | – | – |",
+                    "| 64 | crmnet | 150 | 150 | 427 | 3.00 (2.00–4.00) / 3.00 (2.00–4.00) | – | 2.0e-05 |"]
