@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -84,6 +86,17 @@ def test_kmer_table_is_the_convolution_of_one_hot_input_and_n(r, fill):
     kmers = sum(codes[:, j : codes.shape[1] - r + 1 + j] * 5 ** (r - 1 - j) for j in range(r))
     got = sum(table[g_, kmers[:, g_ * r : g_ * r + 15]] for g_ in range(6 // r))
     torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+
+
+def test_scores_that_could_overflow_exp2_are_shifted(deepatt, monkeypatch):
+    model = copy.deepcopy(deepatt)
+    with torch.no_grad():
+        model.attn.q.weight.mul_(40.0)  # scores of several hundred: exp2 would overflow unshifted
+    calls = []
+    shifted = FastDeepATT._score_max
+    monkeypatch.setattr(FastDeepATT, "_score_max", staticmethod(lambda *a: calls.append(1) or shifted(*a)))
+    _assert_same(model, FastDeepATT(model), _inputs(model, 30, 6, n_rate=0.05))
+    assert calls  # the shifted branch ran
 
 
 def test_every_chunk_boundary_is_crossed_exactly(deepatt):

@@ -23,9 +23,12 @@ every rewrite is exact algebra, only float32 rounding differs (tested within 1e-
 * **Attention**: q, k, v in one oneDNN product with ReLU fused; the score scale 1 / √(E/H) is folded into
   q's weights (exact: ReLU commutes with a positive scale), times log2(e) so that the softmax takes
   ``exp2`` (≈1.7× faster than ``exp`` in PyTorch on a CPU; ≈6e-8 relative rounding); with the release's
-  2-wide heads, scores and weighted sums are elementwise products over (key, query, sequence, head) planes
-  instead of thousands of 2-deep matrix products, and the softmax's division is applied to the 2-wide
-  result.
+  2-wide heads, one key at a time, the scores of every query are elementwise products over
+  (query, sequence, head) planes instead of thousands of 2-deep matrix products, and are added into the
+  weighted sums of v and the softmax's denominator at once (a plane of ones, produced by the same
+  product with zero weights and bias 1); the (key, query) score matrix is never held.
+* **Python numbers as operands cost a tensor each call** (≈4–5 µs, more than the arithmetic on a
+  64-sequence step), so the recurrence and the symbol codes compare and subtract tensors.
 * **The output scaler** is folded into the last Dense layer.
 * **Variants of a reference** (:meth:`FastDeepATT.mutants`, saturation mutagenesis): a one-column change
   reaches 11 of the 27 pooled positions; the convolution and the LSTM's input projection are computed
@@ -105,10 +108,11 @@ def symbol_codes(x: torch.Tensor, fill: float) -> torch.Tensor:
     (B, L) int64 tensor
         0–3 for a one-hot column (A, C, G, T), 4 for N, −1 for anything else.
     """
-    low, high = torch.aminmax(x, dim=1)
-    # in [0, 1] with a 1 and a sum of 1: exactly one 1, the others 0
-    onehot = (low == 0) & (high == 1) & (x.sum(dim=1) == 1)
-    unknown = (low == fill) & (high == fill)
+    stats = torch.stack([*torch.aminmax(x, dim=1), x.sum(dim=1)])  # (3, B, L): min, max, sum
+    # one-hot: in [0, 1] with a 1 and a sum of 1 (exactly one 1, the others 0); N: every channel is fill.
+    # Compared with tensors: a Python number is wrapped into a tensor on every comparison (≈5 µs each).
+    onehot = (stats == x.new_tensor([0.0, 1.0, 1.0])[:, None, None]).all(dim=0)
+    unknown = (stats[:2] == fill).all(dim=0)
     codes = torch.matmul(torch.arange(4.0, dtype=x.dtype, device=x.device), x).long()
     return codes.masked_fill_(~onehot, -1).masked_fill_(unknown, 4)
 
@@ -147,6 +151,9 @@ class _BiLSTM(nn.Module):
         self.kernel_t = frozen(kernel.reshape(d, 8 * h).T.contiguous().float())  # (8H, D), a Linear's layout
         self.bias = frozen(bias.reshape(8 * h).float())
         self.recurrent = frozen(recurrent.reshape(2 * h, 8 * h).float())
+        # a tensor, not a Python number: PyTorch wraps a number operand into a tensor on every call (≈4 µs,
+        # twice the cost of the subtraction itself at 64 sequences)
+        self.register_buffer("one_half", torch.tensor(0.5), persistent=False)
 
     def project(self, x: torch.Tensor) -> torch.Tensor:
         """The input part of every step: x (B, T, D) → (B, T, 8H), columns (gate, direction, unit)."""
@@ -162,18 +169,21 @@ class _BiLSTM(nn.Module):
         return out.view(t, b, 8 * self.units)
 
     def recur(self, steps: torch.Tensor) -> torch.Tensor:
-        """Run the recurrence over ``steps`` (T, B, 8H) → H = h / 2 (B, T, 2H), outputs at their own positions."""
+        """Run the recurrence over ``steps`` (T, B, 8H) → H = h / 2 (B, T, 2H), outputs at their own positions.
+
+        ``steps`` (what :meth:`arrange` returns) is overwritten: each step's gates are computed in place.
+        """
         t, b, _ = steps.shape
         u = self.units
         out = steps.new_empty(t, b, 2 * u)
         h = steps.new_zeros(b, 2 * u)
         c = steps.new_zeros(b, 2 * u)
         for j in range(t):
-            z = torch.addmm(steps[j], h, self.recurrent)
+            z = steps[j].addmm_(h, self.recurrent)  # in place: no copy of the step's inputs
             gates = z[:, : 6 * u].clamp_(0.0, 1.0)
             i, g = gates[:, : 2 * u], z[:, 6 * u :].sigmoid_()  # the candidate is 2g − 1
             c = torch.mul(gates[:, 2 * u : 4 * u], c).addcmul_(i, g, value=4.0).sub_(i, alpha=2.0)
-            h = torch.mul(gates[:, 4 * u :], torch.sigmoid(c).sub_(0.5), out=out[j])
+            h = torch.mul(gates[:, 4 * u :], torch.sigmoid(c).sub_(self.one_half), out=out[j])
         y = out.new_empty(b, t, 2 * u)
         y[:, :, :u] = out[:, :, :u].transpose(0, 1)
         y[:, :, u:] = out.flip(0)[:, :, u:].transpose(0, 1)
@@ -204,13 +214,25 @@ class FastDeepATT(nn.Module):
         self.block = next(r for r in (3, 2, 1) if cfg.width % r == 0)
         self.fill = float(cfg.unknown_fill)
         self.table = frozen(kmer_table(w, src.conv.bias, self.block, self.fill)) if w.shape[1] == 4 else None
+        # a k-mer's code (5 symbols, first most significant) and each group's first row in the table
+        self.register_buffer("kmer_place", 5 ** torch.arange(self.block - 1, -1, -1), persistent=False)
+        self.register_buffer("group_offsets", torch.arange(cfg.width // self.block) * 5**self.block, persistent=False)
         self.lstm = _BiLSTM(src.lstm)
         attn = src.attn
         self.heads, self.softmax_eps = attn.heads, attn.softmax_eps
         scale = math.log2(math.e) / math.sqrt(attn.q.in_features // attn.heads)  # the softmax takes exp2
-        self.qkv_w = frozen(torch.cat([attn.q.weight * scale, attn.k.weight, attn.v.weight]) * 2.0)  # reads h / 2
-        self.qkv_b = frozen(torch.cat([attn.q.bias * scale, attn.k.bias, attn.v.bias]))
-        self.o_w, self.o_b = frozen(attn.o.weight), frozen(attn.o.bias)
+        qkv_w = torch.cat([attn.q.weight * scale, attn.k.weight, attn.v.weight]) * 2.0  # reads h / 2
+        qkv_b = torch.cat([attn.q.bias * scale, attn.k.bias, attn.v.bias])
+        o_w = attn.o.weight
+        e = attn.q.out_features
+        if e == 2 * self.heads:  # 2-wide heads: see attention
+            # features (head, component) → (component, head), then a plane of ones (zero weights, bias 1)
+            h = self.heads
+            qkv_w = torch.cat([qkv_w.view(3, h, 2, -1).transpose(1, 2).reshape(3 * e, -1), qkv_w.new_zeros(h, e)])
+            qkv_b = torch.cat([qkv_b.view(3, h, 2).transpose(1, 2).reshape(3 * e), qkv_b.new_ones(h)])
+            o_w = o_w.view(-1, h, 2).transpose(1, 2).reshape(-1, e)
+        self.qkv_w, self.qkv_b = frozen(qkv_w), frozen(qkv_b)
+        self.o_w, self.o_b = frozen(o_w), frozen(attn.o.bias)
         dense = [m for m in src.head if isinstance(m, nn.Linear)]
         last = dense[-1]
         self.dense_w = nn.ParameterList(
@@ -261,42 +283,56 @@ class FastDeepATT(nn.Module):
         """
         r, pool = self.block, self.pool
         groups = self.width // r
-        kmers = codes.unfold(1, r, 1) @ (5 ** torch.arange(r - 1, -1, -1, device=codes.device))  # (B, L − r + 1)
+        kmers = codes.unfold(1, r, 1) @ self.kmer_place  # (B, L − r + 1)
         windows = kmers.unfold(1, (groups - 1) * r + 1, 1)[:, : steps * pool, ::r]  # (B, positions, groups)
-        index = (windows + torch.arange(groups, device=codes.device) * 5**r).view(len(codes), steps, pool, groups)
-        out = F.embedding_bag(index[:, :, 0].reshape(-1, groups), self.table, mode="sum")
+        # table rows, pooling offset outermost, so that each offset's rows are one contiguous block
+        index = codes.new_empty(pool, len(codes), steps, groups)
+        torch.add(windows.view(len(codes), steps, pool, groups).permute(2, 0, 1, 3), self.group_offsets, out=index)
+        out = F.embedding_bag(index[0].view(-1, groups), self.table, mode="sum")
         for k in range(1, pool):
-            torch.maximum(out, F.embedding_bag(index[:, :, k].reshape(-1, groups), self.table, mode="sum"), out=out)
+            torch.maximum(out, F.embedding_bag(index[k].view(-1, groups), self.table, mode="sum"), out=out)
         return out.view(len(codes), steps, -1)
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         """keras-multi-head self-attention: x (B, T, E) → (B, T, E).
 
-        With 2-wide heads a batched matmul per head is mostly overhead; the scores (key j, query i, B, H)
-        are products of the two planes of q and k, the softmax over keys runs along the
-        outermost axis (vectorised over everything inside it), is shifted by the row maximum only when
-        the scores could overflow ``exp`` (the shift cancels in the ratio), and its normalisation is
-        applied once to the weighted sums of v.
+        With 2-wide heads a batched matmul per head is mostly overhead. Instead, one key j at a time, the
+        scores of every query (query i, B, H) are products of the two planes of q with key j's, and
+        exp2 of them is added, times key j's planes of v and a plane of ones, into the weighted sums and
+        the softmax's denominator (3, query i, B, H): every operand is contiguous over (B, H) and, at 64
+        sequences, about 100 kB, so it stays in the caches; the (key, query) matrix of scores (3 MB at 64
+        sequences) is never held, which also spares its fresh pages (allocating them cost up to 3 ms per
+        call on a busy virtual machine). The scores are shifted only when they could overflow ``exp2``
+        (the shift cancels in the ratio).
         """
         b, t, e = x.shape
         h = self.heads
         if e != 2 * h:
             return self._attention_bmm(x)
-        qkv = linear(x, self.qkv_w, self.qkv_b, relu=True).view(b, t, 3, h, 2)
-        (q0, q1), (k0, k1), (v0, v1) = qkv.permute(2, 4, 1, 0, 3).contiguous()  # each (T, B, H)
-        s = torch.mul(q0[None], k0[:, None]).addcmul_(q1[None], k1[:, None])  # (key j, query i, B, H)
+        # the weights' rows are (part, component, head): the permutation moves contiguous H-wide runs
+        qkv = linear(x, self.qkv_w, self.qkv_b, relu=True).view(b, t, 7, h).permute(2, 1, 0, 3).contiguous()
+        q0, q1, k0, k1 = qkv[:4]  # each (T, B, H)
+        v = qkv[4:]  # (3, T, B, H): v's two planes and the ones
         # q, k ≥ 0 (ReLU), so 0 ≤ s[j, i] ≤ q_i · max_j k_j: far below exp2's overflow (128) the softmax
         # needs no shift
         bound = torch.addcmul(q0 * k0.amax(dim=0), q1, k1.amax(dim=0)).max()
-        if bool(bound > 60.0):
-            s.sub_(s.amax(dim=0))
-        s.exp2_()
-        y = x.new_zeros(2, t, b, h)
+        shift = self._score_max(q0, q1, k0, k1) if bound.item() > 60.0 else None
+        y = x.new_zeros(3, t, b, h)
         for j in range(t):
-            y[0].addcmul_(s[j], v0[j])
-            y[1].addcmul_(s[j], v1[j])
-        y.div_(s.sum(dim=0).add_(self.softmax_eps))
-        return linear(y.permute(2, 1, 3, 0).reshape(b, t, e), self.o_w, self.o_b, relu=True)
+            s = torch.mul(q0, k0[j]).addcmul_(q1, k1[j])  # (query i, B, H)
+            if shift is not None:
+                s.sub_(shift)
+            y.addcmul_(s.exp2_(), v[:, j, None])
+        y = y[:2].div_(y[2].add_(self.softmax_eps))
+        return linear(y.permute(2, 1, 0, 3).reshape(b, t, e), self.o_w, self.o_b, relu=True)  # (component, head)
+
+    @staticmethod
+    def _score_max(q0, q1, k0, k1) -> torch.Tensor:
+        """The largest score of each query over the keys: (T, B, H) planes of q and k → (T, B, H)."""
+        top = torch.mul(q0, k0[0]).addcmul_(q1, k1[0])
+        for j in range(1, len(k0)):
+            torch.maximum(top, torch.mul(q0, k0[j]).addcmul_(q1, k1[j]), out=top)
+        return top
 
     def _attention_bmm(self, x: torch.Tensor) -> torch.Tensor:
         b, t, e = x.shape
