@@ -13,6 +13,7 @@ from crmnet.design.oracle import ModelPredictor, encode_sequences
 from crmnet.evaluation.predict import predict
 from crmnet.models.checkpoint import load_checkpoint
 from crmnet.models.fast_vaishnav import FastDeepATT, kmer_table
+from crmnet.models.fastops import scripted
 from crmnet.models.fastpath import optimize_for_inference, worthwhile
 from crmnet.models.registry import build_model
 from crmnet.zoo.importer import import_model
@@ -147,3 +148,30 @@ def test_saturation_mutagenesis_reusing_the_prefix_equals_plain_ism(deepatt):
     assert np.array_equal(np.isfinite(got.delta), both)
     assert np.abs(got.delta[both] - want.delta[both]).max() / deepatt.config.output_scale < TOL
     assert np.abs(got.delta[both]).max() > 0.1  # the mutants do move the prediction
+
+
+def test_the_compiled_loops_compute_what_their_python_does(deepatt):
+    from crmnet.models.fast_vaishnav import _attend, _lstm_steps
+
+    fast = FastDeepATT(deepatt)
+    with torch.inference_mode():
+        steps = fast.lstm.arrange(fast._project(_inputs(deepatt, 20, 7)))
+        args = (fast.lstm.recurrent, fast.lstm.one_half, fast.lstm.units)
+        eager, compiled = _lstm_steps(steps.clone(), *args), scripted(_lstm_steps)(steps.clone(), *args)
+        torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-6)
+        q0, q1, k0, k1, v0, v1, ones = torch.rand(7, 27, 5, 3, generator=torch.Generator().manual_seed(8))
+        v = torch.stack([v0, v1, ones])
+        for shift in (None, torch.full_like(q0, 0.5)):
+            torch.testing.assert_close(scripted(_attend)(q0, q1, k0, k1, v, shift), _attend(q0, q1, k0, k1, v, shift))
+    assert isinstance(scripted(_lstm_steps), torch.jit.ScriptFunction)  # TorchScript runs it on this torch
+
+
+def test_scripted_falls_back_to_the_python_function(monkeypatch):
+    def broken(fn):
+        raise RuntimeError("no TorchScript here")
+
+    def add_one(x: torch.Tensor) -> torch.Tensor:
+        return x + 1
+
+    monkeypatch.setattr(torch.jit, "script", broken)
+    assert scripted(add_one) is add_one

@@ -51,7 +51,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crmnet.models.fastops import frozen, linear
+from crmnet.models.fastops import frozen, linear, scripted
 from crmnet.models.vaishnav import DeepATTKeras, KerasBiLSTM
 
 
@@ -122,6 +122,43 @@ def _chunked(fn, x: torch.Tensor, size: int) -> torch.Tensor:
     return fn(x) if len(x) <= size else torch.cat([fn(part) for part in x.split(size)])
 
 
+def _lstm_steps(steps: torch.Tensor, recurrent: torch.Tensor, one_half: torch.Tensor, units: int) -> torch.Tensor:
+    """The steps of :class:`_BiLSTM`'s recurrence: ``steps`` (T, B, 8H), overwritten → H = h / 2 (T, B, 2H).
+
+    Run through :func:`~crmnet.models.fastops.scripted` (at 64 sequences each step's 9 operations cost
+    more in Python than in arithmetic: the recurrence takes about half the time compiled).
+    """
+    t, b = steps.shape[0], steps.shape[1]
+    u = units
+    out = steps.new_empty(t, b, 2 * u)
+    h = steps.new_zeros(b, 2 * u)
+    c = steps.new_zeros(b, 2 * u)
+    for j in range(t):
+        z = steps[j].addmm_(h, recurrent)  # in place: no copy of the step's inputs
+        gates = z[:, : 6 * u].clamp_(0.0, 1.0)
+        i = gates[:, : 2 * u]
+        g = z[:, 6 * u :].sigmoid_()  # the candidate is 2g − 1
+        c = torch.mul(gates[:, 2 * u : 4 * u], c).addcmul_(i, g, value=4.0).sub_(i, alpha=2.0)
+        h = torch.mul(gates[:, 4 * u :], torch.sigmoid(c).sub_(one_half), out=out[j])
+    return out
+
+
+def _attend(q0: torch.Tensor, q1: torch.Tensor, k0: torch.Tensor, k1: torch.Tensor, v: torch.Tensor,
+            shift: torch.Tensor | None) -> torch.Tensor:
+    """Σ_j exp2(s_j − shift) · v_j over keys j, s_j = q0 k0_j + q1 k1_j (:meth:`FastDeepATT.attention`).
+
+    q0, q1 (T, B, H); k0, k1 (T, B, H); v (3, T, B, H); shift (T, B, H) or None → (3, T, B, H).
+    Run through :func:`~crmnet.models.fastops.scripted`, like :func:`_lstm_steps`.
+    """
+    y = torch.zeros_like(v)
+    for j in range(k0.shape[0]):
+        s = torch.mul(q0, k0[j]).addcmul_(q1, k1[j])  # (query i, B, H)
+        if shift is not None:
+            s.sub_(shift)
+        y.addcmul_(s.exp2_(), v[:, j].unsqueeze(1))
+    return y
+
+
 class _BiLSTM(nn.Module):
     """:class:`KerasBiLSTM` as one recurrence; x (B, T, D) → (B, T, 2H) **halved**, [forward, backward] per step.
 
@@ -175,15 +212,7 @@ class _BiLSTM(nn.Module):
         """
         t, b, _ = steps.shape
         u = self.units
-        out = steps.new_empty(t, b, 2 * u)
-        h = steps.new_zeros(b, 2 * u)
-        c = steps.new_zeros(b, 2 * u)
-        for j in range(t):
-            z = steps[j].addmm_(h, self.recurrent)  # in place: no copy of the step's inputs
-            gates = z[:, : 6 * u].clamp_(0.0, 1.0)
-            i, g = gates[:, : 2 * u], z[:, 6 * u :].sigmoid_()  # the candidate is 2g − 1
-            c = torch.mul(gates[:, 2 * u : 4 * u], c).addcmul_(i, g, value=4.0).sub_(i, alpha=2.0)
-            h = torch.mul(gates[:, 4 * u :], torch.sigmoid(c).sub_(self.one_half), out=out[j])
+        out = scripted(_lstm_steps)(steps, self.recurrent, self.one_half, u)
         y = out.new_empty(b, t, 2 * u)
         y[:, :, :u] = out[:, :, :u].transpose(0, 1)
         y[:, :, u:] = out.flip(0)[:, :, u:].transpose(0, 1)
@@ -317,12 +346,7 @@ class FastDeepATT(nn.Module):
         # needs no shift
         bound = torch.addcmul(q0 * k0.amax(dim=0), q1, k1.amax(dim=0)).max()
         shift = self._score_max(q0, q1, k0, k1) if bound.item() > 60.0 else None
-        y = x.new_zeros(3, t, b, h)
-        for j in range(t):
-            s = torch.mul(q0, k0[j]).addcmul_(q1, k1[j])  # (query i, B, H)
-            if shift is not None:
-                s.sub_(shift)
-            y.addcmul_(s.exp2_(), v[:, j, None])
+        y = scripted(_attend)(q0, q1, k0, k1, v, shift)
         y = y[:2].div_(y[2].add_(self.softmax_eps))
         return linear(y.permute(2, 1, 0, 3).reshape(b, t, e), self.o_w, self.o_b, relu=True)  # (component, head)
 

@@ -8,7 +8,9 @@ is in :mod:`~crmnet.models.fastpath`'s docstring), for the two CRMnet rewrites.
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +43,32 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rel
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu" if relu else "none", [], "")
     y = F.linear(x, weight, bias)
     return F.relu(y) if relu else y
+
+
+@functools.cache
+def scripted(fn):
+    """``fn`` compiled by TorchScript, or ``fn`` itself where TorchScript cannot compile it.
+
+    For loops of many small tensor operations (a recurrence's steps): TorchScript runs them without
+    Python's cost per operation (argument parsing, a Python object per result), which at 64 sequences is
+    most of each step. TorchScript is deprecated (a warning, silenced here) but present in every torch
+    crmnet supports; the function computes the same either way.
+
+    Parameters
+    ----------
+    fn : callable
+        A function TorchScript can compile (typed arguments).
+
+    Returns
+    -------
+    callable
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return torch.jit.script(fn)
+    except (AttributeError, RuntimeError):  # TorchScript gone or unable to compile: the eager function
+        return fn
 
 
 def frozen(t: torch.Tensor | None) -> nn.Parameter | None:
