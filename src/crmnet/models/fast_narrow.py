@@ -34,6 +34,7 @@ from crmnet.models.blocks import SameConv1d, SameConvTranspose1d, keras_same_pad
 from crmnet.models.crmnet import CRMnet, DecoderBlock, EncoderBlock, unet_features
 from crmnet.models.fastops import TransformerRewrite, frozen, linear, polyphase_kernel
 
+ONEDNN_CONV = hasattr(torch.ops.mkldnn, "_convolution_pointwise") and torch.backends.mkldnn.is_available()
 #: narrower than this in every convolution (the width at which ``FastCRMnet`` switches to FFTs)
 NARROW_CHANNELS = 128
 
@@ -74,8 +75,12 @@ class _Conv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map x (B, L, C_in) → (B, L', C_out)."""
-        y = F.conv2d(_as_nchw(x), self.weight, self.bias, stride=(1, self.stride), padding=(0, self.pad))
-        y = _as_nlc(y)
+        if ONEDNN_CONV and x.device.type == "cpu" and x.dtype == torch.float32:
+            # the ReLU as oneDNN's post-op: no second pass over the output
+            return _as_nlc(torch.ops.mkldnn._convolution_pointwise(
+                _as_nchw(x), self.weight, self.bias, [0, self.pad], [1, self.stride], [1, 1], 1,
+                "relu" if self.relu else "none", [], ""))
+        y = _as_nlc(F.conv2d(_as_nchw(x), self.weight, self.bias, stride=(1, self.stride), padding=(0, self.pad)))
         return y.relu_() if self.relu else y
 
 
@@ -119,11 +124,11 @@ class _Unit(nn.Module):
         """Map x (B, L, C_in) → (B, L, C_out)."""
         x = self.conv(x)
         if not self.has_se:
-            return torch.addcmul(self.shift, x, self.scale) if self.has_bn else x
+            return torch.addcmul(self.shift, x, self.scale, out=x) if self.has_bn else x
         hidden = linear(x.mean(dim=1), self.fc1_w, self.fc1_b, relu=True)
         gate = torch.sigmoid(linear(hidden, self.fc2_w, self.fc2_b))
         if self.has_bn:  # BN(x · gate) = x · (gate · γ/σ) + (β − μγ/σ)
-            return torch.addcmul(self.shift, x, (gate * self.scale).unsqueeze(1))
+            return torch.addcmul(self.shift, x, (gate * self.scale).unsqueeze(1), out=x)
         return x.mul_(gate.unsqueeze(1))
 
 
@@ -174,6 +179,8 @@ class FastNarrowCRMnet(nn.Module):
     """
 
     CHUNK = 4096
+    #: it reads x (B, C, L) as (B, L, C): an x that is a view of (B, L, C) memory is used without a copy
+    CHANNELS_LAST = True
 
     def __init__(self, model: CRMnet, dtype: torch.dtype = torch.float32):
         super().__init__()
