@@ -67,6 +67,20 @@ def test_channels_last_convolution_keeps_the_keras_windows(length, kernel, strid
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("length, out_channels, group", [(28, 4, 2), (28, 2, 4), (24, 1, 8), (27, 4, 1), (30, 3, 2)])
+@pytest.mark.parametrize("kernel", [7, 4])
+def test_narrow_outputs_run_on_groups_of_positions(length, out_channels, group, kernel):
+    torch.manual_seed(length + kernel)
+    conv = SameConv1d(8, out_channels, kernel)
+    x = torch.randn(3, 8, length)
+    fast = _same_conv(conv, length)
+    assert fast.group == group
+    with torch.inference_mode():
+        want = torch.relu(conv(x))
+        got = fast(x.transpose(1, 2).contiguous()).transpose(1, 2)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("kernel, stride", [(7, 2), (4, 2), (5, 3)])
 def test_channels_last_polyphase_is_the_transposed_convolution(kernel, stride):
     torch.manual_seed(kernel)
