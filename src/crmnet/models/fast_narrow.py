@@ -8,12 +8,18 @@ which oneDNN runs about twice as fast on channels-last data (positions outer, ch
 PyTorch's (B, C, L) layout. So every activation is kept as (B, L, C):
 
 * **Convolutions** run as 2-D oneDNN convolutions over a (B, C, 1, L) view in channels-last memory
-  format, ReLU applied in place. Keras' asymmetric 'same' padding (stride 2: one more zero after than
-  before) becomes a symmetric padding with a zero tap added to the kernel, so no padded copy is made.
+  format, the ReLU fused in as oneDNN's post-op (no second pass over the output). Keras' asymmetric
+  'same' padding (stride 2: one more zero after than before) becomes a symmetric padding with a zero tap
+  added to the kernel, so no padded copy is made. oneDNN computes output channels in blocks of 8, so a
+  convolution with at most 4 outputs runs on groups of positions instead (:func:`_grouped`: channels-last,
+  (B, L, C) *is* (B, L/g, g·C)).
 * **Transposed convolutions** are polyphase convolutions (one output group per phase,
   :func:`~crmnet.models.fastops.polyphase_kernel`); channels-last, the phase-major output (B, L, s·C) *is*
   the interleaved up-sampled signal (B, s·L, C), with no copy.
-* **Squeeze-excitation then batch norm** is one fused multiply-add per unit, as in ``FastCRMnet``.
+* **Squeeze-excitation then batch norm** is one fused multiply-add per unit, as in ``FastCRMnet``,
+  written over the convolution's output.
+* **The input** is read as (B, L, C): a (B, C, L) view of (B, L, C) memory (what
+  :meth:`~crmnet.design.oracle.ModelPredictor.onehot` makes for a runner with ``CHANNELS_LAST``) costs no copy.
 * **The transformer** reads (B, T, E), which is the bottleneck's channels-last layout, so no transposes;
   its attention is folded where that pays (:class:`~crmnet.models.fastops.TransformerRewrite`).
 * **The flattening before the MLP** is channels-last in Keras too, so the first Dense layer keeps its
