@@ -133,13 +133,14 @@ def saturate_codes(predictor, codes: np.ndarray, lengths: np.ndarray, windows: n
     import torch
 
     device = getattr(predictor, "device", "cpu")
-    ref_pred = predictor(codes, lengths).astype(np.float32)
     t_codes = torch.as_tensor(codes).to(device)
     row, position, base, mutants = single_mutants(t_codes, torch.as_tensor(windows).to(device))
     if hasattr(predictor, "variants"):  # reuses what the references share with their mutants
-        mut_pred = predictor.variants(t_codes, lengths, row, mutants)
+        ref_pred, mut_pred = predictor.variants(t_codes, lengths, row, mutants)
     else:
+        ref_pred = predictor(codes, lengths)
         mut_pred = predictor(mutants, torch.as_tensor(lengths).to(device).index_select(0, row))
+    ref_pred = np.asarray(ref_pred, dtype=np.float32)
     row, position, base = (t.cpu().numpy() for t in (row, position, base))
     n, width = len(codes), int(max(1, (windows[:, 1] - windows[:, 0]).max(initial=1)))
     column = position - windows[row, 0]

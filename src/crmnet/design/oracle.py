@@ -112,16 +112,24 @@ class ModelPredictor:
             return optimize_for_inference(self.model)
         return self.model
 
-    def onehot(self, codes, lengths):
-        """Sequence-space codes (B, W) and lengths (B,) → the model's one-hot input on the device."""
+    def onehot(self, codes, lengths, channels_last: bool = False):
+        """Sequence-space codes (B, W) and lengths (B,) → the model's one-hot input (B, C, L) on the device.
+
+        With ``channels_last`` the (B, C, L) tensor is a view of (B, L, C) memory, which a channels-last
+        runner (``run.CHANNELS_LAST``) reads without a copy; one row look-up per position makes it.
+        """
         import torch
 
-        from crmnet.data.encoding import onehot, relayout
+        from crmnet.data.encoding import onehot, onehot_table, relayout
 
         codes = torch.as_tensor(codes).to(self.device)
         lengths = torch.as_tensor(lengths).to(self.device)
-        laid = relayout(codes, lengths, sequence_encoding(codes.shape[1]), self.model.encoding)
-        return onehot(laid, self.model.encoding)
+        enc = self.model.encoding
+        laid = relayout(codes, lengths, sequence_encoding(codes.shape[1]), enc)
+        if not channels_last:
+            return onehot(laid, enc)
+        table = torch.as_tensor(onehot_table(enc), device=laid.device)
+        return table.index_select(0, laid.reshape(-1).long()).view(*laid.shape, -1).transpose(1, 2)
 
     def members(self, codes, lengths) -> np.ndarray:
         """Each ensemble member's prediction (B, K) float32 of codes (B, W) uint8 with lengths (B,) (K = 1 for one model)."""
@@ -135,9 +143,10 @@ class ModelPredictor:
         plain_cpu = self.device.type == "cpu" and run is self.model
         step = min(self.batch_size, CPU_CHUNK) if plain_cpu else self.batch_size
         out = np.empty((len(codes), n_members(self.model)), dtype=np.float32)
+        channels_last = getattr(run, "CHANNELS_LAST", False)
         with torch.inference_mode():
             for s in range(0, len(codes), step):
-                x = self.onehot(codes[s : s + step], lengths[s : s + step])
+                x = self.onehot(codes[s : s + step], lengths[s : s + step], channels_last)
                 out[s : s + len(x)] = member_outputs(run, x).float().cpu().numpy()
         return out
 
@@ -145,29 +154,37 @@ class ModelPredictor:
         """Predict codes (B, W) uint8 with lengths (B,) (numpy or torch, any device) → (B,) float32 (an ensemble's mean)."""
         return self.members(codes, lengths).mean(axis=1)
 
-    def variants(self, codes, lengths, row, variants) -> np.ndarray:
-        """Predict ``variants`` (M, W) of the references ``codes`` (N, W) (variant m of ``codes[row[m]]``).
+    def variants(self, codes, lengths, row, variants) -> tuple[np.ndarray, np.ndarray]:
+        """Predict the references ``codes`` (N, W) and their ``variants`` (M, W) (variant m of ``codes[row[m]]``).
 
-        Same values as ``self(variants, lengths[row])``; models with a variant path (the DeepATT rewrite)
-        reuse each reference's convolutional prefix. Returns (M,) float32.
+        Same values as ``self(codes, lengths)`` and ``self(variants, lengths[row])``. Models with a variant
+        path (the DeepATT rewrite) reuse each reference's convolutional prefix; the others predict the
+        references in the variants' batch, which saves a forward pass of a few sequences.
+
+        Returns
+        -------
+        reference : (N,) float32
+        variant : (M,) float32
         """
         import torch
 
         run = self.runner()
-        if not hasattr(run, "mutants"):
-            return self(variants, torch.as_tensor(lengths).to(self.device).index_select(0, row))
         row = torch.as_tensor(row).to(self.device)
         lengths = torch.as_tensor(lengths).to(self.device)
+        codes = torch.as_tensor(codes).to(self.device)
+        if not hasattr(run, "mutants"):
+            both = self(torch.cat([codes, torch.as_tensor(variants).to(self.device)]),
+                        torch.cat([lengths, lengths.index_select(0, row)]))
+            return both[: len(codes)].copy(), both[len(codes) :]
         out = np.empty(len(row), dtype=np.float32)
         with torch.inference_mode():
             for s in range(0, len(row), self.batch_size):
                 rows = row[s : s + self.batch_size]
                 used, local = torch.unique(rows, return_inverse=True)
-                reference = self.onehot(torch.as_tensor(codes).to(self.device).index_select(0, used),
-                                        lengths.index_select(0, used))
+                reference = self.onehot(codes.index_select(0, used), lengths.index_select(0, used))
                 x = self.onehot(variants[s : s + self.batch_size], lengths.index_select(0, rows))
                 out[s : s + len(x)] = run.mutants(reference, local, x).float().cpu().numpy()
-        return out
+        return self(codes, lengths), out
 
     def with_uncertainty(self, codes, lengths, level: float | None = None) -> tuple[np.ndarray, np.ndarray, tuple | None]:
         """Prediction (B,), members' spread (B,) and, at ``level``, the conformal (lower, upper) or None.

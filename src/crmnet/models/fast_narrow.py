@@ -8,12 +8,18 @@ which oneDNN runs about twice as fast on channels-last data (positions outer, ch
 PyTorch's (B, C, L) layout. So every activation is kept as (B, L, C):
 
 * **Convolutions** run as 2-D oneDNN convolutions over a (B, C, 1, L) view in channels-last memory
-  format, ReLU applied in place. Keras' asymmetric 'same' padding (stride 2: one more zero after than
-  before) becomes a symmetric padding with a zero tap added to the kernel, so no padded copy is made.
+  format, the ReLU fused in as oneDNN's post-op (no second pass over the output). Keras' asymmetric
+  'same' padding (stride 2: one more zero after than before) becomes a symmetric padding with a zero tap
+  added to the kernel, so no padded copy is made. oneDNN computes output channels in blocks of 8, so a
+  convolution with at most 4 outputs runs on groups of positions instead (:func:`_grouped`: channels-last,
+  (B, L, C) *is* (B, L/g, g·C)).
 * **Transposed convolutions** are polyphase convolutions (one output group per phase,
   :func:`~crmnet.models.fastops.polyphase_kernel`); channels-last, the phase-major output (B, L, s·C) *is*
   the interleaved up-sampled signal (B, s·L, C), with no copy.
-* **Squeeze-excitation then batch norm** is one fused multiply-add per unit, as in ``FastCRMnet``.
+* **Squeeze-excitation then batch norm** is one fused multiply-add per unit, as in ``FastCRMnet``,
+  written over the convolution's output.
+* **The input** is read as (B, L, C): a (B, C, L) view of (B, L, C) memory (what
+  :meth:`~crmnet.design.oracle.ModelPredictor.onehot` makes for a runner with ``CHANNELS_LAST``) costs no copy.
 * **The transformer** reads (B, T, E), which is the bottleneck's channels-last layout, so no transposes;
   its attention is folded where that pays (:class:`~crmnet.models.fastops.TransformerRewrite`).
 * **The flattening before the MLP** is channels-last in Keras too, so the first Dense layer keeps its
@@ -34,6 +40,7 @@ from crmnet.models.blocks import SameConv1d, SameConvTranspose1d, keras_same_pad
 from crmnet.models.crmnet import CRMnet, DecoderBlock, EncoderBlock, unet_features
 from crmnet.models.fastops import TransformerRewrite, frozen, linear, polyphase_kernel
 
+ONEDNN_CONV = hasattr(torch.ops.mkldnn, "_convolution_pointwise") and torch.backends.mkldnn.is_available()
 #: narrower than this in every convolution (the width at which ``FastCRMnet`` switches to FFTs)
 NARROW_CHANNELS = 128
 
@@ -58,31 +65,67 @@ def _as_nlc(y: torch.Tensor) -> torch.Tensor:
     return y.permute(0, 2, 3, 1).flatten(1, 2)
 
 
+def _grouped(weight: torch.Tensor, before: int, group: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """A stride-1 kernel (C_out, C_in, k), padded ``before``, as one over groups of ``group`` positions.
+
+    Channels-last, (B, L, C) *is* (B, L/g, g·C): position g·m + r is channel block r of group m. Output
+    phase r of group m reads position g·m + r + t − before = g·(m + τ) + ρ, i.e. tap τ of the grouped
+    kernel (g·C_out, g·C_in, taps) from block ρ. Returns it and its (before, after) padding.
+    """
+    c_out, c_in, k = weight.shape
+    offsets = [(r, t, r + t - before) for r in range(group) for t in range(k)]
+    lo, hi = min(d // group for *_, d in offsets), max(d // group for *_, d in offsets)
+    kernel = weight.new_zeros(group, c_out, group, c_in, hi - lo + 1)
+    for r, t, d in offsets:
+        kernel[r, :, d % group, :, d // group - lo] = weight[:, :, t]
+    return kernel.reshape(group * c_out, group * c_in, hi - lo + 1), (-lo, hi)
+
+
 class _Conv(nn.Module):
     """A convolution (ReLU optional) on channels-last data; x (B, L, C_in) → (B, L', C_out).
 
     ``weight`` (C_out, C_in, k) correlates x padded by ``padding`` = (before, after) with ``stride``.
+    With ``group`` > 1 (stride 1, L divisible by it) it runs on groups of positions (:func:`_grouped`).
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor, padding: tuple[int, int], stride: int,
-                 relu: bool):
+                 relu: bool, group: int = 1):
         super().__init__()
-        kernel, self.pad = _symmetric(weight.detach(), *padding)
+        weight, bias = weight.detach(), bias.detach()
+        if group > 1:
+            weight, padding = _grouped(weight, padding[0], group)
+            bias = bias.repeat(group)
+        kernel, self.pad = _symmetric(weight, *padding)
         self.weight = frozen(kernel[:, :, None, :].contiguous(memory_format=torch.channels_last))
         self.bias = frozen(bias)
-        self.stride, self.relu = stride, relu
+        self.stride, self.relu, self.group = stride, relu, group
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map x (B, L, C_in) → (B, L', C_out)."""
-        y = F.conv2d(_as_nchw(x), self.weight, self.bias, stride=(1, self.stride), padding=(0, self.pad))
-        y = _as_nlc(y)
+        if self.group == 1:
+            return self._run(x)
+        b, n, c = x.shape
+        return self._run(x.reshape(b, n // self.group, self.group * c)).reshape(b, n, -1)
+
+    def _run(self, x: torch.Tensor) -> torch.Tensor:
+        if ONEDNN_CONV and x.device.type == "cpu" and x.dtype == torch.float32:
+            # the ReLU as oneDNN's post-op: no second pass over the output
+            return _as_nlc(torch.ops.mkldnn._convolution_pointwise(
+                _as_nchw(x), self.weight, self.bias, [0, self.pad], [1, self.stride], [1, 1], 1,
+                "relu" if self.relu else "none", [], ""))
+        y = _as_nlc(F.conv2d(_as_nchw(x), self.weight, self.bias, stride=(1, self.stride), padding=(0, self.pad)))
         return y.relu_() if self.relu else y
 
 
 def _same_conv(conv: SameConv1d, length: int) -> _Conv:
     """A :class:`SameConv1d` (+ ReLU, as CRMnet always applies) for inputs of ``length`` positions."""
     k, s = conv.kernel_size[0], conv.stride[0]
-    return _Conv(conv.weight, conv.bias, keras_same_padding(length, k, s), s, relu=True)
+    # oneDNN computes output channels in blocks of 8 (AVX2): crmnet-tiny's last 8 → 4 convolution took
+    # longer than an 8 → 8 one; on pairs of positions (16 → 8) it ran 1.8x faster. Wider ones gained nothing.
+    group = 1
+    while s == 1 and 2 * group * conv.out_channels <= 8 and length % (2 * group) == 0:
+        group *= 2
+    return _Conv(conv.weight, conv.bias, keras_same_padding(length, k, s), s, relu=True, group=group)
 
 
 class _Polyphase(nn.Module):
@@ -119,11 +162,11 @@ class _Unit(nn.Module):
         """Map x (B, L, C_in) → (B, L, C_out)."""
         x = self.conv(x)
         if not self.has_se:
-            return torch.addcmul(self.shift, x, self.scale) if self.has_bn else x
+            return torch.addcmul(self.shift, x, self.scale, out=x) if self.has_bn else x
         hidden = linear(x.mean(dim=1), self.fc1_w, self.fc1_b, relu=True)
         gate = torch.sigmoid(linear(hidden, self.fc2_w, self.fc2_b))
         if self.has_bn:  # BN(x · gate) = x · (gate · γ/σ) + (β − μγ/σ)
-            return torch.addcmul(self.shift, x, (gate * self.scale).unsqueeze(1))
+            return torch.addcmul(self.shift, x, (gate * self.scale).unsqueeze(1), out=x)
         return x.mul_(gate.unsqueeze(1))
 
 
@@ -174,6 +217,8 @@ class FastNarrowCRMnet(nn.Module):
     """
 
     CHUNK = 4096
+    #: it reads x (B, C, L) as (B, L, C): an x that is a view of (B, L, C) memory is used without a copy
+    CHANNELS_LAST = True
 
     def __init__(self, model: CRMnet, dtype: torch.dtype = torch.float32):
         super().__init__()
