@@ -11,8 +11,8 @@ from crmnet.models.fast_narrow import FastNarrowCRMnet
 from crmnet.models.fastops import FoldedAttention
 from crmnet.models.fastpath import (
     FastCRMnet,
-    _Conv,
     _Polyphase,
+    _same_conv,
     optimize_for_inference,
     worthwhile,
 )
@@ -149,7 +149,7 @@ def test_fft_convolution_equals_the_direct_one(length):
     with torch.no_grad():
         conv.bias.uniform_(-1, 1)
     x = torch.randn(3, 128, length)
-    fast = _Conv(conv)
+    fast = _same_conv(conv)
     assert fast.fft
     with torch.inference_mode():
         want, got = torch.relu(conv(x)), fast(x)
@@ -172,7 +172,7 @@ def test_fft_strided_convolution_keeps_the_keras_windows(length):
     torch.manual_seed(length)
     conv = SameConv1d(128, 128, 11, stride=2)
     x = torch.randn(2, 128, length)
-    fast = _Conv(conv)
+    fast = _same_conv(conv)
     assert fast.fft
     with torch.inference_mode():
         want, got = torch.relu(conv(x)), fast(x)
