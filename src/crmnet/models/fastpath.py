@@ -128,12 +128,13 @@ class _Conv(nn.Module):
     def _fft_conv(self, x: torch.Tensor) -> torch.Tensor:
         b, cin, length = x.shape
         n, mix = self._spectrum(length)
-        # Complex numbers move as 8-byte units: (B, C_in, F) → (F, B, C_in), seen as (F, B, 2 C_in) reals.
-        spec = torch.view_as_real(torch.fft.rfft(x, n=n).permute(2, 0, 1).contiguous())
-        y = torch.bmm(spec.view(spec.shape[0], b, 2 * cin), mix)  # (F, B, 2 C_out), Re/Im interleaved
-        y = y.view(y.shape[0], b, -1, 2)
+        spec = _transposed(torch.fft.rfft(x, n=n).reshape(b * cin, -1))  # (F, B·C_in) complex
+        f = spec.shape[0]
+        # Complex numbers as (Re, Im) pairs: (F, B, 2 C_in) reals times (F, 2 C_in, 2 C_out).
+        y = torch.bmm(torch.view_as_real(spec).view(f, b, 2 * cin), mix)  # (F, B, 2 C_out), Re/Im interleaved
+        y = y.view(f, b, -1, 2)
         y[0, :, :, 0] += n * self.bias  # the bias is a constant signal: all of it at frequency 0
-        y = torch.view_as_complex(y).permute(1, 2, 0).contiguous()  # (B, C_out, F)
+        y = _transposed(torch.view_as_complex(y).view(f, -1)).view(b, -1, f)  # (B, C_out, F)
         # irfft[j] = Σ_t x[j − (k − 1) + t] w[t]; output m reads x from s·m − before.
         k, s = self.weight.shape[-1], self.stride
         before, after = self._pads(length)
@@ -151,6 +152,15 @@ class _Conv(nn.Module):
                 x, before = F.pad(x, (before, after)), 0
             y = F.conv1d(x, self.weight, self.bias, stride=self.stride, padding=before)
         return y.relu_() if self.relu else y
+
+
+def _transposed(m: torch.Tensor) -> torch.Tensor:
+    """A contiguous copy of the transpose of the contiguous matrix m (R, C) → (C, R).
+
+    A 2-D transposed copy is one PyTorch tiles for the caches; the same copy as a 3-D permutation strides
+    through memory (measured 2-5× slower for the (B, C, F) ↔ (F, B, C) spectra here).
+    """
+    return torch.empty(m.shape[1], m.shape[0], dtype=m.dtype, device=m.device).copy_(m.t())
 
 
 def _same_conv(conv: SameConv1d) -> _Conv:
