@@ -17,9 +17,11 @@ training exactly as before). Every rewrite is exact algebra; only floating-point
   ordinary convolutions, one per output phase, each with every s-th kernel tap, interleaved — instead
   of a convolution over an input with s − 1 zeros stuffed between samples (half of whose products are
   with zeros).
-* **Wide convolutions (≥ 128 channels in and out) through the FFT**, strided ones included: per
-  frequency one real matrix product mixes the channels, ≈2(L + k) instead of L · k multiply-adds per
-  channel pair (1.1–1.8× faster per convolution on the project CPU; ≈3e-7 relative rounding).
+* **Convolutions ≥ 32 channels wide in and out through the FFT** (all but the first; strided and
+  polyphase ones included): per frequency one real matrix product mixes the channels, ≈2(L + k)
+  instead of L · k multiply-adds per channel pair (1.1–3× faster per convolution on the project CPU;
+  ≈3e-7 relative rounding). The FFT length is the shortest 2^a·3^b·5^c the padded input needs (120 for
+  112 positions), since the mixing costs one matrix product per frequency.
 * **Batch norm after squeeze-excitation** becomes one fused multiply-add ``y · (gate · γ/σ) + (β − μγ/σ)``.
 * **The channels-last flattening before the MLP** is moved into the first Dense layer's columns, so no
   transpose is copied.
@@ -58,48 +60,63 @@ from crmnet.models.fastops import linear as _linear
 from crmnet.models.legnet import LegNet
 from crmnet.models.vaishnav import DeepATTKeras, VaishnavTransformerKeras
 
+#: convolutions at least this wide in and out run through the FFT (measured on one core at length 112,
+#: batch 64: 128 → 64 channels 3.1×, 64 → 32 2.9× faster than direct; 5 → 128 twice as slow)
+FFT_CHANNELS = 32
+
 
 def _fft_size(n: int) -> int:
-    """A fast FFT length ≥ n: the next power of two if within 10 %, else the next 2^a·3^b·5^c."""
-    smooth = n
+    """The smallest 2^a·3^b·5^c ≥ n.
+
+    The channel mixing costs one matrix product per frequency, so the shortest fast FFT length beats the
+    next power of two.
+    """
+    size = n
     while True:
-        m = smooth
+        m = size
         for p in (2, 3, 5):
             while m % p == 0:
                 m //= p
         if m == 1:
-            break
-        smooth += 1
-    power = 1 << (n - 1).bit_length()
-    return power if power <= 1.1 * smooth else smooth
+            return size
+        size += 1
 
 
 class _Conv(nn.Module):
-    """A :class:`SameConv1d` with ReLU fused: x (B, C_in, L) → (B, C_out, ceil(L / stride)).
+    """A correlation with ``weight`` (C_out, C_in, k), bias and optional ReLU; x (B, C_in, L) → (B, C_out, L').
 
-    Wide float32 convolutions (≥ 128 channels in and out, where it was measured to be 1.1–1.8× faster
-    on a CPU) run as FFT convolutions (strided ones keep every s-th output of the full correlation).
-    Per frequency, the channel mixing is one real matrix product of x's spectrum (real and imaginary
-    parts interleaved per channel) with the kernel's spectrum as 2 × 2 blocks ``[[Re, Im], [−Im, Re]]``
-    (B × 2C_in by 2C_in × 2C_out), batched over the frequencies: about 2(L + k) instead of L · k
-    multiply-adds per channel pair.
-    The FFT's rounding is ≈3e-7 relative per convolution (tested).
+    x is padded by ``padding`` (before, after), or by Keras' 'same' padding for its length where that is
+    None, and read with ``stride``: L' = (L + before + after − k) // stride + 1.
+
+    Float32 convolutions at least :data:`FFT_CHANNELS` wide in and out run as FFT convolutions (measured
+    1.3–3× faster than the direct ones on a CPU; strided ones keep every s-th output of the full
+    correlation). Per frequency, the channel mixing is one real matrix product of x's spectrum (real and
+    imaginary parts interleaved per channel) with the kernel's spectrum as 2 × 2 blocks
+    ``[[Re, Im], [−Im, Re]]`` (B × 2C_in by 2C_in × 2C_out), batched over the frequencies: about
+    2(L + k) instead of L · k multiply-adds per channel pair. The FFT's rounding is ≈3e-7 relative per
+    convolution (tested).
     """
 
-    def __init__(self, conv: SameConv1d):
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, stride: int = 1,
+                 padding: tuple[int, int] | None = None, relu: bool = True):
         super().__init__()
-        self.weight, self.bias = _frozen(conv.weight), _frozen(conv.bias)
-        self.stride, self.symmetric = conv.stride[0], conv.symmetric
-        cout, cin, _ = conv.weight.shape
-        self.fft = min(cin, cout) >= 128 and conv.groups == 1
+        self.weight, self.bias = _frozen(weight), _frozen(bias)
+        self.stride, self.padding, self.relu = stride, padding, relu
+        self.fft = min(weight.shape[:2]) >= FFT_CHANNELS
         self._spectra: dict[tuple, tuple[int, torch.Tensor]] = {}  # (L, device) → (N, mixing matrices)
+
+    def _pads(self, length: int) -> tuple[int, int]:
+        k = self.weight.shape[-1]
+        return keras_same_padding(length, k, self.stride) if self.padding is None else self.padding
 
     def _spectrum(self, length: int) -> tuple[int, torch.Tensor]:
         key = (length, self.weight.device)
         if key not in self._spectra:
-            k = self.weight.shape[-1]
-            n = _fft_size(length + k - 1)
-            # Correlation with w = convolution with w flipped; its output is shifted by k // 2.
+            before, after = self._pads(length)
+            # The circular correlation of length N equals the padded one where every index it reads
+            # outside x, from −before to L − 1 + after, wraps onto x's zero tail.
+            n = _fft_size(length + max(before, after, 0))
+            # Correlation with w = convolution with w flipped; its output is shifted by k − 1.
             g = torch.fft.rfft(self.weight.detach().flip(-1).double(), n=n).permute(
                 2, 1, 0
             )  # (F, C_in, C_out)
@@ -111,25 +128,44 @@ class _Conv(nn.Module):
     def _fft_conv(self, x: torch.Tensor) -> torch.Tensor:
         b, cin, length = x.shape
         n, mix = self._spectrum(length)
-        # Complex numbers move as 8-byte units: (B, C_in, F) → (F, B, C_in), seen as (F, B, 2 C_in) reals.
-        spec = torch.view_as_real(torch.fft.rfft(x, n=n).permute(2, 0, 1).contiguous())
-        y = torch.bmm(spec.view(spec.shape[0], b, 2 * cin), mix)  # (F, B, 2 C_out), Re/Im interleaved
-        y = y.view(y.shape[0], b, -1, 2)
+        spec = _transposed(torch.fft.rfft(x, n=n).reshape(b * cin, -1))  # (F, B·C_in) complex
+        f = spec.shape[0]
+        # Complex numbers as (Re, Im) pairs: (F, B, 2 C_in) reals times (F, 2 C_in, 2 C_out).
+        y = torch.bmm(torch.view_as_real(spec).view(f, b, 2 * cin), mix)  # (F, B, 2 C_out), Re/Im interleaved
+        y = y.view(f, b, -1, 2)
         y[0, :, :, 0] += n * self.bias  # the bias is a constant signal: all of it at frequency 0
-        y = torch.view_as_complex(y).permute(1, 2, 0).contiguous()  # (B, C_out, F)
-        # irfft[j] = Σ_t x[j − (k − 1) + t] w[t]; output m reads x from s·m − (Keras' padding before).
+        y = _transposed(torch.view_as_complex(y).view(f, -1)).view(b, -1, f)  # (B, C_out, F)
+        # irfft[j] = Σ_t x[j − (k − 1) + t] w[t]; output m reads x from s·m − before.
         k, s = self.weight.shape[-1], self.stride
-        start = k - 1 - keras_same_padding(length, k, s)[0]
-        return F.relu(torch.fft.irfft(y, n=n)[..., start : start + s * (-(-length // s) - 1) + 1 : s])
+        before, after = self._pads(length)
+        start = k - 1 - before
+        out = (length + before + after - k) // s + 1
+        return torch.fft.irfft(y, n=n)[..., start : start + s * (out - 1) + 1 : s]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = self.weight.shape[-1]
+        """Map x (B, C_in, L) → (B, C_out, L'); a strided view where it comes from the FFT."""
         if self.fft and x.dtype == torch.float32:
-            return self._fft_conv(x)
-        if self.symmetric:
-            return F.conv1d(x, self.weight, self.bias, padding=k // 2).relu_()
-        x = F.pad(x, keras_same_padding(x.shape[-1], k, self.stride))
-        return F.conv1d(x, self.weight, self.bias, stride=self.stride).relu_()
+            y = self._fft_conv(x)
+        else:
+            before, after = self._pads(x.shape[-1])
+            if before != after:
+                x, before = F.pad(x, (before, after)), 0
+            y = F.conv1d(x, self.weight, self.bias, stride=self.stride, padding=before)
+        return y.relu_() if self.relu else y
+
+
+def _transposed(m: torch.Tensor) -> torch.Tensor:
+    """A contiguous copy of the transpose of the contiguous matrix m (R, C) → (C, R).
+
+    A 2-D transposed copy is one PyTorch tiles for the caches; the same copy as a 3-D permutation strides
+    through memory (measured 2-5× slower for the (B, C, F) ↔ (F, B, C) spectra here).
+    """
+    return torch.empty(m.shape[1], m.shape[0], dtype=m.dtype, device=m.device).copy_(m.t())
+
+
+def _same_conv(conv: SameConv1d) -> _Conv:
+    """A :class:`SameConv1d` with ReLU fused, as CRMnet always applies it."""
+    return _Conv(conv.weight, conv.bias, conv.stride[0])
 
 
 class _SENorm(nn.Module):
@@ -164,7 +200,7 @@ class _Unit(nn.Module):
 
     def __init__(self, conv: SameConv1d, se: nn.Module, bn: nn.Module):
         super().__init__()
-        self.conv, self.norm = _Conv(conv), _SENorm(se, bn)
+        self.conv, self.norm = _same_conv(conv), _SENorm(se, bn)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.conv(x))
@@ -173,21 +209,21 @@ class _Unit(nn.Module):
 class _Polyphase(nn.Module):
     """:class:`SameConvTranspose1d` as ``stride`` interleaved convolutions; x (B, C_in, L) → (B, C_out, s·L).
 
-    One convolution with ``s · C_out`` outputs, one group per output phase (:func:`polyphase_kernel`),
-    whose result is interleaved into the output's positions.
+    One convolution with ``s · C_out`` outputs, one group per output phase (:func:`polyphase_kernel`;
+    an FFT convolution where wide enough), whose result is interleaved into the output's positions.
     """
 
     def __init__(self, up: SameConvTranspose1d):
         super().__init__()
-        weight, bias, self.pad = polyphase_kernel(up)
-        self.weight, self.bias = _frozen(weight), _frozen(bias)
+        weight, bias, pad = polyphase_kernel(up)
+        self.conv = _Conv(weight, bias, padding=pad, relu=False)
         self.stride = up.stride[0]
 
     def forward(self, x: torch.Tensor, out: torch.Tensor) -> None:
         """Write the up-sampled x into ``out`` (B, C_out, s·L), e.g. a slice of a concatenation buffer."""
         b, _, length = x.shape
-        y = F.conv1d(F.pad(x, self.pad), self.weight, self.bias)  # (B, s·C_out, L), phase-major
-        out.view(b, -1, length, self.stride).copy_(y.view(b, self.stride, -1, length).permute(0, 2, 3, 1))
+        y = self.conv(x)  # (B, s·C_out, L), phase-major
+        out.view(b, -1, length, self.stride).copy_(y.unflatten(1, (self.stride, -1)).permute(0, 2, 3, 1))
 
 
 class _Encoder(nn.Module):
@@ -195,7 +231,7 @@ class _Encoder(nn.Module):
         super().__init__()
         self.unit1 = _Unit(block.conv1, block.se1, block.bn1)
         self.unit2 = _Unit(block.conv2, block.se2, block.bn2)
-        self.down = _Conv(block.down) if block.down is not None else None
+        self.down = _same_conv(block.down) if block.down is not None else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         skip = self.unit2(self.unit1(x))
@@ -210,7 +246,7 @@ class _Decoder(nn.Module):
         self.unit2 = _Unit(block.conv2, block.se2, block.bn2)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        up = self.up.bias.shape[0] // self.up.stride
+        up = self.up.conv.bias.shape[0] // self.up.stride
         cat = x.new_empty(x.shape[0], up + skip.shape[1], skip.shape[-1])
         self.up(x, cat[:, :up])  # the concatenation [up, skip] is filled in place
         cat[:, up:] = skip
