@@ -153,7 +153,9 @@ class _FFTConvSiLU(nn.Module):
         y = torch.fft.irfft(torch.view_as_complex(y).transpose(0, 1), n=n, dim=1)  # (B, n, C_out)
         # irfft[j] = Σ_t x[j − (k − 1) + t] w[t]; output l reads x from l − k // 2
         start = self.weight.shape[-1] - 1 - self.weight.shape[-1] // 2
-        return F.silu(y[:, start : start + length]).transpose(1, 2).unsqueeze(2)
+        # irfft returns (B, n, C_out) with positions innermost: the output is written channels-last
+        out = torch.empty(b, length, y.shape[2], dtype=y.dtype, device=y.device)
+        return torch.ops.aten.silu.out(y[:, start : start + length], out=out).transpose(1, 2).unsqueeze(2)
 
 
 class _Gate(nn.Module):
