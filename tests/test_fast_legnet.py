@@ -59,11 +59,11 @@ ODD = {
 
 
 @pytest.mark.parametrize("name", sorted(ODD))
-@pytest.mark.parametrize("fft_channels", [1, 10**6])
-def test_odd_configurations_match_the_plain_module(name, fft_channels, monkeypatch):
+@pytest.mark.parametrize("dft_channels", [1, 10**6])
+def test_odd_configurations_match_the_plain_module(name, dft_channels, monkeypatch):
     torch.manual_seed(7)
     model = _perturb(LegNet(ODD[name]))
-    monkeypatch.setattr(FastLegNet, "FFT_CHANNELS", fft_channels)  # every resize through the FFT, or none
+    monkeypatch.setattr(FastLegNet, "DFT_CHANNELS", dft_channels)  # every resize through the DFT, or none
     monkeypatch.setattr(FastLegNet, "CHUNK", 4)  # 11 rows: chunks of 4, 4 and 3
     x = _inputs(11, model.config.length)
     with torch.inference_mode():
