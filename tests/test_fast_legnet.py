@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from crmnet.models import build_model
-from crmnet.models.fast_legnet import FastLegNet, _widened
+from crmnet.models.fast_legnet import FastLegNet, _DFTConvSiLU, _widened
 from crmnet.models.fastpath import optimize_for_inference, worthwhile
 from crmnet.models.legnet import LegNet, LegNetConfig
 
@@ -125,3 +125,15 @@ def test_widened_grouped_weight_is_block_diagonal():
     torch.testing.assert_close(torch.nn.functional.conv1d(x, wide, groups=2, padding=1),
                                torch.nn.functional.conv1d(x, weight, groups=4, padding=1))
     assert _widened(weight, 1, 4)[1] == 1 and _widened(weight, 4, 3)[1] == 4  # dense; 2 does not divide 3
+
+
+@pytest.mark.parametrize("length", [20, 21])  # n = L + k // 2 odd, then even (a Nyquist frequency)
+def test_dft_resize_is_the_convolution(length):
+    torch.manual_seed(3)
+    unit = _perturb(torch.nn.Sequential(torch.nn.Conv1d(12, 5, 7, padding=3, bias=False), torch.nn.BatchNorm1d(5)))
+    x = torch.randn(3, 12, 1, length, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        want = torch.nn.functional.silu(unit.double()(x.squeeze(2)))
+        got = _DFTConvSiLU(unit, torch.float64)([x[:, :4], x[:, 4:]])
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got.squeeze(2), want, rtol=0, atol=1e-12)
