@@ -127,8 +127,10 @@ def test_widened_grouped_weight_is_block_diagonal():
     assert _widened(weight, 1, 4)[1] == 1 and _widened(weight, 4, 3)[1] == 4  # dense; 2 does not divide 3
 
 
-@pytest.mark.parametrize("length", [20, 21])  # n = L + k // 2 odd, then even (a Nyquist frequency)
-def test_dft_resize_is_the_convolution(length):
+@pytest.mark.parametrize(("length", "segment"), [(20, 50), (21, 50), (20, 8), (21, 8), (22, 8)])
+def test_dft_resize_is_the_convolution(length, segment, monkeypatch):
+    # one window (n = L + 6 even, then odd); 2 and 3 segments of 10 and 7 (n even and odd); 3 of 8 (past L)
+    monkeypatch.setattr(_DFTConvSiLU, "SEGMENT", segment)
     torch.manual_seed(3)
     unit = _perturb(torch.nn.Sequential(torch.nn.Conv1d(12, 5, 7, padding=3, bias=False), torch.nn.BatchNorm1d(5)))
     x = torch.randn(3, 12, 1, length, dtype=torch.float64).contiguous(memory_format=torch.channels_last)

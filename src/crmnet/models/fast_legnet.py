@@ -17,11 +17,12 @@ layer at a time at 32 rows, the whole in ``benchmarks/bench_legnet.py``):
 * **The resize convolutions through a DFT computed as matrix products** (≥ :attr:`FastLegNet.DFT_CHANNELS`
   input channels: all six of the released architecture's, kernel 7, half the network's multiply-adds):
   transform, per-frequency channel mixing and inverse are three matrix products on the channels-last
-  rows, ≈2(L + k) instead of L · k multiply-adds per channel pair in the mixing. At 64 rows the first
-  block's 512 → 128 takes ≈0.55× the time it took through ``torch.fft`` (whose layout changes and
-  spectrum copies cost as much as the transforms) and the others 0.75–0.8× the direct convolution's.
-  Their float32 error against a float64 convolution (≈6e-6) is below oneDNN's direct convolution's
-  (1–2.5e-5).
+  rows, over windows of ≈50 positions (overlap-save), ≈2(n + k) instead of n · k multiply-adds per
+  channel pair in the mixing. At 64 rows the first block's 512 → 128 took ≈0.55× the time it took
+  through ``torch.fft`` (whose layout changes and spectrum copies cost as much as the transforms), the
+  others 0.75–0.8× the direct convolution's, whole; in windows of 50 instead of 150 positions the five
+  narrower ones took another 0.75–0.9× (their transforms are cheaper), the widest the same. Their
+  float32 error against a float64 convolution (≈6e-6) is below oneDNN's direct convolution's (1–2.5e-5).
 * **Both strands in one batch**: the reverse complement (flag channel 1) is stacked under the forward
   strand, so every layer runs once per chunk, on twice the rows.
 * **Chunks of** :attr:`FastLegNet.CHUNK` **sequences** (64 rows with both strands): the plain module's
@@ -100,58 +101,75 @@ class _ConvSiLU(nn.Module):
 class _DFTConvSiLU(nn.Module):
     """conv → BN → SiLU with the convolution as three matrix products through a discrete Fourier transform.
 
-    x (B, C_in, 1, L) → (B, C_out, 1, L), both channels-last. With n = L + k // 2 (the least length at
-    which the circular correlation wraps only onto zero padding) and F = n // 2 + 1 frequencies:
+    x (B, C_in, 1, L) → (B, C_out, 1, L), both channels-last. The positions are cut into S segments of
+    L_s = ⌈L / S⌉ (S = L / :attr:`SEGMENT`, rounded; overlap-save): segment s reads its window of
+    n = L_s + k − 1 positions from s · L_s − k // 2 on (zeros outside x), and with F = n // 2 + 1
+    frequencies
 
-    1. the real DFT of x along the positions, one product of a (2F, L) matrix (rows: frequency, then
-       Re / Im) with each row's (L, C_in) positions: the spectrum lands as (B, F, 2 C_in), per frequency
+    1. the real DFT of every window, one product of a (2F, n) matrix (rows: frequency, then Re / Im)
+       with the window's (n, C_in) positions: the spectrum lands as (B · S, F, 2 C_in), per frequency
        Re then Im of every channel;
     2. per frequency, one real product with the kernel's spectrum as the block matrix
        ``[[Re g, Im g], [−Im g, Re g]]`` (2 C_in, 2 C_out) mixes the channels (a batched product over F);
-    3. the inverse transform of the L needed positions, a (L, 2F) matrix on each row's (2F, C_out).
+    3. the inverse transform of the L_s positions the window's circular correlation gets right (those
+       that do not wrap), a (L_s, 2F) matrix on each window's (2F, C_out).
 
-    As matrix products these run at oneDNN/MKL speed on the channels-last activations with no layout
-    changes (``torch.fft`` wanted positions innermost and its spectra needed reordering copies).
-    The bias is a constant signal: all of it is added at frequency 0. The matrices (built in float64,
-    then cast) are cached per sequence length.
+    Segments make the transforms ≈S× cheaper for S · (k − 1) more frequencies in the mixing, and give
+    the mixing S× the rows per frequency. As matrix products all of it runs at MKL speed on the
+    channels-last activations with no layout changes (``torch.fft`` wanted positions innermost and its
+    spectra needed reordering copies). The bias is a constant signal: all of it is added at
+    frequency 0. The matrices (built in float64, then cast) are cached per sequence length.
     """
+
+    #: positions per segment, about (L = 150, k = 7, 64 rows: 3 segments of 50 took 0.75–0.9× the time of one
+    #: of 150 in the five narrower resize layers, the same in the widest)
+    SEGMENT = 50
 
     def __init__(self, unit: nn.Sequential, dtype: torch.dtype):
         super().__init__()
         weight, bias = _folded(unit)
         self.weight, self.bias = frozen(weight.to(dtype)), frozen(bias.to(dtype))
-        self._matrices: dict[tuple, tuple[torch.Tensor, ...]] = {}  # (L, device, dtype) → (DFT, mixing, inverse)
+        self._matrices: dict[tuple, tuple] = {}  # (L, device, dtype) → (S, L_s, DFT, mixing, inverse)
 
-    def _transforms(self, length: int) -> tuple[torch.Tensor, ...]:
+    def _transforms(self, length: int) -> tuple:
         key = (length, self.weight.device, self.weight.dtype)
         if key not in self._matrices:
             w = self.weight.detach().double()
-            pad = w.shape[-1] // 2
-            n = length + pad
+            segments = max(1, round(length / self.SEGMENT))
+            seg = -(-length // segments)
+            n = seg + w.shape[-1] - 1
             f = torch.arange(n // 2 + 1, dtype=torch.float64, device=w.device)[:, None]
-            angle = 2 * torch.pi * f * torch.arange(length, dtype=torch.float64, device=w.device) / n  # (F, L)
-            dft = torch.stack([angle.cos(), -angle.sin()], 1).flatten(0, 1)  # (2F, L)
-            # output l reads x[l − pad + t] · w[t]: the kernel's spectrum Σ_t w[t] e^{+2πi f (t − pad) / n}
-            shift = torch.arange(w.shape[-1], dtype=torch.float64, device=w.device) - pad
-            g = torch.einsum("oct,ft->fco", w.to(torch.complex128), torch.exp(2j * torch.pi * f * shift / n))
+            angle = 2 * torch.pi * f * torch.arange(n, dtype=torch.float64, device=w.device) / n  # (F, n)
+            dft = torch.stack([angle.cos(), -angle.sin()], 1).flatten(0, 1)  # (2F, n)
+            # output l of a window reads window[l + t] · w[t]: the kernel's spectrum Σ_t w[t] e^{+2πi f t / n}
+            g = torch.einsum("oct,ft->fco", w.to(torch.complex128), torch.exp(1j * angle[:, : w.shape[-1]]))
             mix = torch.cat([torch.cat([g.real, g.imag], 2), torch.cat([-g.imag, g.real], 2)], 1)
             # irfft's weights: frequencies 0 and n / 2 once, every other one twice (its conjugate's share)
             weights = torch.where((f == 0) | (2 * f == n), 1.0, 2.0).to(f) / n  # (F, 1), float64
-            inverse = (torch.stack([angle.cos(), -angle.sin()], 1) * weights[:, None]).flatten(0, 1).T  # (L, 2F)
-            self._matrices[key] = tuple(m.to(self.weight.dtype).contiguous() for m in (dft, mix, inverse))
+            inverse = (torch.stack([angle.cos(), -angle.sin()], 1)[:, :, :seg] * weights[:, None]).flatten(0, 1).T
+            matrices = tuple(m.to(self.weight.dtype).contiguous() for m in (dft, mix, inverse))  # inverse (L_s, 2F)
+            self._matrices[key] = (segments, seg, *matrices)
         return self._matrices[key]
 
     def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
         """Map the concatenation of ``parts`` (each (B, C_i, 1, L), channels-last) → (B, C_out, 1, L)."""
         b, _, _, length = parts[0].shape
-        dft, mix, inverse = self._transforms(length)
-        freqs, cout = mix.shape[0], mix.shape[2] // 2
-        x = torch.cat(parts, dim=1).squeeze(2).transpose(1, 2)  # (B, L, C_in), contiguous
-        spec = torch.matmul(dft, x).view(b, freqs, -1).transpose(0, 1)  # (F, B, 2 C_in), a strided batch
-        y = torch.bmm(spec, mix)  # (F, B, 2 C_out): Re, Im
-        y[0, :, :cout] += (length + self.weight.shape[-1] // 2) * self.bias
-        y = y.view(freqs, b, 2, cout).transpose(0, 1).reshape(b, 2 * freqs, cout)
-        return F.silu(torch.matmul(inverse, y), inplace=True).transpose(1, 2).unsqueeze(2)
+        segments, seg, dft, mix, inverse = self._transforms(length)
+        freqs, width, cout = mix.shape[0], dft.shape[1], mix.shape[2] // 2
+        pad = self.weight.shape[-1] // 2
+        # the concatenation, written into a zero-padded (B, S · L_s + k − 1, C_in) buffer
+        x = parts[0].new_zeros(b, segments * seg + width - seg, sum(part.shape[1] for part in parts))
+        at = 0
+        for part in parts:
+            x[:, pad : pad + length, at : at + part.shape[1]] = part.squeeze(2).transpose(1, 2)
+            at += part.shape[1]
+        windows = x.unfold(1, width, seg).transpose(2, 3)  # (B, S, n, C_in), overlapping views
+        spec = torch.matmul(dft, windows).reshape(b * segments, freqs, -1).transpose(0, 1)  # (F, B · S, 2 C_in)
+        y = torch.bmm(spec, mix)  # (F, B · S, 2 C_out): Re, Im
+        y[0, :, :cout] += width * self.bias
+        y = y.view(freqs, b * segments, 2, cout).transpose(0, 1).reshape(b * segments, 2 * freqs, cout)
+        y = torch.matmul(inverse, y).view(b, segments * seg, cout)[:, :length].contiguous()  # (B, L, C_out)
+        return F.silu(y, inplace=True).transpose(1, 2).unsqueeze(2)
 
 
 class _Gate(nn.Module):
