@@ -22,7 +22,7 @@ layer at a time at 32 rows, the whole in ``benchmarks/bench_legnet.py``):
   through ``torch.fft`` (whose layout changes and spectrum copies cost as much as the transforms), the
   others 0.75–0.8× the direct convolution's, whole; in windows of 50 instead of 150 positions the five
   narrower ones took another 0.75–0.9× (their transforms are cheaper), the widest the same. Their
-  float32 error against a float64 convolution (≈6e-6) is below oneDNN's direct convolution's (1–2.5e-5).
+  float32 error against a float64 convolution (≈4e-6) is below oneDNN's direct convolution's (1–2.5e-5).
 * **Both strands in one batch**: the reverse complement (flag channel 1) is stacked under the forward
   strand, so every layer runs once per chunk, on twice the rows.
 * **Chunks of** :attr:`FastLegNet.CHUNK` **sequences** (64 rows with both strands): the plain module's
