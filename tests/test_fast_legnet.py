@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from crmnet.models import build_model
-from crmnet.models.fast_legnet import FastLegNet, _widened
+from crmnet.models.fast_legnet import FastLegNet, _DFTConvSiLU, _widened
 from crmnet.models.fastpath import optimize_for_inference, worthwhile
 from crmnet.models.legnet import LegNet, LegNetConfig
 
@@ -59,11 +59,11 @@ ODD = {
 
 
 @pytest.mark.parametrize("name", sorted(ODD))
-@pytest.mark.parametrize("fft_channels", [1, 10**6])
-def test_odd_configurations_match_the_plain_module(name, fft_channels, monkeypatch):
+@pytest.mark.parametrize("dft_channels", [1, 10**6])
+def test_odd_configurations_match_the_plain_module(name, dft_channels, monkeypatch):
     torch.manual_seed(7)
     model = _perturb(LegNet(ODD[name]))
-    monkeypatch.setattr(FastLegNet, "FFT_CHANNELS", fft_channels)  # every resize through the FFT, or none
+    monkeypatch.setattr(FastLegNet, "DFT_CHANNELS", dft_channels)  # every resize through the DFT, or none
     monkeypatch.setattr(FastLegNet, "CHUNK", 4)  # 11 rows: chunks of 4, 4 and 3
     x = _inputs(11, model.config.length)
     with torch.inference_mode():
@@ -125,3 +125,17 @@ def test_widened_grouped_weight_is_block_diagonal():
     torch.testing.assert_close(torch.nn.functional.conv1d(x, wide, groups=2, padding=1),
                                torch.nn.functional.conv1d(x, weight, groups=4, padding=1))
     assert _widened(weight, 1, 4)[1] == 1 and _widened(weight, 4, 3)[1] == 4  # dense; 2 does not divide 3
+
+
+@pytest.mark.parametrize(("length", "segment"), [(20, 50), (21, 50), (20, 8), (21, 8), (22, 8)])
+def test_dft_resize_is_the_convolution(length, segment, monkeypatch):
+    # one window (n = L + 6 even, then odd); 2 and 3 segments of 10 and 7 (n even and odd); 3 of 8 (past L)
+    monkeypatch.setattr(_DFTConvSiLU, "SEGMENT", segment)
+    torch.manual_seed(3)
+    unit = _perturb(torch.nn.Sequential(torch.nn.Conv1d(12, 5, 7, padding=3, bias=False), torch.nn.BatchNorm1d(5)))
+    x = torch.randn(3, 12, 1, length, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        want = torch.nn.functional.silu(unit.double()(x.squeeze(2)))
+        got = _DFTConvSiLU(unit, torch.float64)([x[:, :4], x[:, 4:]])
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(got.squeeze(2), want, rtol=0, atol=1e-12)
