@@ -74,6 +74,13 @@ def test_onehot_without_n_channel_uses_fill():
     assert x[0, :, 0].tolist() == [0.25] * 4
 
 
+@pytest.mark.parametrize("enc", [CRMNET, Encoding(length=7, channels="ACGT", unknown_fill=0.25)])
+def test_channels_last_onehot_is_the_same_values_in_b_l_c_memory(enc):
+    codes = torch.randint(0, 5, (4, enc.length), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    got = onehot(codes, enc, channels_last=True)
+    assert torch.equal(got, onehot(codes, enc)) and got.transpose(1, 2).is_contiguous()
+
+
 @pytest.mark.parametrize("dst", [VAISHNAV, Encoding(length=100), Encoding(length=120, pad="start"),
                                  Encoding(length=115, truncate="start", prefix="ACG")])
 def test_relayout_matches_direct_encoding(dst, rng):

@@ -8,7 +8,7 @@ import torch
 
 from crmnet.design.mutagenesis import resolve_windows, saturate_codes
 from crmnet.design.oracle import ModelPredictor
-from crmnet.models import build_model, fast_narrow
+from crmnet.models import build_model, fastops
 from crmnet.models.blocks import SameConv1d, SameConvTranspose1d, keras_same_padding
 from crmnet.models.fast_narrow import FastNarrowCRMnet, _Conv, _Polyphase, _same_conv, narrow
 from crmnet.models.fastpath import optimize_for_inference
@@ -56,7 +56,7 @@ def _onehot(batch: int, length: int, seed: int = 0) -> torch.Tensor:
 @pytest.mark.parametrize("fused", [True, False])  # oneDNN with the ReLU as a post-op, or F.conv2d then ReLU
 @pytest.mark.parametrize("length, kernel, stride", [(28, 7, 2), (27, 7, 2), (20, 4, 2), (19, 4, 1), (15, 5, 3)])
 def test_channels_last_convolution_keeps_the_keras_windows(length, kernel, stride, fused, monkeypatch):
-    monkeypatch.setattr(fast_narrow, "ONEDNN_CONV", fused and fast_narrow.ONEDNN_CONV)
+    monkeypatch.setattr(fastops, "ONEDNN_CONV", fused and fastops.ONEDNN_CONV)
     torch.manual_seed(length + kernel)
     conv = SameConv1d(5, 6, kernel, stride=stride)
     x = torch.randn(3, 5, length)

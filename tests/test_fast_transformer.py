@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from crmnet.data.encoding import onehot
 from crmnet.evaluation.predict import predict
 from crmnet.models.blocks import keras_same_padding
 from crmnet.models.checkpoint import load_checkpoint
@@ -17,10 +16,9 @@ from crmnet.models.fast_vaishnav import kmer_table
 from crmnet.models.fastpath import optimize_for_inference, worthwhile
 from crmnet.models.registry import build_model
 from crmnet.zoo.importer import import_model
+from rewrite_checks import TOL, assert_same, onehot_inputs  # TOL: measured ≈3e-6 on the fixture
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-TOL = 1e-5  # in the network's own (standardised) output units; measured ≈3e-6 on the fixture
 
 
 @pytest.fixture(scope="module")
@@ -37,32 +35,17 @@ def transformer(fixture_dir, tmp_path_factory):
     return load_checkpoint(import_model(fixture_dir / "fitness_function.h5", out)).eval()
 
 
-def _inputs(model, n: int, seed: int, n_rate: float = 0.0) -> torch.Tensor:
-    """(n, 4, L) one-hot in the model's encoding; a fraction ``n_rate`` of positions are N."""
-    g = torch.Generator().manual_seed(seed)
-    codes = torch.randint(0, 4, (n, model.encoding.length), generator=g)
-    codes[torch.rand(codes.shape, generator=g) < n_rate] = 4
-    return onehot(codes, model.encoding)
-
-
-def _assert_same(model, fast, x):
-    with torch.inference_mode():
-        want, got = model.eval()(x), fast(x)
-    assert got.shape == want.shape == (len(x),)
-    assert ((got - want).abs() / abs(model.config.output_scale)).max().item() < TOL
-
-
 def test_fixture_fast_path_matches_the_module_and_the_authors_outputs(transformer, fixture_dir):
     fast = optimize_for_inference(transformer)
     assert isinstance(fast, FastVaishnavTransformer) and worthwhile(transformer)
     ref = np.load(fixture_dir / "reference_io.npz")
     authors = torch.from_numpy(ref["inputs"].astype(np.float32)).transpose(1, 2).contiguous()  # N-padded rows
     # 100 rows cross the convolutions' chunk; one-hot rows and rows with N take the table, soft rows the product
-    x = torch.cat([authors, _inputs(transformer, 18, 0, n_rate=0.05),
+    x = torch.cat([authors, onehot_inputs(transformer, 18, 0, n_rate=0.05),
                    torch.rand(10, 4, 110, generator=torch.Generator().manual_seed(1))])
     x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(2))]
-    _assert_same(transformer, fast, x)
-    _assert_same(transformer, fast, x[:5])  # a batch smaller than a chunk
+    assert_same(transformer, fast, x)
+    assert_same(transformer, fast, x[:5])  # a batch smaller than a chunk
     with torch.inference_mode():
         raw = (fast(authors) - transformer.config.output_shift) / transformer.config.output_scale
     assert np.abs(raw.numpy() - ref["outputs"][:, 0]).max() < TOL
@@ -71,8 +54,8 @@ def test_fixture_fast_path_matches_the_module_and_the_authors_outputs(transforme
 def test_every_chunk_boundary_is_crossed_exactly(transformer):
     fast = FastVaishnavTransformer(transformer)
     fast.CHUNK, fast.CONV_CHUNK = 15, 4  # 40 rows cross each a few times
-    x = torch.cat([_inputs(transformer, 30, 3), _inputs(transformer, 10, 4, n_rate=0.1)])
-    _assert_same(transformer, fast, x)
+    x = torch.cat([onehot_inputs(transformer, 30, 3), onehot_inputs(transformer, 10, 4, n_rate=0.1)])
+    assert_same(transformer, fast, x)
 
 
 @pytest.mark.parametrize("overrides", [
@@ -99,8 +82,8 @@ def test_other_configurations_match(overrides):
             elif name.endswith("running_var"):
                 b.uniform_(0.5, 2.0)
     soft = torch.rand(6, 4, model.encoding.length, generator=torch.Generator().manual_seed(5))
-    x = torch.cat([_inputs(model, 20, 0), _inputs(model, 10, 1, n_rate=0.1), soft])
-    _assert_same(model, FastVaishnavTransformer(model), x)
+    x = torch.cat([onehot_inputs(model, 20, 0), onehot_inputs(model, 10, 1, n_rate=0.1), soft])
+    assert_same(model, FastVaishnavTransformer(model), x)
 
 
 @pytest.mark.parametrize(("length", "width"), [(110, 30), (40, 7), (17, 16), (5, 9)])

@@ -17,10 +17,9 @@ from crmnet.models.fastops import scripted
 from crmnet.models.fastpath import optimize_for_inference, worthwhile
 from crmnet.models.registry import build_model
 from crmnet.zoo.importer import import_model
+from rewrite_checks import TOL, assert_same, onehot_inputs  # TOL: measured ≤ 1e-6 on the release
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-TOL = 1e-5  # in the network's own (standardised) output units; measured ≤ 1e-6 on the release
 
 
 @pytest.fixture(scope="module")
@@ -31,32 +30,16 @@ def deepatt(shared, tmp_path_factory):
     return load_checkpoint(import_model(h5, tmp_path_factory.mktemp("deepatt") / "deepatt.pt"))
 
 
-def _inputs(model, n: int, seed: int, n_rate: float = 0.0) -> torch.Tensor:
-    """(n, 4, L) one-hot in the model's encoding; a fraction ``n_rate`` of positions are N."""
-    g = torch.Generator().manual_seed(seed)
-    codes = torch.randint(0, 4, (n, model.encoding.length), generator=g)
-    codes[torch.rand(codes.shape, generator=g) < n_rate] = 4
-    return onehot(codes, model.encoding)
-
-
-def _assert_same(model, fast, x):
-    with torch.inference_mode():
-        want, got = model.eval()(x), fast(x)
-    scale = model.config.output_scale
-    assert got.shape == want.shape == (len(x),)
-    assert ((got - want).abs() / abs(scale)).max().item() < TOL
-
-
 def test_real_deepatt_fast_path_matches_the_module(deepatt):
     fast = optimize_for_inference(deepatt)
     assert isinstance(fast, FastDeepATT) and worthwhile(deepatt)
     # 300 rows cross the convolution's and the attention's chunks; one-hot rows and rows with N take the
     # table, soft rows the matrix product
-    x = torch.cat([_inputs(deepatt, 200, 0), _inputs(deepatt, 60, 1, n_rate=0.05),
+    x = torch.cat([onehot_inputs(deepatt, 200, 0), onehot_inputs(deepatt, 60, 1, n_rate=0.05),
                    torch.rand(40, 4, 110, generator=torch.Generator().manual_seed(2))])
     x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(3))]
-    _assert_same(deepatt, fast, x)
-    _assert_same(deepatt, fast, x[:7])  # a batch smaller than a chunk
+    assert_same(deepatt, fast, x)
+    assert_same(deepatt, fast, x[:7])  # a batch smaller than a chunk
 
 
 @pytest.mark.parametrize("overrides", [
@@ -70,8 +53,8 @@ def test_other_deepatt_configurations_match(overrides):
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)  # non-zero biases, a non-default forget gate
-    x = torch.cat([_inputs(model, 20, 0), _inputs(model, 10, 1, n_rate=0.1)])
-    _assert_same(model, FastDeepATT(model), x)
+    x = torch.cat([onehot_inputs(model, 20, 0), onehot_inputs(model, 10, 1, n_rate=0.1)])
+    assert_same(model, FastDeepATT(model), x)
 
 
 @pytest.mark.parametrize("r", [1, 2, 3])
@@ -96,15 +79,15 @@ def test_scores_that_could_overflow_exp2_are_shifted(deepatt, monkeypatch):
     calls = []
     shifted = FastDeepATT._score_max
     monkeypatch.setattr(FastDeepATT, "_score_max", staticmethod(lambda *a: calls.append(1) or shifted(*a)))
-    _assert_same(model, FastDeepATT(model), _inputs(model, 30, 6, n_rate=0.05))
+    assert_same(model, FastDeepATT(model), onehot_inputs(model, 30, 6, n_rate=0.05))
     assert calls  # the shifted branch ran
 
 
 def test_every_chunk_boundary_is_crossed_exactly(deepatt):
     fast = FastDeepATT(deepatt)
     fast.CHUNK, fast.CONV_CHUNK, fast.ATTENTION_CHUNK = 50, 16, 7  # 130 rows cross each a few times
-    x = torch.cat([_inputs(deepatt, 100, 4), _inputs(deepatt, 30, 5, n_rate=0.05)])
-    _assert_same(deepatt, fast, x)
+    x = torch.cat([onehot_inputs(deepatt, 100, 4), onehot_inputs(deepatt, 30, 5, n_rate=0.05)])
+    assert_same(deepatt, fast, x)
 
 
 def test_predict_runs_deepatt_through_the_rewrite(deepatt, shared):
@@ -155,7 +138,7 @@ def test_the_compiled_loops_compute_what_their_python_does(deepatt):
 
     fast = FastDeepATT(deepatt)
     with torch.inference_mode():
-        steps = fast.lstm.arrange(fast._project(_inputs(deepatt, 20, 7)))
+        steps = fast.lstm.arrange(fast._project(onehot_inputs(deepatt, 20, 7)))
         args = (fast.lstm.recurrent, fast.lstm.one_half, fast.lstm.units)
         eager, compiled = _lstm_steps(steps.clone(), *args), scripted(_lstm_steps)(steps.clone(), *args)
         torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-6)

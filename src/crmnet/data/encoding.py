@@ -299,7 +299,7 @@ def decode(codes: np.ndarray) -> list[str]:
     return [row.tobytes().decode() for row in np.atleast_2d(arr)]
 
 
-def onehot(codes, enc: Encoding = CRMNET):
+def onehot(codes, enc: Encoding = CRMNET, channels_last: bool = False):
     """One-hot on the device: codes (B, L) integer tensor → (B, C, L) float32 tensor.
 
     Parameters
@@ -308,19 +308,26 @@ def onehot(codes, enc: Encoding = CRMNET):
         Codes ``A=0 C=1 G=2 T=3 N=4`` as :func:`encode` lays them out.
     enc : Encoding
         Channel order (``enc.channels``, C of them) and the value N takes in the base channels.
+    channels_last : bool
+        Return a (B, C, L) view of (B, L, C) memory (one row look-up per position, no copy), which a
+        channels-last consumer such as ``FastNarrowCRMnet`` reads without transposing.
 
     Returns
     -------
     torch.Tensor, shape (B, C, enc.length), float32
-        On the device of ``codes``.
+        On the device of ``codes``; contiguous unless ``channels_last``.
     """
     import torch
 
+    batch, length = codes.shape
+    index = codes.reshape(-1).long()
+    if channels_last:
+        table = torch.as_tensor(onehot_table(enc), device=codes.device)
+        return table.index_select(0, index).view(batch, length, -1).transpose(1, 2)
     # index_select on the (C, 5) transposed table, then one (C, B, L) -> (B, C, L) copy: several times
     # faster on a CPU than advanced indexing into (B, L, C) followed by a transpose.
     table = torch.as_tensor(onehot_table(enc).T.copy(), device=codes.device)
-    batch, length = codes.shape
-    return table.index_select(1, codes.reshape(-1).long()).view(-1, batch, length).transpose(0, 1).contiguous()
+    return table.index_select(1, index).view(-1, batch, length).transpose(0, 1).contiguous()
 
 
 def _layout(enc: Encoding) -> tuple:

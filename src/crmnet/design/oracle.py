@@ -116,20 +116,16 @@ class ModelPredictor:
         """Sequence-space codes (B, W) and lengths (B,) → the model's one-hot input (B, C, L) on the device.
 
         With ``channels_last`` the (B, C, L) tensor is a view of (B, L, C) memory, which a channels-last
-        runner (``run.CHANNELS_LAST``) reads without a copy; one row look-up per position makes it.
+        runner (``run.CHANNELS_LAST``) reads without a copy (:func:`~crmnet.data.encoding.onehot`).
         """
         import torch
 
-        from crmnet.data.encoding import onehot, onehot_table, relayout
+        from crmnet.data.encoding import onehot, relayout
 
         codes = torch.as_tensor(codes).to(self.device)
         lengths = torch.as_tensor(lengths).to(self.device)
-        enc = self.model.encoding
-        laid = relayout(codes, lengths, sequence_encoding(codes.shape[1]), enc)
-        if not channels_last:
-            return onehot(laid, enc)
-        table = torch.as_tensor(onehot_table(enc), device=laid.device)
-        return table.index_select(0, laid.reshape(-1).long()).view(*laid.shape, -1).transpose(1, 2)
+        laid = relayout(codes, lengths, sequence_encoding(codes.shape[1]), self.model.encoding)
+        return onehot(laid, self.model.encoding, channels_last=channels_last)
 
     def members(self, codes, lengths) -> np.ndarray:
         """Each ensemble member's prediction (B, K) float32 of codes (B, W) uint8 with lengths (B,) (K = 1 for one model)."""

@@ -44,10 +44,9 @@ from torch import nn
 
 from crmnet.data.encoding import revcomp_onehot
 from crmnet.models.blocks import SqueezeExcite
-from crmnet.models.fastops import frozen
+from crmnet.models.fastops import conv_pointwise, frozen
 from crmnet.models.legnet import BilinearSqueezeExcite, LegNet
 
-ONEDNN_CONV = hasattr(torch.ops.mkldnn, "_convolution_pointwise") and torch.backends.mkldnn.is_available()
 CHANNELS_LAST = torch.channels_last
 
 
@@ -91,11 +90,7 @@ class _ConvSiLU(nn.Module):
         self.padding = unit[0].kernel_size[0] // 2
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if ONEDNN_CONV and x.device.type == "cpu" and x.dtype == torch.float32:
-            return torch.ops.mkldnn._convolution_pointwise(
-                x, self.weight, self.bias, [0, self.padding], [1, 1], [1, 1], self.groups, "swish", [], ""
-            )
-        return F.silu(F.conv2d(x, self.weight, self.bias, padding=(0, self.padding), groups=self.groups))
+        return conv_pointwise(x, self.weight, self.bias, self.padding, groups=self.groups, post="swish")
 
 
 class _DFTConvSiLU(nn.Module):

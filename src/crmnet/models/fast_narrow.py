@@ -38,9 +38,8 @@ from torch import nn
 
 from crmnet.models.blocks import SameConv1d, SameConvTranspose1d, keras_same_padding
 from crmnet.models.crmnet import CRMnet, DecoderBlock, EncoderBlock, unet_features
-from crmnet.models.fastops import TransformerRewrite, frozen, linear, polyphase_kernel
+from crmnet.models.fastops import TransformerRewrite, conv_pointwise, frozen, linear, polyphase_kernel
 
-ONEDNN_CONV = hasattr(torch.ops.mkldnn, "_convolution_pointwise") and torch.backends.mkldnn.is_available()
 #: narrower than this in every convolution (the width at which ``FastCRMnet`` switches to FFTs)
 NARROW_CHANNELS = 128
 
@@ -108,13 +107,8 @@ class _Conv(nn.Module):
         return self._run(x.reshape(b, n // self.group, self.group * c)).reshape(b, n, -1)
 
     def _run(self, x: torch.Tensor) -> torch.Tensor:
-        if ONEDNN_CONV and x.device.type == "cpu" and x.dtype == torch.float32:
-            # the ReLU as oneDNN's post-op: no second pass over the output
-            return _as_nlc(torch.ops.mkldnn._convolution_pointwise(
-                _as_nchw(x), self.weight, self.bias, [0, self.pad], [1, self.stride], [1, 1], 1,
-                "relu" if self.relu else "none", [], ""))
-        y = _as_nlc(F.conv2d(_as_nchw(x), self.weight, self.bias, stride=(1, self.stride), padding=(0, self.pad)))
-        return y.relu_() if self.relu else y
+        post = "relu" if self.relu else "none"
+        return _as_nlc(conv_pointwise(_as_nchw(x), self.weight, self.bias, self.pad, self.stride, post=post))
 
 
 def _same_conv(conv: SameConv1d, length: int) -> _Conv:

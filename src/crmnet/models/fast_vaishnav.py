@@ -112,7 +112,8 @@ def symbol_codes(x: torch.Tensor, fill: float) -> torch.Tensor:
     """
     stats = torch.stack([*torch.aminmax(x, dim=1), x.sum(dim=1)])  # (3, B, L): min, max, sum
     # one-hot: in [0, 1] with a 1 and a sum of 1 (exactly one 1, the others 0); N: every channel is fill.
-    # Compared with tensors: a Python number is wrapped into a tensor on every comparison (≈5 µs each).
+    # One comparison with a tensor, not three with Python numbers: each number is wrapped into a tensor
+    # on every call (≈5 µs).
     onehot = (stats == x.new_tensor([0.0, 1.0, 1.0])[:, None, None]).all(dim=0)
     unknown = (stats[:2] == fill).all(dim=0)
     codes = torch.matmul(torch.arange(4.0, dtype=x.dtype, device=x.device), x).long()

@@ -1,8 +1,9 @@
 """Small kernels shared by the exact CPU inference rewrites.
 
-Dense layers through oneDNN and frozen weight copies, for :mod:`~crmnet.models.fastpath`,
-:mod:`~crmnet.models.fast_narrow`, :mod:`~crmnet.models.fast_vaishnav` and
-:mod:`~crmnet.models.fast_transformer`; CRMnet's transformer block with its attention folded (the algebra
+Dense layers and convolutions (activations fused) through oneDNN, frozen weight copies and TorchScript
+for small-op loops, for :mod:`~crmnet.models.fastpath`, :mod:`~crmnet.models.fast_narrow`,
+:mod:`~crmnet.models.fast_vaishnav`, :mod:`~crmnet.models.fast_transformer` and
+:mod:`~crmnet.models.fast_legnet`; CRMnet's transformer block with its attention folded (the algebra
 is in :mod:`~crmnet.models.fastpath`'s docstring), for the two CRMnet rewrites.
 """
 
@@ -20,6 +21,9 @@ from crmnet.models.blocks import MultiHeadSelfAttention, SameConvTranspose1d
 from crmnet.models.crmnet import TransformerBlock
 
 ONEDNN_LINEAR = hasattr(torch.ops.mkldnn, "_linear_pointwise") and torch.backends.mkldnn.is_available()
+ONEDNN_CONV = hasattr(torch.ops.mkldnn, "_convolution_pointwise") and torch.backends.mkldnn.is_available()
+#: the activations oneDNN can fuse into a convolution (its post-op names), and the same applied after F.conv2d
+POST_OPS = {"none": lambda y: y, "relu": torch.relu_, "swish": lambda y: F.silu(y, inplace=True)}
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, relu: bool = False) -> torch.Tensor:
@@ -43,6 +47,34 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, rel
         return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "relu" if relu else "none", [], "")
     y = F.linear(x, weight, bias)
     return F.relu(y) if relu else y
+
+
+def conv_pointwise(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, padding: int, stride: int = 1,
+                   groups: int = 1, post: str = "none") -> torch.Tensor:
+    """A convolution along the last axis of (B, C, 1, L) data, an activation fused into it on the CPU.
+
+    Through oneDNN (``torch.ops.mkldnn._convolution_pointwise``, the activation as its post-op: no second
+    pass over the output) for float32 on the CPU; elsewhere ``F.conv2d`` and the activation after it.
+
+    Parameters
+    ----------
+    x : (B, C_in, 1, L) tensor
+        Channels-last memory is what the rewrites pass (oneDNN's fast layout at their widths).
+    weight : (C_out, C_in / groups, 1, k) tensor
+    bias : (C_out,) tensor
+    padding, stride, groups : int
+        Zeros on each side of L, the step along L, channel groups.
+    post : {"none", "relu", "swish"}
+        The activation.
+
+    Returns
+    -------
+    (B, C_out, 1, L') tensor
+    """
+    if ONEDNN_CONV and x.device.type == "cpu" and x.dtype == torch.float32:
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, weight, bias, [0, padding], [1, stride], [1, 1], groups, post, [], "")
+    return POST_OPS[post](F.conv2d(x, weight, bias, stride=(1, stride), padding=(0, padding), groups=groups))
 
 
 @functools.cache
