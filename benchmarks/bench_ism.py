@@ -16,7 +16,9 @@ Models: ``crmnet-tiny`` and ``crmnet`` (random weights: speed does not depend on
 (the real DeepATT release from ``shared/models/vaishnav2022``). Each round runs every contender once, in
 an order rotated from round to round; figures are medians over rounds of mutants per CPU second
 (``time.process_time``) and per wall second; the ratio (crmnet / peer) is the median of per-round ratios
-with its range.
+with its range. After the table, each contender's share of CPU time spent in the kernel and its minor page
+faults per call (medians): with glibc's default thresholds a contender that re-allocates large blocks pays
+for faulting them in again (``docs/speed.md``, "The memory allocator").
 
     python benchmarks/bench_ism.py --models crmnet-tiny,deepatt --n 16 --rounds 5
     python benchmarks/bench_ism.py --models crmnet --n 2 --rounds 3
@@ -97,14 +99,34 @@ def run(name: str, n: int, rounds: int, batches: list[int], tmp: Path) -> dict:
     names = list(calls)
     for call in calls.values():
         call()  # warm-up (tangermeme's fast mode captures the graph here)
-    rates = {k: {"cpu": [], "wall": []} for k in names}
+    rates = {k: {"cpu": [], "wall": [], "system": [], "faults": []} for k in names}
     for r in range(rounds):
         for k in names[r % len(names):] + names[: r % len(names)]:
-            c, w = time.process_time(), time.perf_counter()
+            (s0, f0), c, w = usage(), time.process_time(), time.perf_counter()
             calls[k]()
-            rates[k]["cpu"].append(mutants / (time.process_time() - c))
-            rates[k]["wall"].append(mutants / (time.perf_counter() - w))
+            cpu, wall, (s1, f1) = time.process_time() - c, time.perf_counter() - w, usage()
+            rates[k]["cpu"].append(mutants / cpu)
+            rates[k]["wall"].append(mutants / wall)
+            rates[k]["system"].append((s1 - s0) / cpu)
+            rates[k]["faults"].append(f1 - f0)
     return {"mutants": mutants, "rates": rates}
+
+
+def usage() -> tuple[float, int]:
+    """This process's CPU seconds in the kernel and minor page faults so far (zeros without ``resource``)."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return 0.0, 0
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_stime, ru.ru_minflt
+
+
+def memory_note(name: str, result: dict) -> str:
+    """One line: each contender's median share of CPU time in the kernel and minor page faults per call."""
+    parts = [f"{k} {statistics.median(r['system']):.0%} / {statistics.median(r['faults']):,.0f}"
+             for k, r in result["rates"].items()]
+    return f"# {name}, kernel share of CPU time / minor page faults per call (medians): " + "; ".join(parts)
 
 
 def strongest_peer(rates: dict) -> str:
@@ -154,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             best = strongest_peer(result["rates"])
             rows.append(speedlog.row(name, "saturation mutagenesis, 330 mutants per sequence", best, "mutants/s",
                                      result["rates"]["crmnet"], result["rates"][best]))
+    print("\n".join(memory_note(name, result) for name, result in results.items()))
     if args.json:
         speedlog.save(args.json, "bench_ism", cond, rows, results)
     return 0
