@@ -247,8 +247,9 @@ class FastNarrowCRMnet(nn.Module):
         # The per-call cost of oneDNN's small convolutions (tens of µs) outweighs the cache misses of a
         # large chunk: per sequence, crmnet-tiny ran ≈1.5x faster in chunks of 1,024 than of 128. Beyond
         # 1,024 glibc's malloc hands the larger freed blocks back to the system after each forward, and
-        # the next one faults them in again (crmnet-tiny at 4,096: 9,000-60,000 minor page faults per
-        # call, none at 1,024; 0.87-0.95x the time per sequence at 1,024, interleaved in one process).
+        # the next one faults them in again (crmnet-tiny, repeated forwards in one process: 9,000-60,000
+        # minor page faults per call at 4,096, none at 1,024, which took 0.87-0.95x the time per sequence).
+        # Where the process allocates much else (the mutagenesis benchmark) both sizes can fault alike.
         parts = [self._forward(part) for part in x.split(self.CHUNK)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
