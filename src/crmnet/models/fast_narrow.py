@@ -245,11 +245,11 @@ class FastNarrowCRMnet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map x (B, C, L) one-hot → (B,) expression."""
         # The per-call cost of oneDNN's small convolutions (tens of µs) outweighs the cache misses of a
-        # large chunk: per sequence, crmnet-tiny ran ≈1.5x faster in chunks of 1,024 than of 128. Beyond
-        # 1,024 glibc's malloc hands the larger freed blocks back to the system after each forward, and
-        # the next one faults them in again (crmnet-tiny, repeated forwards in one process: 9,000-60,000
-        # minor page faults per call at 4,096, none at 1,024, which took 0.87-0.95x the time per sequence).
-        # Where the process allocates much else (the mutagenesis benchmark) both sizes can fault alike.
+        # large chunk: per sequence, crmnet-tiny ran ≈1.5x faster in chunks of 1,024 than of 128, and alike
+        # (within ±5 %, interleaved) in chunks of 2,048 and 4,096, which hold more memory. glibc may hand
+        # freed activations back to the system and fault them in again on the next forward, at any of these
+        # sizes, depending on what else the process allocated; removing those faults measured no gain
+        # (docs/speed.md, "The memory allocator").
         parts = [self._forward(part) for part in x.split(self.CHUNK)]
         return parts[0] if len(parts) == 1 else torch.cat(parts)
 
