@@ -108,7 +108,6 @@ def frozen(t: torch.Tensor | None) -> nn.Parameter | None:
     return None if t is None else nn.Parameter(t.detach().clone(), requires_grad=False)
 
 
-
 def polyphase_kernel(up: SameConvTranspose1d) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
     """A Keras-'same' transposed convolution of stride s as one convolution with s · C_out outputs.
 
@@ -139,6 +138,7 @@ def polyphase_kernel(up: SameConvTranspose1d) -> tuple[torch.Tensor, torch.Tenso
         for d, t in taps.items():
             kernel[r, :, :, d - lo] = w[:, :, t].T
     return kernel.reshape(s * w.shape[1], w.shape[0], hi - lo + 1), up.bias.detach().repeat(s), (-lo, hi)
+
 
 class FoldedAttention(nn.Module):
     """:class:`MultiHeadSelfAttention` with q·k and v·out folded (see :mod:`~crmnet.models.fastpath`).
